@@ -1,0 +1,262 @@
+"""The kernel library: one registry entry per op.
+
+Each entry holds, in one place, the op's shape and dtype rule, its flop count, and its
+NumPy reference (TensorFlow lowerings join each entry in ``dfc/lower``). Every stage looks
+ops up here: there are no ``if op == "matmul"`` chains anywhere else.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .types import (COMPLEX_OF, DTYPES, ITEMSIZE, REAL_OF, ItemsType, OpTypeError,
+                    TensorType, unify_dtype)
+
+Infer = Callable[..., TensorType]
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    doc: str
+    infer: Infer  # (*arg_types, **kwargs) -> result type; raises OpTypeError
+    flops: Callable[[tuple, TensorType], int]
+    numpy: Callable
+    nargs: tuple[int, int] = (1, 1)
+    kwargs: tuple[str, ...] = ()
+    callable: bool = True  # may be called by name in an expression
+    reduction: bool = False  # with one argument: reduces over free tile indices
+    symbol: str = ""  # the operator that spells it, if any
+
+    def bytes(self, args: tuple, out: TensorType) -> int:
+        """Bytes read and written by one instance."""
+        ins = sum(a.nbytes for a in args if isinstance(a, TensorType))
+        ins += sum(a.item.nbytes * a.count for a in args if isinstance(a, ItemsType))
+        return ins + out.nbytes
+
+
+REGISTRY: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    assert op.name not in REGISTRY, op.name
+    REGISTRY[op.name] = op
+    return op
+
+
+def get(name: str) -> Op:
+    return REGISTRY[name]
+
+
+# ------------------------------------------------------------------------ shape rules
+
+def _tensor(t, i: int, name: str) -> TensorType:
+    if not isinstance(t, TensorType):
+        raise OpTypeError(f"{name}() takes arrays, not {t}", arg=i)
+    return t
+
+
+def _elementwise(*args: TensorType) -> TensorType:
+    out = _tensor(args[0], 0, "elementwise")
+    for i, t in enumerate(args[1:], 1):
+        t = _tensor(t, i, "elementwise")
+        if out.rank and t.rank and out.shape != t.shape:
+            raise OpTypeError(f"shape mismatch: {out} and {t}",
+                              "elementwise operands must have the same shape (or one is a scalar)", arg=i)
+        out = TensorType(out.shape or t.shape, unify_dtype(out, t))
+    return out
+
+
+def _unary_same(name: str) -> Infer:
+    def infer(a):
+        return _tensor(a, 0, name)
+    return infer
+
+
+def _real_valued(name: str) -> Infer:
+    def infer(a):
+        a = _tensor(a, 0, name)
+        return TensorType(a.shape, REAL_OF.get(a.dtype, a.dtype))
+    return infer
+
+
+def _matmul(a: TensorType, b: TensorType) -> TensorType:
+    a, b = _tensor(a, 0, "matmul"), _tensor(b, 1, "matmul")
+    if a.rank != 2 or b.rank != 2:
+        raise OpTypeError(f"matmul needs two matrices, got {a} and {b}", arg=0 if a.rank != 2 else 1)
+    if a.shape[1] != b.shape[0]:
+        raise OpTypeError(f"inner dimensions differ: {a} @ {b} ({a.shape[1]} != {b.shape[0]})",
+                          "the columns of the left tile must equal the rows of the right tile", arg=1)
+    return TensorType((a.shape[0], b.shape[1]), unify_dtype(a, b))
+
+
+def _matvec(a: TensorType, x: TensorType) -> TensorType:
+    a, x = _tensor(a, 0, "matvec"), _tensor(x, 1, "matvec")
+    if a.rank != 2 or x.rank != 1:
+        raise OpTypeError(f"matvec needs a matrix and a vector, got {a} and {x}")
+    if a.shape[1] != x.shape[0]:
+        raise OpTypeError(f"inner dimensions differ: {a} @ {x} ({a.shape[1]} != {x.shape[0]})",
+                          "the matrix's columns must equal the vector's length; index a row of "
+                          "tiles with A[i, :] to multiply by a whole vector", arg=1)
+    return TensorType((a.shape[0],), unify_dtype(a, x))
+
+
+def _dot(a: TensorType, b: TensorType) -> TensorType:
+    a, b = _tensor(a, 0, "dot"), _tensor(b, 1, "dot")
+    if a.rank != 1 or b.rank != 1 or a.shape != b.shape:
+        raise OpTypeError(f"dot needs two vectors of the same length, got {a} and {b}", arg=1)
+    return TensorType((), unify_dtype(a, b))
+
+
+def _reduce_all(name: str) -> Infer:
+    def infer(*args):
+        if len(args) == 1:  # a reduction of all elements (over free indices: see spec typing)
+            return TensorType((), _tensor(args[0], 0, name).dtype)
+        return _elementwise(*args)
+    return infer
+
+
+def _norm(a: TensorType) -> TensorType:
+    a = _tensor(a, 0, "norm")
+    return TensorType((), REAL_OF.get(a.dtype, a.dtype))
+
+
+def _fft(name: str) -> Infer:
+    def infer(a):
+        a = _tensor(a, 0, name)
+        if a.rank != 1:
+            raise OpTypeError(f"{name} takes a vector, got {a}", arg=0)
+        if a.dtype not in REAL_OF:
+            raise OpTypeError(f"{name} needs complex input, got {a}",
+                              f"declare the array as {COMPLEX_OF.get(a.dtype or 'float64', 'complex128')}",
+                              arg=0, code="dtype-mismatch")
+        return a
+    return infer
+
+
+def _fft_merge(items, stride: int = 0) -> TensorType:
+    if not isinstance(items, ItemsType):
+        raise OpTypeError(f"fft_merge takes the items of a queue (the task's `pop:`), got {items}", arg=0)
+    if stride != items.count:
+        raise OpTypeError(f"fft_merge(stride={stride}) but the queue delivers {items.count} sub-spectra",
+                          "stride must equal the number of interleaved tiles")
+    t = _fft("fft_merge")(items.item)
+    return TensorType((t.shape[0] * items.count,), t.dtype)
+
+
+def _transpose(a: TensorType) -> TensorType:
+    a = _tensor(a, 0, "transpose")
+    if a.rank != 2:
+        raise OpTypeError(f"transpose takes a matrix, got {a}", arg=0)
+    return TensorType(a.shape[::-1], a.dtype)
+
+
+def _compare(a: TensorType, b: TensorType) -> TensorType:
+    for i, t in enumerate((a, b)):
+        if _tensor(t, i, "comparison").rank:
+            raise OpTypeError(f"comparisons take scalars, got {t}",
+                              "reduce the array first, e.g. with norm(...) or max(...)", arg=i)
+    unify_dtype(a, b)
+    return TensorType((), "bool")
+
+
+def _logical(*args: TensorType) -> TensorType:
+    for i, t in enumerate(args):
+        if _tensor(t, i, "logical").rank or t.dtype not in ("bool", None):
+            raise OpTypeError(f"'and', 'or' and 'not' take conditions, got {t}", arg=i)
+    return TensorType((), "bool")
+
+
+def _assign_add(a: TensorType, b: TensorType) -> TensorType:
+    return _elementwise(a, b)
+
+
+# ------------------------------------------------------------------------ numpy refs
+
+def fft_merge_numpy(items, stride: int) -> np.ndarray:
+    """Combine P sub-spectra Y_p = FFT(x[p::P]) into FFT(x): twiddle each by
+    W_N^(p*k), then a length-P DFT across p (one radix-P Cooley-Tukey stage)."""
+    y = np.stack([np.asarray(t) for t in items])  # (P, M)
+    p_count, m = y.shape
+    n = p_count * m
+    twiddle = np.exp(-2j * np.pi * np.outer(np.arange(p_count), np.arange(m)) / n)
+    z = (y * twiddle).astype(y.dtype, copy=False)
+    return np.fft.fft(z, axis=0).reshape(n).astype(y.dtype, copy=False)
+
+
+def _n(out: TensorType) -> int:
+    return max(out.size, 1)
+
+
+def _nlogn(n: int) -> int:
+    return int(5 * n * math.log2(n)) if n > 1 else 0
+
+
+_ELEMENTWISE_BINARY = [
+    ("add", "+", np.add), ("sub", "-", np.subtract), ("mul", "*", np.multiply),
+    ("div", "/", np.divide), ("pow", "**", np.power),
+]
+for _name, _sym, _fn in _ELEMENTWISE_BINARY:
+    register(Op(_name, f"elementwise a {_sym} b; scalars broadcast", _elementwise,
+                lambda args, out: _n(out), _fn, nargs=(2, 2), callable=False, symbol=_sym))
+
+register(Op("neg", "elementwise -a", _unary_same("neg"), lambda a, o: _n(o), np.negative,
+            callable=False, symbol="-"))
+register(Op("matmul", "matrix product of two tiles", _matmul,
+            lambda a, o: 2 * a[0].shape[0] * a[0].shape[1] * a[1].shape[1], np.matmul,
+            nargs=(2, 2), symbol="@"))
+register(Op("matvec", "matrix-vector product", _matvec,
+            lambda a, o: 2 * a[0].shape[0] * a[0].shape[1], np.matmul, nargs=(2, 2), symbol="@"))
+register(Op("dot", "inner product of two vectors (conjugates neither)", _dot,
+            lambda a, o: 2 * a[0].shape[0], np.dot, nargs=(2, 2), symbol="@"))
+register(Op("norm", "Euclidean (Frobenius) norm", _norm, lambda a, o: 2 * a[0].size,
+            lambda x: np.linalg.norm(np.ravel(x))))
+register(Op("sum", "sum of all elements, or over a free tile index", _reduce_all("sum"),
+            lambda a, o: a[0].size, np.sum, reduction=True))
+register(Op("max", "largest element, over a free tile index, or of several values",
+            _reduce_all("max"), lambda a, o: sum(t.size for t in a),
+            lambda *xs: np.max(xs[0]) if len(xs) == 1 else np.maximum.reduce(xs), nargs=(1, 8),
+            reduction=True))
+register(Op("min", "smallest element, over a free tile index, or of several values",
+            _reduce_all("min"), lambda a, o: sum(t.size for t in a),
+            lambda *xs: np.min(xs[0]) if len(xs) == 1 else np.minimum.reduce(xs), nargs=(1, 8),
+            reduction=True))
+register(Op("abs", "elementwise absolute value", _real_valued("abs"), lambda a, o: _n(o), np.abs))
+register(Op("sqrt", "elementwise square root", _unary_same("sqrt"), lambda a, o: _n(o), np.sqrt))
+register(Op("log2", "elementwise base-2 logarithm", _unary_same("log2"), lambda a, o: _n(o), np.log2))
+register(Op("ceil", "elementwise ceiling", _unary_same("ceil"), lambda a, o: _n(o), np.ceil))
+register(Op("floor", "elementwise floor", _unary_same("floor"), lambda a, o: _n(o), np.floor))
+register(Op("fft", "1-D discrete Fourier transform", _fft("fft"),
+            lambda a, o: _nlogn(o.size), np.fft.fft))
+register(Op("ifft", "1-D inverse discrete Fourier transform", _fft("ifft"),
+            lambda a, o: _nlogn(o.size), np.fft.ifft))
+register(Op("fft_merge", "merge P interleaved sub-spectra with twiddle factors (radix-P stage)",
+            _fft_merge, lambda a, o: 6 * o.size + _nlogn(o.size) - _nlogn(a[0].item.size) * a[0].count,
+            fft_merge_numpy, kwargs=("stride",)))
+register(Op("transpose", "matrix transpose", _transpose, lambda a, o: 0, np.transpose))
+register(Op("copy", "a copy of a tile", _unary_same("copy"), lambda a, o: 0, np.copy))
+register(Op("assign_add", "a += b, in place on the owner of a", _assign_add,
+            lambda a, o: _n(o), np.add, nargs=(2, 2), callable=False))
+for _name, _sym, _fn in [("eq", "==", np.equal), ("ne", "!=", np.not_equal), ("lt", "<", np.less),
+                         ("le", "<=", np.less_equal), ("gt", ">", np.greater),
+                         ("ge", ">=", np.greater_equal)]:
+    register(Op(_name, f"scalar comparison a {_sym} b", _compare, lambda a, o: 1, _fn,
+                nargs=(2, 2), callable=False, symbol=_sym))
+register(Op("and", "logical and", _logical, lambda a, o: 1, np.logical_and, nargs=(2, 8),
+            callable=False, symbol="and"))
+register(Op("or", "logical or", _logical, lambda a, o: 1, np.logical_or, nargs=(2, 8),
+            callable=False, symbol="or"))
+register(Op("not", "logical not", _logical, lambda a, o: 1, np.logical_not, callable=False,
+            symbol="not"))
+
+#: Names an expression may call.
+FUNCTIONS: tuple[str, ...] = tuple(sorted(n for n, op in REGISTRY.items() if op.callable))
+#: Which op '@' means, by the ranks of its operands.
+MATMUL_BY_RANK: dict[tuple[int, int], str] = {(2, 2): "matmul", (2, 1): "matvec", (1, 1): "dot"}
+
+__all__ = ["Op", "REGISTRY", "FUNCTIONS", "MATMUL_BY_RANK", "register", "get", "TensorType",
+           "ItemsType", "OpTypeError", "DTYPES", "ITEMSIZE"]

@@ -1,0 +1,54 @@
+"""The spec language: load a YAML program, validate it, and return a frozen :class:`Spec`.
+
+``load_spec`` runs the stages in order and stops at the first stage that found errors,
+reporting every error of that stage: YAML (syntax, encoding, duplicates, bombs), then the
+JSON Schema (structure, unknown keys, enums), then building (params, sizes, tilings,
+expressions), then semantic checks (names, shapes, queues, cycles, memory).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from ..diagnostics import Diagnostic, Pos, SpecError, sorted_unique
+from .build import Override, build_spec
+from .checks import check_spec
+from .model import Spec
+from .schema import check_schema, schema, schema_text
+from .yamlsrc import load_yaml
+
+__all__ = ["load_spec", "load_spec_text", "Spec", "SpecError", "schema", "schema_text", "Override"]
+
+
+def load_spec_text(data: bytes, file: str, overrides: Iterable[str] = ()) -> Spec:
+    """Validate spec bytes that claim to come from ``file``; raise SpecError with every error."""
+    value, smap = load_yaml(file, data)
+    if not isinstance(value, dict):
+        raise SpecError([Diagnostic(smap.value(()), "bad-type", "a spec is a mapping of keys such as "
+                                    "`dfc:`, `name:` and `arrays:`", "start the file with `dfc: 1`")])
+    diags = check_schema(value, smap)
+    if diags:
+        raise SpecError(sorted_unique(diags))
+    spec, errors = build_spec(value, smap, [Override(o) for o in overrides], file)
+    if errors:
+        raise SpecError(sorted_unique(errors.diagnostics))
+    diags = check_spec(spec)
+    if diags:
+        raise SpecError(sorted_unique(diags))
+    return spec
+
+
+def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
+    """Load and validate the spec at ``path``."""
+    file = str(path)
+    try:
+        p = Path(path)
+        if p.is_dir():
+            raise SpecError([Diagnostic(Pos(file), "no-file", f"'{file}' is a directory, not a spec")])
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise SpecError([Diagnostic(Pos(file), "no-file", f"no such file: '{file}'")]) from None
+    except OSError as e:
+        raise SpecError([Diagnostic(Pos(file), "no-file", f"cannot read '{file}': {e.strerror}")]) from None
+    return load_spec_text(data, file, overrides)

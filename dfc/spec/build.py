@@ -1,0 +1,418 @@
+"""Build the frozen :class:`Spec` from a schema-valid document.
+
+Evaluates params (with ``--set`` overrides) exactly, turns every size into a checked
+integer, parses every expression, resolves ``like:`` and tilings, and collects every error
+it finds with its position.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from ..diagnostics import Collector, Pos, did_you_mean
+from ..ops import FUNCTIONS
+from .expr import MATH_FUNCTIONS, Expr, ExprError, as_number, evaluate, parse_expr, whole
+from .model import (Array, Checkpoint, InitConstant, InitCopy, InitFile, InitFill, InitRandom,
+                    Job, Let, Location, Loop, Metrics, Placement, Queue, Reduce, Scalar, Spec, Task,
+                    Threads, Tiling, VerifyExact, VerifyFreivalds, VerifyReference, VerifyResidual)
+from .yamlsrc import SourceMap
+
+COMPUTE_FUNCTIONS = tuple(sorted(set(FUNCTIONS) | set(MATH_FUNCTIONS)))
+DEFAULT_CLUSTER = {"worker": {"tasks": 1}}
+_MEM = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(i?)B?$")
+
+
+class Override:
+    """A ``--set NAME=VALUE`` from the command line."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.name, _, self.value = text.partition("=")
+        self.name = self.name.strip()
+        self.pos = Pos("<command line>", 1, 7 + len(text) - len(text.lstrip()), 6 + len(text))
+
+
+def parse_memory(value: int | str) -> int:
+    if isinstance(value, int):
+        return value
+    num, unit, binary = _MEM.match(value.strip()).groups()
+    base = 1024 if binary or unit else 1000
+    return int(float(num) * base ** " KMGT".index(unit or " "))
+
+
+class Builder:
+    def __init__(self, data: dict, smap: SourceMap, overrides: list[Override], spec_dir: str):
+        self.data, self.smap, self.overrides, self.dir = data, smap, overrides, spec_dir
+        self.errors = Collector()
+        self.params: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- helpers
+    def pos(self, *path) -> Pos:
+        return self.smap.value(path)
+
+    def expr(self, value: Any, path: tuple, functions=COMPUTE_FUNCTIONS) -> Expr | None:
+        start = self.smap.content_start(path)
+        try:
+            return parse_expr(value, start or self.smap.value(path), start is not None, functions)
+        except ExprError as e:
+            self.errors.extend([e.diagnostic])
+            return None
+
+    def size(self, value: Any, path: tuple, what: str, minimum: int | None = 1, default: int = 1) -> int:
+        e = self.expr(value, path, MATH_FUNCTIONS)
+        if e is None:
+            return default
+        try:
+            return whole(e, self.params, what, minimum)
+        except ExprError as err:
+            self.errors.extend([err.diagnostic])
+            return default
+
+    def number(self, value: Any, path: tuple, what: str) -> float | int:
+        e = self.expr(value, path, MATH_FUNCTIONS)
+        if e is None:
+            return 0
+        try:
+            v = evaluate(e, self.params)
+        except ExprError as err:
+            self.errors.extend([err.diagnostic])
+            return 0
+        if isinstance(v, bool):
+            self.errors.error(e.pos, "bad-type", f"{what} must be a number, not a condition")
+            return 0
+        return as_number(v)
+
+    def location(self, text: str | None, path: tuple, jobs: dict[str, Job]) -> Location | None:
+        if text is None:
+            return None
+        loc = Location.parse(text)
+        if loc.job not in jobs:
+            self.errors.error(self.pos(*path), "unknown-job", f"the cluster has no job '{loc.job}'",
+                              did_you_mean(loc.job, jobs) or "add it under `cluster:`")
+        elif loc.task is not None and loc.task >= jobs[loc.job].tasks:
+            self.errors.error(self.pos(*path), "out-of-range",
+                              f"job '{loc.job}' has {jobs[loc.job].tasks} task(s); '{text}' does not exist",
+                              f"tasks are numbered 0 to {jobs[loc.job].tasks - 1}")
+        return loc
+
+    # ----------------------------------------------------------------- params
+    def build_params(self) -> None:
+        raw: dict[str, tuple[Any, tuple, Pos | None]] = {
+            k: (v, ("params", k), None) for k, v in (self.data.get("params") or {}).items()}
+        for o in self.overrides:
+            if not o.name.isidentifier() or not o.value.strip():
+                self.errors.error(o.pos, "bad-override", f"cannot read --set '{o.text}'",
+                                  "write --set NAME=VALUE, e.g. --set N=4096")
+            elif o.name not in raw:
+                self.errors.error(o.pos, "unknown-param", f"--set names '{o.name}', which is not a param",
+                                  did_you_mean(o.name, raw) or "declare it under `params:`")
+            else:
+                raw[o.name] = (o.value.strip(), ("params", o.name), o.pos)
+        exprs: dict[str, Expr] = {}
+        for name, (value, path, opos) in raw.items():
+            if opos is not None:
+                try:
+                    exprs[name] = parse_expr(value, opos.shifted(len(name) + 1, len(value)), True, MATH_FUNCTIONS)
+                except ExprError as e:
+                    self.errors.extend([e.diagnostic])
+            elif (e := self.expr(value, path, MATH_FUNCTIONS)) is not None:
+                exprs[name] = e
+        state: dict[str, str] = {}
+
+        def visit(name: str, chain: tuple[str, ...]) -> None:
+            if state.get(name) == "done" or name not in exprs:
+                return
+            if state.get(name) == "active":
+                cycle = " -> ".join(chain[chain.index(name):] + (name,))
+                self.errors.error(exprs[name].pos, "cycle", f"params depend on each other: {cycle}",
+                                  "give one of them a number")
+                exprs.pop(name)
+                return
+            state[name] = "active"
+            for dep in sorted(exprs[name].names() & set(exprs)):
+                visit(dep, chain + (name,))
+            state[name] = "done"
+            if name not in exprs:
+                return
+            try:
+                v = evaluate(exprs[name], self.params)
+                if isinstance(v, bool):
+                    raise exprs[name].error(None, "bad-type", f"param '{name}' must be a number, not a condition")
+                if isinstance(v, float) and v != v:
+                    raise exprs[name].error(None, "bad-value", f"param '{name}' is not a number (nan)")
+                self.params[name] = v
+            except ExprError as e:
+                self.errors.extend([e.diagnostic])
+
+        for name in sorted(exprs):
+            visit(name, ())
+
+    # ----------------------------------------------------------------- sections
+    def build_cluster(self) -> dict[str, Job]:
+        jobs = {}
+        for name, d in (self.data.get("cluster") or DEFAULT_CLUSTER).items():
+            p = ("cluster", name)
+            t = d.get("threads") or {}
+            jobs[name] = Job(
+                name, self.pos(*p), tasks=self.size(d.get("tasks", 1), p + ("tasks",), f"{name}.tasks"),
+                device=d.get("device", "cpu"), gpus=d.get("gpus", 1),
+                threads=Threads(t.get("intra"), t.get("inter")),
+                memory=parse_memory(d["memory"]) if "memory" in d else None)
+            if jobs[name].tasks > 4096:
+                self.errors.error(self.pos(*p, "tasks"), "too-large",
+                                  f"job '{name}' asks for {jobs[name].tasks} tasks; dfc supports at most 4096")
+        return jobs
+
+    def build_arrays(self, jobs: dict[str, Job]) -> dict[str, Array]:
+        raw = self.data.get("arrays") or {}
+        out: dict[str, Array] = {}
+        active: set[str] = set()
+
+        def build(name: str) -> Array | None:
+            if name in out:
+                return out[name]
+            if name in active:
+                self.errors.error(self.smap.key(("arrays", name, "like")), "cycle",
+                                  f"array '{name}' is `like:` itself through a chain of arrays")
+                return None
+            active.add(name)
+            out[name] = arr = self.build_array(name, raw[name], raw, jobs, build)
+            active.discard(name)
+            return arr
+
+        for name in raw:
+            build(name)
+        return {k: v for k, v in out.items() if v is not None}
+
+    def build_array(self, name: str, d: dict, raw: dict, jobs, build: Callable) -> Array | None:
+        p = ("arrays", name)
+        base = None
+        if "like" in d:
+            if d["like"] not in raw:
+                self.errors.error(self.pos(*p, "like"), "undefined-name", f"no array named '{d['like']}'",
+                                  did_you_mean(d["like"], raw))
+            else:
+                base = build(d["like"])
+        if "shape" not in d and base is None:
+            self.errors.error(self.smap.key(p), "missing-key", f"array '{name}' needs a `shape:` (or `like:`)")
+            return None
+        if "shape" in d:
+            shape = tuple(self.size(v, p + ("shape", i), f"extent {i} of '{name}'")
+                          for i, v in enumerate(d["shape"]))
+        else:
+            shape = base.shape
+        dtype = d.get("dtype", base.dtype if base else "float32")
+        if "tile" in d:
+            tiling = self.tiling(name, d["tile"], shape, p + ("tile",))
+        elif base is not None and base.shape == shape:
+            tiling = base.tiling
+        else:
+            tiling = Tiling("block", shape, (1,) * len(shape))
+        return Array(name, self.pos(*p), shape, dtype, tiling, self.init(name, d.get("init"), p + ("init",), raw),
+                     d.get("like"), self.location(d.get("on"), p + ("on",), jobs),
+                     d.get("resident", False), d.get("output", False), d.get("description", ""))
+
+    def tiling(self, name: str, t: Any, shape: tuple[int, ...], p: tuple) -> Tiling:
+        if isinstance(t, dict) and "cyclic" in t:
+            parts = self.size(t["cyclic"], p + ("cyclic",), f"cyclic tiling of '{name}'")
+            if len(shape) != 1:
+                self.errors.error(self.pos(*p), "bad-tiling", f"cyclic tiling needs a 1-D array; '{name}' has {len(shape)} dimensions",
+                                  "tile it in blocks instead: tile: [..]")
+            elif shape[0] % parts:
+                self.errors.error(self.pos(*p, "cyclic"), "tile-divide",
+                                  f"{parts} cyclic tiles do not divide the {shape[0]} elements of '{name}'",
+                                  _divisor_hint(shape[0], parts))
+            else:
+                return Tiling("cyclic", (shape[0] // parts,), (parts,))
+            return Tiling("block", shape, (1,) * len(shape))
+        sizes = t["block"] if isinstance(t, dict) else t
+        sp = p + ("block",) if isinstance(t, dict) else p
+        tile = tuple(self.size(v, sp + (i,), f"tile extent {i} of '{name}'") for i, v in enumerate(sizes))
+        if len(tile) != len(shape):
+            self.errors.error(self.pos(*sp), "bad-tiling",
+                              f"'{name}' has {len(shape)} dimensions but its tile has {len(tile)}",
+                              "give one tile size per dimension")
+            return Tiling("block", shape, (1,) * len(shape))
+        ok = True
+        for i, (n, k) in enumerate(zip(shape, tile)):
+            if n % k:
+                ok = False
+                self.errors.error(self.pos(*sp, i), "tile-divide",
+                                  f"tile extent {k} does not divide extent {n} of '{name}' (dimension {i})",
+                                  _divisor_hint(n, k))
+        if not ok:
+            return Tiling("block", shape, (1,) * len(shape))
+        return Tiling("block", tile, tuple(n // k for n, k in zip(shape, tile)))
+
+    def init(self, name: str, v: Any, p: tuple, arrays: dict):
+        if v is None or v == "zeros":
+            return InitFill(0.0)
+        if v == "ones":
+            return InitFill(1.0)
+        if isinstance(v, str):
+            if v not in arrays or v == name:
+                self.errors.error(self.pos(*p), "undefined-name",
+                                  f"init '{v}' is neither 'zeros', 'ones' nor another array",
+                                  did_you_mean(v, [*arrays, "zeros", "ones"]))
+                return InitFill(0.0)
+            return InitCopy(v)
+        if "constant" in v:
+            return InitConstant(self.number(v["constant"], p + ("constant",), "constant"))
+        if "random" in v:
+            return InitRandom(v["random"], v.get("seed", 0), v.get("low", 0.0), v.get("high", 1.0),
+                              v.get("mean", 0.0), v.get("std", 1.0))
+        path = v["file"]
+        return InitFile(path if os.path.isabs(path) else os.path.normpath(os.path.join(self.dir, path)))
+
+    def build_scalars(self) -> dict[str, Scalar]:
+        return {name: Scalar(name, self.pos("scalars", name),
+                             self.expr(d["init"], ("scalars", name, "init")) if "init" in d else None,
+                             d.get("via"), d.get("dtype", "float64"), d.get("description", ""))
+                for name, d in (self.data.get("scalars") or {}).items()}
+
+    def build_queues(self, jobs) -> dict[str, Queue]:
+        out = {}
+        for name, d in (self.data.get("queues") or {}).items():
+            p = ("queues", name)
+            r = d.get("reduce")
+            out[name] = Queue(
+                name, self.pos(*p), self.location(d.get("on"), p + ("on",), jobs),
+                self.size(d.get("shards", 1), p + ("shards",), f"shards of '{name}'"),
+                self.expr(d["shard"], p + ("shard",), MATH_FUNCTIONS) if "shard" in d else None,
+                self.size(d.get("capacity", 8), p + ("capacity",), f"capacity of '{name}'"),
+                Reduce(r["op"], r.get("into"), r.get("broadcast")) if r else None,
+                d.get("description", ""))
+            if r and r.get("broadcast") and r["broadcast"] not in jobs:
+                self.errors.error(self.pos(*p, "reduce", "broadcast"), "unknown-job",
+                                  f"the cluster has no job '{r['broadcast']}' to broadcast to",
+                                  did_you_mean(r["broadcast"], jobs))
+        return out
+
+    def build_task(self, name: str, d: dict, p: tuple, jobs) -> Task:
+        domain = tuple((idx, self.size(ext, p + ("for", idx), f"extent of index '{idx}'"))
+                       for idx, ext in (d.get("for") or {}).items())
+        update = []
+        for t, v in (d.get("update") or {}).items():
+            kp = p + ("update", t)
+            try:
+                target = parse_expr(t, self.smap.key(kp), True, ())
+            except ExprError as e:
+                self.errors.extend([e.diagnostic])
+                target = None
+            value = self.expr(v, kp)
+            if target is not None and value is not None:
+                update.append((target, value))
+        task = Task(name, self.pos(*p), domain,
+                    self.expr(d["compute"], p + ("compute",)) if "compute" in d else None,
+                    self.target(d, "push", p), d.get("pop"), self.target(d, "out", p),
+                    tuple(update),
+                    self.location(d.get("on"), p + ("on",), jobs), d.get("schedule", "static"),
+                    d.get("description", ""))
+        self.check_task_shape(task, d, p)
+        return task
+
+    def target(self, d: dict, k: str, p: tuple) -> Expr | None:
+        return self.expr(d[k], p + (k,), ()) if k in d else None
+
+    def check_task_shape(self, task: Task, d: dict, p: tuple) -> None:
+        sinks = [k for k in ("push", "out", "update") if k in d]
+        where = self.smap.key(p)
+        if len(sinks) > 1:
+            self.errors.error(where, "task-form", f"'{task.name}' has both `{sinks[0]}:` and `{sinks[1]}:`",
+                              "a task either pushes into a queue, writes `out:`, or updates in place")
+        elif "compute" in d and not sinks:
+            self.errors.error(where, "task-form", f"the result of '{task.name}' goes nowhere",
+                              "add `out: ARRAY[...]` or `push: QUEUE[...]`")
+        elif "compute" not in d and sinks and sinks[0] != "update":
+            self.errors.error(where, "task-form", f"'{task.name}' has `{sinks[0]}:` but no `compute:`",
+                              "say what it computes with `compute: EXPR`")
+        elif not sinks and "compute" not in d:
+            self.errors.error(where, "task-form", f"'{task.name}' does nothing",
+                              "give it `compute:` with `out:`/`push:`, or `update:`")
+        if d.get("schedule") == "dynamic" and not d.get("for"):
+            self.errors.error(self.pos(*p, "schedule"), "task-form",
+                              "`schedule: dynamic` needs a `for:` domain to hand out",
+                              "remove it, or give the task an index domain")
+
+    def build_loop(self, jobs) -> Loop | None:
+        d = self.data.get("loop")
+        if d is None:
+            return None
+        steps = []
+        for i, s in enumerate(d["steps"]):
+            p = ("loop", "steps", i)
+            if "let" in s:
+                if ("reduce" in s) == ("value" in s):
+                    self.errors.error(self.smap.key(p), "task-form",
+                                      f"`let: {s['let']}` needs exactly one of `reduce:` or `value:`")
+                if "reduce" in s and "via" not in s:
+                    self.errors.error(self.smap.key(p), "task-form",
+                                      f"`let: {s['let']}` reduces but names no queue",
+                                      "add `via: QUEUE`: the queue whose reducer combines the partial results")
+                steps.append(Let(s.get("name", s["let"]), self.pos(*p), s["let"],
+                                 self.expr(s["reduce"], p + ("reduce",)) if "reduce" in s else None,
+                                 self.expr(s["value"], p + ("value",)) if "value" in s else None,
+                                 s.get("via")))
+            else:
+                steps.append(self.build_task(s.get("name", f"step{i + 1}"), s, p, jobs))
+        cp = d.get("checkpoint")
+        return Loop(self.pos("loop"), self.size(d["max"], ("loop", "max"), "loop.max"),
+                    self.expr(d["until"], ("loop", "until")) if "until" in d else None,
+                    Checkpoint(self.size(cp["every"], ("loop", "checkpoint", "every"), "checkpoint.every"),
+                               cp.get("path")) if cp else None,
+                    tuple(steps))
+
+    def build_verify(self):
+        d = self.data.get("verify")
+        if d is None:
+            return None
+        p, pos = ("verify",), self.pos("verify")
+        if "freivalds" in d:
+            return VerifyFreivalds(pos, self.expr(d["freivalds"], p + ("freivalds",)), d.get("trials", 3))
+        if "residual" in d:
+            return VerifyResidual(pos, self.expr(d["residual"], p + ("residual",)),
+                                  float(self.number(d["below"], p + ("below",), "verify.below")))
+        if "reference" in d:
+            return VerifyReference(pos, self.expr(d["reference"], p + ("reference",)), d.get("of", ""),
+                                   d.get("rtol", 1e-6), d.get("atol", 0.0))
+        return VerifyExact(pos, self.expr(d["exact"], p + ("exact",)), d.get("rtol", 0.0))
+
+    def build(self, file: str) -> Spec:
+        self.build_params()
+        jobs = self.build_cluster()
+        arrays = self.build_arrays(jobs)
+        tasks = {n: self.build_task(n, d, ("tasks", n), jobs) for n, d in (self.data.get("tasks") or {}).items()}
+        placement = self.data.get("placement") or {}
+        constraints = {k: self.location(v, ("placement", "constraints", k), jobs)
+                       for k, v in (placement.get("constraints") or {}).items()}
+        metrics = self.data.get("metrics") or {}
+        sweep = {}
+        for k, values in (self.data.get("sweep") or {}).items():
+            if k not in self.params:
+                self.errors.error(self.smap.key(("sweep", k)), "unknown-param", f"sweep over '{k}', which is not a param",
+                                  did_you_mean(k, self.params) or "declare it under `params:`")
+            sweep[k] = tuple(self.number(v, ("sweep", k, i), f"sweep value of '{k}'") for i, v in enumerate(values))
+        return Spec(
+            file, self.smap, self.data["dfc"], self.data["name"], self.data.get("description", ""),
+            {k: as_number(v) for k, v in self.params.items()}, jobs, arrays, self.build_scalars(),
+            self.build_queues(jobs), tasks, self.build_loop(jobs),
+            Placement(placement.get("strategy", "heft"), constraints, placement.get("profile")),
+            self.build_verify(),
+            Metrics(*(self.expr(metrics[k], ("metrics", k), MATH_FUNCTIONS) if k in metrics else None
+                      for k in ("flops", "bytes"))),
+            sweep)
+
+
+def _divisor_hint(n: int, k: int) -> str:
+    near = [d for d in range(max(1, k // 2), min(n, 2 * k) + 1) if n % d == 0]
+    best = sorted(near, key=lambda d: (abs(d - k), d))[:3]
+    return ("sizes must divide exactly; try " + " or ".join(map(str, sorted(best)))) if best \
+        else "sizes must divide exactly"
+
+
+def build_spec(data: dict, smap: SourceMap, overrides: list[Override], file: str) -> tuple[Spec, Collector]:
+    b = Builder(data, smap, overrides, str(Path(file).parent))
+    return b.build(file), b.errors

@@ -1,0 +1,518 @@
+"""Semantic checks on a built :class:`Spec`: the mistakes a schema cannot see.
+
+Each check is a function ``check_*(spec, ctx) -> None`` that reports into ``ctx.errors``;
+:func:`check_spec` runs them all, so the user sees every problem at once.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import os
+from dataclasses import dataclass, field
+
+from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
+from ..ops import FUNCTIONS, ItemsType, TensorType
+from ..ops.types import ITEMSIZE
+from .expr import Expr, ExprError, evaluate
+from .model import Array, InitCopy, InitFile, InitRandom, Let, Spec, Task
+from .shapes import ENUMERATION_LIMIT, Scope, index_range_error, infer
+
+BUILTIN_METRIC_NAMES = ("iterations_run",)
+
+
+@dataclass
+class Context:
+    spec: Spec
+    errors: Collector = field(default_factory=Collector)
+    item_types: dict[str, tuple[TensorType, Pos, str]] = field(default_factory=dict)  # queue -> first item
+    producers: dict[str, list[str]] = field(default_factory=dict)
+    consumers: dict[str, list[str]] = field(default_factory=dict)
+
+    def report(self, e: ExprError) -> None:
+        self.errors.extend([e.diagnostic])
+
+    def scope(self, task: Task | None = None, scalars=None, later=None, items=None) -> Scope:
+        return Scope(self.spec.arrays, self.spec.params, dict(task.domain) if task else {},
+                     scalars or {}, items or {}, later or {})
+
+
+def _typed(ctx: Context, expr: Expr | None, scope: Scope, allow_free: bool = False):
+    if expr is None:
+        return None
+    try:
+        return infer(expr, scope, allow_free)
+    except ExprError as e:
+        ctx.report(e)
+        return None
+
+
+# ---------------------------------------------------------------------------- names
+
+def check_names(spec: Spec, ctx: Context) -> None:
+    seen: dict[str, str] = {}
+    for kind, names in (("param", spec.params), ("array", spec.arrays), ("scalar", spec.scalars),
+                        ("queue", spec.queues)):
+        for name in names:
+            where = spec.source.key((kind + "s", name))
+            if name in FUNCTIONS:
+                ctx.errors.error(where, "name-clash", f"{kind} '{name}' has the name of a function",
+                                 "rename it")
+            elif name in seen:
+                ctx.errors.error(where, "name-clash", f"'{name}' is both a {seen[name]} and a {kind}",
+                                 "give each a name of its own")
+            seen.setdefault(name, kind)
+    for name, loc in spec.placement.constraints.items():
+        if name not in spec.tasks and name not in spec.arrays and name not in spec.queues:
+            ctx.errors.error(spec.source.key(("placement", "constraints", name)), "undefined-name",
+                             f"constraint on '{name}', which is no task, array or queue",
+                             did_you_mean(name, [*spec.tasks, *spec.arrays, *spec.queues]))
+
+
+# ---------------------------------------------------------------------------- arrays
+
+def check_arrays(spec: Spec, ctx: Context) -> None:
+    for a in spec.arrays.values():
+        p = ("arrays", a.name, "init")
+        if isinstance(a.init, InitCopy) and a.init.source in spec.arrays:
+            src = spec.arrays[a.init.source]
+            if (src.shape, src.dtype) != (a.shape, a.dtype):
+                ctx.errors.error(spec.source.value(p), "shape-mismatch",
+                                 f"'{a.name}' ({a.type}) cannot start as a copy of '{src.name}' ({src.type})",
+                                 f"make '{a.name}' `like: {src.name}`")
+        if isinstance(a.init, InitRandom) and a.init.random == "spd" and (
+                len(a.shape) != 2 or a.shape[0] != a.shape[1]):
+            ctx.errors.error(spec.source.value(p), "shape-mismatch",
+                             f"a symmetric positive definite matrix must be square; '{a.name}' is {a.type}")
+        if isinstance(a.init, InitFile):
+            check_npy(ctx, a, spec.source.value(p))
+
+
+def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
+    import numpy as np
+
+    path = a.init.file
+    if not os.path.isfile(path):
+        ctx.errors.error(pos, "missing-file", f"no file '{path}' for the initial value of '{a.name}'",
+                         "paths are relative to the spec's folder")
+        return
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            shape, _, dtype = np.lib.format._read_array_header(f, version)
+    except Exception as e:  # a corrupt or foreign file: say so, never crash
+        ctx.errors.error(pos, "bad-file", f"'{path}' is not a readable .npy file ({e})")
+        return
+    if tuple(shape) != a.shape or dtype.name != a.dtype:
+        ctx.errors.error(pos, "shape-mismatch",
+                         f"'{path}' holds {dtype.name}{list(shape)} but '{a.name}' is {a.type}",
+                         "make the array's shape and dtype match the file")
+
+
+# ---------------------------------------------------------------------------- tasks
+
+def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict) -> None:
+    for idx, _ in task.domain:
+        if idx in spec.params or idx in spec.arrays or idx in spec.scalars:
+            ctx.errors.error(spec.source.key(_task_path(spec, task) + ("for", idx)), "name-clash",
+                             f"index '{idx}' hides the {_kind_of(spec, idx)} of the same name",
+                             "rename the index")
+    items = {}
+    if task.pop is not None:
+        if task.pop not in spec.queues:
+            ctx.errors.error(spec.source.value(_task_path(spec, task) + ("pop",)), "undefined-name",
+                             f"no queue named '{task.pop}'", did_you_mean(task.pop, spec.queues))
+        else:
+            ctx.consumers.setdefault(task.pop, []).append(task.name)
+            if task.pop in ctx.item_types:
+                count = sum(t.instances for t in _all_tasks(spec) if _queue_of(t) == task.pop)
+                items[task.pop] = ItemsType(ctx.item_types[task.pop][0], count)
+    scope = ctx.scope(task, scalars, later, items)
+    result = _typed(ctx, task.compute, scope, allow_free=False)
+    if task.out is not None:
+        target = _target_type(ctx, task.out, scope)
+        if result is not None and target is not None:
+            _compare_types(ctx, task.compute, result, target, task.out)
+    if task.push is not None:
+        check_push(spec, ctx, task, result, scope)
+    for target_expr, value_expr in task.update:
+        target = _target_type(ctx, target_expr, scope)
+        value = _typed(ctx, value_expr, scope)
+        if target is not None and value is not None:
+            _compare_types(ctx, value_expr, value, target, target_expr)
+
+
+def _target_type(ctx: Context, target: Expr, scope: Scope) -> TensorType | None:
+    tree = target.tree
+    name = tree.value if isinstance(tree, ast.Subscript) else tree
+    if not isinstance(name, ast.Name):
+        ctx.report(target.error(tree, "bad-target", f"'{target.text}' is not an array or a tile of one",
+                                "write ARRAY or ARRAY[i, j]"))
+        return None
+    if name.id not in scope.arrays:
+        ctx.report(target.error(name, "undefined-name", f"no array named '{name.id}'",
+                                did_you_mean(name.id, scope.arrays) or "declare it under `arrays:`"))
+        return None
+    return _typed(ctx, target, scope)
+
+
+def _compare_types(ctx: Context, expr: Expr, got, want: TensorType, target: Expr) -> None:
+    if not isinstance(got, TensorType):
+        ctx.report(expr.error(None, "shape-mismatch", f"'{expr.text}' gives {got}, not an array"))
+        return
+    if got.shape != want.shape and got.rank != 0:
+        name = target.tree.value.id if isinstance(target.tree, ast.Subscript) else target.text
+        ctx.report(expr.error(None, "shape-mismatch",
+                              f"'{target.text}' is {list(want.shape)} but '{expr.text}' gives {list(got.shape)}",
+                              f"make {name}'s tile {list(got.shape)}, or change the expression "
+                              f"so that it gives {list(want.shape)}"))
+    elif got.dtype is not None and got.dtype != want.dtype and not (got.rank == 0 and want.rank):
+        ctx.report(expr.error(None, "dtype-mismatch",
+                              f"'{target.text}' holds {want.dtype} but '{expr.text}' gives {got.dtype}",
+                              "declare the arrays with the same dtype; dfc never converts implicitly"))
+
+
+def check_push(spec: Spec, ctx: Context, task: Task, item, scope: Scope) -> None:
+    tree = task.push.tree
+    qname = tree.value if isinstance(tree, ast.Subscript) else tree
+    if not isinstance(qname, ast.Name):
+        ctx.report(task.push.error(tree, "bad-target", f"'{task.push.text}' is not a queue", "write QUEUE[key]"))
+        return
+    if qname.id not in spec.queues:
+        ctx.report(task.push.error(qname, "undefined-name", f"no queue named '{qname.id}'",
+                                   did_you_mean(qname.id, spec.queues) or "declare it under `queues:`"))
+        return
+    queue = spec.queues[qname.id]
+    ctx.producers.setdefault(queue.name, []).append(task.name)
+    keys = (tree.slice.elts if isinstance(tree.slice, ast.Tuple) else [tree.slice]) \
+        if isinstance(tree, ast.Subscript) else []
+    if isinstance(item, TensorType):
+        _record_item(ctx, queue.name, item, task.compute)
+    into = spec.arrays.get(queue.reduce.into) if queue.reduce and queue.reduce.into else None
+    if into is not None:
+        if len(keys) != len(into.tiling.grid):
+            ctx.report(task.push.error(tree, "index-rank",
+                                       f"items of '{queue.name}' reduce into tiles of '{into.name}', which has "
+                                       f"{len(into.tiling.grid)} tile dimension(s); the key has {len(keys)}",
+                                       f"push into {queue.name}[{', '.join('ij'[:len(into.tiling.grid)])}]"))
+        else:
+            for d, k in enumerate(keys):
+                _check_key(ctx, task.push, k, scope, into.tiling.grid[d], d, into.name)
+    if queue.shard is not None:
+        _check_shard(ctx, queue, task, scope)
+
+
+def _enumerate(scope: Scope, names: list[str]):
+    combos = 1
+    for n in names:
+        combos *= scope.indices[n]
+    ranges = [((0, scope.indices[n] - 1) if combos > ENUMERATION_LIMIT else range(scope.indices[n]))
+              for n in names]
+    for c in itertools.product(*ranges):
+        yield {**scope.params, **dict(zip(names, c))}
+
+
+def _values(ctx: Context, expr: Expr, scope: Scope) -> list[int] | None:
+    names = sorted(n for n in expr.names() if n in scope.indices)
+    unknown = sorted(n for n in expr.names() if n not in scope.indices and n not in scope.params)
+    if unknown:
+        ctx.report(expr.error(None, "undefined-name", f"undefined name '{unknown[0]}'",
+                              did_you_mean(unknown[0], [*scope.indices, *scope.params])
+                              or "use the pushing task's `for:` indices and params"))
+        return None
+    out = []
+    try:
+        for env in _enumerate(scope, names):
+            v = evaluate(expr, env)
+            if isinstance(v, bool) or not isinstance(v, int):
+                ctx.report(expr.error(None, "not-whole", f"'{expr.text}' gives {v}, not a whole number"))
+                return None
+            out.append(v)
+    except ExprError as e:
+        ctx.report(e)
+        return None
+    return out
+
+
+def _check_key(ctx, push: Expr, key: ast.AST, scope: Scope, extent: int, dim: int, into: str) -> None:
+    sub = Expr(push.text, key, push.pos, push.exact)
+    values = _values(ctx, sub, scope)
+    if values and (min(values) < 0 or max(values) >= extent):
+        ctx.report(index_range_error(sub, key, f"key '{ast.unparse(key)}' (a tile of '{into}')",
+                                     min(values), max(values), extent, dim))
+
+
+def _check_shard(ctx: Context, queue, task: Task, scope: Scope) -> None:
+    values = _values(ctx, queue.shard, scope)
+    if values and (min(values) < 0 or max(values) >= queue.shards):
+        ctx.report(queue.shard.error(None, "out-of-range",
+                                     f"shard '{queue.shard.text}' gives {min(values)} to {max(values)} for the "
+                                     f"pushes of '{task.name}', but '{queue.name}' has {queue.shards} shard(s)",
+                                     f"take it modulo the shard count: ({queue.shard.text}) % {queue.shards}"))
+
+
+def _record_item(ctx: Context, queue: str, item: TensorType, expr: Expr | None) -> None:
+    first = ctx.item_types.get(queue)
+    if first is None:
+        ctx.item_types[queue] = (item, expr.pos if expr else Pos(), expr.text if expr else "")
+    elif (first[0].shape, first[0].dtype or item.dtype) != (item.shape, item.dtype or first[0].dtype) and expr:
+        ctx.report(expr.error(None, "shape-mismatch",
+                              f"'{expr.text}' pushes {item} into '{queue}', which already receives {first[0]} "
+                              f"(from '{first[2]}')", "every item of a queue has the same shape and dtype"))
+
+
+# ---------------------------------------------------------------------------- scalars, loop
+
+def check_scalars_and_loop(spec: Spec, ctx: Context) -> dict[str, TensorType]:
+    scalars: dict[str, TensorType] = {}
+    for s in spec.scalars.values():
+        scalars[s.name] = TensorType((), s.dtype)
+    for s in spec.scalars.values():
+        t = _typed(ctx, s.init, ctx.scope(scalars={k: v for k, v in scalars.items() if k != s.name}),
+                   allow_free=True)
+        _check_scalar_value(ctx, s.init, t, s.via, s.name)
+    if spec.loop is None:
+        return scalars
+    lets = [s for s in spec.loop.steps if isinstance(s, Let)]
+    later = {s.let: f"`let: {s.let}` binds it later in the loop body; declare it under `scalars:` with an `init:`"
+             " so the first iteration has a value" for s in lets if s.let not in scalars}
+    visible = dict(scalars)
+    for step in spec.loop.steps:
+        if isinstance(step, Let):
+            expr = step.reduce or step.value
+            t = _typed(ctx, expr, ctx.scope(scalars=visible, later=later), allow_free=step.reduce is not None)
+            _check_scalar_value(ctx, expr, t, step.via, step.let)
+            if isinstance(t, TensorType):
+                visible[step.let] = TensorType((), t.dtype or "float64")
+                later.pop(step.let, None)
+        else:
+            check_task(spec, ctx, step, visible, later)
+    if spec.loop.until is not None:
+        t = _typed(ctx, spec.loop.until, ctx.scope(scalars={**visible}))
+        if isinstance(t, TensorType) and t.dtype != "bool":
+            ctx.report(spec.loop.until.error(None, "bad-type", f"`until: {spec.loop.until.text}` is not a condition",
+                                             "compare scalars, e.g. 'rr < tol**2'"))
+    return visible
+
+
+def _check_scalar_value(ctx: Context, expr: Expr | None, t, via: str | None, name: str) -> None:
+    if expr is None or t is None:
+        return
+    if not isinstance(t, TensorType) or t.rank:
+        ctx.report(expr.error(None, "shape-mismatch", f"'{name}' is a scalar but '{expr.text}' gives {t}",
+                              "reduce it, e.g. with sum(...), dot(...) or norm(...)"))
+    if via is not None:
+        if via not in ctx.spec.queues:
+            ctx.errors.error(expr.pos, "undefined-name", f"no queue named '{via}' for '{name}'",
+                             did_you_mean(via, ctx.spec.queues))
+        else:
+            ctx.producers.setdefault(via, []).append(name)
+            if ctx.spec.queues[via].reduce is None:
+                ctx.errors.error(ctx.spec.queues[via].pos, "queue-reduce",
+                                 f"'{name}' is reduced through '{via}', which has no `reduce:`",
+                                 f"give '{via}' a reducer, e.g. reduce: {{op: sum}}")
+            if isinstance(t, TensorType) and t.rank == 0:
+                _record_item(ctx, via, TensorType((), t.dtype or "float64"), expr)
+
+
+# ---------------------------------------------------------------------------- queues
+
+def check_queues(spec: Spec, ctx: Context) -> None:
+    for q in spec.queues.values():
+        key = spec.source.key(("queues", q.name))
+        if not ctx.producers.get(q.name):
+            ctx.errors.error(key, "queue-unused", f"queue '{q.name}' has no producer",
+                             f"push into it from a task (`push: {q.name}[...]`) or reduce through it (`via: {q.name}`)")
+        if q.reduce is None and not ctx.consumers.get(q.name):
+            ctx.errors.error(key, "queue-unused", f"queue '{q.name}' is never drained: it has no consumer",
+                             f"add `reduce:` to it, or a task with `pop: {q.name}`")
+        if q.reduce is None or q.reduce.into is None:
+            continue
+        into_pos = spec.source.value(("queues", q.name, "reduce", "into"))
+        arr = spec.arrays.get(q.reduce.into)
+        if arr is None:
+            ctx.errors.error(into_pos, "undefined-name", f"no array named '{q.reduce.into}' to reduce into",
+                             did_you_mean(q.reduce.into, spec.arrays))
+            continue
+        item = ctx.item_types.get(q.name)
+        if item and (item[0].shape != arr.tiling.tile or (item[0].dtype or arr.dtype) != arr.dtype):
+            ctx.errors.error(into_pos, "reduce-into",
+                             f"'{q.name}' receives {item[0]} (from '{item[2]}') but reduces into tiles of "
+                             f"'{arr.name}', which are {arr.tile_type}",
+                             f"make '{arr.name}' tiles {list(item[0].shape)} of {item[0].dtype}, or push tiles that match")
+
+
+# ---------------------------------------------------------------------------- graph
+
+def check_cycles(spec: Spec, ctx: Context) -> None:
+    """Dependency cycles among top-level tasks (loops are the place for cycles)."""
+    writes: dict[str, set[str]] = {}
+    reads: dict[str, set[str]] = {}
+    for t in spec.tasks.values():
+        w = {_base(e) for e, _ in t.update} | {_base(t.out)} | {_queue_of(t)}
+        q = _queue_of(t)
+        if q in spec.queues and spec.queues[q].reduce and spec.queues[q].reduce.into:
+            w.add(spec.queues[q].reduce.into)
+        r = {n for e in (t.compute, *(v for _, v in t.update)) if e for n in e.names()} | {t.pop}
+        writes[t.name], reads[t.name] = w - {None}, r - {None}
+    edges = {a: sorted(b for b in spec.tasks if b != a and writes[a] & reads[b]) for a in spec.tasks}
+    state: dict[str, int] = {}
+    for start in sorted(spec.tasks):
+        stack = [(start, iter(edges[start]), (start,))]
+        state[start] = 1
+        while stack:
+            node, it, chain = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                cyc = chain[chain.index(nxt):] + (nxt,)
+                ctx.errors.error(spec.source.key(("tasks", nxt)), "cycle",
+                                 "tasks depend on each other: " + " -> ".join(cyc),
+                                 "a cycle needs a `loop:`; outside one, every task must come after what it reads")
+                return
+            elif state.get(nxt) is None:
+                state[nxt] = 1
+                stack.append((nxt, iter(edges[nxt]), chain + (nxt,)))
+
+
+# ---------------------------------------------------------------------------- memory
+
+def host_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 16 * 2**30
+
+
+def gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def check_memory(spec: Spec, ctx: Context) -> None:
+    total_tasks = sum(j.tasks for j in spec.cluster.values())
+    host = host_memory()
+    per_task = {j.name: j.memory if j.memory is not None else host // max(total_tasks, 1)
+                for j in spec.cluster.values()}
+    capacity = sum(per_task[j.name] * j.tasks for j in spec.cluster.values())
+    need = sum(a.nbytes for a in spec.arrays.values())
+    for q in spec.queues.values():
+        item = ctx.item_types.get(q.name)
+        if item:
+            need += item[0].nbytes * q.capacity * q.shards
+    declared = all(j.memory is not None for j in spec.cluster.values())
+    has = (" + ".join(f"{j.tasks} x {gib(per_task[j.name])} ({j.name})" for j in spec.cluster.values())
+           if declared else f"this machine's {gib(host)}")
+    if need > capacity:
+        biggest = max(spec.arrays.values(), key=lambda a: a.nbytes, default=None)
+        ctx.errors.error(spec.source.key(("arrays",)) if spec.arrays else spec.source.value(()),
+                         "memory", f"the data needs {gib(need)} but the cluster has {gib(capacity)} ({has})",
+                         f"largest array: '{biggest.name}' {gib(biggest.nbytes)}; lower the sizes, add tasks, "
+                         "or set `memory:` per job under `cluster:`" if biggest else "")
+        return
+    for j in spec.cluster.values():
+        pinned = sum(a.nbytes for a in spec.arrays.values() if a.on and a.on.job == j.name)
+        room = per_task[j.name] * (1 if any(a.on and a.on.job == j.name and a.on.task is not None
+                                            for a in spec.arrays.values()) else j.tasks)
+        if pinned > room:
+            ctx.errors.error(spec.source.key(("cluster", j.name)), "memory",
+                             f"arrays placed on '{j.name}' need {gib(pinned)} but it has {gib(room)}",
+                             "spread them over more tasks or give the job more `memory:`")
+
+
+def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
+    v = spec.verify
+    scope = ctx.scope(scalars=scalars)
+    if v is not None:
+        expr = getattr(v, "freivalds", None) or getattr(v, "exact", None)
+        if expr is not None:
+            tree = expr.tree
+            if not (isinstance(tree, ast.Compare) and len(tree.ops) == 1 and isinstance(tree.ops[0], ast.Eq)):
+                ctx.report(expr.error(None, "bad-verify", f"'{expr.text}' is not an equation",
+                                      "write it as LEFT == RIGHT, e.g. 'C == A @ B'"))
+            else:
+                left = _typed(ctx, Expr(expr.text, tree.left, expr.pos, expr.exact), scope)
+                right = _typed(ctx, Expr(expr.text, tree.comparators[0], expr.pos, expr.exact), scope)
+                if isinstance(left, TensorType) and isinstance(right, TensorType) and left.shape != right.shape \
+                        and left.rank and right.rank:
+                    ctx.report(expr.error(None, "shape-mismatch",
+                                          f"the two sides of '{expr.text}' differ: {left} and {right}"))
+        residual = getattr(v, "residual", None)
+        if residual is not None:
+            t = _typed(ctx, residual, scope)
+            if isinstance(t, TensorType) and t.rank:
+                ctx.report(residual.error(None, "shape-mismatch", f"the residual must be a scalar; it is {t}",
+                                          "take a norm, e.g. 'norm(b - A @ x) / norm(b)'"))
+        ref = getattr(v, "reference", None)
+        if ref is not None:
+            outputs = [a.name for a in spec.arrays.values() if a.output]
+            of = v.of or (outputs[0] if len(outputs) == 1 else "")
+            pos = spec.source.value(("verify", "of") if v.of else ("verify",))
+            if not of:
+                ctx.errors.error(pos, "bad-verify", "say which output the reference is compared with",
+                                 "add `of: ARRAY` (outputs: " + (", ".join(outputs) or "none") + ")")
+            elif of not in spec.arrays:
+                ctx.errors.error(pos, "undefined-name", f"no array named '{of}'", did_you_mean(of, spec.arrays))
+            else:
+                t = _typed(ctx, ref, scope)
+                want = spec.arrays[of].type
+                if isinstance(t, TensorType) and (t.shape, t.dtype) != (want.shape, want.dtype):
+                    ctx.report(ref.error(None, "shape-mismatch", f"the reference gives {t} but '{of}' is {want}"))
+    env = {**spec.params, **{n: spec.loop.max if spec.loop else 1 for n in BUILTIN_METRIC_NAMES}}
+    for expr in (spec.metrics.flops, spec.metrics.bytes):
+        if expr is not None:
+            try:
+                evaluate(expr, env)
+            except ExprError as e:
+                ctx.report(e)
+
+
+# ---------------------------------------------------------------------------- driver
+
+def _all_tasks(spec: Spec) -> list[Task]:
+    steps = spec.loop.steps if spec.loop else ()
+    return [t for t in (*spec.tasks.values(), *steps) if isinstance(t, Task)]
+
+
+def _queue_of(t: Task) -> str | None:
+    if t.push is None:
+        return None
+    tree = t.push.tree
+    node = tree.value if isinstance(tree, ast.Subscript) else tree
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _base(e: Expr | None) -> str | None:
+    if e is None:
+        return None
+    node = e.tree.value if isinstance(e.tree, ast.Subscript) else e.tree
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _task_path(spec: Spec, task: Task) -> tuple:
+    if task.name in spec.tasks and spec.tasks[task.name] is task:
+        return ("tasks", task.name)
+    steps = spec.loop.steps if spec.loop else ()
+    return ("loop", "steps", next((i for i, s in enumerate(steps) if s is task), 0))
+
+
+def _kind_of(spec: Spec, name: str) -> str:
+    return "param" if name in spec.params else "array" if name in spec.arrays else "scalar"
+
+
+def check_spec(spec: Spec) -> list[Diagnostic]:
+    ctx = Context(spec)
+    check_names(spec, ctx)
+    check_arrays(spec, ctx)
+    # producers first, so that pop tasks know their items' type whatever the order
+    ordered = sorted(spec.tasks.values(), key=lambda t: t.pop is not None)
+    declared = {s.name: TensorType((), s.dtype) for s in spec.scalars.values()}
+    for t in ordered:
+        check_task(spec, ctx, t, declared, {})
+    scalars = check_scalars_and_loop(spec, ctx)
+    check_queues(spec, ctx)
+    check_cycles(spec, ctx)
+    check_memory(spec, ctx)
+    check_verify_and_metrics(spec, ctx, scalars)
+    return ctx.errors.diagnostics

@@ -1,0 +1,336 @@
+"""The expression language: Python syntax, parsed with :mod:`ast` and checked against a
+whitelist of node types and functions. Nothing is ever passed to ``eval`` or ``exec``.
+
+Numbers are exact: integers stay integers, ``/`` of integers is an exact fraction, and a
+size that does not come out whole is an error rather than a silently truncated float.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Iterator, Mapping
+
+from ..diagnostics import Diagnostic, Pos, did_you_mean
+
+MAX_EXPR_CHARS = 2000
+MAX_EXPR_DEPTH = 40
+MAX_MAGNITUDE = 2**256  # beyond this, a number in a spec is a mistake
+MAX_SIZE = 2**62  # anything used as a size, count or extent
+
+#: Scalar math available everywhere an expression is allowed.
+MATH_FUNCTIONS = ("abs", "ceil", "floor", "log2", "max", "min", "sqrt")
+
+Number = int | float | Fraction | bool
+
+
+class ExprError(Exception):
+    def __init__(self, diagnostic: Diagnostic):
+        self.diagnostic = diagnostic
+        super().__init__(diagnostic.message)
+
+
+@dataclass(frozen=True, eq=False)
+class Expr:
+    """A parsed expression and where its text sits in the YAML file.
+
+    ``exact`` is true when ``pos`` is the first character of the expression's text on a
+    single line, so positions of sub-expressions can be computed from AST offsets.
+    """
+
+    text: str
+    tree: ast.expr = field(repr=False)
+    pos: Pos
+    exact: bool = False
+
+    def at(self, node: ast.AST | None) -> Pos:
+        """The source position of a sub-expression (the whole expression if unknown)."""
+        if node is None or not self.exact or getattr(node, "lineno", 1) != 1:
+            return self.pos
+        start, end = node.col_offset, getattr(node, "end_col_offset", node.col_offset + 1)
+        if getattr(node, "end_lineno", 1) != 1:
+            end = len(self.text)
+        return self.pos.shifted(start, end - start)
+
+    def error(self, node: ast.AST | None, code: str, message: str, hint: str = "") -> ExprError:
+        return ExprError(Diagnostic(self.at(node), code, message, hint))
+
+    def names(self) -> set[str]:
+        """Every name the expression mentions, function names excluded."""
+        funcs = {id(n.func) for n in ast.walk(self.tree) if isinstance(n, ast.Call)}
+        return {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name) and id(n) not in funcs}
+
+    def src(self, node: ast.AST) -> str:
+        return ast.unparse(node)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+_BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.MatMult)
+_UNARY = (ast.USub, ast.UAdd, ast.Not)
+_CMP = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+_ALLOWED = (
+    ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Constant, ast.Name,
+    ast.Subscript, ast.Slice, ast.Tuple, ast.Call, ast.keyword, ast.Load, ast.And, ast.Or,
+    *_BINOPS, *_UNARY, *_CMP,
+)
+_DESCRIBE = {
+    ast.Attribute: "attribute access ('.')", ast.Lambda: "lambda", ast.IfExp: "if-else",
+    ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions", ast.List: "lists",
+    ast.Dict: "dicts", ast.Set: "sets", ast.JoinedStr: "f-strings", ast.Starred: "'*' unpacking",
+    ast.NamedExpr: "':='", ast.Await: "await", ast.BitAnd: "'&'", ast.BitOr: "'|'",
+    ast.BitXor: "'^'", ast.LShift: "'<<'", ast.RShift: "'>>'", ast.Invert: "'~'",
+    ast.Is: "'is'", ast.IsNot: "'is not'", ast.In: "'in'", ast.NotIn: "'not in'",
+}
+
+
+def parse_expr(text: object, pos: Pos, exact: bool = False,
+               functions: tuple[str, ...] = MATH_FUNCTIONS) -> Expr:
+    """Parse ``text`` (a string or a YAML number) into an :class:`Expr`, or raise ExprError.
+
+    ``functions`` are the callable names allowed (math functions, plus op names in
+    compute expressions).
+    """
+    if isinstance(text, bool):
+        text = "True" if text else "False"
+    if isinstance(text, (int, float)):
+        text, exact = repr(text), False
+    if not isinstance(text, str):
+        raise ExprError(Diagnostic(pos, "expr-type", f"expected an expression, got {type_name(text)}",
+                                   "write a number or an expression such as 'N/P'"))
+    probe = Expr(text, ast.Constant(0), pos, exact)
+    if len(text) > MAX_EXPR_CHARS:
+        raise probe.error(None, "expr-too-long",
+                          f"expression is {len(text)} characters long (at most {MAX_EXPR_CHARS})",
+                          "split it with params")
+    if not text.strip():
+        raise probe.error(None, "expr-syntax", "empty expression", "write a number or an expression")
+    try:
+        tree = ast.parse(text.strip() if "\n" in text else text, mode="eval")
+    except SyntaxError as e:
+        col = max((e.offset or 1) - 1, 0)
+        err_pos = pos.shifted(col, 1) if exact and (e.lineno or 1) == 1 else pos
+        raise ExprError(Diagnostic(err_pos, "expr-syntax", f"invalid expression: {e.msg}",
+                                   "expressions use Python syntax, e.g. 'A[i, k] @ B[k, j]' or 'N/T'")) from None
+    except (RecursionError, MemoryError, ValueError):
+        raise probe.error(None, "expr-too-long", "expression nests too deeply", "simplify it") from None
+    expr = Expr(text, tree.body, pos, exact)
+    _check_whitelist(expr, tree, functions)
+    return expr
+
+
+def _check_whitelist(expr: Expr, tree: ast.AST, functions: tuple[str, ...]) -> None:
+    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_EXPR_DEPTH:
+            raise expr.error(node, "expr-too-long", "expression nests too deeply",
+                             f"at most {MAX_EXPR_DEPTH} levels; split it with params")
+        if not isinstance(node, _ALLOWED):
+            what = _DESCRIBE.get(type(node), type(node).__name__)
+            raise expr.error(node, "expr-forbidden", f"{what} is not allowed in an expression",
+                             "expressions allow numbers, names, + - * / // % ** @, comparisons, "
+                             "and/or/not, tile subscripts and calls to known functions")
+        if isinstance(node, ast.Constant) and (
+            isinstance(node.value, (str, bytes, complex)) or node.value is None or node.value is ...
+        ):
+            raise expr.error(node, "expr-forbidden", f"the literal {node.value!r} is not allowed",
+                             "only numbers and True/False are literals in expressions")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                raise expr.error(node.func, "expr-forbidden", "only named functions can be called",
+                                 "call a function such as sum(...), dot(...) or log2(...)")
+            if node.func.id not in functions:
+                raise expr.error(node.func, "unknown-function", f"unknown function '{node.func.id}'",
+                                 did_you_mean(node.func.id, functions))
+            if any(k.arg is None for k in node.keywords):
+                raise expr.error(node, "expr-forbidden", "'**' unpacking is not allowed")
+        if isinstance(node, ast.Slice) and (node.lower or node.upper or node.step):
+            raise expr.error(node, "expr-forbidden", "only ':' (all tiles) is allowed as a slice",
+                             "index tiles with names such as A[i, :]; ranges are not supported")
+        if isinstance(node, ast.Name) and node.id.startswith("__"):
+            raise expr.error(node, "expr-forbidden", f"the name '{node.id}' is not allowed")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
+def type_name(value: object) -> str:
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping", type(None): "nothing (null)"}.get(type(value),
+                                                                              type(value).__name__)
+
+
+# ---------------------------------------------------------------------------- numbers
+
+def _norm(v: Number) -> Number:
+    if isinstance(v, Fraction) and v.denominator == 1:
+        return int(v.numerator)
+    return v
+
+
+def _exact_log2(x: Number) -> Number:
+    if isinstance(x, int) and x > 0 and x & (x - 1) == 0:
+        return x.bit_length() - 1
+    return math.log2(x)
+
+
+def _exact_sqrt(x: Number) -> Number:
+    if isinstance(x, int) and x >= 0 and math.isqrt(x) ** 2 == x:
+        return math.isqrt(x)
+    return math.sqrt(x)
+
+
+_MATH: dict[str, Callable] = {
+    "abs": abs, "ceil": math.ceil, "floor": math.floor, "log2": _exact_log2,
+    "max": max, "min": min, "sqrt": _exact_sqrt,
+}
+_ARITH = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+}
+_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
+            ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+
+
+def evaluate(expr: Expr, env: Mapping[str, Number]) -> Number:
+    """Evaluate a numeric expression exactly. Raise ExprError on anything else."""
+    return _norm(_eval(expr, expr.tree, env))
+
+
+def _eval(expr: Expr, node: ast.AST, env: Mapping[str, Number]) -> Number:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id not in env:
+            raise expr.error(node, "undefined-name", f"undefined name '{node.id}'",
+                             did_you_mean(node.id, env) or "define it under `params:`")
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp):
+        v = _eval(expr, node.operand, env)
+        return not v if isinstance(node.op, ast.Not) else (-v if isinstance(node.op, ast.USub) else +v)
+    if isinstance(node, ast.BoolOp):
+        vals = [_eval(expr, v, env) for v in node.values]
+        return all(vals) if isinstance(node.op, ast.And) else any(vals)
+    if isinstance(node, ast.Compare):
+        left = _eval(expr, node.left, env)
+        for op, right_node in zip(node.ops, node.comparators):
+            right = _eval(expr, right_node, env)
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.BinOp):
+        return _binop(expr, node, _eval(expr, node.left, env), _eval(expr, node.right, env))
+    if isinstance(node, ast.Call):
+        if node.keywords:
+            raise expr.error(node, "expr-type", f"{node.func.id}() takes no keyword arguments here")
+        args = [_eval(expr, a, env) for a in node.args]
+        fn = _MATH.get(node.func.id)
+        if fn is None:
+            raise expr.error(node, "expr-type", f"'{node.func.id}' works on arrays, not on numbers",
+                             "this expression must give a number")
+        try:
+            return _check_magnitude(expr, node, _norm(fn(*args)))
+        except (TypeError, ValueError, OverflowError) as e:
+            raise expr.error(node, "expr-value", f"{expr.src(node)}: {e}") from None
+    if isinstance(node, ast.Subscript):
+        raise expr.error(node, "expr-type", "array indexing is not allowed here",
+                         "this expression must give a number, e.g. 'N/T'")
+    raise expr.error(node, "expr-type", f"'{expr.src(node)}' is not a number")
+
+
+def _binop(expr: Expr, node: ast.BinOp, a: Number, b: Number) -> Number:
+    op = type(node.op)
+    if op is ast.MatMult:
+        raise expr.error(node, "expr-type", "'@' multiplies arrays, not numbers")
+    if op in (ast.Div, ast.FloorDiv, ast.Mod) and b == 0:
+        raise expr.error(node, "zero-division", f"division by zero in '{expr.src(node)}'",
+                         f"'{expr.src(node.right)}' is 0 here")
+    if op is ast.Div:
+        if isinstance(a, float) or isinstance(b, float):
+            result: Number = a / b
+        else:
+            result = Fraction(a) / Fraction(b)
+    elif op is ast.Pow:
+        if isinstance(b, (int, Fraction)) and not isinstance(b, bool) and abs(b) > 4096 or (
+            isinstance(a, (int, Fraction)) and isinstance(b, int) and abs(a) > 1
+            and abs(b) * math.log2(abs(a)) > 256
+        ):
+            raise expr.error(node, "too-large", f"'{expr.src(node)}' is far too large",
+                             "sizes and counts must fit in 64 bits")
+        try:
+            result = a ** b
+            if isinstance(result, complex):
+                raise ValueError("a negative number to a fractional power")
+        except (OverflowError, ZeroDivisionError, ValueError) as e:
+            raise expr.error(node, "expr-value", f"cannot compute '{expr.src(node)}': {e}") from None
+        if isinstance(b, Fraction) and b.denominator != 1:
+            result = float(a) ** float(b)
+    else:
+        result = _ARITH[op](a, b)
+    return _check_magnitude(expr, node, _norm(result))
+
+
+def _check_magnitude(expr: Expr, node: ast.AST, v: Number) -> Number:
+    if isinstance(v, float) and math.isinf(v) or not isinstance(v, float) and abs(v) > MAX_MAGNITUDE:
+        raise expr.error(node, "too-large", f"'{expr.src(node)}' is far too large",
+                         "sizes and counts must fit in 64 bits")
+    return v
+
+
+def as_number(v: Number) -> int | float:
+    """A final value: exact integers stay int; fractions become floats."""
+    v = _norm(v)
+    return float(v) if isinstance(v, Fraction) else v
+
+
+def whole(expr: Expr, env: Mapping[str, Number], what: str, minimum: int | None = 1) -> int:
+    """Evaluate a size, count or extent: it must be a whole number within range.
+
+    A division that does not come out whole is reported at that division.
+    """
+    for node in _walk_postorder(expr.tree):
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
+            sub = Expr(expr.text, node, expr.pos, expr.exact)
+            try:
+                a, b = _eval(expr, node.left, env), _eval(expr, node.right, env)
+            except ExprError:
+                break  # the full evaluation below reports it
+            if isinstance(a, (int, Fraction)) and isinstance(b, (int, Fraction)) and b != 0:
+                q = Fraction(a) / Fraction(b)
+                if q.denominator != 1:
+                    raise sub.error(node, "not-whole",
+                                    f"{what} '{expr.src(node)}' is {_fmt(a)}/{_fmt(b)} = "
+                                    f"{float(q):g}, not a whole number",
+                                    "sizes must divide exactly: choose values where "
+                                    f"{expr.src(node.right)} divides {expr.src(node.left)}")
+    v = evaluate(expr, env)
+    if isinstance(v, bool) or not isinstance(v, (int, Fraction)) or _norm(v) != int(v):
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        else:
+            raise expr.error(None, "not-whole", f"{what} '{expr.text}' is {_fmt(v)}, not a whole number",
+                             "sizes and counts are integers")
+    v = int(v)
+    if abs(v) > MAX_SIZE:
+        raise expr.error(None, "too-large", f"{what} '{expr.text}' is {v:.3g}, far too large",
+                         "sizes and counts must fit in 64 bits")
+    if minimum is not None and v < minimum:
+        raise expr.error(None, "bad-size", f"{what} '{expr.text}' is {v}; it must be at least {minimum}",
+                         "sizes and counts must be positive")
+    return v
+
+
+def _fmt(v: Number) -> str:
+    if isinstance(v, Fraction):
+        return f"{v.numerator}/{v.denominator}" if v.denominator != 1 else str(v.numerator)
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _walk_postorder(node: ast.AST) -> Iterator[ast.AST]:
+    for child in ast.iter_child_nodes(node):
+        yield from _walk_postorder(child)
+    yield node

@@ -1,0 +1,315 @@
+"""The spec after validation: frozen dataclasses, sizes evaluated to exact integers,
+expressions parsed, every object carrying its position in the YAML.
+
+A field that comes from a YAML key says so in its metadata (``yaml=...``); the test
+``tests/unit/test_schema_drift.py`` fails when these keys and the JSON Schema's
+properties drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ..diagnostics import Pos
+from ..ops.types import ITEMSIZE, TensorType
+from .expr import Expr
+from .yamlsrc import SourceMap
+
+
+def key(name: str, default=None, **kw):
+    """A field read from YAML key ``name``."""
+    if "default_factory" in kw:
+        return field(metadata={"yaml": name}, **kw)
+    return field(default=default, metadata={"yaml": name}, **kw)
+
+
+@dataclass(frozen=True)
+class Location:
+    """A job, or one task of a job ('worker:1')."""
+
+    job: str
+    task: int | None = None
+
+    def __str__(self) -> str:
+        return self.job if self.task is None else f"{self.job}:{self.task}"
+
+    @staticmethod
+    def parse(text: str) -> Location:
+        job, _, task = text.partition(":")
+        return Location(job, int(task) if task else None)
+
+
+@dataclass(frozen=True)
+class Threads:
+    intra: int | None = key("intra")
+    inter: int | None = key("inter")
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    pos: Pos
+    tasks: int = key("tasks", 1)
+    device: str = key("device", "cpu")
+    gpus: int = key("gpus", 1)
+    threads: Threads = key("threads", default_factory=Threads)
+    memory: int | None = key("memory")  # bytes per task; None: share this machine's memory
+
+
+@dataclass(frozen=True)
+class Tiling:
+    """How an array splits into tiles. ``grid`` is the number of tiles per dimension;
+    a cyclic tiling of a length-N vector into P tiles has grid (P,) and tile (N/P,)."""
+
+    kind: str  # "block" | "cyclic"
+    tile: tuple[int, ...]
+    grid: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TilingBlock:
+    block: tuple = key("block")
+
+
+@dataclass(frozen=True)
+class TilingCyclic:
+    cyclic: int = key("cyclic")
+
+
+@dataclass(frozen=True)
+class InitFill:
+    """'zeros' or 'ones'."""
+
+    value: float
+
+
+@dataclass(frozen=True)
+class InitCopy:
+    """A copy of another array's initial value."""
+
+    source: str
+
+
+@dataclass(frozen=True)
+class InitConstant:
+    constant: float | int | complex = key("constant", 0)
+
+
+@dataclass(frozen=True)
+class InitRandom:
+    random: str = key("random", "uniform")
+    seed: int = key("seed", 0)
+    low: float = key("low", 0.0)
+    high: float = key("high", 1.0)
+    mean: float = key("mean", 0.0)
+    std: float = key("std", 1.0)
+
+
+@dataclass(frozen=True)
+class InitFile:
+    file: str = key("file", "")  # resolved relative to the spec's folder
+
+
+Init = InitFill | InitCopy | InitConstant | InitRandom | InitFile
+
+
+@dataclass(frozen=True)
+class Array:
+    name: str
+    pos: Pos
+    shape: tuple[int, ...] = key("shape", ())
+    dtype: str = key("dtype", "float32")
+    tiling: Tiling = key("tile", None)
+    init: Init = key("init", default_factory=lambda: InitFill(0.0))
+    like: str | None = key("like")
+    on: Location | None = key("on")
+    resident: bool = key("resident", False)
+    output: bool = key("output", False)
+    description: str = key("description", "")
+
+    @property
+    def type(self) -> TensorType:
+        return TensorType(self.shape, self.dtype)
+
+    @property
+    def tile_type(self) -> TensorType:
+        return TensorType(self.tiling.tile, self.dtype)
+
+    @property
+    def ntiles(self) -> int:
+        return math.prod(self.tiling.grid)
+
+    @property
+    def nbytes(self) -> int:
+        return math.prod(self.shape) * ITEMSIZE[self.dtype]
+
+
+@dataclass(frozen=True)
+class Scalar:
+    name: str
+    pos: Pos
+    init: Expr | None = key("init")
+    via: str | None = key("via")
+    dtype: str = key("dtype", "float64")
+    description: str = key("description", "")
+
+
+@dataclass(frozen=True)
+class Reduce:
+    op: str = key("op", "sum")
+    into: str | None = key("into")
+    broadcast: str | None = key("broadcast")
+
+
+@dataclass(frozen=True)
+class Queue:
+    name: str
+    pos: Pos
+    on: Location = key("on", None)
+    shards: int = key("shards", 1)
+    shard: Expr | None = key("shard")
+    capacity: int = key("capacity", 8)
+    reduce: Reduce | None = key("reduce")
+    description: str = key("description", "")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task (top level) or a computing loop step: one instance per index tuple.
+
+    ``push``, ``out`` and ``update`` targets are expressions such as ``q[i]``."""
+
+    name: str
+    pos: Pos
+    domain: tuple[tuple[str, int], ...] = key("for", ())
+    compute: Expr | None = key("compute")
+    push: Expr | None = key("push")
+    pop: str | None = key("pop")
+    out: Expr | None = key("out")
+    update: tuple[tuple[Expr, Expr], ...] = key("update", ())
+    on: Location | None = key("on")
+    schedule: str = key("schedule", "static")
+    description: str = key("description", "")
+
+    @property
+    def instances(self) -> int:
+        return math.prod(n for _, n in self.domain)
+
+
+@dataclass(frozen=True)
+class Let:
+    """A loop step that binds a scalar: ``reduce`` through a queue's reducer, or ``value``."""
+
+    name: str = key("name", "")
+    pos: Pos = field(default_factory=Pos)
+    let: str = key("let", "")
+    reduce: Expr | None = key("reduce")
+    value: Expr | None = key("value")
+    via: str | None = key("via")
+
+
+Step = Task | Let
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    every: int = key("every", 1)
+    path: str | None = key("path")
+
+
+@dataclass(frozen=True)
+class Loop:
+    pos: Pos
+    max: int = key("max", 1)
+    until: Expr | None = key("until")
+    checkpoint: Checkpoint | None = key("checkpoint")
+    steps: tuple[Step, ...] = key("steps", ())
+
+
+@dataclass(frozen=True)
+class Placement:
+    strategy: str = key("strategy", "heft")
+    constraints: Mapping[str, Location] = key("constraints", default_factory=dict)
+    profile: str | None = key("profile")
+
+
+@dataclass(frozen=True)
+class VerifyFreivalds:
+    pos: Pos
+    freivalds: Expr = key("freivalds", None)
+    trials: int = key("trials", 3)
+
+
+@dataclass(frozen=True)
+class VerifyResidual:
+    pos: Pos
+    residual: Expr = key("residual", None)
+    below: float = key("below", 0.0)
+
+
+@dataclass(frozen=True)
+class VerifyReference:
+    pos: Pos
+    reference: Expr = key("reference", None)
+    of: str = key("of", "")
+    rtol: float = key("rtol", 1e-6)
+    atol: float = key("atol", 0.0)
+
+
+@dataclass(frozen=True)
+class VerifyExact:
+    pos: Pos
+    exact: Expr = key("exact", None)
+    rtol: float = key("rtol", 0.0)
+
+
+Verify = VerifyFreivalds | VerifyResidual | VerifyReference | VerifyExact
+
+
+@dataclass(frozen=True)
+class Metrics:
+    flops: Expr | None = key("flops")
+    bytes: Expr | None = key("bytes")
+
+
+@dataclass(frozen=True)
+class Spec:
+    file: str
+    source: SourceMap = field(repr=False, compare=False)
+    dfc: int = key("dfc", 1)
+    name: str = key("name", "")
+    description: str = key("description", "")
+    params: Mapping[str, int | float] = key("params", default_factory=dict)
+    cluster: Mapping[str, Job] = key("cluster", default_factory=dict)
+    arrays: Mapping[str, Array] = key("arrays", default_factory=dict)
+    scalars: Mapping[str, Scalar] = key("scalars", default_factory=dict)
+    queues: Mapping[str, Queue] = key("queues", default_factory=dict)
+    tasks: Mapping[str, Task] = key("tasks", default_factory=dict)
+    loop: Loop | None = key("loop")
+    placement: Placement = key("placement", default_factory=Placement)
+    verify: Verify | None = key("verify")
+    metrics: Metrics = key("metrics", default_factory=Metrics)
+    sweep: Mapping[str, tuple] = key("sweep", default_factory=dict)
+
+    @property
+    def tile_tasks(self) -> int:
+        """Tile-task instances: every task, plus one iteration of the loop body."""
+        steps = self.loop.steps if self.loop else ()
+        return sum(t.instances for t in (*self.tasks.values(), *steps) if isinstance(t, Task))
+
+    @property
+    def ntiles(self) -> int:
+        return sum(a.ntiles for a in self.arrays.values())
+
+
+#: Which schema definition each dataclass implements (checked by the drift test).
+SCHEMA_DEFS: dict[str, type] = {
+    "": Spec, "job": Job, "threads": Threads, "array": Array, "tiling_block": TilingBlock,
+    "tiling_cyclic": TilingCyclic, "init_constant": InitConstant, "init_random": InitRandom,
+    "init_file": InitFile, "scalar": Scalar, "queue": Queue, "reduce": Reduce, "task": Task,
+    "step_task": Task, "step_let": Let, "loop": Loop, "checkpoint": Checkpoint,
+    "placement": Placement, "verify_freivalds": VerifyFreivalds, "verify_residual": VerifyResidual,
+    "verify_reference": VerifyReference, "verify_exact": VerifyExact, "metrics": Metrics,
+}

@@ -1,0 +1,244 @@
+"""Shape and dtype inference of compute expressions.
+
+Rules of the language:
+
+- ``A[i, k]`` is one tile; ``A[i, :]`` is a row of tiles (the ``:`` dimension spans the
+  whole array); a bare ``A`` is the whole array.
+- An index bound by the task's ``for:`` must stay inside the indexed array's tile grid.
+- An index that nothing binds is *free*: it ranges over the tile grid of the array it
+  indexes, and is only allowed inside a reduction (``sum(dot(r[i], r[i]))``), which sums
+  over it.
+- ``@`` means matmul, matvec or dot by the operands' ranks; other operators and calls
+  are looked up in the op registry, whose entry supplies the shape rule.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ..diagnostics import did_you_mean
+from ..ops import MATMUL_BY_RANK, REGISTRY, ItemsType, OpTypeError, TensorType
+from .expr import Expr, ExprError, evaluate
+from .model import Array
+
+ENUMERATION_LIMIT = 20_000
+
+_SYMBOL = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
+           ast.FloorDiv: "div", ast.Mod: None, ast.USub: "neg", ast.Not: "not", ast.And: "and",
+           ast.Or: "or", ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt",
+           ast.GtE: "ge"}
+
+Type = TensorType | ItemsType
+Free = dict[str, tuple[int, ast.AST]]  # free index -> (extent, where first used)
+
+
+@dataclass
+class Scope:
+    """The names an expression can see."""
+
+    arrays: Mapping[str, Array]
+    params: Mapping[str, int | float]
+    indices: Mapping[str, int] = field(default_factory=dict)  # bound index -> extent
+    scalars: Mapping[str, TensorType] = field(default_factory=dict)
+    items: Mapping[str, ItemsType] = field(default_factory=dict)
+    later: Mapping[str, str] = field(default_factory=dict)  # name -> why it is not visible yet
+
+    def visible(self) -> list[str]:
+        return [*self.arrays, *self.params, *self.indices, *self.scalars, *self.items]
+
+
+def infer(expr: Expr, scope: Scope, allow_free: bool = False) -> Type:
+    """The type of ``expr``; raises ExprError pointing at the offending sub-expression."""
+    t, free = _Typer(expr, scope).visit(expr.tree)
+    if free and not allow_free:
+        name, (_, node) = sorted(free.items())[0]
+        raise expr.error(node, "free-index", f"index '{name}' is not bound",
+                         f"add '{name}' to the task's `for:`, or reduce over it with sum(...)")
+    return t
+
+
+def index_range_error(expr: Expr, node: ast.AST, what: str, lo: int, hi: int, extent: int, dim: int) -> ExprError:
+    return expr.error(node, "out-of-range",
+                      f"{what} runs from {lo} to {hi}, but there are {extent} tile(s) along dimension {dim}",
+                      f"make the `for:` extent {extent}, or tile the array into more pieces")
+
+
+class _Typer:
+    def __init__(self, expr: Expr, scope: Scope):
+        self.expr, self.scope = expr, scope
+
+    def err(self, node, code, message, hint="") -> ExprError:
+        return self.expr.error(node, code, message, hint)
+
+    def visit(self, node: ast.AST) -> tuple[Type, Free]:
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}' is not allowed here")
+        return method(node)
+
+    # ------------------------------------------------------------------ leaves
+    def visit_Constant(self, node):
+        return TensorType((), "bool" if isinstance(node.value, bool) else None), {}
+
+    def visit_Name(self, node):
+        s, name = self.scope, node.id
+        if name in s.indices:
+            return TensorType((), "int64"), {}
+        if name in s.params:
+            return TensorType((), None), {}
+        if name in s.scalars:
+            return s.scalars[name], {}
+        if name in s.items:
+            return s.items[name], {}
+        if name in s.arrays:
+            return s.arrays[name].type, {}
+        if name in s.later:
+            raise self.err(node, "undefined-name", f"'{name}' is used before it is defined", s.later[name])
+        raise self.err(node, "undefined-name", f"undefined name '{name}'",
+                       did_you_mean(name, s.visible()) or "define it under `params:`, `arrays:` or `scalars:`")
+
+    # ------------------------------------------------------------------ tiles
+    def visit_Subscript(self, node):
+        if not isinstance(node.value, ast.Name):
+            raise self.err(node, "expr-forbidden", "only arrays can be indexed", "write ARRAY[i, j]")
+        name = node.value.id
+        if name not in self.scope.arrays:
+            self.visit_Name(node.value)  # undefined, or not an array: report it
+            raise self.err(node.value, "expr-type", f"'{name}' is not an array and cannot be indexed",
+                           "only arrays have tiles")
+        arr = self.scope.arrays[name]
+        subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        grid = arr.tiling.grid
+        if len(subs) != len(grid):
+            raise self.err(node, "index-rank",
+                           f"'{name}' has {len(grid)} tile dimension(s) but is indexed with {len(subs)}",
+                           f"write {name}[{', '.join('ijkl'[:len(grid)])}]")
+        shape, free = [], {}
+        for d, sub in enumerate(subs):
+            if isinstance(sub, ast.Slice):
+                shape.append(arr.shape[d])
+                continue
+            shape.append(arr.tiling.tile[d])
+            self.index(sub, arr, d, free)
+        return TensorType(tuple(shape), arr.dtype), free
+
+    def index(self, sub: ast.AST, arr: Array, dim: int, free: Free) -> None:
+        s, extent = self.scope, arr.tiling.grid[dim]
+        if isinstance(sub, ast.Name) and sub.id not in s.indices and sub.id not in s.params:
+            if sub.id in s.arrays or sub.id in s.scalars:
+                raise self.err(sub, "expr-type", f"'{sub.id}' is not an index", "index tiles with names from `for:`")
+            prev = free.get(sub.id)
+            if prev and prev[0] != extent:
+                raise self.err(sub, "out-of-range",
+                               f"free index '{sub.id}' ranges over {prev[0]} tiles here and {extent} tiles there",
+                               "index arrays with the same number of tiles")
+            free[sub.id] = (extent, sub)
+            return
+        names = sorted({n.id for n in ast.walk(sub) if isinstance(n, ast.Name)})
+        for n in names:
+            if n not in s.indices and n not in s.params:
+                raise self.err(sub, "undefined-name", f"undefined index '{n}' in a compound index",
+                               "compound indices may use the task's `for:` indices and params")
+        used = [n for n in names if n in s.indices]
+        combos = 1
+        for n in used:
+            combos *= s.indices[n]
+        sub_expr = Expr(self.expr.text, sub, self.expr.pos, self.expr.exact)
+        if combos > ENUMERATION_LIMIT:  # check the corners only
+            values = [dict(zip(used, c)) for c in itertools.product(*[(0, s.indices[n] - 1) for n in used])]
+        else:
+            values = [dict(zip(used, c)) for c in itertools.product(*[range(s.indices[n]) for n in used])]
+        results = []
+        for env in values:
+            v = evaluate(sub_expr, {**s.params, **env})
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise self.err(sub, "not-whole", f"tile index '{ast.unparse(sub)}' is {v}, not a whole number")
+            results.append(v)
+        lo, hi = min(results), max(results)
+        if lo < 0 or hi >= extent:
+            raise index_range_error(self.expr, sub, f"index '{ast.unparse(sub)}' of '{arr.name}'", lo, hi, extent, dim)
+
+    # ------------------------------------------------------------------ ops
+    def apply(self, node, op_name: str, args: list[Type], arg_nodes: list[ast.AST], **kw) -> TensorType:
+        try:
+            return REGISTRY[op_name].infer(*args, **kw)
+        except OpTypeError as e:
+            where = arg_nodes[e.arg] if e.arg is not None and e.arg < len(arg_nodes) else node
+            if e.code == "shape-mismatch" and where is not node:
+                where = node
+            raise self.err(where, e.code, f"{e.message} in '{ast.unparse(node)}'", e.hint) from None
+
+    def visit_BinOp(self, node):
+        (a, fa), (b, fb) = self.visit(node.left), self.visit(node.right)
+        free = _merge(self, fa, fb)
+        if isinstance(node.op, ast.MatMult):
+            ranks = (getattr(a, "rank", -1), getattr(b, "rank", -1))
+            op = MATMUL_BY_RANK.get(ranks)
+            if op is None:
+                raise self.err(node, "shape-mismatch", f"'@' cannot multiply {a} by {b}",
+                               "'@' takes matrix @ matrix, matrix @ vector or vector @ vector")
+            return self.apply(node, op, [a, b], [node.left, node.right]), free
+        op = _SYMBOL.get(type(node.op))
+        if op is None:
+            raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}': this operator works on sizes, not arrays")
+        return self.apply(node, op, [a, b], [node.left, node.right]), free
+
+    def visit_UnaryOp(self, node):
+        t, free = self.visit(node.operand)
+        if isinstance(node.op, ast.UAdd):
+            return t, free
+        return self.apply(node, _SYMBOL[type(node.op)], [t], [node.operand]), free
+
+    def visit_BoolOp(self, node):
+        parts = [self.visit(v) for v in node.values]
+        return self.apply(node, _SYMBOL[type(node.op)], [t for t, _ in parts], node.values), \
+            _merge(self, *(f for _, f in parts))
+
+    def visit_Compare(self, node):
+        left, free = self.visit(node.left)
+        for op, right_node in zip(node.ops, node.comparators):
+            right, f = self.visit(right_node)
+            free = _merge(self, free, f)
+            self.apply(node, _SYMBOL[type(op)], [left, right], [node.left, right_node])
+            left = right
+        return TensorType((), "bool"), free
+
+    def visit_Call(self, node):
+        op = REGISTRY[node.func.id]
+        if not op.nargs[0] <= len(node.args) <= op.nargs[1]:
+            n = op.nargs[0] if op.nargs[0] == op.nargs[1] else f"{op.nargs[0]} to {op.nargs[1]}"
+            raise self.err(node, "bad-call", f"{op.name}() takes {n} argument(s), got {len(node.args)}",
+                           op.doc)
+        kwargs = {}
+        for k in node.keywords:
+            if k.arg not in op.kwargs:
+                raise self.err(k, "bad-call", f"{op.name}() has no argument '{k.arg}'",
+                               did_you_mean(k.arg, op.kwargs) if op.kwargs else f"{op.name}() takes no keywords")
+            kwargs[k.arg] = evaluate(Expr(self.expr.text, k.value, self.expr.pos, self.expr.exact),
+                                     self.scope.params)
+        parts = [self.visit(a) for a in node.args]
+        free = _merge(self, *(f for _, f in parts))
+        types = [t for t, _ in parts]
+        if op.reduction and len(types) == 1 and free:
+            if not isinstance(types[0], TensorType):
+                raise self.err(node, "expr-type", f"{op.name}() cannot reduce {types[0]}")
+            return types[0], {}  # a reduction over the free indices: one term's type
+        return self.apply(node, op.name, types, node.args, **kwargs), free
+
+    def visit_Tuple(self, node):
+        raise self.err(node, "expr-forbidden", "a tuple is only allowed inside [...]")
+
+
+def _merge(typer: _Typer, *frees: Free) -> Free:
+    out: Free = {}
+    for f in frees:
+        for name, (ext, node) in f.items():
+            if name in out and out[name][0] != ext:
+                raise typer.err(node, "out-of-range",
+                                f"free index '{name}' ranges over {out[name][0]} tiles in one place and {ext} in another",
+                                "index arrays with the same number of tiles")
+            out.setdefault(name, (ext, node))
+    return out
