@@ -121,21 +121,25 @@ class Builder:
             elif (e := self.expr(value, path, MATH_FUNCTIONS)) is not None:
                 exprs[name] = e
         state: dict[str, str] = {}
+        failed: set[str] = set()
 
         def visit(name: str, chain: tuple[str, ...]) -> None:
             if state.get(name) == "done" or name not in exprs:
                 return
             if state.get(name) == "active":
-                cycle = " -> ".join(chain[chain.index(name):] + (name,))
-                self.errors.error(exprs[name].pos, "cycle", f"params depend on each other: {cycle}",
+                members = chain[chain.index(name):]
+                self.errors.error(exprs[name].pos, "cycle",
+                                  f"params depend on each other: {' -> '.join(members + (name,))}",
                                   "give one of them a number")
-                exprs.pop(name)
+                failed.update(members)
                 return
             state[name] = "active"
-            for dep in sorted(exprs[name].names() & set(exprs)):
+            deps = sorted(exprs[name].names() & set(exprs))
+            for dep in deps:
                 visit(dep, chain + (name,))
             state[name] = "done"
-            if name not in exprs:
+            if name in failed or failed & set(deps):
+                failed.add(name)
                 return
             try:
                 v = evaluate(exprs[name], self.params)
@@ -193,10 +197,12 @@ class Builder:
         if "like" in d:
             if d["like"] not in raw:
                 self.errors.error(self.pos(*p, "like"), "undefined-name", f"no array named '{d['like']}'",
-                                  did_you_mean(d["like"], raw))
+                                  did_you_mean(d["like"], [a for a in raw if a != name]))
             else:
                 base = build(d["like"])
         if "shape" not in d and base is None:
+            if "like" in d:  # the broken `like:` is already reported
+                return None
             self.errors.error(self.smap.key(p), "missing-key", f"array '{name}' needs a `shape:` (or `like:`)")
             return None
         if "shape" in d:

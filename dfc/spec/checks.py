@@ -28,6 +28,7 @@ class Context:
     item_types: dict[str, tuple[TensorType, Pos, str]] = field(default_factory=dict)  # queue -> first item
     producers: dict[str, list[str]] = field(default_factory=dict)
     consumers: dict[str, list[str]] = field(default_factory=dict)
+    via_users: dict[str, list[str]] = field(default_factory=dict)
 
     def report(self, e: ExprError) -> None:
         self.errors.extend([e.diagnostic])
@@ -307,6 +308,7 @@ def _check_scalar_value(ctx: Context, expr: Expr | None, t, via: str | None, nam
                              did_you_mean(via, ctx.spec.queues))
         else:
             ctx.producers.setdefault(via, []).append(name)
+            ctx.via_users.setdefault(via, []).append(name)
             if ctx.spec.queues[via].reduce is None:
                 ctx.errors.error(ctx.spec.queues[via].pos, "queue-reduce",
                                  f"'{name}' is reduced through '{via}', which has no `reduce:`",
@@ -323,7 +325,7 @@ def check_queues(spec: Spec, ctx: Context) -> None:
         if not ctx.producers.get(q.name):
             ctx.errors.error(key, "queue-unused", f"queue '{q.name}' has no producer",
                              f"push into it from a task (`push: {q.name}[...]`) or reduce through it (`via: {q.name}`)")
-        if q.reduce is None and not ctx.consumers.get(q.name):
+        if q.reduce is None and not ctx.consumers.get(q.name) and not ctx.via_users.get(q.name):
             ctx.errors.error(key, "queue-unused", f"queue '{q.name}' is never drained: it has no consumer",
                              f"add `reduce:` to it, or a task with `pop: {q.name}`")
         if q.reduce is None or q.reduce.into is None:
@@ -402,7 +404,8 @@ def check_memory(spec: Spec, ctx: Context) -> None:
         if item:
             need += item[0].nbytes * q.capacity * q.shards
     declared = all(j.memory is not None for j in spec.cluster.values())
-    has = (" + ".join(f"{j.tasks} x {gib(per_task[j.name])} ({j.name})" for j in spec.cluster.values())
+    has = (" + ".join(f"{j.tasks} '{j.name}' task{'s' * (j.tasks != 1)} x {gib(per_task[j.name])}"
+                      for j in spec.cluster.values())
            if declared else f"this machine's {gib(host)}")
     if need > capacity:
         biggest = max(spec.arrays.values(), key=lambda a: a.nbytes, default=None)

@@ -112,6 +112,8 @@ def parse_expr(text: object, pos: Pos, exact: bool = False,
     try:
         tree = ast.parse(text.strip() if "\n" in text else text, mode="eval")
     except SyntaxError as e:
+        if "too many nested" in (e.msg or ""):
+            raise probe.error(None, "expr-too-long", "expression nests too deeply", "simplify it") from None
         col = max((e.offset or 1) - 1, 0)
         err_pos = pos.shifted(col, 1) if exact and (e.lineno or 1) == 1 else pos
         raise ExprError(Diagnostic(err_pos, "expr-syntax", f"invalid expression: {e.msg}",
@@ -303,7 +305,7 @@ def whole(expr: Expr, env: Mapping[str, Number], what: str, minimum: int | None 
                 q = Fraction(a) / Fraction(b)
                 if q.denominator != 1:
                     raise sub.error(node, "not-whole",
-                                    f"{what} '{expr.src(node)}' is {_fmt(a)}/{_fmt(b)} = "
+                                    f"{what} is {expr.src(node)} = {_fmt(a)}/{_fmt(b)} = "
                                     f"{float(q):g}, not a whole number",
                                     "sizes must divide exactly: choose values where "
                                     f"{expr.src(node.right)} divides {expr.src(node.left)}")
@@ -312,16 +314,22 @@ def whole(expr: Expr, env: Mapping[str, Number], what: str, minimum: int | None 
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         else:
-            raise expr.error(None, "not-whole", f"{what} '{expr.text}' is {_fmt(v)}, not a whole number",
+            raise expr.error(None, "not-whole", f"{what} is {_show(expr, v)}, not a whole number",
                              "sizes and counts are integers")
     v = int(v)
     if abs(v) > MAX_SIZE:
-        raise expr.error(None, "too-large", f"{what} '{expr.text}' is {v:.3g}, far too large",
+        raise expr.error(None, "too-large", f"{what} is {_show(expr, f'{v:.3g}')}, far too large",
                          "sizes and counts must fit in 64 bits")
     if minimum is not None and v < minimum:
-        raise expr.error(None, "bad-size", f"{what} '{expr.text}' is {v}; it must be at least {minimum}",
+        raise expr.error(None, "bad-size", f"{what} is {_show(expr, v)}; it must be at least {minimum}",
                          "sizes and counts must be positive")
     return v
+
+
+def _show(expr: Expr, v: object) -> str:
+    """'N = 1e+30' when the text is not the value itself, else just the value."""
+    value = _fmt(v) if isinstance(v, (int, float, Fraction)) else str(v)
+    return value if expr.text.strip() == value else f"{expr.text.strip()} = {value}"
 
 
 def _fmt(v: Number) -> str:

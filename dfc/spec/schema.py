@@ -79,6 +79,9 @@ def _translate(error, smap: SourceMap) -> list[Diagnostic]:
         out = []
         for key in sorted(k for k in inst if k not in allowed):
             hint = did_you_mean(key, allowed)
+            if any(c in key for c in "()[]") or " " in key:
+                hint = ("inside {...} a ',' ends the value: quote expressions that contain commas, "
+                        "e.g. compute: \"dot(a, b)\"")
             out.append(Diagnostic(smap.key(path + (key,)), "unknown-key",
                                   f"unknown key '{key}' in {here}", hint))
         return out

@@ -137,6 +137,8 @@ def _yaml_error(file: str, text: str, err: yaml.YAMLError) -> SpecError:
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = getattr(err, "problem", None) or str(err)
     lines = text.splitlines()
+    if lines and line > len(lines):  # at the end of the stream: point at the last line
+        line, col = len(lines), len(lines[-1]) + 1
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     if "\t" in problem or (col - 1 < len(src) and src[col - 1] == "\t") or "'\\t'" in problem:
         return SpecError([_diag(file, line, col, "yaml-tab", "tab character in indentation",
@@ -144,7 +146,7 @@ def _yaml_error(file: str, text: str, err: yaml.YAMLError) -> SpecError:
     context = getattr(err, "context", None)
     message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
     hint = "check the indentation and that every ':' and '-' is followed by a space"
-    if "expected a single document" in problem or "but found another document" in (context or ""):
+    if "single document" in f"{problem} {context}" or "another document" in f"{problem} {context}":
         hint = "a spec is one YAML document: remove the '---' separator and what follows"
     return SpecError([_diag(file, line, col, "yaml-syntax", message, hint)])
 

@@ -1,0 +1,81 @@
+from fractions import Fraction
+
+import pytest
+
+from dfc.diagnostics import Pos
+from dfc.ops import FUNCTIONS
+from dfc.spec.expr import ExprError, evaluate, parse_expr, whole
+
+POS = Pos("t.yaml", 3, 10, 10)
+
+
+def ev(text, **env):
+    return evaluate(parse_expr(text, POS, True), env)
+
+
+@pytest.mark.parametrize("text, env, want", [
+    ("N/T", {"N": 4096, "T": 1024}, 4),
+    ("2**22", {}, 4194304),
+    ("5*N*log2(N)", {"N": 1024}, 51200),
+    ("N/3", {"N": 4}, Fraction(4, 3)),
+    ("(i*(N/T) + j) % 2", {"i": 1, "j": 2, "N": 8, "T": 2}, 0),
+    ("tol**2", {"tol": 1e-5}, pytest.approx(1e-10)),
+    ("min(N, 7) + max(1, 2) + abs(-3) + ceil(1/2) + floor(3/2)", {"N": 4}, 4 + 2 + 3 + 1 + 1),
+    ("sqrt(16)", {}, 4),
+    ("N > 2 and not N < 1", {"N": 3}, True),
+])
+def test_exact_arithmetic(text, env, want):
+    assert ev(text, **env) == want
+
+
+def test_sizes_are_exact_integers():
+    e = parse_expr("MB * 2**20 / 4", POS, True)
+    assert whole(e, {"MB": 128}, "extent") == 32 * 2**20
+    with pytest.raises(ExprError) as info:
+        whole(parse_expr("N/T", POS, True), {"N": 4096, "T": 1000}, "extent")
+    assert info.value.diagnostic.code == "not-whole"
+    assert "4096/1000" in info.value.diagnostic.message
+
+
+@pytest.mark.parametrize("text, code", [
+    ("__import__('os')", "unknown-function"),
+    ("x.y", "expr-forbidden"),
+    ("[1, 2]", "expr-forbidden"),
+    ("lambda: 1", "expr-forbidden"),
+    ("a if b else c", "expr-forbidden"),
+    ("'text'", "expr-forbidden"),
+    ("A[1:2]", "expr-forbidden"),
+    ("f(**k)", "unknown-function"),
+    ("1 +", "expr-syntax"),
+    ("", "expr-syntax"),
+    ("(" * 500 + "1" + ")" * 500, "expr-too-long"),
+    ("1+" * 1500 + "1", "expr-too-long"),
+], ids=lambda v: v[:20] if isinstance(v, str) else None)
+def test_whitelist_rejects(text, code):
+    with pytest.raises(ExprError) as info:
+        parse_expr(text, POS, True)
+    assert info.value.diagnostic.code == code
+
+
+def test_op_functions_are_allowed_when_asked():
+    parse_expr("sum(dot(r[i], r[i]))", POS, True, FUNCTIONS)
+    with pytest.raises(ExprError):
+        parse_expr("sum(dot(r[i], r[i]))", POS, True)
+
+
+@pytest.mark.parametrize("text, code", [
+    ("N/0", "zero-division"), ("N % 0", "zero-division"), ("10**10**10", "too-large"),
+    ("2**100000", "too-large"), ("M", "undefined-name"), ("A @ B", "expr-type"),
+    ("A[0]", "expr-type"), ("(-8)**0.5", "expr-value"),
+])
+def test_evaluation_errors(text, code):
+    with pytest.raises(ExprError) as info:
+        ev(text, N=4, A=1, B=2)
+    assert info.value.diagnostic.code == code
+
+
+def test_positions_point_inside_the_string():
+    e = parse_expr("A[i, k] @ Bb[k, j]", POS, True)
+    node = e.tree.right
+    at = e.at(node)
+    assert (at.line, at.col, at.end_col) == (3, 20, 27)

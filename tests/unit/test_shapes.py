@@ -1,0 +1,64 @@
+import pytest
+
+from dfc.diagnostics import Pos
+from dfc.ops import FUNCTIONS, ItemsType, TensorType
+from dfc.spec import load_spec
+from dfc.spec.expr import ExprError, parse_expr
+from dfc.spec.shapes import Scope, infer
+
+from pathlib import Path
+
+SPECS = Path(__file__).resolve().parents[2] / "specs"
+
+
+@pytest.fixture(scope="module")
+def cg():
+    return load_spec(SPECS / "cg.yaml", ["N=64"])
+
+
+def typ(text, scope, allow_free=False):
+    return infer(parse_expr(text, Pos("t", 1, 1, 1), True, FUNCTIONS + ("log2",)), scope, allow_free)
+
+
+def test_tiles_rows_and_whole_arrays(cg):
+    s = Scope(cg.arrays, cg.params, {"i": 2})
+    assert typ("A[i, :]", s) == TensorType((32, 64), "float64")
+    assert typ("A[i, :] @ p", s) == TensorType((32,), "float64")
+    assert typ("A @ x", s) == TensorType((64,), "float64")
+    assert typ("p[i]", s) == TensorType((32,), "float64")
+    assert typ("dot(p[i], q[i])", s) == TensorType((), "float64")
+    assert typ("norm(b - A @ x) / norm(b)", s) == TensorType((), "float64")
+
+
+def test_free_index_only_inside_a_reduction(cg):
+    s = Scope(cg.arrays, cg.params, {}, {"rr": TensorType((), "float64")})
+    assert typ("rr / sum(dot(p[i], q[i]))", s) == TensorType((), "float64")
+    with pytest.raises(ExprError) as info:
+        typ("dot(p[i], q[i])", s)
+    assert info.value.diagnostic.code == "free-index"
+
+
+def test_scalars_adopt_tensor_dtype_but_tensors_must_match(cg):
+    s = Scope(cg.arrays, cg.params, {"i": 2}, {"alpha": TensorType((), "float32")})
+    assert typ("x[i] + alpha * p[i]", s).dtype == "float64"
+
+
+@pytest.mark.parametrize("text, code", [
+    ("A[i]", "index-rank"), ("A[i, 0] @ A[i, 0]", "shape-mismatch"), ("p[j]", "free-index"),
+    ("p[i + 1]", "out-of-range"), ("fft(p)", "dtype-mismatch"), ("dot(p)", "bad-call"),
+    ("nrm(p)", None), ("N[i]", "expr-type"), ("rr", "undefined-name"), ("p < 1", "shape-mismatch"),
+])
+def test_errors(cg, text, code):
+    s = Scope(cg.arrays, cg.params, {"i": 2})
+    with pytest.raises(ExprError) as info:
+        typ(text, s)
+    if code:
+        assert info.value.diagnostic.code == code
+
+
+def test_fft_merge_needs_the_queue_items(cg):
+    item = TensorType((16,), "complex128")
+    s = Scope(cg.arrays, {"P": 4}, items={"spectra": ItemsType(item, 4)})
+    assert typ("fft_merge(spectra, stride=P)", s) == TensorType((64,), "complex128")
+    with pytest.raises(ExprError):
+        typ("fft_merge(spectra, stride=2)", s)
