@@ -120,39 +120,16 @@ class Builder:
                     self.errors.extend([e.diagnostic])
             elif (e := self.expr(value, path, MATH_FUNCTIONS)) is not None:
                 exprs[name] = e
-        state: dict[str, str] = {}
-        failed: set[str] = set()
-
-        def visit(name: str, chain: tuple[str, ...]) -> None:
-            if state.get(name) == "done" or name not in exprs:
-                return
-            if state.get(name) == "active":
-                members = chain[chain.index(name):]
-                self.errors.error(exprs[name].pos, "cycle",
-                                  f"params depend on each other: {' -> '.join(members + (name,))}",
-                                  "give one of them a number")
-                failed.update(members)
-                return
-            state[name] = "active"
-            deps = sorted(exprs[name].names() & set(exprs))
-            for dep in deps:
-                visit(dep, chain + (name,))
-            state[name] = "done"
-            if name in failed or failed & set(deps):
-                failed.add(name)
-                return
+        for name in _dependency_order(exprs, self.errors):
+            if name not in exprs:
+                continue
             try:
                 v = evaluate(exprs[name], self.params)
                 if isinstance(v, bool):
                     raise exprs[name].error(None, "bad-type", f"param '{name}' must be a number, not a condition")
-                if isinstance(v, float) and v != v:
-                    raise exprs[name].error(None, "bad-value", f"param '{name}' is not a number (nan)")
                 self.params[name] = v
             except ExprError as e:
                 self.errors.extend([e.diagnostic])
-
-        for name in sorted(exprs):
-            visit(name, ())
 
     # ----------------------------------------------------------------- sections
     def build_cluster(self) -> dict[str, Job]:
@@ -165,6 +142,10 @@ class Builder:
                 device=d.get("device", "cpu"), gpus=d.get("gpus", 1),
                 threads=Threads(t.get("intra"), t.get("inter")),
                 memory=parse_memory(d["memory"]) if "memory" in d else None)
+            if jobs[name].memory is not None and jobs[name].memory < 2**20:
+                self.errors.error(self.pos(*p, "memory"), "bad-size",
+                                  f"job '{name}' has {jobs[name].memory} bytes of memory per task",
+                                  "give a size such as '16GiB'")
             if jobs[name].tasks > 4096:
                 self.errors.error(self.pos(*p, "tasks"), "too-large",
                                   f"job '{name}' asks for {jobs[name].tasks} tasks; dfc supports at most 4096")
@@ -410,6 +391,42 @@ class Builder:
             Metrics(*(self.expr(metrics[k], ("metrics", k), MATH_FUNCTIONS) if k in metrics else None
                       for k in ("flops", "bytes"))),
             sweep)
+
+
+def _dependency_order(exprs: dict[str, Expr], errors: Collector) -> list[str]:
+    """Params in an order where each comes after those it uses (an iterative depth-first
+    search: thousands of chained params must not exhaust the stack). Params on a cycle, and
+    those that use them, are reported once and left out."""
+    deps = {n: sorted(e.names() & set(exprs)) for n, e in exprs.items()}
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    order: list[str] = []
+    bad: set[str] = set()
+    for root in sorted(exprs):
+        if root in state:
+            continue
+        stack = [(root, iter(deps[root]))]
+        state[root] = 1
+        while stack:
+            node, it = stack[-1]
+            dep = next(it, None)
+            if dep is None:
+                stack.pop()
+                state[node] = 2
+                if bad & set(deps[node]):
+                    bad.add(node)
+                else:
+                    order.append(node)
+            elif state.get(dep) == 1:
+                chain = [n for n, _ in stack]
+                members = chain[chain.index(dep):]
+                errors.error(exprs[dep].pos, "cycle",
+                             f"params depend on each other: {' -> '.join(members + [dep])}",
+                             "give one of them a number")
+                bad.update(members)
+            elif dep not in state:
+                state[dep] = 1
+                stack.append((dep, iter(deps[dep])))
+    return [n for n in order if n not in bad]
 
 
 def _divisor_hint(n: int, k: int) -> str:

@@ -404,13 +404,13 @@ def check_memory(spec: Spec, ctx: Context) -> None:
         if item:
             need += item[0].nbytes * q.capacity * q.shards
     declared = all(j.memory is not None for j in spec.cluster.values())
-    has = (" + ".join(f"{j.tasks} '{j.name}' task{'s' * (j.tasks != 1)} x {gib(per_task[j.name])}"
+    has = ("the cluster has " + " + ".join(f"{j.tasks} '{j.name}' task{'s' * (j.tasks != 1)} x {gib(per_task[j.name])}"
                       for j in spec.cluster.values())
-           if declared else f"this machine's {gib(host)}")
+           if declared else f"this machine has {gib(host)}")
     if need > capacity:
         biggest = max(spec.arrays.values(), key=lambda a: a.nbytes, default=None)
         ctx.errors.error(spec.source.key(("arrays",)) if spec.arrays else spec.source.value(()),
-                         "memory", f"the data needs {gib(need)} but the cluster has {gib(capacity)} ({has})",
+                         "memory", f"the data needs {gib(need)} but {has}",
                          f"largest array: '{biggest.name}' {gib(biggest.nbytes)}; lower the sizes, add tasks, "
                          "or set `memory:` per job under `cluster:`" if biggest else "")
         return
@@ -422,6 +422,16 @@ def check_memory(spec: Spec, ctx: Context) -> None:
             ctx.errors.error(spec.source.key(("cluster", j.name)), "memory",
                              f"arrays placed on '{j.name}' need {gib(pinned)} but it has {gib(room)}",
                              "spread them over more tasks or give the job more `memory:`")
+
+
+MAX_TILE_TASKS = 10_000_000
+
+
+def check_size_of_graph(spec: Spec, ctx: Context) -> None:
+    if spec.tile_tasks > MAX_TILE_TASKS:
+        where = spec.source.key(("tasks",)) if spec.tasks else spec.source.value(("loop",))
+        ctx.errors.error(where, "too-large", f"the program has {spec.tile_tasks:.3g} tile tasks; dfc plans at "
+                         f"most {MAX_TILE_TASKS:,}", "use larger tiles (fewer, bigger tasks)")
 
 
 def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
@@ -517,5 +527,6 @@ def check_spec(spec: Spec) -> list[Diagnostic]:
     check_queues(spec, ctx)
     check_cycles(spec, ctx)
     check_memory(spec, ctx)
+    check_size_of_graph(spec, ctx)
     check_verify_and_metrics(spec, ctx, scalars)
     return ctx.errors.diagnostics

@@ -97,6 +97,8 @@ def parse_expr(text: object, pos: Pos, exact: bool = False,
     """
     if isinstance(text, bool):
         text = "True" if text else "False"
+    if isinstance(text, float) and not math.isfinite(text):
+        raise ExprError(Diagnostic(pos, "bad-value", f"{text} is not a finite number", "write a number"))
     if isinstance(text, (int, float)):
         text, exact = repr(text), False
     if not isinstance(text, str):
