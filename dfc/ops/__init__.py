@@ -253,6 +253,75 @@ register(Op("or", "logical or", _logical, lambda a, o: 1, np.logical_or, nargs=(
 register(Op("not", "logical not", _logical, lambda a, o: 1, np.logical_not, callable=False,
             symbol="not"))
 
+# ---- structural ops the compiler inserts (never written in a spec)
+
+ACCUMULATE = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multiply}
+
+
+def _accumulate(*args, **_) -> TensorType:
+    if len(args) == 1 and isinstance(args[0], ItemsType):  # the items a reducer dequeued
+        return args[0].item
+    out = args[0]
+    for t in args[1:]:
+        out = _elementwise(out, t)
+    return out
+
+
+def _accumulate_flops(args: tuple, out: TensorType) -> int:
+    count = args[0].count if len(args) == 1 and isinstance(args[0], ItemsType) else len(args)
+    return _n(out) * max(count - 1, 0)
+
+
+def _accumulate_numpy(*xs, op: str = "sum"):
+    if len(xs) == 1 and isinstance(xs[0], list):
+        xs = xs[0]
+    out = xs[0]
+    for x in xs[1:]:
+        out = ACCUMULATE[op](out, x)
+    return out
+
+
+def _assemble(*tiles: TensorType, grid: tuple = ()) -> TensorType:
+    t = tiles[0]
+    return TensorType(tuple(n * g for n, g in zip(t.shape, grid)), t.dtype)
+
+
+def _assemble_numpy(*tiles, grid: tuple = ()):
+    cells = np.empty(grid, dtype=object)
+    for idx, tile in zip(np.ndindex(*grid), tiles):
+        cells[idx] = tile
+    return np.block(cells.tolist())
+
+
+def _interleave(*tiles: TensorType) -> TensorType:
+    return TensorType((tiles[0].shape[0] * len(tiles),), tiles[0].dtype)
+
+
+def _interleave_numpy(*tiles):
+    return np.stack(tiles, axis=1).reshape(-1)
+
+
+register(Op("accumulate", "combine many values with the reducer's op (sum, max, min, prod)",
+            _accumulate, _accumulate_flops, _accumulate_numpy, nargs=(1, 1 << 30),
+            kwargs=("op",), callable=False))
+register(Op("assemble", "block tiles (row-major grid order) into one array", _assemble,
+            lambda a, o: 0, _assemble_numpy, nargs=(1, 1 << 30), kwargs=("grid",), callable=False))
+register(Op("interleave", "cyclic tiles into one array: tile p holds elements p, p+P, ...",
+            _interleave, lambda a, o: 0, _interleave_numpy, nargs=(1, 1 << 30), callable=False))
+
+def _take_tile(x: TensorType, kind: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()) -> TensorType:
+    return TensorType(tuple(tile), x.dtype)
+
+
+def _take_tile_numpy(x, kind: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()):
+    if kind == "cyclic":
+        return x[index[0]::grid[0]]
+    return x[tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, tile))]
+
+
+register(Op("take_tile", "one tile of a whole array", _take_tile, lambda a, o: 0, _take_tile_numpy,
+            kwargs=("kind", "index", "tile", "grid"), callable=False))
+
 #: Names an expression may call.
 FUNCTIONS: tuple[str, ...] = tuple(sorted(n for n, op in REGISTRY.items() if op.callable))
 #: Which op '@' means, by the ranks of its operands.

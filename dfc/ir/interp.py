@@ -1,0 +1,146 @@
+"""The NumPy engine: executes the (placed or unplaced) IR in one process with the op
+registry's NumPy references. It is the reference every other engine is tested against.
+
+Semantics it defines:
+
+- the nodes of scope ``""`` run once, in topological order (ties by name);
+- then the ``"loop"`` nodes run in topological order, once per iteration, until the
+  ``until`` node is true (checked after each iteration) or ``max`` iterations;
+- a ``variable`` holds storage; reading it gives its current value; ``assign`` writes it;
+- queues deliver items in key order; ``send``/``recv`` move values unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from ..ops import REGISTRY
+from ..ops import random as rnd
+from .node import Node, topo
+
+
+@dataclass
+class Result:
+    arrays: dict[str, np.ndarray]  # every array, assembled from its tiles
+    scalars: dict[str, float]
+    iterations_run: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def init_tile(node: Node, initial: dict[str, np.ndarray]) -> np.ndarray:
+    """The initial value of one tile (or scalar) variable."""
+    a = dict(node.attrs)
+    kind, dtype = a["init"], node.dtype
+    if kind == "constant":
+        return np.full(node.shape, a["value"], dtype=dtype)
+    if kind == "copy":
+        return initial[node.inputs[0]].copy()
+    coords = rnd.tile_indices(a["array_shape"], a["kind"], a["tile"], a["index"], a["grid"])
+    if kind == "random":
+        return rnd.generate(a["dist"], a, coords, a["array_shape"], dtype)
+    if kind == "file":
+        whole = np.load(a["file"], mmap_mode="r")
+        return np.array(REGISTRY["take_tile"].numpy(whole, kind=a["kind"], index=a["index"], tile=a["tile"],
+                                                    grid=a["grid"]), dtype=dtype)
+    raise ValueError(f"unknown init {kind!r}")
+
+
+class NumpyEngine:
+    def __init__(self, g: nx.DiGraph):
+        self.g = g
+        self.storage: dict[str, np.ndarray] = {}
+        self.initial: dict[str, np.ndarray] = {}
+        self.values: dict[str, object] = {}
+
+    def val(self, name: str):
+        node = self.g.nodes[name]["node"]
+        return self.storage[name] if node.kind == "variable" else self.values[name]
+
+    def step(self, node: Node) -> None:
+        kind = node.kind
+        if kind == "const":
+            self.values[node.name] = node.attr("value")
+        elif kind == "variable":
+            value = init_tile(node, self.initial)
+            self.initial[node.name] = value
+            self.storage[node.name] = value.copy()
+        elif kind in ("compute", "reduce", "broadcast"):
+            args = [self.val(i) for i in node.inputs]
+            op = REGISTRY[node.op]
+            out = op.numpy(*args, **{k: v for k, v in node.attrs if k in op.kwargs})
+            if node.dtype and node.dtype != "bool":
+                out = np.asarray(out, dtype=node.dtype)
+            self.values[node.name] = out
+        elif kind == "assign":
+            target = node.attr("target")
+            value = np.array(self.val(node.inputs[0]), dtype=node.dtype).reshape(node.shape)
+            self.storage[target] = value
+            self.values[node.name] = value
+        elif kind in ("enqueue", "send", "recv"):
+            self.values[node.name] = self.val(node.inputs[0])
+        elif kind == "dequeue":
+            self.values[node.name] = [self.val(i) for i in node.inputs]
+        elif kind == "loop":
+            pass
+        else:
+            raise ValueError(f"the NumPy engine cannot run a {kind!r} node ({node.name}); expand first")
+
+    def run(self, max_iterations: int | None = None) -> Result:
+        t0 = time.perf_counter()
+        prologue, body = topo(self.g, ""), topo(self.g, "loop")
+        for node in prologue:  # variables depend only on variables: initialise them first
+            if node.kind == "variable":
+                self.step(node)
+        t1 = time.perf_counter()
+        for node in prologue:
+            if node.kind != "variable":
+                self.step(node)
+        iterations = 0
+        loop = self.g.nodes["loop"]["node"] if "loop" in self.g else None
+        if loop is not None:
+            limit = loop.attr("max") if max_iterations is None else min(max_iterations, loop.attr("max"))
+            until = loop.attr("until")
+            while iterations < limit:
+                for node in body:
+                    self.step(node)
+                iterations += 1
+                if until and bool(self.values[until]):
+                    break
+        t2 = time.perf_counter()
+        return Result(self.arrays(), self.scalars(), iterations, {"init": t1 - t0, "compute": t2 - t1})
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return gather(self.g, self.storage)
+
+    def scalars(self) -> dict[str, float]:
+        return {n.attr("scalar"): self.storage[n.name].item() for n in topo(self.g, "")
+                if n.kind == "variable" and n.attr("scalar")}
+
+
+def gather(g: nx.DiGraph, storage: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Whole arrays from their tiles."""
+    tiles: dict[str, list[Node]] = {}
+    for name in sorted(g.nodes):
+        n = g.nodes[name]["node"]
+        if n.kind == "variable" and n.attr("array"):
+            tiles.setdefault(n.attr("array"), []).append(n)
+    out = {}
+    for array, nodes_ in tiles.items():
+        nodes_.sort(key=lambda n: n.attr("index"))
+        values = [storage[n.name] for n in nodes_]
+        first = nodes_[0]
+        if len(values) == 1:
+            out[array] = values[0]
+        elif first.attr("kind") == "cyclic":
+            out[array] = REGISTRY["interleave"].numpy(*values)
+        else:
+            out[array] = REGISTRY["assemble"].numpy(*values, grid=first.attr("grid"))
+    return out
+
+
+def run_numpy(g: nx.DiGraph, max_iterations: int | None = None) -> Result:
+    return NumpyEngine(g).run(max_iterations)

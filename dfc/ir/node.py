@@ -1,0 +1,165 @@
+"""The IR: a ``networkx.DiGraph`` whose nodes each hold one frozen :class:`Node` under the
+attribute ``"node"``, and whose edges are tensors (attribute ``"bytes"``).
+
+Kinds:
+
+=========  ================================================================
+task       a whole task or loop step, before ``expand`` (one per spec entry)
+const      a number (a literal, a param, an index value)
+variable   one tile of an array, or a scalar that is loop state; holds its init
+compute    one registry op on whole tiles
+assign     writes its input into a variable (``attrs["target"]``)
+enqueue    pushes its input into a queue (``attrs["queue"]``, ``attrs["key"]``)
+dequeue    takes the items of one key (or all items) out of a queue
+reduce     combines items with the queue's reducer op
+broadcast  the reduced value, copied to every task of a job
+send/recv  a transfer between devices (inserted by the ``comm`` pass)
+loop       loop control: runs the ``scope == "loop"`` nodes until ``until`` or ``max``
+=========  ================================================================
+
+Node names are stable and readable (``product[i=1,j=0,k=2]``, ``A[0,1]``,
+``send:A[0,1]->/job:worker/task:1``); every iteration over the graph is sorted by name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable
+
+import networkx as nx
+
+from ..diagnostics import Pos
+
+KINDS = ("task", "const", "variable", "compute", "assign", "enqueue", "dequeue", "reduce",
+         "broadcast", "send", "recv", "loop")
+#: Kinds with effects: never merged by CSE, never dropped.
+EFFECTFUL = frozenset({"variable", "assign", "enqueue", "dequeue", "reduce", "broadcast", "send",
+                       "recv", "loop", "task"})
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    op: str = ""
+    inputs: tuple[str, ...] = ()
+    shape: tuple[int, ...] = ()
+    dtype: str = "float64"
+    flops: int = 0
+    out_bytes: int = 0
+    device: str = ""  # full TF device string once placed
+    allowed: tuple[str, ...] = ()  # devices it may run on (empty: any)
+    scope: str = ""  # "" (runs once) or "loop" (the loop body)
+    group: str = ""  # the task class it came from, for reports and collapsing
+    pos: Pos = field(default_factory=Pos)
+    attrs: tuple[tuple[str, Any], ...] = ()
+    after: tuple[str, ...] = ()  # control dependencies: run after these (no data flows)
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        for k, v in self.attrs:
+            if k == key:
+                return v
+        return default
+
+    def with_attrs(self, **kw) -> Node:
+        merged = dict(self.attrs)
+        merged.update(kw)
+        return replace(self, attrs=tuple(sorted(merged.items())))
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "kind": self.kind, "op": self.op, "inputs": list(self.inputs),
+            "after": list(self.after),
+            "shape": list(self.shape), "dtype": self.dtype, "flops": self.flops,
+            "bytes": self.out_bytes, "device": self.device, "scope": self.scope, "group": self.group,
+            "pos": f"{self.pos}" if self.pos.line else "",
+            "attrs": {k: _jsonable(v) for k, v in self.attrs},
+        }
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, complex):
+        return [v.real, v.imag]
+    if isinstance(v, (tuple, list)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    return str(v)
+
+
+def node_of(g: nx.DiGraph, name: str) -> Node:
+    return g.nodes[name]["node"]
+
+
+def nodes(g: nx.DiGraph) -> list[Node]:
+    """All nodes, sorted by name."""
+    return [g.nodes[n]["node"] for n in sorted(g.nodes)]
+
+
+def add(g: nx.DiGraph, node: Node) -> str:
+    """Add ``node`` with one edge per input; returns its name."""
+    g.add_node(node.name, node=node)
+    for src in node.inputs:
+        g.add_edge(src, node.name, bytes=g.nodes[src]["node"].out_bytes)
+    for src in node.after:
+        if not g.has_edge(src, node.name):
+            g.add_edge(src, node.name, bytes=0)
+    return node.name
+
+
+def rebuild(nodes_: Iterable[Node], graph_attrs: dict | None = None) -> nx.DiGraph:
+    """A fresh graph from nodes (inputs must exist among them)."""
+    g = nx.DiGraph()
+    g.graph.update(graph_attrs or {})
+    ns = list(nodes_)
+    for n in ns:
+        g.add_node(n.name, node=n)
+    for n in ns:
+        for src in n.inputs:
+            g.add_edge(src, n.name, bytes=g.nodes[src]["node"].out_bytes)
+        for src in n.after:
+            if not g.has_edge(src, n.name):
+                g.add_edge(src, n.name, bytes=0)
+    return g
+
+
+def topo(g: nx.DiGraph, scope: str | None = None) -> list[Node]:
+    """Nodes in a deterministic topological order (ties broken by name)."""
+    order = nx.lexicographical_topological_sort(g)
+    out = [g.nodes[n]["node"] for n in order]
+    return [n for n in out if scope is None or n.scope == scope]
+
+
+class IRError(Exception):
+    """The IR broke an invariant: a bug in a pass, never a user mistake."""
+
+
+def verify_ir(g: nx.DiGraph, stage: str = "") -> None:
+    """Check the invariants every pass must keep."""
+    where = f" after {stage}" if stage else ""
+    if not nx.is_directed_acyclic_graph(g):
+        cycle = nx.find_cycle(g)
+        raise IRError(f"the IR has a cycle{where}: {cycle[:4]}")
+    for name in g.nodes:
+        data = g.nodes[name]
+        if "node" not in data:
+            raise IRError(f"node {name!r} has no Node{where}")
+        n = data["node"]
+        if n.name != name or n.kind not in KINDS:
+            raise IRError(f"bad node {name!r} (kind {n.kind!r}){where}")
+        if set(n.inputs) | set(n.after) != set(g.predecessors(name)):
+            raise IRError(f"edges of {name!r} do not match its inputs{where}")
+        if n.scope == "" and any(g.nodes[p]["node"].scope == "loop" for p in n.inputs):
+            raise IRError(f"{name!r} runs once, before the loop, but reads a loop value{where}")
+
+
+def to_json(g: nx.DiGraph) -> dict:
+    return {"nodes": [n.to_json() for n in nodes(g)],
+            "edges": [{"from": u, "to": v, "bytes": g.edges[u, v]["bytes"]} for u, v in sorted(g.edges)]}
+
+
+def dumps(g: nx.DiGraph) -> str:
+    return json.dumps(to_json(g), indent=1)

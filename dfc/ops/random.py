@@ -1,0 +1,83 @@
+"""Counter-based random numbers: every element's value is a pure function of (seed,
+stream, global element index), via the splitmix64 finaliser.
+
+So a tile generated on its owner is the same whatever the tiling, the placement or the
+engine: the TF lowering computes the very same uint64 arithmetic on the device (TF's
+uint64 multiply, xor and shifts wrap exactly like NumPy's), and the differential tests
+compare engines bit for bit on inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+GOLDEN = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+STREAM_STRIDE = 0xD1B54A32D192ED03
+
+
+def offset(seed: int, stream: int) -> int:
+    """The per-(seed, stream) constant added to the element index before mixing."""
+    return ((seed + 1) * GOLDEN + stream * STREAM_STRIDE) % 2**64
+
+
+def splitmix64(index: np.ndarray, seed: int, stream: int = 0) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = index.astype(np.uint64) + np.uint64(offset(seed, stream))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(MIX1)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(MIX2)
+        return z ^ (z >> np.uint64(31))
+
+
+def uniform01(index: np.ndarray, seed: int, stream: int = 0) -> np.ndarray:
+    """Uniform float64 in [0, 1) with 53 random bits."""
+    return (splitmix64(index, seed, stream) >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def normal(index: np.ndarray, seed: int, stream: int = 0) -> np.ndarray:
+    """Standard normal by Box-Muller from two independent uniform streams."""
+    u1 = uniform01(index, seed, 2 * stream)
+    u2 = uniform01(index, seed, 2 * stream + 1)
+    return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+
+
+def tile_indices(shape: tuple[int, ...], kind: str, tile: tuple[int, ...], index: tuple[int, ...],
+                 grid: tuple[int, ...]) -> list[np.ndarray]:
+    """Global coordinates (one int64 array per dimension, broadcastable) of a tile."""
+    if kind == "cyclic":
+        return [np.arange(tile[0], dtype=np.int64) * grid[0] + index[0]]
+    axes = []
+    for d, (t, i) in enumerate(zip(tile, index)):
+        r = np.arange(t, dtype=np.int64) + i * t
+        axes.append(r.reshape([-1 if k == d else 1 for k in range(len(tile))]))
+    return axes
+
+
+def flat_index(coords: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    flat = np.zeros((), dtype=np.int64)
+    for c, n in zip(coords, shape):
+        flat = flat * n + c
+    return flat
+
+
+def generate(dist: str, params: dict, coords: list[np.ndarray], shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Random values of a tile whose elements sit at ``coords`` of an array of ``shape``."""
+    seed = int(params.get("seed", 0))
+    is_complex = dtype.startswith("complex")
+    if dist == "spd":  # (U + U^T)/2 + n*I: symmetric, strictly diagonally dominant, SPD
+        i, j = coords
+        n = shape[0]
+        u = 0.5 * (uniform01(i * n + j, seed) + uniform01(j * n + i, seed))
+        out = u + np.where(i == j, float(n), 0.0)
+    else:
+        flat = flat_index(coords, shape)
+        one = (lambda s: uniform01(flat, seed, s)) if dist == "uniform" else (lambda s: normal(flat, seed, s))
+        out = one(0) + 1j * one(1) if is_complex else one(0)
+        if dist == "uniform":
+            lo, hi = float(params.get("low", 0.0)), float(params.get("high", 1.0))
+            out = lo + (hi - lo) * out
+        else:
+            out = float(params.get("mean", 0.0)) + float(params.get("std", 1.0)) * out
+    out = np.broadcast_to(out, np.broadcast_shapes(*[c.shape for c in coords]))
+    return np.asarray(out).astype(dtype)

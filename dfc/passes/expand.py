@@ -1,0 +1,419 @@
+"""expand: the task-level IR -> one node per op of every tile-task instance.
+
+- every tile of every array becomes a ``variable`` node holding its initial value;
+- each instance of a task's ``for:`` domain becomes the op nodes of its expression, named
+  after the instance (``product[i=1,j=0,k=2]``);
+- ``out:``/``update:`` become ``assign`` nodes; ``push:`` an ``enqueue`` node; a queue's
+  reducer ``dequeue`` + ``reduce`` nodes (+ ``assign`` into the target tile); a ``via:``
+  reduction enqueues one partial result per tile and reduces them on the queue's job;
+  ``broadcast`` sends the reduced value back to every task of a job;
+- the loop body is expanded once, in scope ``"loop"``: reads of loop-carried state read
+  the variables, so the graph does not grow with the iteration count.
+
+Reads follow versions: a tile written earlier in the same scope is read from its
+``assign`` node, so the graph orders every read after the write it depends on.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from ..ops import MATMUL_BY_RANK, REGISTRY, ItemsType, TensorType
+from ..spec.expr import Expr, evaluate
+from ..spec.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
+from ..ir.build import entries
+from ..ir.devices import allowed
+from ..ir.node import Node, add, topo, verify_ir
+
+_OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.USub: "neg",
+        ast.Not: "not", ast.And: "and", ast.Or: "or", ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt",
+        ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge"}
+
+Type = TensorType | ItemsType
+
+
+def tile_name(array: str, index: tuple[int, ...]) -> str:
+    return f"{array}[{','.join(map(str, index))}]"
+
+
+def instance_label(prefix: str, env: dict[str, int]) -> str:
+    return f"{prefix}[{','.join(f'{k}={v}' for k, v in env.items())}]" if env else prefix
+
+
+def init_attrs(a: Array) -> dict:
+    i = a.init
+    if isinstance(i, InitFill):
+        return {"init": "constant", "value": i.value}
+    if isinstance(i, InitConstant):
+        return {"init": "constant", "value": i.constant}
+    if isinstance(i, InitRandom):
+        return {"init": "random", "dist": i.random, "seed": i.seed, "low": i.low, "high": i.high,
+                "mean": i.mean, "std": i.std}
+    if isinstance(i, InitFile):
+        return {"init": "file", "file": i.file}
+    if isinstance(i, InitCopy):
+        return {"init": "copy", "source": i.source}
+    raise AssertionError(i)
+
+
+@dataclass
+class _Ctx:
+    """Where an expression is being expanded."""
+
+    label: str
+    scope: str
+    group: str
+    expr: Expr
+    env: dict[str, int]
+    allowed: tuple[str, ...] = ()
+    items: dict[str, str] = field(default_factory=dict)  # popped queue -> its dequeue node
+    via: str | None = None
+    via_key: str = ""
+    counter: itertools.count = field(default_factory=itertools.count)
+
+
+class Expander:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.g = nx.DiGraph(spec=spec)
+        self.version: dict[tuple, str] = {}  # (array, index) or ("scalar", name) -> current node
+        self.bound: dict[str, str] = {}  # let name -> node (loop-local)
+        self.pending: dict[str, list[str]] = {}  # queue -> enqueue nodes not yet drained
+        self.types: dict[str, Type] = {}
+        self.readers: dict[str, set[str]] = {}  # variable -> nodes that read it since its last write
+
+    # ---------------------------------------------------------------- helpers
+    def add(self, node: Node, typ: Type | None = None) -> str:
+        if node.name not in self.g:
+            add(self.g, node)
+            for src in node.inputs:
+                if self.g.nodes[src]["node"].kind == "variable" and node.kind != "variable":
+                    self.readers.setdefault(src, set()).add(node.name)
+        self.types[node.name] = typ if typ is not None else TensorType(node.shape, node.dtype or None)
+        return node.name
+
+    def const(self, value) -> str:
+        if isinstance(value, bool):
+            return self.add(Node(f"const:{value}", "const", "const", dtype="bool", attrs=(("value", value),)),
+                            TensorType((), "bool"))
+        value = float(value) if not isinstance(value, int) else value
+        return self.add(Node(f"const:{value!r}", "const", "const", dtype="", out_bytes=8,
+                             attrs=(("value", value),)), TensorType((), None))
+
+    def tile(self, array: str, index: tuple[int, ...]) -> str:
+        return self.version.get((array, index), tile_name(array, index))
+
+    def scalar(self, name: str) -> str:
+        return self.version.get(("scalar", name), f"scalar:{name}")
+
+    # ---------------------------------------------------------------- variables
+    def variables(self) -> None:
+        spec = self.spec
+        for a in spec.arrays.values():
+            attrs = init_attrs(a)
+            where = allowed(spec, a.on or spec.placement.constraints.get(a.name))
+            for index in itertools.product(*(range(g) for g in a.tiling.grid)):
+                inputs = (tile_name(attrs["source"], index),) if attrs["init"] == "copy" else ()
+                t = a.tile_type
+                self.add(Node(tile_name(a.name, index), "variable", "variable", inputs, t.shape, a.dtype,
+                              t.size if attrs["init"] == "random" else 0, t.nbytes, allowed=where,
+                              group=a.name, pos=a.pos,
+                              attrs=tuple(sorted({**attrs, "array": a.name, "index": index, "kind": a.tiling.kind,
+                                                  "tile": a.tiling.tile, "grid": a.tiling.grid,
+                                                  "array_shape": a.shape, "resident": a.resident,
+                                                  "output": a.output}.items()))))
+        for s in spec.scalars.values():
+            self.add(Node(f"scalar:{s.name}", "variable", "variable", (), (), s.dtype, 0, 8, group=s.name,
+                          pos=s.pos, attrs=(("init", "constant"), ("scalar", s.name), ("value", 0.0))))
+
+    # ---------------------------------------------------------------- expressions
+    def op(self, ctx: _Ctx, op_name: str, args: list[tuple[str, Type]], node: ast.AST | None,
+           name: str | None = None, kind: str = "compute", **kw) -> tuple[str, Type]:
+        op = REGISTRY[op_name]
+        types = [t for _, t in args]
+        out = op.infer(*types, **kw)
+        name = name or f"{ctx.label}/{next(ctx.counter)}:{op_name}"
+        flops = op.flops(tuple(types), out)
+        attrs = tuple(sorted(kw.items()))
+        n = Node(name, kind, op_name, tuple(a for a, _ in args), out.shape, out.dtype or "", flops,
+                 out.nbytes, allowed=ctx.allowed, scope=ctx.scope, group=ctx.group,
+                 pos=ctx.expr.at(node) if node is not None else ctx.expr.pos, attrs=attrs)
+        return self.add(n, out), out
+
+    def index_values(self, ctx: _Ctx, sub: ast.AST, extent: int) -> list[int]:
+        if isinstance(sub, ast.Slice):
+            return list(range(extent))
+        return [int(evaluate(Expr(ctx.expr.text, sub, ctx.expr.pos), {**self.spec.params, **ctx.env}))]
+
+    def read(self, ctx: _Ctx, array: str, subs: list[ast.AST] | None, node: ast.AST) -> tuple[str, Type]:
+        a = self.spec.arrays[array]
+        grid = a.tiling.grid
+        ranges = [list(range(g)) for g in grid] if subs is None else \
+            [self.index_values(ctx, s, g) for s, g in zip(subs, grid)]
+        tiles = [self.tile(array, idx) for idx in itertools.product(*ranges)]
+        if len(tiles) == 1:
+            return tiles[0], a.tile_type
+        args = [(t, a.tile_type) for t in tiles]
+        if a.tiling.kind == "cyclic":
+            return self.op(ctx, "interleave", args, node)
+        return self.op(ctx, "assemble", args, node, grid=tuple(len(r) for r in ranges))
+
+    def free_indices(self, ctx: _Ctx, node: ast.AST) -> dict[str, int]:
+        """Indices in ``node`` that nothing binds, with the tile-grid extent they range over."""
+        out: dict[str, int] = {}
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name) and sub.value.id in self.spec.arrays:
+                grid = self.spec.arrays[sub.value.id].tiling.grid
+                elts = sub.slice.elts if isinstance(sub.slice, ast.Tuple) else [sub.slice]
+                for d, e in enumerate(elts):
+                    if isinstance(e, ast.Name) and e.id not in ctx.env and e.id not in self.spec.params:
+                        out.setdefault(e.id, grid[d])
+        return out
+
+    def ex(self, ctx: _Ctx, node: ast.AST, name: str | None = None) -> tuple[str, Type]:
+        spec = self.spec
+        if isinstance(node, ast.Constant):
+            return self.const(node.value), self.types[self.const(node.value)]
+        if isinstance(node, ast.Name):
+            n = node.id
+            if n in ctx.env:
+                return self.const(ctx.env[n]), TensorType((), None)
+            if n in spec.params:
+                return self.const(spec.params[n]), TensorType((), None)
+            if n in self.bound:
+                return self.bound[n], self.types[self.bound[n]]
+            if n in spec.scalars:
+                return self.scalar(n), TensorType((), spec.scalars[n].dtype)
+            if n in ctx.items:
+                return ctx.items[n], self.types[ctx.items[n]]
+            return self.read(ctx, n, None, node)
+        if isinstance(node, ast.Subscript):
+            subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+            return self.read(ctx, node.value.id, list(subs), node)
+        if isinstance(node, ast.BinOp):
+            left, right = self.ex(ctx, node.left), self.ex(ctx, node.right)
+            if isinstance(node.op, ast.MatMult):
+                op = MATMUL_BY_RANK[(left[1].rank, right[1].rank)]
+            else:
+                op = _OPS[type(node.op)]
+            return self.op(ctx, op, [left, right], node, name)
+        if isinstance(node, ast.UnaryOp):
+            v = self.ex(ctx, node.operand)
+            return v if isinstance(node.op, ast.UAdd) else self.op(ctx, _OPS[type(node.op)], [v], node, name)
+        if isinstance(node, ast.BoolOp):
+            return self.op(ctx, _OPS[type(node.op)], [self.ex(ctx, v) for v in node.values], node, name)
+        if isinstance(node, ast.Compare):
+            parts, left = [], self.ex(ctx, node.left)
+            for op, right_node in zip(node.ops, node.comparators):
+                right = self.ex(ctx, right_node)
+                parts.append(self.op(ctx, _OPS[type(op)], [left, right], node))
+                left = right
+            return parts[0] if len(parts) == 1 else self.op(ctx, "and", parts, node, name)
+        if isinstance(node, ast.Call):
+            op = REGISTRY[node.func.id]
+            kw = {k.arg: evaluate(Expr(ctx.expr.text, k.value, ctx.expr.pos), spec.params) for k in node.keywords}
+            free = self.free_indices(ctx, node.args[0]) if op.reduction and len(node.args) == 1 else {}
+            if free:
+                return self.reduction(ctx, op.name, node, free, name)
+            return self.op(ctx, op.name, [self.ex(ctx, a) for a in node.args], node, name, **kw)
+        raise AssertionError(ast.dump(node))
+
+    def reduction(self, ctx: _Ctx, op: str, node: ast.Call, free: dict[str, int], name: str | None):
+        """sum/max/min over free tile indices: one term per index tuple, combined locally or,
+        with ``via``, through the queue's reducer."""
+        terms = []
+        for values in itertools.product(*(range(n) for n in free.values())):
+            env = {**ctx.env, **dict(zip(free, values))}
+            sub = _Ctx(instance_label(f"{ctx.label}/term", dict(zip(free, values))), ctx.scope, ctx.group,
+                       ctx.expr, env, (), ctx.items)
+            terms.append(self.ex(sub, node.args[0]))
+        if ctx.via is None:
+            return self.op(ctx, "accumulate", terms, node, name, op=op)
+        q = self.spec.queues[ctx.via]
+        enq = [self.enqueue(ctx, ctx.via, (ctx.via_key, i), t, node) for i, t in enumerate(terms)]
+        deq = self.dequeue(ctx, ctx.via, ctx.via_key, enq, terms[0][1])
+        return self.op(ctx, "accumulate", [deq], node, name or f"{ctx.label}/reduce", kind="reduce",
+                       op=q.reduce.op) if len(enq) else deq
+
+    # ---------------------------------------------------------------- queues
+    def enqueue(self, ctx: _Ctx, queue: str, key: tuple, value: tuple[str, Type], node) -> str:
+        name, typ = value
+        n = Node(f"{ctx.label}/enqueue:{queue}[{','.join(map(str, key))}]", "enqueue", "enqueue", (name,),
+                 typ.shape, typ.dtype or "", 0, typ.nbytes, scope=ctx.scope, group=ctx.group,
+                 pos=ctx.expr.at(node), attrs=(("env", tuple(sorted(ctx.env.items()))), ("key", key),
+                                               ("queue", queue)))
+        self.add(n, typ)
+        self.pending.setdefault(queue, []).append(n.name)
+        return n.name
+
+    def dequeue(self, ctx: _Ctx, queue: str, key: str, enqueues: list[str], item: Type) -> tuple[str, Type]:
+        prefix = "loop/" if ctx.scope == "loop" else ""
+        items = ItemsType(TensorType(item.shape, item.dtype), len(enqueues))
+        n = Node(f"{prefix}dequeue:{queue}[{key}]", "dequeue", "dequeue", tuple(enqueues), item.shape,
+                 item.dtype or "", 0, item.nbytes * len(enqueues), scope=ctx.scope, group=queue,
+                 pos=self.spec.queues[queue].pos, attrs=(("count", len(enqueues)), ("key", key), ("queue", queue)))
+        self.pending[queue] = [e for e in self.pending.get(queue, []) if e not in enqueues]
+        return self.add(n, items), items
+
+    def drain_into(self, queue: str, scope: str) -> None:
+        """A reducer with `into:` sums each key's items into that tile of the target."""
+        q = self.spec.queues[queue]
+        into = self.spec.arrays[q.reduce.into]
+        by_key: dict[tuple, list[str]] = {}
+        for e in self.pending.get(queue, []):
+            by_key.setdefault(self.g.nodes[e]["node"].attr("key"), []).append(e)
+        for key in sorted(by_key):
+            label = f"{'loop/' if scope == 'loop' else ''}{queue}[{','.join(map(str, key))}]"
+            ctx = _Ctx(label, scope, queue, Expr(queue, ast.Constant(0), q.pos), {})
+            deq = self.dequeue(ctx, queue, ",".join(map(str, key)), by_key[key], into.tile_type)
+            red = self.op(ctx, "accumulate", [deq], None, f"{'loop/' if scope == 'loop' else ''}reduce:{label.split('/')[-1]}",
+                          kind="reduce", op=q.reduce.op)
+            self.assign(ctx, (into.name, tuple(key)), red, f"{label}/assign")
+
+    def assign(self, ctx: _Ctx, target: tuple, value: tuple[str, Type], name: str) -> str:
+        array, index = target
+        var = tile_name(array, index) if array != "scalar" else f"scalar:{index}"
+        vnode = self.g.nodes[var]["node"]
+        # write-after-read and write-after-write: after every reader of the old value
+        after = (set(self.readers.pop(var, set())) | {var}) - {value[0]}
+        if target in self.version:
+            after.add(self.version[target])
+        n = Node(name, "assign", "assign", (value[0],), vnode.shape, vnode.dtype, 0, vnode.out_bytes,
+                 scope=ctx.scope, group=ctx.group, pos=ctx.expr.pos, attrs=(("target", var),),
+                 after=tuple(sorted(after)))
+        self.add(n, TensorType(vnode.shape, vnode.dtype))
+        self.version[target] = n.name
+        return n.name
+
+    # ---------------------------------------------------------------- tasks
+    def task(self, t: Task, scope: str) -> None:
+        spec = self.spec
+        prefix = f"loop/{t.name}" if scope == "loop" else t.name
+        where = allowed(spec, t.on or spec.placement.constraints.get(t.name))
+        items = {}
+        if t.pop:
+            self.drain_pop(t.pop, scope)
+            items[t.pop] = self.popped[t.pop]
+        ranges = [range(n) for _, n in t.domain]
+        names = [k for k, _ in t.domain]
+        writes: list[tuple[_Ctx, tuple, tuple[str, Type]]] = []
+        for values in itertools.product(*ranges):
+            env = dict(zip(names, values))
+            label = instance_label(prefix, env)
+            if t.compute is not None:
+                ctx = _Ctx(label, scope, t.name, t.compute, env, where, items)
+                value = self.ex(ctx, t.compute.tree, label)
+                if t.push is not None:
+                    queue, key = self.target(ctx, t.push)
+                    self.enqueue(ctx, queue, tuple(key), value, t.push.tree)
+                else:
+                    writes += self.split(ctx, t.out, value)
+            for target_expr, value_expr in t.update:
+                ctx = _Ctx(f"{label}/{target_expr.text}", scope, t.name, value_expr, env, where, items)
+                writes += self.split(ctx, target_expr, self.ex(ctx, value_expr.tree))
+        for ctx, target, value in writes:  # after every read of the old values
+            self.assign(ctx, target, value, f"{ctx.label}/assign:{tile_name(*target)}")
+
+    def target(self, ctx: _Ctx, e: Expr) -> tuple[str, list]:
+        tree = e.tree
+        if isinstance(tree, ast.Name):
+            return tree.id, []
+        subs = tree.slice.elts if isinstance(tree.slice, ast.Tuple) else [tree.slice]
+        env = {**self.spec.params, **ctx.env}
+        return tree.value.id, [int(evaluate(Expr(e.text, s, e.pos), env)) for s in subs]
+
+    def split(self, ctx: _Ctx, target: Expr, value: tuple[str, Type]):
+        """The assignments that write ``value`` into ``target`` (a tile, or a whole array)."""
+        array, key = self.target(ctx, target)
+        a = self.spec.arrays[array]
+        if key:
+            return [(ctx, (array, tuple(key)), value)]
+        tiles = list(itertools.product(*(range(g) for g in a.tiling.grid)))
+        if len(tiles) == 1:
+            return [(ctx, (array, tiles[0]), value)]
+        return [(ctx, (array, idx), self.op(ctx, "take_tile", [value], None, kind=a.tiling.kind, index=idx,
+                                            tile=a.tiling.tile, grid=a.tiling.grid)) for idx in tiles]
+
+    def drain_pop(self, queue: str, scope: str) -> None:
+        if queue in self.popped:
+            return
+        enq = sorted(self.pending.get(queue, []), key=lambda e: (self.g.nodes[e]["node"].attr("key"), e))
+        item = self.types[enq[0]]
+        ctx = _Ctx(queue, scope, queue, Expr(queue, ast.Constant(0), self.spec.queues[queue].pos), {})
+        self.popped[queue] = self.dequeue(ctx, queue, "*", enq, item)[0]
+
+    def let(self, name: str, expr: Expr, via: str | None, scope: str, declared: bool, pos_label: str) -> None:
+        ctx = _Ctx(pos_label, scope, name, expr, {}, (), {}, via, name)
+        value = self.ex(ctx, expr.tree, pos_label)
+        q = self.spec.queues.get(via) if via else None
+        if q is not None and q.reduce and q.reduce.broadcast:
+            value = self.op(ctx, "copy", [value], None, f"{pos_label}/broadcast", kind="broadcast")
+            self.g.nodes[value[0]]["node"] = self.g.nodes[value[0]]["node"].with_attrs(
+                to=q.reduce.broadcast, queue=q.name)
+        if declared:
+            self.assign(ctx, ("scalar", name), value, f"{pos_label}/assign:scalar:{name}")
+            self.bound.pop(name, None)
+        else:
+            self.bound[name] = value[0]
+
+    # ---------------------------------------------------------------- driver
+    def run(self, template: nx.DiGraph) -> nx.DiGraph:
+        spec = self.spec
+        self.popped: dict[str, str] = {}
+        self.variables()
+        objs = {name: obj for name, obj, _ in entries(spec)}
+        producers_left = {q: {t.name for t in spec.tasks.values() if _queue(t) == q} for q in spec.queues}
+        for node in topo(template, ""):
+            obj = objs[node.name]
+            if isinstance(obj, Scalar):
+                self.let(obj.name, obj.init, obj.via, "", True, f"init:{obj.name}")
+            else:
+                self.task(obj, "")
+                q = _queue(obj)
+                if q:
+                    producers_left[q].discard(obj.name)
+                    if not producers_left[q] and spec.queues[q].reduce and spec.queues[q].reduce.into:
+                        self.drain_into(q, "")
+        if spec.loop:
+            saved = dict(self.version)
+            self.version = {}  # the body reads loop-carried state from the variables
+            self.readers = {}
+            self.popped = {}
+            for node in topo(template, "loop"):
+                obj = objs[node.name]
+                if isinstance(obj, Let):
+                    self.let(obj.let, obj.reduce or obj.value, obj.via, "loop", obj.let in spec.scalars,
+                             f"loop/let:{obj.let}")
+                else:
+                    self.task(obj, "loop")
+                    q = _queue(obj)
+                    if q and spec.queues[q].reduce and spec.queues[q].reduce.into:
+                        self.drain_into(q, "loop")
+            inputs = ()
+            if spec.loop.until is not None:
+                ctx = _Ctx("loop/until", "loop", "until", spec.loop.until, {})
+                inputs = (self.ex(ctx, spec.loop.until.tree, "loop/until")[0],)
+            cp = spec.loop.checkpoint
+            self.add(Node("loop", "loop", "loop", inputs, (), "bool", 0, 0, scope="loop", group="loop",
+                          pos=spec.loop.pos, attrs=(("checkpoint_every", cp.every if cp else 0),
+                                                    ("max", spec.loop.max), ("until", inputs[0] if inputs else ""))))
+            self.version = {**saved, **self.version}
+        self.g.graph["versions"] = dict(self.version)
+        verify_ir(self.g, "expand")
+        return self.g
+
+
+def _queue(t) -> str | None:
+    if not isinstance(t, Task) or t.push is None:
+        return None
+    tree = t.push.tree
+    return (tree.value if isinstance(tree, ast.Subscript) else tree).id
+
+
+def expand(template: nx.DiGraph) -> nx.DiGraph:
+    return Expander(template.graph["spec"]).run(template)
+

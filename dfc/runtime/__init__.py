@@ -1,0 +1,3 @@
+"""Running compiled programs: engines, clusters, verification and metrics.
+
+TensorFlow is imported lazily, only by the TF engine and the cluster code."""

@@ -1,0 +1,134 @@
+"""Verification that scales, on whole arrays with NumPy, whatever engine produced them.
+
+- ``freivalds``: ``C == A @ B`` checked with random vectors in O(N²): ``C r`` against
+  ``A (B r)``, pushing ``r`` through the right-hand side's products right to left;
+- ``residual``: a scalar expression must fall below a bound;
+- ``reference``: an output against NumPy's result, normwise:
+  ``‖X − R‖ ≤ atol + rtol·‖R‖``;
+- ``exact``: both sides of an equation element by element (within ``rtol``).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..ops import MATMUL_BY_RANK, REGISTRY
+from ..spec.expr import Expr, evaluate
+from ..spec.model import Spec, VerifyExact, VerifyFreivalds, VerifyReference, VerifyResidual
+
+_OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.USub: "neg"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    method: str
+    detail: str
+    value: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "method": self.method, "detail": self.detail, "value": self.value}
+
+
+def np_eval(expr: Expr, node: ast.AST, env: dict):
+    """Evaluate an expression on whole arrays with the registry's NumPy references."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return env[node.id]
+    if isinstance(node, ast.UnaryOp):
+        v = np_eval(expr, node.operand, env)
+        return v if isinstance(node.op, ast.UAdd) else REGISTRY[_OPS[type(node.op)]].numpy(v)
+    if isinstance(node, ast.BinOp):
+        a, b = np_eval(expr, node.left, env), np_eval(expr, node.right, env)
+        if isinstance(node.op, ast.MatMult):
+            return REGISTRY[MATMUL_BY_RANK[(np.ndim(a), np.ndim(b))]].numpy(a, b)
+        return REGISTRY[_OPS[type(node.op)]].numpy(a, b)
+    if isinstance(node, ast.Call):
+        kw = {k.arg: evaluate(Expr(expr.text, k.value, expr.pos), env) for k in node.keywords}
+        return REGISTRY[node.func.id].numpy(*[np_eval(expr, a, env) for a in node.args], **kw)
+    raise ValueError(f"verification cannot evaluate '{ast.unparse(node)}' (use whole arrays)")
+
+
+def _times_vector(expr: Expr, node: ast.AST, env: dict, r: np.ndarray) -> np.ndarray:
+    """``node @ r`` without forming any matrix product: right to left through ``@``."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+        return _times_vector(expr, node.left, env, _times_vector(expr, node.right, env, r))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        a, b = _times_vector(expr, node.left, env, r), _times_vector(expr, node.right, env, r)
+        return a + b if isinstance(node.op, ast.Add) else a - b
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        for scalar, matrix in ((node.left, node.right), (node.right, node.left)):
+            s = np_eval(expr, scalar, env) if not _has_array(scalar, env) else None
+            if s is not None:
+                return s * _times_vector(expr, matrix, env, r)
+    return np.asarray(np_eval(expr, node, env)) @ r
+
+
+def _has_array(node: ast.AST, env: dict) -> bool:
+    return any(isinstance(n, ast.Name) and np.ndim(env.get(n.id, 0)) > 0 for n in ast.walk(node))
+
+
+def _env(spec: Spec, arrays: dict, scalars: dict) -> dict:
+    return {**spec.params, **scalars, **arrays}
+
+
+def verify(spec: Spec, arrays: dict[str, np.ndarray], scalars: dict[str, float] | None = None) -> Verdict | None:
+    v = spec.verify
+    if v is None:
+        return None
+    env = _env(spec, arrays, scalars or {})
+    if isinstance(v, VerifyFreivalds):
+        tree = v.freivalds.tree
+        left, right = tree.left, tree.comparators[0]
+        worst = 0.0
+        rng = np.random.default_rng(12345)
+        lhs = np.asarray(np_eval(v.freivalds, left, env))
+        for _ in range(v.trials):
+            r = rng.standard_normal(lhs.shape[-1]).astype(lhs.dtype)
+            a, b = lhs @ r, _times_vector(v.freivalds, right, env, r)
+            err = float(np.linalg.norm(a - b) / max(np.linalg.norm(b), np.finfo(np.float64).tiny))
+            worst = max(worst, err)
+        eps = float(np.finfo(lhs.dtype).eps)
+        bound = 100 * eps * np.sqrt(lhs.shape[0])
+        return Verdict(bool(worst <= bound), "freivalds",
+                       f"{v.trials} random vectors: relative error {worst:.2e} (bound {bound:.1e})", worst)
+    if isinstance(v, VerifyResidual):
+        value = float(np_eval(v.residual, v.residual.tree, env))
+        return Verdict(bool(value < v.below), "residual", f"{v.residual.text} = {value:.3e} (below {v.below:g})", value)
+    if isinstance(v, VerifyReference):
+        outputs = [a.name for a in spec.arrays.values() if a.output]
+        of = v.of or outputs[0]
+        ref = np.asarray(np_eval(v.reference, v.reference.tree, env))
+        got = arrays[of]
+        err = float(np.linalg.norm(got - ref))
+        scale = float(np.linalg.norm(ref))
+        rel = err / scale if scale else err
+        return Verdict(bool(err <= v.atol + v.rtol * scale), "reference",
+                       f"{of} vs {v.reference.text}: relative error {rel:.2e} (rtol {v.rtol:g})", rel)
+    if isinstance(v, VerifyExact):
+        tree = v.exact.tree
+        a = np.asarray(np_eval(v.exact, tree.left, env))
+        b = np.asarray(np_eval(v.exact, tree.comparators[0], env))
+        if v.rtol:
+            ok = bool(np.allclose(a, b, rtol=v.rtol, atol=0))
+        else:
+            ok = bool(np.array_equal(a, np.asarray(b, dtype=a.dtype)))
+        bad = int(np.count_nonzero(~np.isclose(a, b, rtol=v.rtol, atol=0))) if not ok else 0
+        return Verdict(ok, "exact", f"{v.exact.text}: " + ("every element matches" if ok else f"{bad} elements differ"),
+                       float(bad))
+    raise AssertionError(v)
+
+
+def metrics(spec: Spec, iterations_run: int) -> dict[str, float]:
+    """The spec's metrics for one run: total flops and/or bytes."""
+    env = {**spec.params, "iterations_run": iterations_run}
+    out = {}
+    for key in ("flops", "bytes"):
+        expr = getattr(spec.metrics, key)
+        if expr is not None:
+            out[key] = float(evaluate(expr, env))
+    return out
