@@ -48,6 +48,7 @@ class Node:
     dtype: str = "float64"
     flops: int = 0
     out_bytes: int = 0
+    mem_bytes: int = 0  # bytes read and written by one execution (the memory traffic)
     device: str = ""  # full TF device string once placed
     allowed: tuple[str, ...] = ()  # devices it may run on (empty: any)
     scope: str = ""  # "" (runs once) or "loop" (the loop body)
@@ -72,7 +73,7 @@ class Node:
             "name": self.name, "kind": self.kind, "op": self.op, "inputs": list(self.inputs),
             "after": list(self.after),
             "shape": list(self.shape), "dtype": self.dtype, "flops": self.flops,
-            "bytes": self.out_bytes, "device": self.device, "scope": self.scope, "group": self.group,
+            "bytes": self.out_bytes, "mem_bytes": self.mem_bytes, "device": self.device, "scope": self.scope, "group": self.group,
             "pos": f"{self.pos}" if self.pos.line else "",
             "attrs": {k: _jsonable(v) for k, v in self.attrs},
         }

@@ -1,0 +1,56 @@
+"""The compiler's passes, in order. Each is a named function graph -> graph; the IR is
+verified after every one (``verify_ir``), and ``dfc plan --passes`` prints this list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import networkx as nx
+
+from ..cost.profile import Profile
+from ..ir.build import build
+from ..spec.model import Spec
+from .comm import comm
+from .cse import cse
+from .expand import expand
+from .place import STRATEGIES, place
+from .queues import queues
+
+
+@dataclass(frozen=True)
+class Pass:
+    name: str
+    doc: str
+    run: Callable[..., nx.DiGraph]
+
+
+PIPELINE: tuple[Pass, ...] = (
+    Pass("expand", "one node per op of every tile-task instance; tiles become variables; the loop body once", expand),
+    Pass("queues", "shard queues; pin enqueue, dequeue, reduce and broadcast nodes to their queue's tasks", queues),
+    Pass("cse", "compute identical pure nodes once", cse),
+    Pass("place", "map every node to a device (heft, round-robin, greedy-bytes or manual)", place),
+    Pass("comm", "one send/recv pair per (tensor, destination device) on cross-device edges", comm),
+)
+PASS_NAMES = ("build",) + tuple(p.name for p in PIPELINE)
+
+
+def compile_spec(spec: Spec, strategy: str | None = None, profile: Profile | None = None,
+                 stop_after: str | None = None,
+                 observe: Callable[[str, nx.DiGraph], None] | None = None) -> nx.DiGraph:
+    """Run the pipeline; ``observe(name, graph)`` sees the IR after each pass."""
+    strategy = strategy or spec.placement.strategy
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}")
+    g = build(spec)
+    if observe:
+        observe("build", g)
+    if stop_after == "build":
+        return g
+    for p in PIPELINE:
+        g = p.run(g, strategy, profile or Profile()) if p.name == "place" else p.run(g)
+        if observe:
+            observe(p.name, g)
+        if stop_after == p.name:
+            break
+    return g

@@ -140,7 +140,7 @@ class Expander:
         flops = op.flops(tuple(types), out)
         attrs = tuple(sorted(kw.items()))
         n = Node(name, kind, op_name, tuple(a for a, _ in args), out.shape, out.dtype or "", flops,
-                 out.nbytes, allowed=ctx.allowed, scope=ctx.scope, group=ctx.group,
+                 out.nbytes, op.bytes(tuple(types), out), allowed=ctx.allowed, scope=ctx.scope, group=ctx.group,
                  pos=ctx.expr.at(node) if node is not None else ctx.expr.pos, attrs=attrs)
         return self.add(n, out), out
 

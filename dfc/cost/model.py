@@ -1,0 +1,68 @@
+"""Op and transfer costs for a cluster under a profile.
+
+An op costs ``max(flops / rate, bytes / memory bandwidth) + overhead`` on a device; the
+tasks of one host share its cores and memory bandwidth, so each gets ``1/k`` of them. A
+transfer costs ``latency + bytes / bandwidth`` of the link between the two devices."""
+
+from __future__ import annotations
+
+from ..ir.devices import task_of
+from ..ir.node import Node
+from .profile import Link, Profile
+
+FREE_KINDS = frozenset({"const", "loop", "task"})
+
+
+class CostModel:
+    def __init__(self, profile: Profile, devices: tuple[str, ...]):
+        self.profile, self.devices = profile, devices
+        cpu = [d for d in devices if "GPU" not in d]
+        per_host = profile.tasks_per_host or max(len(cpu), 1)
+        self.host = {d: i // per_host for i, d in enumerate(devices)}
+        self.share = {d: 1.0 / min(per_host, max(len(cpu), 1)) if "GPU" not in d else 1.0 for d in devices}
+
+    def rate(self, device: str, dtype: str) -> float:
+        table = self.profile.gpu_flops if "GPU" in device else self.profile.cpu_flops
+        return table.get(dtype or "float64", table["float64"]) * self.share[device]
+
+    def bandwidth(self, device: str) -> float:
+        bw = self.profile.gpu_mem_bandwidth if "GPU" in device else self.profile.cpu_mem_bandwidth
+        return bw * self.share[device]
+
+    def compute(self, node: Node, device: str) -> float:
+        if node.kind in FREE_KINDS:
+            return 0.0
+        moved = node.mem_bytes or node.out_bytes * (2 if node.kind in ("assign", "variable") else 1)
+        return max(node.flops / self.rate(device, node.dtype), moved / self.bandwidth(device)) \
+            + self.profile.op_overhead
+
+    def link(self, src: str, dst: str) -> Link:
+        if src == dst:
+            return self.profile.same_task
+        if self.host[src] == self.host[dst]:
+            return self.profile.same_host
+        return self.profile.network
+
+    def transfer(self, nbytes: int, src: str, dst: str) -> float:
+        if src == dst or nbytes == 0:
+            return 0.0
+        link = self.link(src, dst)
+        return link.latency + nbytes / link.bandwidth
+
+    def mean_transfer(self, nbytes: int) -> float:
+        """The expected transfer cost when the two ends are placed independently."""
+        n = len(self.devices)
+        if n < 2 or nbytes == 0:
+            return 0.0
+        pairs = [(a, b) for a in self.devices for b in self.devices if a != b]
+        mean = sum(self.transfer(nbytes, a, b) for a, b in pairs[:64]) / min(len(pairs), 64)
+        return (1 - 1 / n) * mean
+
+    def mean_compute(self, node: Node, allowed: tuple[str, ...]) -> float:
+        devs = allowed or self.devices
+        return sum(self.compute(node, d) for d in devs) / len(devs)
+
+
+def device_label(device: str) -> str:
+    job, task = task_of(device)
+    return f"{job}:{task}"

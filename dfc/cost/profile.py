@@ -1,0 +1,80 @@
+"""Device profiles: flop rates per device kind and dtype, memory bandwidth, per-op
+overhead, and the latency and bandwidth of a transfer within a task, between tasks of one
+host, and across hosts. Defaults describe a small CPU host (2 cores, AVX-512) and an H100;
+a YAML file (``placement.profile`` or ``dfc plan --profile``) overrides any of them.
+``dfc calibrate`` (to come) measures this machine's."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Link:
+    latency: float  # seconds
+    bandwidth: float  # bytes per second
+
+
+@dataclass(frozen=True)
+class Profile:
+    # a whole host's floating-point rate (flop/s) per dtype; tasks on one host share it
+    cpu_flops: dict = field(default_factory=lambda: {
+        "float32": 2.0e11, "float64": 1.0e11, "complex64": 2.0e11, "complex128": 1.0e11,
+        "int32": 5.0e10, "int64": 5.0e10, "bool": 5.0e10})
+    cpu_mem_bandwidth: float = 3.5e10  # bytes/s per host
+    gpu_flops: dict = field(default_factory=lambda: {
+        "float32": 5.0e13, "float64": 2.5e13, "complex64": 5.0e13, "complex128": 2.5e13,
+        "int32": 1.0e13, "int64": 5.0e12, "bool": 1.0e13})
+    gpu_mem_bandwidth: float = 2.0e12  # bytes/s per GPU
+    op_overhead: float = 2.0e-5  # seconds per op dispatch
+    same_task: Link = Link(0.0, 1.0e12)
+    same_host: Link = Link(1.0e-4, 1.8e9)  # gRPC between processes on one host
+    network: Link = Link(5.0e-5, 1.0e10)
+    tasks_per_host: int = 0  # 0: every task on one host (the local cluster)
+
+    def to_json(self) -> dict:
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = v.__dict__ if isinstance(v, Link) else v
+        return out
+
+
+class ProfileError(Exception):
+    pass
+
+
+def load_profile(path: str | None) -> Profile:
+    """The default profile, updated from a YAML file when ``path`` is given."""
+    base = Profile()
+    if not path:
+        return base
+    if not os.path.isfile(path):
+        raise ProfileError(f"no profile file '{path}'")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ProfileError(f"cannot read profile '{path}': {e}") from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile '{path}' must be a mapping")
+    known = {f.name: f for f in fields(Profile)}
+    changes = {}
+    for key, value in data.items():
+        if key not in known:
+            raise ProfileError(f"profile '{path}': unknown key '{key}' (known: {', '.join(sorted(known))})")
+        current = getattr(base, key)
+        try:
+            if isinstance(current, Link):
+                changes[key] = Link(float(value.get("latency", current.latency)),
+                                    float(value.get("bandwidth", current.bandwidth)))
+            elif isinstance(current, dict):
+                changes[key] = {**current, **{k: float(v) for k, v in value.items()}}
+            else:
+                changes[key] = type(current)(value)
+        except (TypeError, ValueError, AttributeError):
+            raise ProfileError(f"profile '{path}': bad value for '{key}': {value!r}") from None
+    return replace(base, **changes)
