@@ -1,7 +1,7 @@
 """The schedule simulator: replay a placed graph and predict its run.
 
-Each device runs one op at a time, in upward-rank order among the ready ones (the order
-HEFT assumed); a ``recv`` occupies the link between its two devices for
+Each device runs one op at a time, the ready ones in the order they became ready (as
+TensorFlow's executor does; upward rank breaks ties); a ``recv`` occupies the link between its two devices for
 ``latency + bytes / bandwidth`` and no device; ``send`` costs nothing. The prologue
 (scope ``""``) runs once, then the loop body ``iterations`` times.
 
@@ -65,12 +65,12 @@ def _simulate_scope(g: nx.DiGraph, cm: CostModel, scope: str, offset: float, tim
         rank[n.name] = cost[n.name] + max((rank[s] for s in g.successors(n.name) if s in rank), default=0.0)
     waiting = {n.name: sum(1 for p in g.predecessors(n.name) if p in inside) for n in ns}
     ready_at = {n.name: 0.0 for n in ns}
-    heap = [(-rank[k], k) for k, w in waiting.items() if w == 0]
+    heap = [(0.0, -rank[k], k) for k, w in waiting.items() if w == 0]
     heapq.heapify(heap)
     free: dict[str, float] = {}
     end_all = 0.0
     while heap:
-        _, name = heapq.heappop(heap)
+        _, _, name = heapq.heappop(heap)
         n = inside[name]
         resource = f"{n.attr('from')}->{n.device}" if n.kind == "recv" else n.device
         start = max(ready_at[name], free.get(resource, 0.0))
@@ -84,7 +84,7 @@ def _simulate_scope(g: nx.DiGraph, cm: CostModel, scope: str, offset: float, tim
                 ready_at[s] = max(ready_at[s], end)
                 waiting[s] -= 1
                 if waiting[s] == 0:
-                    heapq.heappush(heap, (-rank[s], s))
+                    heapq.heappush(heap, (ready_at[s], -rank[s], s))
     return end_all
 
 

@@ -88,11 +88,18 @@ def clusters(g: nx.DiGraph, cm: CostModel) -> tuple[dict[str, str], dict[str, fr
     return roots, {r: allowed[r] for r in set(roots.values())}
 
 
-def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
-    """HEFT with two refinements: chains of small ops are clustered first (edge zeroing,
-    see :func:`clusters`), and data follows compute: a variable free to move is placed with
-    the first node that uses it, initialised either there or on the device that can make it
-    and ship it soonest."""
+def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_clusters: bool = True,
+                 slack: bool = True) -> Assignment:
+    """HEFT, contention-aware, scope by scope, with two refinements (each can be turned off).
+
+    The loop body and then the prologue are scheduled as separate DAGs (the body repeats,
+    each iteration starting on idle devices, so it is placed first and decides where
+    loop-carried variables live); a transfer occupies its link, as in the
+    simulator. Chains of small ops are clustered first (edge zeroing, :func:`clusters`).
+    Data follows compute: a variable free to move is placed with the first node that uses
+    it, initialised there or (before the loop) on the device that can make and ship it
+    soonest; a variable read in the loop lives with its reader (it would cross every
+    iteration otherwise)."""
     order = [n for n in topo(g)]
     rank: dict[str, float] = {}
     for n in reversed(order):
@@ -101,66 +108,169 @@ def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
         succ = [s for s in g.successors(n.name)]
         tail = max((cm.mean_transfer(g.edges[n.name, s]["bytes"]) + rank[s] for s in succ), default=0.0)
         rank[n.name] = max(cm.mean_compute(n, n.allowed), 1e-12) + tail
-    cluster, cluster_allowed = clusters(g, cm)
+    cluster, cluster_allowed = clusters(g, cm) if use_clusters else ({}, {})
     cluster_device: dict[str, str] = {}
     where: Assignment = {}
-    finish: dict[str, float] = {}
-    avail = {d: 0.0 for d in devs}
-    lazy = {n.name for n in order if n.kind == "variable" and len(n.allowed) != 1 and not n.inputs}
+    lazy = {n.name for n in order if n.kind == "variable" and len(n.allowed) != 1}
+    for n in order:  # pinned to one device
+        if n.kind == "variable" and n.name not in lazy:
+            where[n.name] = n.allowed[0]
+    projected = {d: 0.0 for d in devs}  # expected work per device over the run
+    for n in order:
+        if n.kind not in ("const", "variable"):
+            share = n.allowed or devs
+            times = g.nodes["loop"]["node"].attr("max") if n.scope == "loop" and "loop" in g else 1
+            for d in share:
+                projected[d] += times * cm.mean_compute(n, n.allowed) / len(share)
+    for scope in ("loop", ""):  # the body repeats: it decides where loop state lives
+        finish: dict[str, float] = {}
+        avail = {d: 0.0 for d in devs}
+        link: dict[tuple[str, str], float] = {}
 
-    def make(v: Node, d: str, load: dict[str, float]) -> tuple[str, float]:
-        """Where to initialise variable ``v`` for a use on ``d``: (device, time it is on d)."""
-        options = [(load[d] + cm.compute(v, d), d)] if not v.allowed or d in v.allowed else []
-        for e in v.allowed or devs:
-            if e != d:
-                options.append((load[e] + cm.compute(v, e) + cm.transfer(v.out_bytes, e, d), e))
-        at, e = min(options)
-        return e, at
+        def arrival(p: str, nbytes: int, d: str, links: dict) -> float:
+            done = finish.get(p, 0.0)
+            if where[p] == d or not nbytes:
+                return done
+            start = max(done, links.get((where[p], d), 0.0))
+            return start + cm.transfer(nbytes, where[p], d)
 
-    for name in sorted(rank, key=lambda k: (-rank[k], k)):
-        if name in lazy:
-            continue
-        n = g.nodes[name]["node"]
-        if n.kind == "assign" and n.attr("target") in lazy:
-            cands = g.nodes[n.attr("target")]["node"].allowed or devs
-        elif cluster.get(name) in cluster_device:
-            cands = (cluster_device[cluster[name]],)
-        else:
-            cands = _candidates(g, n, devs, where)
-            shared = cluster_allowed.get(cluster.get(name, ""))
-            if shared:
-                cands = tuple(d for d in cands if d in shared) or cands
-        preds = [(p, g.edges[p, name]["bytes"]) for p in g.predecessors(name) if p in where]
-        fresh = [g.nodes[p]["node"] for p in sorted(g.predecessors(name)) if p in lazy]
-        best = None
-        for d in cands:
-            ready = max((finish[p] + cm.transfer(b, where[p], d) for p, b in preds), default=0.0)
-            load = dict(avail)
+        def make(v: Node, d: str, load: dict[str, float]) -> tuple[str, float]:
+            """Where to initialise ``v`` for a use on ``d``: (device, when it is on d).
+            In the loop: with its user. Before it: on the device with the most slack over
+            the whole run (projected load), unless shipping would cost more than it saves."""
+            if scope == "loop":
+                return (d if not v.allowed or d in v.allowed else v.allowed[0]), 0.0
+            if not slack and (not v.allowed or d in v.allowed):
+                return d, load[d] + cm.compute(v, d)
+            options = []
+            for e in v.allowed or devs:
+                ship = 0.0 if e == d else cm.transfer(v.out_bytes, e, d)
+                options.append((projected[e] + cm.compute(v, e) + ship, e != d, e))
+            _, _, e = min(options)
+            ship = 0.0 if e == d else cm.transfer(v.out_bytes, e, d)
+            return e, load[e] + cm.compute(v, e) + ship
+
+        names = [k for k in rank if g.nodes[k]["node"].scope == scope]
+        for name in sorted(names, key=lambda k: (-rank[k], k)):
+            n = g.nodes[name]["node"]
+            if n.kind == "variable":  # placed with their first user, or pinned
+                continue
+            if n.kind == "assign" and n.attr("target") in lazy:
+                cands = g.nodes[n.attr("target")]["node"].allowed or devs
+            elif cluster.get(name) in cluster_device:
+                cands = (cluster_device[cluster[name]],)
+            else:
+                cands = _candidates(g, n, devs, where)
+                shared = cluster_allowed.get(cluster.get(name, ""))
+                if shared:
+                    cands = tuple(d for d in cands if d in shared) or cands
+            preds = [(p, g.edges[p, name]["bytes"]) for p in sorted(g.predecessors(name)) if p in where]
+            fresh = [g.nodes[p]["node"] for p in sorted(g.predecessors(name)) if p in lazy]
+            best = None
+            for d in cands:
+                links = dict(link)
+                ready = 0.0
+                for p, b in preds:
+                    t = arrival(p, b, d, links)
+                    if where[p] != d and b:
+                        links[(where[p], d)] = t
+                    ready = max(ready, t)
+                load = dict(avail)
+                for v in fresh:
+                    e, at = make(v, d, load)
+                    if scope == "":
+                        load[e] += cm.compute(v, e)
+                    ready = max(ready, at)
+                eft = max(load[d], ready) + cm.compute(n, d)
+                # ties (within a microsecond) go to the device with the most slack
+                if best is None or eft < best[0] - 1e-6 or (eft <= best[0] + 1e-6 and projected[d] < projected[best[1]]):
+                    best = (eft, d)
+            d = best[1]
             for v in fresh:
-                e, at = make(v, d, load)
-                load[e] += cm.compute(v, e)
-                ready = max(ready, at)
-            eft = max(load[d], ready) + cm.compute(n, d)
-            if best is None or eft < best[0] - 1e-15:
-                best = (eft, d)
-        d = best[1]
-        for v in fresh:
-            e, _ = make(v, d, avail)
-            where[v.name], finish[v.name] = e, avail[e] + cm.compute(v, e)
-            avail[e] = finish[v.name]
-            lazy.discard(v.name)
-        if n.kind == "assign":
-            d = where[n.attr("target")]
-        if name in cluster:
-            cluster_device.setdefault(cluster[name], d)
-        where[name], finish[name] = d, best[0]
-        avail[d] = max(avail[d], best[0])
+                e, at = make(v, d, avail)
+                where[v.name] = e
+                if scope == "":
+                    avail[e] += cm.compute(v, e)
+                    projected[e] += cm.compute(v, e)
+                    finish[v.name] = avail[e]
+                lazy.discard(v.name)
+            if n.kind == "assign":
+                d = where[n.attr("target")]
+            for p, b in preds:  # the transfers now occupy their links
+                if where[p] != d and b:
+                    link[(where[p], d)] = arrival(p, b, d, link)
+            if name in cluster:
+                cluster_device.setdefault(cluster[name], d)
+            where[name], finish[name] = d, best[0]
+            avail[d] = max(avail[d], best[0])
+    load = {d: 0.0 for d in devs}
     for var in sorted(lazy):  # never used: wherever there is room
         v = g.nodes[var]["node"]
-        e = min(v.allowed or devs, key=lambda x: (avail[x], x))
+        e = min(v.allowed or devs, key=lambda x: (load[x], x))
         where[var] = e
-        avail[e] += cm.compute(v, e)
+        load[e] += cm.compute(v, e)
     return where
+
+
+def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
+    """HEFT: run its variants (small-op clustering on/off, initialising data on the device
+    with most slack vs with its first user) and keep the one the simulator predicts
+    finishes first. Every candidate is a HEFT schedule; no baseline strategy competes."""
+    from ..cost.simulate import simulate
+    from .comm import comm
+
+    def predict(where: Assignment) -> float:
+        return simulate(comm(_with_devices(g, where)), cm).makespan
+
+    best = None
+    for use_clusters in (True, False):
+        for slack in (True, False):
+            where = heft_variant(g, cm, devs, use_clusters, slack)
+            makespan = predict(where)
+            if best is None or makespan < best[0] - 1e-12:
+                best = (makespan, where)
+    return refine(g, devs, best[1], best[0], predict)
+
+
+def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: float,
+           predict: Callable[[Assignment], float], budget: int = 48) -> Assignment:
+    """Local search: move one variable (with the assigns that write it) to another allowed
+    device; keep the move when the predicted makespan drops. Variables with the most
+    cross-device traffic first, at most ``budget`` trials, so planning stays fast."""
+    writers: dict[str, list[str]] = {}
+    for k in g.nodes:
+        n = g.nodes[k]["node"]
+        if n.kind == "assign":
+            writers.setdefault(n.attr("target"), []).append(k)
+    def remote(v: Node) -> int:  # bytes this variable sends to or receives from other devices
+        mine = {v.name, *writers.get(v.name, [])}
+        total = 0
+        for k in mine:
+            for _, succ, data in g.out_edges(k, data=True):
+                total += data["bytes"] if where.get(succ, where[k]) != where[k] else 0
+            for pred, _, data in g.in_edges(k, data=True):
+                total += data["bytes"] if where.get(pred, where[k]) != where[k] else 0
+        return total
+
+    variables = sorted((g.nodes[k]["node"] for k in g.nodes if g.nodes[k]["node"].kind == "variable"),
+                       key=lambda n: (-remote(n), -n.out_bytes, n.name))
+    trials = 0
+    for v in variables:
+        for d in v.allowed or devs:
+            if d == where[v.name] or trials >= budget:
+                continue
+            trials += 1
+            trial = dict(where)
+            for k in [v.name, *writers.get(v.name, [])]:
+                trial[k] = d
+            t = predict(trial)
+            if t < makespan - 1e-12:
+                where, makespan = trial, t
+    return where
+
+
+def _with_devices(g: nx.DiGraph, where: Assignment) -> nx.DiGraph:
+    return rebuild([replace(g.nodes[k]["node"], device=where.get(k, "")) for k in sorted(g.nodes)], g.graph)
 
 
 def round_robin(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
@@ -210,11 +320,9 @@ def place(g: nx.DiGraph, strategy: str, profile: Profile) -> nx.DiGraph:
     devs = devices(spec)
     cm = CostModel(profile, devs)
     where = STRATEGIES[strategy](g, cm, devs)
-    placed = []
-    for name in sorted(g.nodes):
-        n = g.nodes[name]["node"]
-        placed.append(replace(n, device=where.get(name, "")))
-    g2 = rebuild(placed, {**g.graph, "strategy": strategy, "profile": profile, "devices": devs})
+    g2 = _with_devices(g, where)
+    g2.graph.update(strategy=strategy, profile=profile, devices=devs)
+    placed = [g2.nodes[k]["node"] for k in sorted(g2.nodes)]
     verify_ir(g2, "place")
     for n in placed:
         if n.kind != "const" and n.allowed and n.device not in n.allowed and n.kind != "assign":
