@@ -67,6 +67,167 @@ def _read_text(file: str) -> str:
         return ""
 
 
+def _load(args) -> object:
+    """The spec of ``args.file`` with ``--set``; prints every error and returns None if invalid."""
+    from .diagnostics import render_text
+    from .spec import SpecError, load_spec
+
+    try:
+        return load_spec(args.file, args.set or ())
+    except SpecError as e:
+        sources = {args.file: _read_text(args.file),
+                   "<command line>": " ".join(f"--set {s}" for s in (args.set or []))}
+        print(render_text(e.diagnostics, sources, _color(sys.stderr)), file=sys.stderr)
+        return None
+
+
+def _profile(args, spec):
+    from .cost.profile import ProfileError, load_profile
+
+    path = getattr(args, "profile", None) or spec.placement.profile
+    try:
+        return load_profile(path)
+    except ProfileError as e:
+        print(f"dfc: {e}", file=sys.stderr)
+        return None
+
+
+def _compile(args, spec, profile, observe=None):
+    from .passes import compile_spec
+
+    return compile_spec(spec, args.strategy, profile, getattr(args, "stop_after", None), observe)
+
+
+def _write(path: str | None, data: str | bytes) -> None:
+    if path is None or path == "-":
+        if isinstance(data, bytes):
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(data)
+        return
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(path, mode) as f:
+        f.write(data)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .passes import PASS_NAMES, PIPELINE
+
+    if args.passes:
+        print("build   one task node per task, scalar initialisation and loop step")
+        for p in PIPELINE:
+            print(f"{p.name:7s} {p.doc}")
+        return EXIT_OK
+    if not args.file:
+        print("dfc plan: give a spec file (or --passes)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.print_after and args.print_after not in PASS_NAMES:
+        print(f"dfc plan: no pass '{args.print_after}'; the passes are: {', '.join(PASS_NAMES)}", file=sys.stderr)
+        return EXIT_USAGE
+    spec = _load(args)
+    if spec is None:
+        return EXIT_USAGE
+    profile = _profile(args, spec)
+    if profile is None:
+        return EXIT_USAGE
+    from .cost.model import CostModel
+    from .cost.plan import make_plan
+    from .ir.devices import devices
+    from .ir.node import describe
+
+    if args.print_after:
+        shown = {}
+        _compile(args, spec, profile, lambda name, g: shown.setdefault(name, g) if name == args.print_after else None)
+        _write(args.output, describe(shown[args.print_after]))
+        return EXIT_OK
+    g = _compile(args, spec, profile)
+    plan = make_plan(g, CostModel(profile, devices(spec)))
+    from .viz import dot, gantt, text
+
+    try:
+        if args.format == "text":
+            _write(args.output, text.render(plan, color=_color(sys.stdout) and args.output is None))
+        elif args.format == "json":
+            _write(args.output, json.dumps(plan.to_json(), indent=1) + "\n")
+        elif args.format == "dot":
+            _write(args.output, dot.render(plan))
+        else:
+            if args.output is None and sys.stdout.isatty():
+                print(f"dfc plan: --format {args.format} writes binary data: give -o FILE", file=sys.stderr)
+                return EXIT_USAGE
+            _write(args.output, dot.to_image(dot.render(plan), args.format))
+        if args.gantt:
+            if args.gantt.endswith(".png"):
+                gantt.png(plan, args.gantt)
+            else:
+                _write(args.gantt, gantt.svg(plan))
+    except (dot.RenderError, RuntimeError, OSError) as e:
+        print(f"dfc plan: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import time
+
+    spec = _load(args)
+    if spec is None:
+        return EXIT_USAGE
+    profile = _profile(args, spec)
+    if profile is None:
+        return EXIT_USAGE
+    from .cost.model import CostModel
+    from .cost.simulate import simulate
+    from .ir.devices import devices
+    from .ir.interp import run_numpy
+    from .runtime.verify import metrics, verify
+
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
+    t0 = time.perf_counter()
+    g = _compile(args, spec, profile)
+    t1 = time.perf_counter()
+    say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {t1 - t0:.2f} s; running on the NumPy engine")
+    result = run_numpy(g)
+    t2 = time.perf_counter()
+    verdict = verify(spec, result.arrays, result.scalars)
+    t3 = time.perf_counter()
+    m = metrics(spec, result.iterations_run)
+    compute = result.seconds["compute"]
+    predicted = simulate(g, CostModel(profile, devices(spec)), result.iterations_run)
+    seconds = {"compile": t1 - t0, "init": result.seconds["init"], "compute": compute, "verify": t3 - t2,
+               "total": t3 - t0}
+    if "flops" in m:
+        m["gflops"] = m["flops"] / compute / 1e9 if compute > 0 else float("inf")
+    if "bytes" in m:
+        m["gbps"] = m["bytes"] / compute / 1e9 if compute > 0 else float("inf")
+    ok = verdict is None or verdict.ok
+    lines = [f"{spec.name} ({args.engine} engine): " + ("verified" if verdict and ok else
+                                                         "VERIFICATION FAILED" if verdict else "no verification"),
+             "  time: " + ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items())]
+    if result.iterations_run:
+        lines.append(f"  iterations: {result.iterations_run}")
+    if verdict:
+        lines.append(f"  verify: {verdict.detail}")
+    if "gflops" in m:
+        lines.append(f"  {m['flops'] / 1e9:.3f} GFLOP in {compute:.3f} s = {m['gflops']:.2f} GFLOP/s")
+    if "gbps" in m:
+        lines.append(f"  {m['bytes'] / 1e9:.3f} GB in {compute:.3f} s = {m['gbps']:.2f} GB/s")
+    lines.append(f"  predicted compute on the cluster: {predicted.makespan:.3f} s (the NumPy engine runs in one process)")
+    if not args.quiet:
+        print("\n".join(lines))
+    if args.json:
+        report = {"name": spec.name, "params": dict(spec.params), "engine": args.engine, "verified": bool(ok),
+                  "verification": verdict.to_json() if verdict else None, "seconds": seconds, "metrics": m,
+                  "iterations_run": result.iterations_run, "predicted_seconds": predicted.makespan,
+                  "strategy": g.graph.get("strategy")}
+        try:
+            _write(args.json, json.dumps(report, indent=1) + "\n")
+        except OSError as e:
+            print(f"dfc run: cannot write {args.json}: {e.strerror}", file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .spec import schema_text
 
@@ -90,6 +251,34 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--format", choices=("text", "json"), default="text",
                    help="text (default) or a JSON list of diagnostics for editors and CI")
     v.set_defaults(func=cmd_validate)
+
+    strategies = ("heft", "round-robin", "greedy-bytes", "manual")
+    pl = sub.add_parser("plan", help="compile and place a spec; show the plan",
+                        description="Compile a spec, place it on its cluster and predict the run: task classes, "
+                        "devices with load and memory, bytes per link, predicted makespan and lower bound.")
+    pl.add_argument("file", nargs="?", metavar="FILE", help="spec file")
+    pl.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
+    pl.add_argument("--strategy", choices=strategies, help="placement strategy (default: the spec's, or heft)")
+    pl.add_argument("--format", choices=("text", "json", "dot", "svg", "png"), default="text")
+    pl.add_argument("-o", "--output", metavar="OUT", help="write here instead of standard output")
+    pl.add_argument("--gantt", metavar="FILE", help="also draw the simulated schedule (.svg, or .png with matplotlib)")
+    pl.add_argument("--profile", metavar="FILE", help="device profile (YAML) for the cost model")
+    pl.add_argument("--passes", action="store_true", help="list the compiler's passes and exit")
+    pl.add_argument("--print-after", metavar="PASS", help="print the IR after this pass and stop")
+    pl.set_defaults(func=cmd_plan)
+
+    r = sub.add_parser("run", help="run a spec, verify the answer, report GFLOP/s or GB/s",
+                       description="Compile and run a spec, verify its result and report its metrics. "
+                       "Exit 0 when verified, 1 when verification fails, 2 on bad input.")
+    r.add_argument("file", metavar="FILE", help="spec file")
+    r.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
+    r.add_argument("--engine", choices=("numpy",), default="numpy",
+                   help="numpy: the reference interpreter in this process")
+    r.add_argument("--strategy", choices=strategies, help="placement strategy")
+    r.add_argument("--profile", metavar="FILE", help="device profile (YAML) for the prediction")
+    r.add_argument("--json", metavar="OUT", help="write a JSON report")
+    r.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    r.set_defaults(func=cmd_run)
 
     s = sub.add_parser("schema", help="print the spec's JSON Schema",
                        description="Print schemas/dfc.schema.json (JSON Schema draft 2020-12).")

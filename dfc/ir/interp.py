@@ -37,8 +37,8 @@ def init_tile(node: Node, initial: dict[str, np.ndarray]) -> np.ndarray:
     kind, dtype = a["init"], node.dtype
     if kind == "constant":
         return np.full(node.shape, a["value"], dtype=dtype)
-    if kind == "copy":
-        return initial[node.inputs[0]].copy()
+    if kind == "copy":  # the source tile's initial value (whatever route its data takes)
+        return initial[f"{a['source']}[{','.join(map(str, a['index']))}]"].copy()
     coords = rnd.tile_indices(a["array_shape"], a["kind"], a["tile"], a["index"], a["grid"])
     if kind == "random":
         return rnd.generate(a["dist"], a, coords, a["array_shape"], dtype)

@@ -162,5 +162,18 @@ def to_json(g: nx.DiGraph) -> dict:
             "edges": [{"from": u, "to": v, "bytes": g.edges[u, v]["bytes"]} for u, v in sorted(g.edges)]}
 
 
+def describe(g: nx.DiGraph) -> str:
+    """One line per node, in topological order: what ``dfc plan --print-after`` shows."""
+    out = []
+    for n in topo(g):
+        where = f" @ {n.device}" if n.device else (f" on {'|'.join(n.allowed)}" if n.allowed else "")
+        shape = f"{n.dtype}[{', '.join(map(str, n.shape))}]" if n.shape else (n.dtype or "number")
+        inputs = f" <- {', '.join(n.inputs)}" if n.inputs else ""
+        after = f" after {', '.join(n.after)}" if n.after else ""
+        scope = " (loop)" if n.scope == "loop" else ""
+        out.append(f"{n.name}: {n.kind} {n.op} {shape}{where}{scope}{inputs}{after}")
+    return "\n".join(out) + "\n"
+
+
 def dumps(g: nx.DiGraph) -> str:
     return json.dumps(to_json(g), indent=1)

@@ -1,0 +1,65 @@
+"""A plan: the placed graph with its predicted schedule, as one plain value that every
+renderer (text, JSON, DOT, pictures) reads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from ..ir.devices import short
+from ..ir.node import nodes as all_nodes
+from ..ir.node import to_json
+from .model import CostModel
+from .simulate import Schedule, simulate
+
+
+@dataclass
+class Plan:
+    name: str
+    strategy: str
+    graph: nx.DiGraph
+    schedule: Schedule
+    devices: tuple[str, ...]
+
+    @property
+    def ratio(self) -> float:
+        return self.schedule.makespan / self.schedule.lower_bound if self.schedule.lower_bound else 1.0
+
+    def task_classes(self) -> list[dict]:
+        classes: dict[tuple[str, str], dict] = {}
+        for n in all_nodes(self.graph):
+            if n.kind in ("const", "send", "recv"):  # transfers: see the links
+                continue
+            c = classes.setdefault((n.group, n.kind), {"class": n.group, "kind": n.kind, "count": 0, "flops": 0,
+                                                       "scope": n.scope or "once"})
+            c["count"] += 1
+            c["flops"] += n.flops
+        return sorted(classes.values(), key=lambda c: (c["scope"] != "once", c["class"], c["kind"]))
+
+    def device_rows(self) -> list[dict]:
+        s = self.schedule
+        top = s.makespan or 1.0
+        return [{"device": d, "short": short(d), "busy_s": s.busy[d], "load": s.busy[d] / top,
+                 "flops": s.flops[d], "memory_bytes": s.memory[d]} for d in self.devices]
+
+    def link_rows(self) -> list[dict]:
+        return [{"from": a, "to": b, "bytes": n} for (a, b), n in sorted(self.schedule.links.items())]
+
+    def to_json(self, with_graph: bool = True) -> dict:
+        s = self.schedule
+        out = {
+            "name": self.name, "strategy": self.strategy,
+            "predicted_makespan_s": s.makespan, "lower_bound_s": s.lower_bound, "ratio": self.ratio,
+            "prologue_s": s.prologue, "iteration_s": s.iteration, "iterations": s.iterations,
+            "bytes_moved": s.bytes_moved, "devices": self.device_rows(), "links": self.link_rows(),
+            "task_classes": self.task_classes(),
+        }
+        if with_graph:
+            out.update(to_json(self.graph))
+        return out
+
+
+def make_plan(g: nx.DiGraph, cm: CostModel, iterations: int | None = None) -> Plan:
+    spec = g.graph["spec"]
+    return Plan(spec.name, g.graph.get("strategy", ""), g, simulate(g, cm, iterations), cm.devices)

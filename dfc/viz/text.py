@@ -1,0 +1,63 @@
+"""The plan as rich tables: task classes, devices with load and memory, bytes per link,
+predicted makespan against the lower bound."""
+
+from __future__ import annotations
+
+import io
+
+from ..cost.plan import Plan
+from ..ir.devices import short
+
+
+def si(x: float, unit: str) -> str:
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= factor:
+            return f"{x / factor:.2f} {prefix}{unit}"
+    return f"{x:.0f} {unit}"
+
+
+def seconds(t: float) -> str:
+    return f"{t * 1e3:.3f} ms" if t < 1 else f"{t:.3f} s"
+
+
+def render(plan: Plan, width: int = 110, color: bool = False) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None)
+    s = plan.schedule
+    pairs = sum(1 for k in plan.graph.nodes if plan.graph.nodes[k]["node"].kind == "send")
+    console.print(f"[bold]{plan.name}[/bold]: {plan.graph.number_of_nodes()} nodes, "
+                  f"{plan.graph.number_of_edges()} edges, {pairs} send/recv pairs, strategy {plan.strategy}")
+
+    classes = Table(title="task classes", title_justify="left")
+    for col in ("class", "kind", "runs", "count", "flops"):
+        classes.add_column(col, justify="right" if col in ("count", "flops") else "left")
+    for c in plan.task_classes():
+        classes.add_row(c["class"], c["kind"], "every iteration" if c["scope"] == "loop" else "once",
+                        str(c["count"]), si(c["flops"], "flop") if c["flops"] else "")
+    console.print(classes)
+
+    devices = Table(title="devices", title_justify="left")
+    for col in ("device", "busy", "load", "flops", "memory"):
+        devices.add_column(col, justify="left" if col == "device" else "right")
+    for d in plan.device_rows():
+        devices.add_row(d["short"], seconds(d["busy_s"]), f"{100 * d['load']:.0f}%", si(d["flops"], "flop"),
+                        si(d["memory_bytes"], "B"))
+    console.print(devices)
+
+    if plan.schedule.links:
+        links = Table(title="bytes per link", title_justify="left")
+        for col in ("from", "to", "bytes"):
+            links.add_column(col, justify="right" if col == "bytes" else "left")
+        for row in plan.link_rows():
+            links.add_row(short(row["from"]), short(row["to"]), si(row["bytes"], "B"))
+        console.print(links)
+
+    loop = f" = {seconds(s.prologue)} + {s.iterations} x {seconds(s.iteration)}" if s.iterations else ""
+    console.print(f"predicted makespan {seconds(s.makespan)}{loop}")
+    console.print(f"lower bound        {seconds(s.lower_bound)}  (max of critical path, work / devices)")
+    console.print(f"ratio              {plan.ratio:.2f}")
+    console.print(f"bytes moved        {si(s.bytes_moved, 'B')}")
+    return buf.getvalue()
