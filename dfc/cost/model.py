@@ -20,6 +20,8 @@ class CostModel:
         per_host = profile.tasks_per_host or max(len(cpu), 1)
         self.host = {d: i // per_host for i, d in enumerate(devices)}
         self.share = {d: 1.0 / min(per_host, max(len(cpu), 1)) if "GPU" not in d else 1.0 for d in devices}
+        self._mean_transfer: dict[int, float] = {}
+        self._compute: dict[tuple[str, str], float] = {}
 
     def rate(self, device: str, dtype: str) -> float:
         table = self.profile.gpu_flops if "GPU" in device else self.profile.cpu_flops
@@ -30,6 +32,13 @@ class CostModel:
         return bw * self.share[device]
 
     def compute(self, node: Node, device: str) -> float:
+        key = (node.name, device)
+        cost = self._compute.get(key)
+        if cost is None:
+            cost = self._compute[key] = self._cost(node, device)
+        return cost
+
+    def _cost(self, node: Node, device: str) -> float:
         if node.kind in FREE_KINDS:
             return 0.0
         moved = node.mem_bytes or node.out_bytes * (2 if node.kind in ("assign", "variable") else 1)
@@ -54,9 +63,12 @@ class CostModel:
         n = len(self.devices)
         if n < 2 or nbytes == 0:
             return 0.0
-        pairs = [(a, b) for a in self.devices for b in self.devices if a != b]
-        mean = sum(self.transfer(nbytes, a, b) for a, b in pairs[:64]) / min(len(pairs), 64)
-        return (1 - 1 / n) * mean
+        cached = self._mean_transfer.get(nbytes)
+        if cached is None:
+            pairs = [(a, b) for a in self.devices for b in self.devices if a != b][:64]
+            mean = sum(self.transfer(nbytes, a, b) for a, b in pairs) / len(pairs)
+            cached = self._mean_transfer[nbytes] = (1 - 1 / n) * mean
+        return cached
 
     def mean_compute(self, node: Node, allowed: tuple[str, ...]) -> float:
         devs = allowed or self.devices

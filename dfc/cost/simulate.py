@@ -47,12 +47,13 @@ class Schedule:
     timeline: list[Slot] = field(default_factory=list)  # the prologue and one iteration
 
 
-def _scope_nodes(g: nx.DiGraph, scope: str) -> list[Node]:
-    return [n for n in topo(g, scope) if n.kind not in ("const", "task")]
+def _scope_nodes(order: list[Node], scope: str) -> list[Node]:
+    return [n for n in order if n.scope == scope and n.kind not in ("const", "task")]
 
 
-def _simulate_scope(g: nx.DiGraph, cm: CostModel, scope: str, offset: float, timeline: list[Slot]) -> float:
-    ns = _scope_nodes(g, scope)
+def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str, offset: float,
+                    timeline: list[Slot]) -> float:
+    ns = _scope_nodes(order, scope)
     if not ns:
         return 0.0
     inside = {n.name: n for n in ns}
@@ -88,8 +89,8 @@ def _simulate_scope(g: nx.DiGraph, cm: CostModel, scope: str, offset: float, tim
     return end_all
 
 
-def _lower_bound(g: nx.DiGraph, cm: CostModel, scope: str) -> float:
-    ns = _scope_nodes(g, scope)
+def _lower_bound(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str) -> float:
+    ns = _scope_nodes(order, scope)
     if not ns:
         return 0.0
     free = ("send", "recv", "loop")  # transfers count as free: the bound holds for any placement
@@ -104,13 +105,14 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None) -> Sch
     loop = g.nodes["loop"]["node"] if "loop" in g else None
     iters = (loop.attr("max") if iterations is None else iterations) if loop else 0
     timeline: list[Slot] = []
-    prologue = _simulate_scope(g, cm, "", 0.0, timeline)
-    iteration = _simulate_scope(g, cm, "loop", prologue, timeline) if loop else 0.0
+    order = topo(g)
+    prologue = _simulate_scope(g, cm, order, "", 0.0, timeline)
+    iteration = _simulate_scope(g, cm, order, "loop", prologue, timeline) if loop else 0.0
     busy = {d: 0.0 for d in cm.devices}
     flops = {d: 0.0 for d in cm.devices}
     memory = {d: 0 for d in cm.devices}
     links: dict[tuple[str, str], int] = {}
-    for n in (g.nodes[k]["node"] for k in sorted(g.nodes)):
+    for n in order:
         times = iters if n.scope == "loop" else 1
         if n.kind == "variable" and n.device:
             memory[n.device] += n.out_bytes
@@ -120,6 +122,6 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None) -> Sch
         elif n.device and n.kind not in ("const", "send", "loop", "task"):
             busy[n.device] += cm.compute(n, n.device) * times
             flops[n.device] += n.flops * times
-    lb = _lower_bound(g, cm, "") + iters * _lower_bound(g, cm, "loop")
+    lb = _lower_bound(g, cm, order, "") + iters * _lower_bound(g, cm, order, "loop")
     return Schedule(prologue + iters * iteration, lb, prologue, iteration, iters, busy, flops, memory, links,
                     sum(links.values()), timeline)

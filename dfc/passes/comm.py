@@ -8,24 +8,23 @@ the loop is sent every iteration (it changes)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import networkx as nx
 
 from ..ir.devices import short
-from ..ir.node import Node, nodes, rebuild, verify_ir
+from ..ir.node import Node, copy_graph, verify_ir
 
 
 def comm(g: nx.DiGraph) -> nx.DiGraph:
-    by_name = {n.name: n for n in nodes(g)}
-    out: list[Node] = []
-    pairs: dict[tuple[str, str], str] = {}
-    for n in nodes(g):
-        inputs = []
-        for src_name in n.inputs:
-            src = by_name[src_name]
-            if src.kind == "const" or not src.device or not n.device or src.device == n.device:
-                inputs.append(src_name)
+    g2 = copy_graph(g)
+    pairs: dict[tuple[str, str, str], str] = {}
+    for name in list(g.nodes):
+        n = g.nodes[name]["node"]
+        if not n.device:
+            continue
+        inputs = list(n.inputs)
+        for i, src_name in enumerate(n.inputs):
+            src = g.nodes[src_name]["node"]
+            if src.kind == "const" or not src.device or src.device == n.device:
                 continue
             scope = n.scope if src.kind == "variable" else src.scope
             key = (src_name, n.device, scope)
@@ -38,10 +37,17 @@ def comm(g: nx.DiGraph) -> nx.DiGraph:
                             allowed=(src.device,), attrs=(("to", n.device),), **common)
                 recv = Node(f"recv:{src_name}@{dest}{tag}", "recv", "recv", (send.name,), device=n.device,
                             allowed=(n.device,), attrs=(("from", src.device),), **common)
-                out += [send, recv]
+                g2.add_node(send.name, node=send)
+                g2.add_node(recv.name, node=recv)
+                g2.add_edge(src_name, send.name, bytes=src.out_bytes)
+                g2.add_edge(send.name, recv.name, bytes=src.out_bytes)
                 pairs[key] = recv.name
-            inputs.append(pairs[key])
-        out.append(replace(n, inputs=tuple(inputs)))
-    g2 = rebuild(out, g.graph)
+            inputs[i] = pairs[key]
+        if inputs != list(n.inputs):
+            for old in set(n.inputs) - set(inputs) - set(n.after):
+                g2.remove_edge(old, name)
+            for new in set(inputs) - set(n.inputs):
+                g2.add_edge(new, name, bytes=g2.nodes[new]["node"].out_bytes)
+            g2.nodes[name]["node"] = n.evolve(inputs=tuple(inputs))
     verify_ir(g2, "comm")
     return g2

@@ -5,8 +5,6 @@ nodes (variables, assigns, queue operations, transfers) are never merged."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import networkx as nx
 
 from ..ir.node import EFFECTFUL, rebuild, topo, verify_ir
@@ -17,8 +15,9 @@ def cse(g: nx.DiGraph) -> nx.DiGraph:
     seen: dict[tuple, str] = {}
     kept = []
     for n in topo(g):
-        n = replace(n, inputs=tuple(canon.get(i, i) for i in n.inputs),
-                    after=tuple(sorted({canon.get(i, i) for i in n.after})))
+        if canon and (any(i in canon for i in n.inputs) or any(i in canon for i in n.after)):
+            n = n.evolve(inputs=tuple(canon.get(i, i) for i in n.inputs),
+                         after=tuple(sorted({canon.get(i, i) for i in n.after})))
         if n.kind not in EFFECTFUL:
             key = (n.kind, n.op, n.inputs, n.attrs, n.scope, n.allowed, n.shape, n.dtype)
             if key in seen:

@@ -256,7 +256,8 @@ class Expander:
         n = Node(f"{prefix}dequeue:{queue}[{key}]", "dequeue", "dequeue", tuple(enqueues), item.shape,
                  item.dtype or "", 0, item.nbytes * len(enqueues), scope=ctx.scope, group=queue,
                  pos=self.spec.queues[queue].pos, attrs=(("count", len(enqueues)), ("key", key), ("queue", queue)))
-        self.pending[queue] = [e for e in self.pending.get(queue, []) if e not in enqueues]
+        gone = set(enqueues)
+        self.pending[queue] = [e for e in self.pending.get(queue, []) if e not in gone]
         return self.add(n, items), items
 
     def drain_into(self, queue: str, scope: str) -> None:
@@ -266,6 +267,7 @@ class Expander:
         by_key: dict[tuple, list[str]] = {}
         for e in self.pending.get(queue, []):
             by_key.setdefault(self.g.nodes[e]["node"].attr("key"), []).append(e)
+        self.pending[queue] = []
         for key in sorted(by_key):
             label = f"{'loop/' if scope == 'loop' else ''}{queue}[{','.join(map(str, key))}]"
             ctx = _Ctx(label, scope, queue, Expr(queue, ast.Constant(0), q.pos), {})

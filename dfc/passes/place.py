@@ -24,7 +24,6 @@ them (device ``""``).
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable
 
 import networkx as nx
@@ -32,7 +31,7 @@ import networkx as nx
 from ..cost.model import CostModel
 from ..cost.profile import Profile
 from ..ir.devices import devices, job_of
-from ..ir.node import Node, rebuild, topo, verify_ir
+from ..ir.node import Node, topo, verify_ir, with_nodes
 
 Assignment = dict[str, str]
 
@@ -212,6 +211,11 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     return where
 
 
+#: Graphs up to this many nodes get HEFT's variants compared and a local search by the
+#: simulator (well under a second); larger ones get the main variant alone.
+SEARCH_LIMIT = 600
+
+
 def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
     """HEFT: run its variants (small-op clustering on/off, initialising data on the device
     with most slack vs with its first user) and keep the one the simulator predicts
@@ -222,6 +226,8 @@ def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
     def predict(where: Assignment) -> float:
         return simulate(comm(_with_devices(g, where)), cm).makespan
 
+    if g.number_of_nodes() > SEARCH_LIMIT:  # large graphs: the main variant only
+        return heft_variant(g, cm, devs)
     best = None
     for use_clusters in (True, False):
         for slack in (True, False):
@@ -229,7 +235,7 @@ def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
             makespan = predict(where)
             if best is None or makespan < best[0] - 1e-12:
                 best = (makespan, where)
-    return refine(g, devs, best[1], best[0], predict)
+    return refine(g, devs, best[1], best[0], predict, budget=min(48, 15_000 // max(g.number_of_nodes(), 1)))
 
 
 def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: float,
@@ -270,7 +276,7 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
 
 
 def _with_devices(g: nx.DiGraph, where: Assignment) -> nx.DiGraph:
-    return rebuild([replace(g.nodes[k]["node"], device=where.get(k, "")) for k in sorted(g.nodes)], g.graph)
+    return with_nodes(g, [g.nodes[k]["node"].evolve(device=where.get(k, "")) for k in g.nodes])
 
 
 def round_robin(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:

@@ -7,13 +7,11 @@ pushing instance's indices) and the device of that shard: shard ``s`` of a queue
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import networkx as nx
 
 from ..ir.devices import allowed
-from ..ir.node import nodes, rebuild, verify_ir
-from ..spec.expr import evaluate
+from ..ir.node import nodes, verify_ir, with_nodes
+from ..spec.expr import compiled
 
 
 def shard_device(spec, queue: str, shard: int) -> str:
@@ -29,9 +27,9 @@ def queues(g: nx.DiGraph) -> nx.DiGraph:
         if n.kind == "enqueue":
             q = spec.queues[n.attr("queue")]
             env = {**spec.params, **dict(n.attr("env", ()))}
-            shard = int(evaluate(q.shard, env)) % q.shards if q.shard is not None else 0
+            shard = int(compiled(q.shard)(env)) % q.shards if q.shard is not None else 0
             dev = shard_device(spec, q.name, shard)
-            n = replace(n.with_attrs(shard=shard), allowed=(dev,))
+            n = n.with_attrs(shard=shard).evolve(allowed=(dev,))
         out.append(n)
     for n in out:
         if n.kind == "enqueue":
@@ -41,17 +39,17 @@ def queues(g: nx.DiGraph) -> nx.DiGraph:
         if n.kind == "dequeue":
             devs = sorted({placed[i] for i in n.inputs})
             dev = devs[0] if len(devs) == 1 else shard_device(spec, n.attr("queue"), 0)
-            n = replace(n, allowed=(dev,))
+            n = n.evolve(allowed=(dev,))
             placed[n.name] = dev
         result.append(n)
     final = []
     for n in result:
         if n.kind == "reduce":  # where its dequeue delivers the items
-            n = replace(n, allowed=(placed[n.inputs[0]],))
+            n = n.evolve(allowed=(placed[n.inputs[0]],))
         elif n.kind == "broadcast":  # from the queue's (first) task to every consumer
-            n = replace(n, allowed=(shard_device(spec, n.attr("queue"), 0),))
+            n = n.evolve(allowed=(shard_device(spec, n.attr("queue"), 0),))
         final.append(n)
-    g2 = rebuild(final, g.graph)
+    g2 = with_nodes(g, [n for n in final if n.kind in ("enqueue", "dequeue", "reduce", "broadcast")])
     verify_ir(g2, "queues")
     return g2
 
