@@ -1,0 +1,153 @@
+"""Properties of the compiler's passes and planner, on generated programs and on the
+four specs (no TensorFlow)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gen import random_spec  # noqa: E402
+
+from dfc.cost.model import CostModel  # noqa: E402
+from dfc.cost.profile import Profile  # noqa: E402
+from dfc.cost.simulate import simulate  # noqa: E402
+from dfc.ir.devices import devices  # noqa: E402
+from dfc.ir.interp import run_numpy  # noqa: E402
+from dfc.ir.node import verify_ir  # noqa: E402
+from dfc.passes import compile_spec  # noqa: E402
+from dfc.passes.cse import cse  # noqa: E402
+from dfc.spec import load_spec, load_spec_text  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SEEDS = range(12)
+STRATEGIES = ("heft", "round-robin", "greedy-bytes", "manual")
+
+
+def gen(seed: int):
+    return load_spec_text(random_spec(seed).encode(), f"gen{seed}.yaml")
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_pass_keeps_the_graph_acyclic_and_valid(seed):
+    seen = []
+
+    def check(name, g):
+        assert nx.is_directed_acyclic_graph(g), name
+        verify_ir(g, name)
+        seen.append(name)
+
+    compile_spec(gen(seed), "heft", observe=check)
+    assert seen == ["build", "expand", "queues", "cse", "place", "comm"]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_cse_is_idempotent(seed):
+    g = compile_spec(gen(seed), stop_after="queues")
+    once = cse(g)
+    twice = cse(once)
+    assert sorted(once.nodes) == sorted(twice.nodes)
+    assert all(once.nodes[n]["node"] == twice.nodes[n]["node"] for n in once.nodes)
+
+
+def test_cse_merges_repeated_work():
+    text = random_spec(3).replace("compute: 'A[i, j] + 2*B[i, j]'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'")
+    text = text.replace("compute: 'A[i, j] * B[i, j] - A[i, j]'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'")
+    text = text.replace("compute: 'abs(B[i, j]) / (1 + A[i, j])'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'")
+    text = text.replace("compute: 'A[i, j] @ B[j, i]'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'")
+    g = compile_spec(load_spec_text(text.encode(), "cse.yaml"), stop_after="queues")
+    adds = lambda h: sum(1 for n in h.nodes if h.nodes[n]["node"].op == "add" and h.nodes[n]["node"].group == "ew")
+    assert adds(cse(g)) == adds(g) // 2 > 0
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_one_send_recv_pair_per_tensor_and_destination(seed, strategy):
+    g = compile_spec(gen(seed), strategy)
+    pairs = []
+    for name in g.nodes:
+        n = g.nodes[name]["node"]
+        if n.kind == "send":
+            (recv,) = list(g.successors(name))
+            pairs.append((n.inputs[0], g.nodes[recv]["node"].device, n.scope))
+        for src in n.inputs:  # no data edge crosses devices except send -> recv
+            s = g.nodes[src]["node"]
+            if s.kind != "const" and s.device and n.device and s.device != n.device:
+                assert (s.kind, n.kind) == ("send", "recv"), (src, name)
+    assert len(pairs) == len(set(pairs))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_prediction_is_never_below_the_lower_bound(seed):
+    spec = gen(seed)
+    for strategy in STRATEGIES:
+        s = simulate(compile_spec(spec, strategy), CostModel(Profile(), devices(spec)))
+        assert s.makespan >= s.lower_bound * (1 - 1e-9) > 0
+
+
+def _rename(text: str, mapping: dict[str, str]) -> str:
+    for old, new in mapping.items():
+        text = text.replace(f"  {old}: {{", f"  {new}: {{")
+    return text
+
+
+@pytest.mark.parametrize("seed", SEEDS[:6])
+def test_plan_does_not_change_when_task_names_are_permuted(seed):
+    text = random_spec(seed)
+    spec = load_spec_text(text.encode(), "a.yaml")
+    swapped = load_spec_text(_rename(text, {"product": "zz_product", "ew": "aa_ew", "mv": "b_mv"}).encode(), "b.yaml")
+    a = simulate(compile_spec(spec), CostModel(Profile(), devices(spec)))
+    b = simulate(compile_spec(swapped), CostModel(Profile(), devices(swapped)))
+    assert a.makespan == pytest.approx(b.makespan, rel=1e-9)
+    assert a.bytes_moved == b.bytes_moved
+    assert sorted(a.busy.values()) == pytest.approx(sorted(b.busy.values()), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_numpy_engine_agrees_with_whole_array_numpy(seed):
+    spec = gen(seed)
+    r = run_numpy(compile_spec(spec, "heft"))
+    A, B, x0 = r.arrays["A"], r.arrays["B"], None
+    np.testing.assert_allclose(r.arrays["C"], A @ B, rtol=1e-4, atol=1e-4)
+    assert r.iterations_run == spec.loop.max
+
+
+@pytest.mark.parametrize("name", ["matmul", "cg", "fft", "stream"])
+def test_heft_is_at_least_as_good_as_the_baselines(name, request):
+    if name == "matmul":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "known gap: on matmul's default size HEFT predicts ~1% longer than round-robin "
+            "(see issue 3's note)")))
+    spec = load_spec(ROOT / "specs" / f"{name}.yaml")
+    cm = CostModel(Profile(), devices(spec))
+    t = {s: simulate(compile_spec(spec, s), cm).makespan for s in ("heft", "round-robin", "greedy-bytes")}
+    assert t["heft"] <= t["round-robin"] * (1 + 1e-9)
+    assert t["heft"] <= t["greedy-bytes"] * (1 + 1e-9)
+
+
+def test_loop_body_appears_once():
+    spec = load_spec(ROOT / "specs" / "cg.yaml", ["N=64", "iterations=5"])
+    more = load_spec(ROOT / "specs" / "cg.yaml", ["N=64", "iterations=500"])
+    assert compile_spec(spec).number_of_nodes() == compile_spec(more).number_of_nodes()
+
+
+def test_ir_nodes_carry_yaml_positions():
+    spec = load_spec(ROOT / "specs" / "matmul.yaml", ["N=1024"])
+    g = compile_spec(spec, stop_after="expand")
+    n = g.nodes["product[i=0,j=1,k=1]"]["node"]
+    assert (n.op, n.pos.file, n.pos.line, n.pos.col) == ("matmul", str(ROOT / "specs" / "matmul.yaml"), 29, 14)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["matmul", "cg", "fft", "stream"])
+def test_numpy_engine_verifies_the_four_specs_at_default_sizes(name):
+    from dfc.runtime.verify import verify
+
+    spec = load_spec(ROOT / "specs" / f"{name}.yaml")
+    r = run_numpy(compile_spec(spec))
+    v = verify(spec, r.arrays, r.scalars)
+    assert v is not None and v.ok, v
