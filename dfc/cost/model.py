@@ -71,8 +71,12 @@ class CostModel:
         return cached
 
     def mean_compute(self, node: Node, allowed: tuple[str, ...]) -> float:
-        devs = allowed or self.devices
-        return sum(self.compute(node, d) for d in devs) / len(devs)
+        key = (node.name, "mean", allowed)
+        mean = self._compute.get(key)
+        if mean is None:
+            devs = allowed or self.devices
+            mean = self._compute[key] = sum(self.compute(node, d) for d in devs) / len(devs)
+        return mean
 
 
 def device_label(device: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from ..spec.model import Location, Spec
 
 
@@ -27,11 +29,13 @@ def job_of(device: str) -> str:
     return device.split("/")[1].removeprefix("job:")
 
 
+@functools.lru_cache(maxsize=4096)
 def task_of(device: str) -> tuple[str, int]:
     parts = device.split("/")
     return parts[1].removeprefix("job:"), int(parts[2].removeprefix("task:"))
 
 
+@functools.lru_cache(maxsize=4096)
 def short(device: str) -> str:
     """'/job:worker/task:1/device:CPU:0' -> 'worker:1' (with ':gpu' for GPUs)."""
     job, task = task_of(device)

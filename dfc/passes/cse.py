@@ -7,24 +7,34 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..ir.node import EFFECTFUL, rebuild, topo, verify_ir
+from ..ir.node import EFFECTFUL, copy_graph, topo, verify_ir
 
 
 def cse(g: nx.DiGraph) -> nx.DiGraph:
     canon: dict[str, str] = {}
     seen: dict[tuple, str] = {}
-    kept = []
+    changed = []
     for n in topo(g):
         if canon and (any(i in canon for i in n.inputs) or any(i in canon for i in n.after)):
             n = n.evolve(inputs=tuple(canon.get(i, i) for i in n.inputs),
                          after=tuple(sorted({canon.get(i, i) for i in n.after})))
+            changed.append(n)
         if n.kind not in EFFECTFUL:
             key = (n.kind, n.op, n.inputs, n.attrs, n.scope, n.allowed, n.shape, n.dtype)
             if key in seen:
                 canon[n.name] = seen[key]
-                continue
-            seen[key] = n.name
-        kept.append(n)
-    g2 = rebuild(kept, g.graph)
+            else:
+                seen[key] = n.name
+    g2 = copy_graph(g)
+    for n in changed:  # rewire consumers of merged nodes, then drop the duplicates
+        for p in list(g2.predecessors(n.name)):
+            g2.remove_edge(p, n.name)
+        g2.nodes[n.name]["node"] = n
+        for src in n.inputs:
+            g2.add_edge(src, n.name, bytes=g2.nodes[src]["node"].out_bytes)
+        for src in n.after:
+            if not g2.has_edge(src, n.name):
+                g2.add_edge(src, n.name, bytes=0)
+    g2.remove_nodes_from(canon)
     verify_ir(g2, "cse")
     return g2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..ir.devices import allowed
-from ..ir.node import nodes, verify_ir, with_nodes
+from ..ir.node import verify_ir, with_nodes
 from ..spec.expr import compiled
 
 
@@ -23,7 +23,8 @@ def queues(g: nx.DiGraph) -> nx.DiGraph:
     spec = g.graph["spec"]
     placed: dict[str, str] = {}
     out = []
-    for n in nodes(g):
+    kinds = ("enqueue", "dequeue", "reduce", "broadcast")
+    for n in sorted((d["node"] for d in g._node.values() if d["node"].kind in kinds), key=lambda n: n.name):
         if n.kind == "enqueue":
             q = spec.queues[n.attr("queue")]
             env = {**spec.params, **dict(n.attr("env", ()))}
