@@ -92,6 +92,15 @@ def _profile(args, spec):
         return None
 
 
+def _spec_and_profile(args):
+    """(spec, profile) for a command, or None after printing why not."""
+    spec = _load(args)
+    if spec is None:
+        return None
+    profile = _profile(args, spec)
+    return None if profile is None else (spec, profile)
+
+
 def _compile(args, spec, profile, observe=None):
     from .passes import compile_spec
 
@@ -124,12 +133,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.print_after and args.print_after not in PASS_NAMES:
         print(f"dfc plan: no pass '{args.print_after}'; the passes are: {', '.join(PASS_NAMES)}", file=sys.stderr)
         return EXIT_USAGE
-    spec = _load(args)
-    if spec is None:
+    loaded = _spec_and_profile(args)
+    if loaded is None:
         return EXIT_USAGE
-    profile = _profile(args, spec)
-    if profile is None:
-        return EXIT_USAGE
+    spec, profile = loaded
     from .cost.model import CostModel
     from .cost.plan import make_plan
     from .ir.devices import devices
@@ -170,12 +177,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     import time
 
-    spec = _load(args)
-    if spec is None:
+    loaded = _spec_and_profile(args)
+    if loaded is None:
         return EXIT_USAGE
-    profile = _profile(args, spec)
-    if profile is None:
-        return EXIT_USAGE
+    spec, profile = loaded
     from .cost.model import CostModel
     from .cost.simulate import simulate
     from .ir.devices import devices
