@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
 from ..ops import FUNCTIONS, ItemsType, TensorType
-from ..ops.types import ITEMSIZE
 from .expr import Expr, ExprError, evaluate
 from .model import Array, InitCopy, InitFile, InitRandom, Let, Spec, Task
 from .shapes import ENUMERATION_LIMIT, Scope, index_range_error, infer

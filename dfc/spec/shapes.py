@@ -27,7 +27,7 @@ from .model import Array
 ENUMERATION_LIMIT = 20_000
 
 _SYMBOL = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
-           ast.FloorDiv: "div", ast.Mod: None, ast.USub: "neg", ast.Not: "not", ast.And: "and",
+           ast.FloorDiv: None, ast.Mod: None, ast.USub: "neg", ast.Not: "not", ast.And: "and",
            ast.Or: "or", ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt",
            ast.GtE: "ge"}
 
@@ -183,7 +183,8 @@ class _Typer:
             return self.apply(node, op, [a, b], [node.left, node.right]), free
         op = _SYMBOL.get(type(node.op))
         if op is None:
-            raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}': this operator works on sizes, not arrays")
+            raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}': '//' and '%' work on sizes, not arrays",
+                           "use them in params, extents and shard expressions")
         return self.apply(node, op, [a, b], [node.left, node.right]), free
 
     def visit_UnaryOp(self, node):

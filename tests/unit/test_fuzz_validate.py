@@ -84,7 +84,23 @@ def test_structural_mutations(name, data, action, value, new_key):
     path = data.draw(st.sampled_from(all_paths))
     mutated = mutate(DATA[name], path, action, value, new_key)
     text = yaml.safe_dump(mutated, allow_unicode=True)
-    assert run_validate(text.encode()) in (0, 2)
+    rc = run_validate(text.encode())
+    assert rc in (0, 2)
+    if rc == 0:  # what validates must compile and plan: no crash past validation
+        compiles(text)
+
+
+def compiles(text: str) -> None:
+    from dfc.cost.model import CostModel
+    from dfc.cost.profile import Profile
+    from dfc.cost.simulate import simulate
+    from dfc.ir.devices import devices
+    from dfc.passes import compile_spec
+    from dfc.spec import load_spec_text
+
+    spec = load_spec_text(text.encode(), "mutated.yaml")
+    if spec.tile_tasks + spec.ntiles <= 2000:
+        simulate(compile_spec(spec), CostModel(Profile(), devices(spec)))
 
 
 @FUZZ

@@ -46,7 +46,7 @@ def test_scalars_adopt_tensor_dtype_but_tensors_must_match(cg):
 @pytest.mark.parametrize("text, code", [
     ("A[i]", "index-rank"), ("A[i, 0] @ A[i, 0]", "shape-mismatch"), ("p[j]", "free-index"),
     ("p[i + 1]", "out-of-range"), ("fft(p)", "dtype-mismatch"), ("dot(p)", "bad-call"),
-    ("nrm(p)", None), ("N[i]", "expr-type"), ("rr", "undefined-name"), ("p < 1", "shape-mismatch"),
+    ("nrm(p)", None), ("N[i]", "expr-type"), ("p // 2", "expr-forbidden"), ("p[i] % 2", "expr-forbidden"), ("rr", "undefined-name"), ("p < 1", "shape-mismatch"),
 ])
 def test_errors(cg, text, code):
     s = Scope(cg.arrays, cg.params, {"i": 2})
