@@ -148,7 +148,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         _write(args.output, describe(shown[args.print_after]))
         return EXIT_OK
     g = _compile(args, spec, profile)
-    plan = make_plan(g, CostModel(profile, devices(spec)))
+    plan = make_plan(g, CostModel(profile, devices(spec)), timeline=True if args.gantt else None)
     from .viz import dot, gantt, text
 
     try:

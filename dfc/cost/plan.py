@@ -60,6 +60,6 @@ class Plan:
         return out
 
 
-def make_plan(g: nx.DiGraph, cm: CostModel, iterations: int | None = None) -> Plan:
+def make_plan(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None) -> Plan:
     spec = g.graph["spec"]
-    return Plan(spec.name, g.graph.get("strategy", ""), g, simulate(g, cm, iterations), cm.devices)
+    return Plan(spec.name, g.graph.get("strategy", ""), g, simulate(g, cm, iterations, timeline), cm.devices)

@@ -52,37 +52,52 @@ def _scope_nodes(order: list[Node], scope: str) -> list[Node]:
 
 
 def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str, offset: float,
-                    timeline: list[Slot]) -> float:
+                    timeline: list[Slot] | None) -> float:
     ns = _scope_nodes(order, scope)
     if not ns:
         return 0.0
+    succ = g._succ  # adjacency dicts: the views are too slow for graphs of a million nodes
     inside = {n.name: n for n in ns}
-    cost = {n.name: (0.0 if n.kind in ("send", "recv", "loop") else cm.compute(n, n.device)) for n in ns}
+    cost: dict[str, float] = {}
+    resource: dict[str, str] = {}
     for n in ns:
         if n.kind == "recv":
-            cost[n.name] = cm.transfer(n.out_bytes, n.attr("from"), n.device)
+            src = n.attr("from")
+            cost[n.name] = cm.transfer(n.out_bytes, src, n.device)
+            resource[n.name] = f"{src}->{n.device}"
+        else:
+            cost[n.name] = 0.0 if n.kind in ("send", "loop") else cm.compute(n, n.device)
+            resource[n.name] = n.device
     rank: dict[str, float] = {}
     for n in reversed(ns):
-        rank[n.name] = cost[n.name] + max((rank[s] for s in g.successors(n.name) if s in rank), default=0.0)
-    waiting = {n.name: sum(1 for p in g.predecessors(n.name) if p in inside) for n in ns}
-    ready_at = {n.name: 0.0 for n in ns}
+        rank[n.name] = cost[n.name] + max((rank[s] for s in succ[n.name] if s in rank), default=0.0)
+    waiting = dict.fromkeys(inside, 0)
+    for name in inside:
+        for s in succ[name]:
+            if s in waiting:
+                waiting[s] += 1
+    ready_at = dict.fromkeys(inside, 0.0)
     heap = [(0.0, -rank[k], k) for k, w in waiting.items() if w == 0]
     heapq.heapify(heap)
     free: dict[str, float] = {}
     end_all = 0.0
+    idle = ("send", "loop")
     while heap:
         _, _, name = heapq.heappop(heap)
         n = inside[name]
-        resource = f"{n.attr('from')}->{n.device}" if n.kind == "recv" else n.device
-        start = max(ready_at[name], free.get(resource, 0.0))
+        res = resource[name]
+        start = max(ready_at[name], free.get(res, 0.0))
         end = start + cost[name]
-        if n.kind not in ("send", "loop"):
-            free[resource] = end
-            timeline.append(Slot(name, n.group, n.kind, resource, offset + start, offset + end, scope))
-        end_all = max(end_all, end)
-        for s in g.successors(name):
-            if s in inside:
-                ready_at[s] = max(ready_at[s], end)
+        if n.kind not in idle:
+            free[res] = end
+            if timeline is not None:
+                timeline.append(Slot(name, n.group, n.kind, res, offset + start, offset + end, scope))
+        if end > end_all:
+            end_all = end
+        for s in succ[name]:
+            if s in waiting:
+                if end > ready_at[s]:
+                    ready_at[s] = end
                 waiting[s] -= 1
                 if waiting[s] == 0:
                     heapq.heappush(heap, (ready_at[s], -rank[s], s))
@@ -96,18 +111,24 @@ def _lower_bound(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str) ->
     free = ("send", "recv", "loop")  # transfers count as free: the bound holds for any placement
     best = {n.name: 0.0 if n.kind in free else min(cm.compute(n, d) for d in (n.allowed or cm.devices)) for n in ns}
     longest: dict[str, float] = {}
+    pred = g._pred
     for n in ns:  # topological order
-        longest[n.name] = best[n.name] + max((longest[p] for p in g.predecessors(n.name) if p in longest), default=0.0)
+        longest[n.name] = best[n.name] + max((longest[p] for p in pred[n.name] if p in longest), default=0.0)
     return max(max(longest.values()), sum(best.values()) / len(cm.devices))
 
 
-def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None) -> Schedule:
+#: Past this many nodes the simulator keeps no timeline unless asked (it is for pictures).
+TIMELINE_LIMIT = 20_000
+
+
+def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None) -> Schedule:
     loop = g.nodes["loop"]["node"] if "loop" in g else None
     iters = (loop.attr("max") if iterations is None else iterations) if loop else 0
-    timeline: list[Slot] = []
+    keep = g.number_of_nodes() <= TIMELINE_LIMIT if timeline is None else timeline
+    slots: list[Slot] | None = [] if keep else None
     order = topo(g)
-    prologue = _simulate_scope(g, cm, order, "", 0.0, timeline)
-    iteration = _simulate_scope(g, cm, order, "loop", prologue, timeline) if loop else 0.0
+    prologue = _simulate_scope(g, cm, order, "", 0.0, slots)
+    iteration = _simulate_scope(g, cm, order, "loop", prologue, slots) if loop else 0.0
     busy = {d: 0.0 for d in cm.devices}
     flops = {d: 0.0 for d in cm.devices}
     memory = {d: 0 for d in cm.devices}
@@ -124,4 +145,4 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None) -> Sch
             flops[n.device] += n.flops * times
     lb = _lower_bound(g, cm, order, "") + iters * _lower_bound(g, cm, order, "loop")
     return Schedule(prologue + iters * iteration, lb, prologue, iteration, iters, busy, flops, memory, links,
-                    sum(links.values()), timeline)
+                    sum(links.values()), slots or [])

@@ -100,12 +100,12 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     soonest; a variable read in the loop lives with its reader (it would cross every
     iteration otherwise)."""
     order = [n for n in topo(g)]
+    succ_of, pred_of = g._succ, g._pred  # adjacency dicts: the views are slow at this scale
     rank: dict[str, float] = {}
     for n in reversed(order):
         if n.kind == "const":
             continue
-        succ = [s for s in g.successors(n.name)]
-        tail = max((cm.mean_transfer(g.edges[n.name, s]["bytes"]) + rank[s] for s in succ), default=0.0)
+        tail = max((cm.mean_transfer(e["bytes"]) + rank[s] for s, e in succ_of[n.name].items()), default=0.0)
         rank[n.name] = max(cm.mean_compute(n, n.allowed), 1e-12) + tail
     cluster, cluster_allowed = clusters(g, cm) if use_clusters else ({}, {})
     cluster_device: dict[str, str] = {}
@@ -163,8 +163,8 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
                 shared = cluster_allowed.get(cluster.get(name, ""))
                 if shared:
                     cands = tuple(d for d in cands if d in shared) or cands
-            preds = [(p, g.edges[p, name]["bytes"]) for p in sorted(g.predecessors(name)) if p in where]
-            fresh = [g.nodes[p]["node"] for p in sorted(g.predecessors(name)) if p in lazy]
+            preds = [(p, e["bytes"]) for p, e in pred_of[name].items() if p in where]
+            fresh = [g.nodes[p]["node"] for p in sorted(pred_of[name]) if p in lazy]
             best = None
             for d in cands:
                 links = dict(link)
