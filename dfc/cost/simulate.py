@@ -77,13 +77,14 @@ def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str,
             if s in waiting:
                 waiting[s] += 1
     ready_at = dict.fromkeys(inside, 0.0)
-    heap = [(0.0, -rank[k], k) for k, w in waiting.items() if w == 0]
+    index = {k: i for i, k in enumerate(inside)}  # ties follow program order, never names
+    heap = [(0.0, -rank[k], index[k], k) for k, w in waiting.items() if w == 0]
     heapq.heapify(heap)
     free: dict[str, float] = {}
     end_all = 0.0
     idle = ("send", "loop")
     while heap:
-        _, _, name = heapq.heappop(heap)
+        name = heapq.heappop(heap)[3]
         n = inside[name]
         res = resource[name]
         start = max(ready_at[name], free.get(res, 0.0))
@@ -100,7 +101,7 @@ def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str,
                     ready_at[s] = end
                 waiting[s] -= 1
                 if waiting[s] == 0:
-                    heapq.heappush(heap, (ready_at[s], -rank[s], s))
+                    heapq.heappush(heap, (ready_at[s], -rank[s], index[s], s))
     return end_all
 
 

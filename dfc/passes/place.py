@@ -48,7 +48,7 @@ def _candidates(g: nx.DiGraph, n: Node, devs: tuple[str, ...], where: Assignment
     return n.allowed or devs
 
 
-def clusters(g: nx.DiGraph, cm: CostModel) -> tuple[dict[str, str], dict[str, frozenset | None]]:
+def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int]) -> tuple[dict[str, str], dict[str, frozenset | None]]:
     """Edge zeroing: join the two ends of an edge whose transfer would cost more than both
     ends compute (chains of small ops), as long as their constraints agree. Returns
     node -> cluster representative. Heavy ops never join: their parallelism is kept."""
@@ -68,7 +68,7 @@ def clusters(g: nx.DiGraph, cm: CostModel) -> tuple[dict[str, str], dict[str, fr
         cost[n.name] = cm.mean_compute(n, n.allowed)
         parent[n.name] = n.name
         allowed[n.name] = frozenset(n.allowed) if n.allowed else None
-    for u, v, data in sorted(g.edges(data=True)):
+    for u, v, data in sorted(g.edges(data=True), key=lambda e: (index[e[0]], index[e[1]])):
         if u not in cost or v not in cost or not data["bytes"]:
             continue
         if cm.mean_transfer(data["bytes"]) <= cost[u] + cost[v]:
@@ -80,7 +80,7 @@ def clusters(g: nx.DiGraph, cm: CostModel) -> tuple[dict[str, str], dict[str, fr
         both = au if av is None else av if au is None else au & av
         if both is not None and not both:
             continue
-        root, child = sorted((ru, rv))
+        root, child = sorted((ru, rv), key=index.get)
         parent[child] = root
         allowed[root] = both
     roots = {n: find(n) for n in parent}
@@ -100,6 +100,7 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     soonest; a variable read in the loop lives with its reader (it would cross every
     iteration otherwise)."""
     order = [n for n in topo(g)]
+    index = {n.name: i for i, n in enumerate(order)}  # ties follow program order, never names
     succ_of, pred_of = g._succ, g._pred  # adjacency dicts: the views are slow at this scale
     rank: dict[str, float] = {}
     for n in reversed(order):
@@ -107,7 +108,7 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
             continue
         tail = max((cm.mean_transfer(e["bytes"]) + rank[s] for s, e in succ_of[n.name].items()), default=0.0)
         rank[n.name] = max(cm.mean_compute(n, n.allowed), 1e-12) + tail
-    cluster, cluster_allowed = clusters(g, cm) if use_clusters else ({}, {})
+    cluster, cluster_allowed = clusters(g, cm, index) if use_clusters else ({}, {})
     cluster_device: dict[str, str] = {}
     where: Assignment = {}
     lazy = {n.name for n in order if n.kind == "variable" and len(n.allowed) != 1}
@@ -133,24 +134,34 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
             start = max(done, links.get((where[p], d), 0.0))
             return start + cm.transfer(nbytes, where[p], d)
 
-        def make(v: Node, d: str, load: dict[str, float]) -> tuple[str, float]:
+        def make(v: Node, d: str, load: dict[str, float], links: dict, user: Node) -> tuple[str, float]:
             """Where to initialise ``v`` for a use on ``d``: (device, when it is on d).
-            In the loop: with its user. Before it: on the device with the most slack over
-            the whole run (projected load), unless shipping would cost more than it saves."""
-            if scope == "loop":
-                return (d if not v.allowed or d in v.allowed else v.allowed[0]), 0.0
+            In the loop, or when the user is the assign that writes ``v``: with its user.
+            Before the loop: on another device (the one with most projected slack) when the
+            transfer is hidden, i.e. the tile arrives, behind the link's other traffic,
+            before ``d`` would be free anyway; otherwise on ``d`` itself."""
+            if scope == "loop" or (user.kind == "assign" and user.attr("target") == v.name):
+                return (d if not v.allowed or d in v.allowed else v.allowed[0]), load[d] if scope == "" else 0.0
             if not slack and (not v.allowed or d in v.allowed):
                 return d, load[d] + cm.compute(v, d)
-            options = []
+            local = not v.allowed or d in v.allowed
+            remote = []
             for e in v.allowed or devs:
-                ship = 0.0 if e == d else cm.transfer(v.out_bytes, e, d)
-                options.append((projected[e] + cm.compute(v, e) + ship, e != d, e))
-            _, _, e = min(options)
-            ship = 0.0 if e == d else cm.transfer(v.out_bytes, e, d)
-            return e, load[e] + cm.compute(v, e) + ship
+                if e != d:
+                    made = load[e] + cm.compute(v, e)
+                    at = max(made, links.get((e, d), 0.0)) + cm.transfer(v.out_bytes, e, d)
+                    remote.append((projected[e] + cm.compute(v, e), at, e))
+            hidden = [r for r in remote if r[1] <= load[d] + 1e-12]  # arrives before d is free
+            if hidden:
+                _, at, e = min(hidden)
+                return e, at
+            if local:
+                return d, load[d] + cm.compute(v, d)
+            _, at, e = min(remote, key=lambda r: (r[1], r[2]))
+            return e, at
 
         names = [k for k in rank if g.nodes[k]["node"].scope == scope]
-        for name in sorted(names, key=lambda k: (-rank[k], k)):
+        for name in sorted(names, key=lambda k: (-rank[k], index[k])):
             n = g.nodes[name]["node"]
             if n.kind == "variable":  # placed with their first user, or pinned
                 continue
@@ -164,7 +175,7 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
                 if shared:
                     cands = tuple(d for d in cands if d in shared) or cands
             preds = [(p, e["bytes"]) for p, e in pred_of[name].items() if p in where]
-            fresh = [g.nodes[p]["node"] for p in sorted(pred_of[name]) if p in lazy]
+            fresh = [g.nodes[p]["node"] for p in sorted(pred_of[name], key=index.get) if p in lazy]
             best = None
             for d in cands:
                 links = dict(link)
@@ -176,9 +187,11 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
                     ready = max(ready, t)
                 load = dict(avail)
                 for v in fresh:
-                    e, at = make(v, d, load)
+                    e, at = make(v, d, load, links, n)
                     if scope == "":
                         load[e] += cm.compute(v, e)
+                        if e != d:
+                            links[(e, d)] = at
                     ready = max(ready, at)
                 eft = max(load[d], ready) + cm.compute(n, d)
                 # ties (within a microsecond) go to the device with the most slack
@@ -186,7 +199,9 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
                     best = (eft, d)
             d = best[1]
             for v in fresh:
-                e, at = make(v, d, avail)
+                e, at = make(v, d, avail, link, n)
+                if scope == "" and e != d:
+                    link[(e, d)] = at
                 where[v.name] = e
                 if scope == "":
                     avail[e] += cm.compute(v, e)
@@ -258,8 +273,9 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
                 total += data["bytes"] if where.get(pred, where[k]) != where[k] else 0
         return total
 
+    position = {k: i for i, k in enumerate(g.nodes)}  # construction (program) order, not names
     variables = sorted((g.nodes[k]["node"] for k in g.nodes if g.nodes[k]["node"].kind == "variable"),
-                       key=lambda n: (-remote(n), -n.out_bytes, n.name))
+                       key=lambda n: (-remote(n), -n.out_bytes, position[n.name]))
     trials = 0
     for v in variables:
         for d in v.allowed or devs:
