@@ -8,7 +8,7 @@ ops up here: there are no ``if op == "matmul"`` chains anywhere else.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -31,6 +31,10 @@ class Op:
     callable: bool = True  # may be called by name in an expression
     reduction: bool = False  # with one argument: reduces over free tile indices
     symbol: str = ""  # the operator that spells it, if any
+    # TensorFlow lowering: (tf, *input tensors, **attrs) -> tensor. ``tf`` is passed in so
+    # that importing the registry never imports TensorFlow.
+    tf: Callable | None = None
+    cast_inputs: bool = False  # inputs are converted to a common dtype first (elementwise ops)
 
     def bytes(self, args: tuple, out: TensorType) -> int:
         """Bytes read and written by one instance."""
@@ -321,6 +325,96 @@ def _take_tile_numpy(x, kind: str = "block", index: tuple = (), tile: tuple = ()
 
 register(Op("take_tile", "one tile of a whole array", _take_tile, lambda a, o: 0, _take_tile_numpy,
             kwargs=("kind", "index", "tile", "grid"), callable=False))
+
+# ---- TensorFlow lowerings, one per op (``tf`` is the module, passed in lazily)
+
+def _tf_norm(tf, x):
+    return tf.norm(tf.reshape(x, [-1]))
+
+
+def _tf_reduce(fn: str, many: str):
+    def lower(tf, *xs):
+        if len(xs) == 1:
+            return getattr(tf.math, fn)(xs[0])
+        out = xs[0]
+        for x in xs[1:]:
+            out = getattr(tf.math, many)(out, x)
+        return out
+    return lower
+
+
+def _tf_accumulate(tf, *xs, op: str = "sum"):
+    if len(xs) == 1:  # the items a reducer dequeued, stacked along axis 0
+        return {"sum": tf.reduce_sum, "max": tf.reduce_max, "min": tf.reduce_min,
+                "prod": tf.reduce_prod}[op](xs[0], axis=0)
+    if op == "sum":
+        return tf.add_n(list(xs))
+    fn = {"max": tf.maximum, "min": tf.minimum, "prod": tf.multiply}[op]
+    out = xs[0]
+    for x in xs[1:]:
+        out = fn(out, x)
+    return out
+
+
+def _tf_assemble(tf, *tiles, grid: tuple = ()):
+    def build(level: int, offset: int, stride: int):
+        if level == len(grid) - 1:
+            return tf.concat([tiles[offset + k] for k in range(grid[level])], axis=level)
+        inner = stride // grid[level]
+        return tf.concat([build(level + 1, offset + k * inner, inner) for k in range(grid[level])], axis=level)
+    return build(0, 0, math.prod(grid))
+
+
+def _tf_interleave(tf, *tiles):
+    return tf.reshape(tf.stack(list(tiles), axis=1), [-1])
+
+
+def _tf_take_tile(tf, x, kind: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()):
+    if kind == "cyclic":
+        return x[index[0]::grid[0]]
+    return x[tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, tile))]
+
+
+def _tf_fft_merge(tf, items, stride: int = 0):
+    """Twiddle each sub-spectrum Y_p by W_N^(p k), then a length-P DFT across p."""
+    y = items  # (P, M), stacked in key order by the dequeue
+    p_count, m = stride, int(y.shape[1])
+    n = p_count * m
+    real = tf.float64 if y.dtype == tf.complex128 else tf.float32
+    angle = (-2.0 * math.pi / n) * tf.cast(tf.range(p_count)[:, None] * tf.range(m)[None, :], real)
+    z = y * tf.complex(tf.cos(angle), tf.sin(angle))
+    return tf.reshape(tf.transpose(tf.signal.fft(tf.transpose(z))), [n])
+
+
+def _tf_log2(tf, x):
+    return tf.math.log(x) / tf.math.log(tf.constant(2.0, dtype=x.dtype))
+
+
+TF_LOWERING: dict[str, Callable] = {
+    "add": lambda tf, a, b: tf.math.add(a, b), "sub": lambda tf, a, b: tf.math.subtract(a, b),
+    "mul": lambda tf, a, b: tf.math.multiply(a, b), "div": lambda tf, a, b: tf.math.divide(a, b),
+    "pow": lambda tf, a, b: tf.math.pow(a, b), "neg": lambda tf, a: tf.math.negative(a),
+    "matmul": lambda tf, a, b: tf.linalg.matmul(a, b), "matvec": lambda tf, a, x: tf.linalg.matvec(a, x),
+    "dot": lambda tf, a, b: tf.tensordot(a, b, 1), "norm": _tf_norm,
+    "sum": _tf_reduce("reduce_sum", "add"), "max": _tf_reduce("reduce_max", "maximum"),
+    "min": _tf_reduce("reduce_min", "minimum"), "abs": lambda tf, x: tf.math.abs(x),
+    "sqrt": lambda tf, x: tf.math.sqrt(x), "log2": _tf_log2, "ceil": lambda tf, x: tf.math.ceil(x),
+    "floor": lambda tf, x: tf.math.floor(x), "fft": lambda tf, x: tf.signal.fft(x),
+    "ifft": lambda tf, x: tf.signal.ifft(x), "fft_merge": _tf_fft_merge,
+    "transpose": lambda tf, x: tf.transpose(x), "copy": lambda tf, x: tf.identity(x),
+    "assign_add": lambda tf, a, b: tf.math.add(a, b), "accumulate": _tf_accumulate,
+    "assemble": _tf_assemble, "interleave": _tf_interleave, "take_tile": _tf_take_tile,
+    "eq": lambda tf, a, b: tf.math.equal(a, b), "ne": lambda tf, a, b: tf.math.not_equal(a, b),
+    "lt": lambda tf, a, b: tf.math.less(a, b), "le": lambda tf, a, b: tf.math.less_equal(a, b),
+    "gt": lambda tf, a, b: tf.math.greater(a, b), "ge": lambda tf, a, b: tf.math.greater_equal(a, b),
+    "and": lambda tf, *xs: tf.math.reduce_all(tf.stack(list(xs))),
+    "or": lambda tf, *xs: tf.math.reduce_any(tf.stack(list(xs))),
+    "not": lambda tf, x: tf.math.logical_not(x),
+}
+_CAST = {"add", "sub", "mul", "div", "pow", "neg", "assign_add", "accumulate", "eq", "ne", "lt", "le", "gt",
+         "ge", "max", "min", "matmul", "matvec", "dot"}
+for _name, _fn in TF_LOWERING.items():
+    REGISTRY[_name] = replace(REGISTRY[_name], tf=_fn, cast_inputs=_name in _CAST)
 
 #: Names an expression may call.
 FUNCTIONS: tuple[str, ...] = tuple(sorted(n for n, op in REGISTRY.items() if op.callable))

@@ -1,0 +1,319 @@
+"""Lowering: the placed IR -> a ``tf.compat.v1`` graph.
+
+Every node is built under ``tf.device`` of its placement, by its op's TF lowering in the
+registry (no per-op branches here: only one rule per node *kind*).
+
+- ``variable``: a resource variable on its owner, initialised there (counter-based random
+  numbers computed on the device, a constant, a copy of another tile, or a ``.npy`` read by
+  the owner): the client never ships a tile through ``feed_dict``;
+- reads of a variable are made per consumer, after the consumer's control dependencies,
+  so writes-after-reads keep their order;
+- ``enqueue``/``dequeue``: one ``FIFOQueue`` per (queue, key) with a ``shared_name`` on the
+  shard's task; a reducer takes a key's items with ``dequeue_many`` and accumulates them;
+  a queue drained by a ``pop:`` task carries (key index, item) pairs and the consumer puts
+  them back in key order;
+- ``send``/``recv``: an identity on the destination device, so each tensor crosses to a
+  device once (TF inserts its own ``_Send``/``_Recv`` for it);
+- the loop body is built once; the runtime runs it with one ``session.run`` per iteration.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+import networkx as nx
+import numpy as np
+
+from ..ir.node import Node, topo
+from ..ops import REGISTRY
+from ..ops import random as rnd
+
+
+@dataclass
+class Lowered:
+    graph: object  # tf.Graph
+    init: object  # the op initialising every variable
+    prologue: list  # ops to run once, after init
+    body: list  # ops to run once per iteration
+    until: object | None  # the tensor that stops the loop
+    reads: dict[str, object]  # variable node -> a tensor reading it
+    max_iterations: int
+    variables: dict[str, object] = field(default_factory=dict)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-/]", "_", name).lstrip("_./-") or "n"
+
+
+class TFRandom:
+    """The counter-based generator of ``dfc.ops.random``, in TF ops on the owner device."""
+
+    def __init__(self, tf):
+        self.tf = tf
+
+    def splitmix(self, index, seed: int, stream: int):
+        tf = self.tf
+        u64 = lambda v: tf.constant(v, dtype=tf.uint64)  # noqa: E731
+        z = tf.cast(index, tf.uint64) + u64(rnd.offset(seed, stream))
+        z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(30))) * u64(rnd.MIX1)
+        z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(27))) * u64(rnd.MIX2)
+        return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(31)))
+
+    def uniform(self, index, seed: int, stream: int = 0):
+        tf = self.tf
+        bits = tf.bitwise.right_shift(self.splitmix(index, seed, stream), tf.constant(11, dtype=tf.uint64))
+        return tf.cast(bits, tf.float64) * (2.0 ** -53)
+
+    def normal(self, index, seed: int, stream: int = 0):
+        tf = self.tf
+        u1 = self.uniform(index, seed, 2 * stream)
+        u2 = self.uniform(index, seed, 2 * stream + 1)
+        return tf.sqrt(-2.0 * tf.math.log1p(-u1)) * tf.cos(2.0 * math.pi * u2)
+
+    def coords(self, a: dict):
+        tf = self.tf
+        if a["kind"] == "cyclic":
+            return [tf.range(a["tile"][0], dtype=tf.int64) * a["grid"][0] + a["index"][0]]
+        out = []
+        rank = len(a["tile"])
+        for d, (t, i) in enumerate(zip(a["tile"], a["index"])):
+            r = tf.range(t, dtype=tf.int64) + i * t
+            out.append(tf.reshape(r, [-1 if k == d else 1 for k in range(rank)]))
+        return out
+
+    def tile(self, a: dict, shape: tuple, dtype):
+        tf = self.tf
+        coords = self.coords(a)
+        dims = a["array_shape"]
+        seed = int(a.get("seed", 0))
+        if a["dist"] == "spd":
+            i, j = coords
+            n = dims[0]
+            u = 0.5 * (self.uniform(i * n + j, seed) + self.uniform(j * n + i, seed))
+            out = u + tf.where(tf.equal(i, j), tf.constant(float(n), tf.float64), tf.constant(0.0, tf.float64))
+        else:
+            flat = tf.zeros([], tf.int64)
+            for c, n in zip(coords, dims):
+                flat = flat * n + c
+            one = self.uniform if a["dist"] == "uniform" else self.normal
+            if a["dist"] == "uniform":
+                lo, hi = float(a.get("low", 0.0)), float(a.get("high", 1.0))
+                scale = lambda x: lo + (hi - lo) * x  # noqa: E731
+            else:
+                mean, std = float(a.get("mean", 0.0)), float(a.get("std", 1.0))
+                scale = lambda x: mean + std * x  # noqa: E731
+            if dtype.is_complex:
+                out = tf.complex(scale(one(flat, seed, 0)), scale(one(flat, seed, 1)))
+            else:
+                out = scale(one(flat, seed, 0))
+            if a["dist"] == "uniform" and dtype.is_complex:
+                out = tf.complex(lo + (hi - lo) * one(flat, seed, 0), (hi - lo) * one(flat, seed, 1))
+        return tf.cast(tf.broadcast_to(out, shape), dtype)
+
+
+class Lowering:
+    def __init__(self, g: nx.DiGraph, tf):
+        self.g, self.tf = g, tf
+        self.spec = g.graph["spec"]
+        self.values: dict[str, object] = {}
+        self.vars: dict[str, object] = {}
+        self.queues: dict[tuple, object] = {}
+        self.random = TFRandom(tf)
+        self.prologue: list = []
+        self.body: list = []
+        self.until = None
+
+    def node(self, name: str) -> Node:
+        return self.g.nodes[name]["node"]
+
+    def dtype(self, name: str):
+        return self.tf.as_dtype(name) if name else None
+
+    # ------------------------------------------------------------------ values
+    def arg(self, name: str, want):
+        """The value of input ``name`` for a consumer that wants dtype ``want`` (or None)."""
+        tf = self.tf
+        n = self.node(name)
+        if n.kind == "const":
+            v = n.attr("value")
+            return tf.constant(v, dtype=want) if want is not None else tf.constant(v)
+        if n.kind == "variable":
+            value = self.vars[name].read_value()
+        else:
+            value = self.values[name]
+        if want is not None and not isinstance(value, list) and value.dtype != want:
+            if want.is_complex and not value.dtype.is_complex:
+                value = tf.complex(tf.cast(value, want.real_dtype), tf.zeros_like(tf.cast(value, want.real_dtype)))
+            else:
+                value = tf.cast(value, want)
+        return value
+
+    def common_dtype(self, n: Node):
+        if n.dtype and n.dtype != "bool":
+            return self.dtype(n.dtype)
+        kinds = [self.node(i) for i in n.inputs]
+        real = [k.dtype for k in kinds if k.kind != "const" and k.dtype and k.dtype != "bool"]
+        if real:
+            return self.dtype(max(real, key=lambda d: (d.startswith("complex"), np.dtype(d).itemsize)))
+        return self.tf.float64
+
+    # ------------------------------------------------------------------ kinds
+    def lower(self, n: Node) -> None:
+        tf = self.tf
+        control = [self.op_of(a) for a in n.after if a in self.values or a in self.vars]
+        control = [c for c in control if c is not None]
+        with tf.device(n.device or None), tf.control_dependencies(control):
+            getattr(self, f"lower_{n.kind}")(n)
+
+    def op_of(self, name: str):
+        if name in self.vars:  # variables are initialised by a run of their own, first
+            return None
+        v = self.values.get(name)
+        if isinstance(v, list):
+            return v[0].op if v else None
+        return getattr(v, "op", v)
+
+    def lower_const(self, n: Node) -> None:
+        pass
+
+    def lower_task(self, n: Node) -> None:
+        raise ValueError(f"cannot lower an unexpanded task node ({n.name})")
+
+    def lower_variable(self, n: Node) -> None:
+        tf = self.tf
+        a = dict(n.attrs)
+        dtype = self.dtype(n.dtype)
+        kind = a["init"]
+        if kind == "constant":
+            initial = tf.fill(list(n.shape), tf.constant(a["value"], dtype=dtype)) if n.shape \
+                else tf.constant(a["value"], dtype=dtype)
+        elif kind == "random":
+            initial = self.random.tile(a, n.shape, dtype)
+        elif kind == "copy":
+            source = f"{a['source']}[{','.join(map(str, a['index']))}]"
+            initial = tf.identity(self.vars[source].initial_value)
+        elif kind == "file":
+            initial = self.read_npy(a, n.shape, dtype)
+        else:
+            raise ValueError(f"unknown init {kind!r}")
+        var = tf.compat.v1.Variable(initial, name=_safe(n.name), use_resource=True, trainable=False)
+        self.vars[n.name] = var
+
+    def read_npy(self, a: dict, shape: tuple, dtype):
+        """Read this tile from a .npy file on the owner: the client reads only the header."""
+        tf = self.tf
+        with open(a["file"], "rb") as f:
+            version = np.lib.format.read_magic(f)
+            np.lib.format._read_array_header(f, version)
+            offset = f.tell()
+        raw = tf.io.decode_raw(tf.strings.substr(tf.io.read_file(a["file"]), offset, -1), dtype)
+        whole = tf.reshape(raw, list(a["array_shape"]))
+        return REGISTRY["take_tile"].tf(tf, whole, kind=a["kind"], index=a["index"], tile=a["tile"], grid=a["grid"])
+
+    def lower_compute(self, n: Node) -> None:
+        tf = self.tf
+        op = REGISTRY[n.op]
+        want = self.common_dtype(n) if op.cast_inputs else None
+        args = [self.arg(i, want) for i in n.inputs]
+        kwargs = {k: v for k, v in n.attrs if k in op.kwargs}
+        out = op.tf(tf, *args, **kwargs)
+        if n.dtype and n.dtype != "bool" and out.dtype != self.dtype(n.dtype):
+            out = tf.cast(out, self.dtype(n.dtype))
+        self.values[n.name] = out
+        self.collect(n, out)
+
+    lower_reduce = lower_compute
+    lower_broadcast = lower_compute
+
+    def lower_assign(self, n: Node) -> None:
+        var = self.vars[n.attr("target")]
+        value = self.arg(n.inputs[0], var.dtype)
+        value = self.tf.reshape(value, list(n.shape))
+        out = var.assign(value, read_value=True)
+        self.values[n.name] = out
+        self.collect(n, out)
+
+    def queue(self, q: str, key, n: Node, with_index: bool):
+        tf = self.tf
+        spec_q = self.spec.queues[q]
+        ident = (q, key)
+        if ident not in self.queues:
+            dtypes = [tf.int64, self.dtype(n.dtype)] if with_index else [self.dtype(n.dtype)]
+            shapes = [[], list(n.shape)] if with_index else [list(n.shape)]
+            name = _safe(f"{self.spec.name}/{q}[{key}]")
+            with tf.device(n.device or None):
+                self.queues[ident] = tf.queue.FIFOQueue(spec_q.capacity, dtypes, shapes=shapes, shared_name=name,
+                                                        name=_safe(f"queue/{q}[{key}]"))
+        return self.queues[ident]
+
+    def lower_enqueue(self, n: Node) -> None:
+        tf = self.tf
+        q, key = n.attr("queue"), n.attr("key")
+        consumers = [self.node(s) for s in self.g.successors(n.name)]
+        dq = next((c for c in consumers if c.kind == "dequeue"), None)
+        pop = dq is not None and dq.attr("key") == "*"
+        value = self.arg(n.inputs[0], self.dtype(n.dtype))
+        if pop:
+            order = self.pop_index(dq, n.name)
+            op = self.queue(q, "*", n, True).enqueue([tf.constant(order, tf.int64), value])
+        else:
+            group = dq.attr("key") if dq is not None else ",".join(map(str, key))
+            op = self.queue(q, group, n, False).enqueue([value])
+        self.values[n.name] = op
+        self.collect(n, op)
+
+    def pop_index(self, dq: Node, enqueue: str) -> int:
+        return list(dq.inputs).index(enqueue)
+
+    def lower_dequeue(self, n: Node) -> None:
+        tf = self.tf
+        q, key, count = n.attr("queue"), n.attr("key"), n.attr("count")
+        item = self.node(n.inputs[0])
+        if key == "*":
+            index, items = self.queue(q, "*", item, True).dequeue_many(count)
+            out = tf.gather(items, tf.argsort(index))
+        else:
+            out = self.queue(q, key, item, False).dequeue_many(count)
+        self.values[n.name] = out
+        self.collect(n, out)
+
+    def lower_send(self, n: Node) -> None:
+        self.values[n.name] = self.arg(n.inputs[0], None)
+
+    def lower_recv(self, n: Node) -> None:
+        out = self.tf.identity(self.values[n.inputs[0]])
+        self.values[n.name] = out
+        self.collect(n, out)
+
+    def lower_loop(self, n: Node) -> None:
+        if n.inputs:
+            self.until = self.values[n.inputs[0]]
+
+    def collect(self, n: Node, out) -> None:
+        (self.body if n.scope == "loop" else self.prologue).append(out)
+
+    # ------------------------------------------------------------------ driver
+    def build(self) -> Lowered:
+        tf = self.tf
+        graph = tf.Graph()
+        with graph.as_default():
+            for n in topo(self.g):
+                self.lower(n)
+            init = tf.compat.v1.variables_initializer(list(self.vars.values()))
+            reads = {}
+            for name, var in self.vars.items():
+                with tf.device(self.node(name).device or None):
+                    reads[name] = var.read_value()
+        loop = self.g.nodes["loop"]["node"] if "loop" in self.g else None
+        return Lowered(graph, init, self.prologue, self.body, self.until, reads,
+                       loop.attr("max") if loop else 0, self.vars)
+
+
+def lower(g: nx.DiGraph):
+    """Build the TF graph of a placed, comm-expanded IR. Imports TensorFlow."""
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    return Lowering(g, tf).build()

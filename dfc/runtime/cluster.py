@@ -1,0 +1,180 @@
+"""The local cluster: one TensorFlow server process per task of the spec's cluster, on
+127.0.0.1 with free ports. Started with a deadline, stopped on success, on failure and on
+Ctrl-C (a context manager, an ``atexit`` hook and a SIGTERM handler), and each server
+also exits by itself when ``dfc`` dies.
+
+Threads: each task gets ``intra = max(1, cores // tasks)`` threads inside ops and 2
+between ops unless the spec's ``threads:`` says otherwise, so the processes share the
+machine's cores without oversubscribing them (seed 001)."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ..spec.model import Spec
+
+
+class ClusterError(Exception):
+    """A task failed to start, or died."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Task:
+    job: str
+    index: int
+    address: str
+    process: subprocess.Popen | None = None
+    log: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.job}:{self.index}"
+
+    def log_tail(self, lines: int = 8) -> str:
+        try:
+            with open(self.log, errors="replace") as f:
+                tail = [ln for ln in f.read().splitlines() if ln.strip()][-lines:]
+            return "\n".join("    " + ln for ln in tail)
+        except OSError:
+            return ""
+
+
+@dataclass
+class LocalCluster:
+    spec: Spec
+    start_timeout: float = 60.0
+    tasks: list[Task] = field(default_factory=list)
+
+    @property
+    def cluster_dict(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for t in self.tasks:
+            out.setdefault(t.job, []).append(t.address)
+        return out
+
+    @property
+    def target(self) -> str:
+        first = next((t for t in self.tasks if t.job == "worker"), self.tasks[0])
+        return f"grpc://{first.address}"
+
+    def threads(self, job) -> tuple[int, int]:
+        total = sum(j.tasks for j in self.spec.cluster.values())
+        cores = os.cpu_count() or 1
+        return job.threads.intra or max(1, cores // total), job.threads.inter or 2
+
+    def start(self) -> LocalCluster:
+        self.spawn()
+        return self.wait()
+
+    def spawn(self) -> LocalCluster:
+        """Start every server process; returns at once (``wait`` waits for them)."""
+        self.tasks = [Task(j.name, i, f"127.0.0.1:{free_port()}") for j in self.spec.cluster.values()
+                      for i in range(j.tasks)]
+        logdir = tempfile.mkdtemp(prefix="dfc-cluster-")
+        cluster = json.dumps(self.cluster_dict)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+               "PYTHONUNBUFFERED": "1"}
+        _LIVE.append(self)
+        for t in self.tasks:
+            intra, inter = self.threads(self.spec.cluster[t.job])
+            t.log = os.path.join(logdir, f"{t.job}-{t.index}.log")
+            with open(t.log, "w") as log:
+                t.process = subprocess.Popen(
+                    [sys.executable, "-m", "dfc.runtime.server", "--cluster", cluster, "--job", t.job,
+                     "--task", str(t.index), "--intra", str(intra), "--inter", str(inter), "--watch-parent"],
+                    stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        self._started = time.monotonic()
+        return self
+
+    def wait(self) -> LocalCluster:
+        """Wait until every server says it is ready (or fail, stopping them all)."""
+        deadline = self._started + self.start_timeout
+        waiting = {t.process.stdout.fileno(): t for t in self.tasks}
+        try:
+            while waiting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    names = ", ".join(t.label for t in waiting.values())
+                    raise ClusterError(f"{names} did not start within {self.start_timeout:.0f} s")
+                ready, _, _ = select.select(list(waiting), [], [], min(left, 0.5))
+                for fd in ready:
+                    t = waiting[fd]
+                    line = t.process.stdout.readline()
+                    if line.strip() == b"ready":
+                        del waiting[fd]
+                    elif not line:
+                        t.process.wait(timeout=5)
+                        raise ClusterError(f"task {t.label} exited while starting (code {t.process.returncode})"
+                                           + (f":\n{t.log_tail()}" if t.log_tail() else ""))
+                for t in list(waiting.values()):
+                    if t.process.poll() is not None:
+                        raise ClusterError(f"task {t.label} exited while starting (code {t.process.returncode})"
+                                           + (f":\n{t.log_tail()}" if t.log_tail() else ""))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def dead(self) -> list[Task]:
+        return [t for t in self.tasks if t.process is not None and t.process.poll() is not None]
+
+    def stop(self, grace: float = 5.0) -> None:
+        for t in self.tasks:
+            if t.process is not None and t.process.poll() is None:
+                try:
+                    os.killpg(t.process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace
+        for t in self.tasks:
+            if t.process is None:
+                continue
+            try:
+                t.process.wait(timeout=max(deadline - time.monotonic(), 0.05))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(t.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                t.process.wait(timeout=5)
+            if t.process.stdout:
+                t.process.stdout.close()
+        if self in _LIVE:
+            _LIVE.remove(self)
+
+    def __enter__(self) -> LocalCluster:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+_LIVE: list[LocalCluster] = []
+
+
+@atexit.register
+def _stop_all() -> None:
+    for c in list(_LIVE):
+        c.stop(grace=2.0)
+
+
+def install_sigterm_handler() -> None:
+    """Turn SIGTERM into SystemExit so context managers and atexit stop the servers."""
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -1,0 +1,106 @@
+"""The TensorFlow engine: run a placed IR on a cluster of TF servers.
+
+Startup (servers booting) overlaps with building the graph in the client. Then: one run
+initialises every variable on its owner; one runs the prologue; the loop body runs with
+one ``session.run`` per iteration (the ``until`` tensor is fetched with it). Every call
+has a timeout; when a task dies, the error names it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import networkx as nx
+
+from ..ir.interp import Result, gather
+from .cluster import ClusterError, LocalCluster
+
+
+class RunError(Exception):
+    """The run failed (a task died, a call timed out, TF refused the graph)."""
+
+
+def quiet_tensorflow(verbose: bool) -> None:
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+
+
+def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lambda *a: None,
+           max_iterations: int | None = None) -> Result:
+    spec = g.graph["spec"]
+    quiet_tensorflow(verbose)
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    cluster = LocalCluster(spec, start_timeout=max(60.0, timeout / 5))
+    cluster.spawn()
+    try:
+        say(f"starting {len(cluster.tasks)} TF servers on 127.0.0.1 "
+            f"({', '.join(t.label for t in cluster.tasks)}); building the graph")
+        import tensorflow as tf
+
+        if not verbose:
+            tf.get_logger().setLevel("ERROR")
+        from ..lower import lower
+
+        t1 = time.perf_counter()
+        lowered = lower(g)
+        seconds["build"] = time.perf_counter() - t1
+        cluster.wait()
+        seconds["startup"] = time.perf_counter() - t0 - seconds["build"]
+        return _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations)
+    except ClusterError as e:
+        raise RunError(str(e)) from None
+    finally:
+        cluster.stop()
+
+
+def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: dict, max_iterations) -> Result:
+    ms = int(timeout * 1000)
+    config = tf.compat.v1.ConfigProto(operation_timeout_in_ms=ms, allow_soft_placement=False)
+    options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
+
+    def call(fetches, what: str):
+        try:
+            return sess.run(fetches, options=options)
+        except tf.errors.OpError as e:
+            dead = cluster.dead()
+            if dead:
+                names = ", ".join(t.label for t in dead)
+                raise RunError(f"task {names} died during {what}" + (f":\n{dead[0].log_tail()}" if dead[0].log_tail() else "")) from None
+            if isinstance(e, tf.errors.DeadlineExceededError):
+                raise RunError(f"no answer from the cluster within {timeout:.0f} s during {what} "
+                               "(--timeout sets the limit)") from None
+            raise RunError(f"TensorFlow failed during {what}: {type(e).__name__}: {e.message.splitlines()[0]}") from None
+
+    with tf.compat.v1.Session(cluster.target, graph=lowered.graph, config=config) as sess:
+        t = time.perf_counter()
+        say("initialising variables on their owners")
+        call(lowered.init, "initialisation")
+        seconds["init"] = time.perf_counter() - t
+        t = time.perf_counter()
+        if lowered.prologue:
+            say("running")
+            call(lowered.prologue, "the first pass")
+        iterations = 0
+        limit = lowered.max_iterations if max_iterations is None else min(max_iterations, lowered.max_iterations)
+        if lowered.body:
+            fetch = [lowered.body, lowered.until] if lowered.until is not None else [lowered.body]
+            report = max(1, limit // 10)
+            while iterations < limit:
+                out = call(fetch, f"iteration {iterations + 1}")
+                iterations += 1
+                if iterations % report == 0:
+                    say(f"iteration {iterations}/{limit}")
+                if lowered.until is not None and bool(out[1]):
+                    break
+        seconds["compute"] = time.perf_counter() - t
+        t = time.perf_counter()
+        values = call(lowered.reads, "fetching the results")
+        seconds["fetch"] = time.perf_counter() - t
+    storage = dict(values)
+    arrays = gather(g, storage)
+    scalars = {n.attr("scalar"): float(storage[name]) for name, n in
+               ((k, g.nodes[k]["node"]) for k in lowered.reads) if n.attr("scalar")}
+    return Result(arrays, scalars, iterations, seconds)
