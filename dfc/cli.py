@@ -174,63 +174,154 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def run_once(args, spec, profile, say) -> dict:
+    """Compile, run, verify and measure one spec; returns the JSON report."""
     import time
 
-    loaded = _spec_and_profile(args)
-    if loaded is None:
-        return EXIT_USAGE
-    spec, profile = loaded
     from .cost.model import CostModel
     from .cost.simulate import simulate
     from .ir.devices import devices
-    from .ir.interp import run_numpy
     from .runtime.verify import metrics, verify
 
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr))
     t0 = time.perf_counter()
     g = _compile(args, spec, profile)
-    t1 = time.perf_counter()
-    say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {t1 - t0:.2f} s; running on the NumPy engine")
-    result = run_numpy(g)
+    compile_s = time.perf_counter() - t0
+    say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {compile_s:.2f} s ({g.graph.get('strategy')})")
+    if args.engine == "tf":
+        from .runtime.tf_engine import run_tf
+
+        result = run_tf(g, timeout=args.timeout, verbose=args.verbose, say=say)
+    else:
+        from .ir.interp import run_numpy
+
+        say("running on the NumPy engine (one process)")
+        result = run_numpy(g)
     t2 = time.perf_counter()
+    say("verifying")
     verdict = verify(spec, result.arrays, result.scalars)
-    t3 = time.perf_counter()
+    verify_s = time.perf_counter() - t2
     m = metrics(spec, result.iterations_run)
     compute = result.seconds["compute"]
-    predicted = simulate(g, CostModel(profile, devices(spec)), result.iterations_run)
-    seconds = {"compile": t1 - t0, "init": result.seconds["init"], "compute": compute, "verify": t3 - t2,
-               "total": t3 - t0}
     if "flops" in m:
         m["gflops"] = m["flops"] / compute / 1e9 if compute > 0 else float("inf")
     if "bytes" in m:
         m["gbps"] = m["bytes"] / compute / 1e9 if compute > 0 else float("inf")
-    ok = verdict is None or verdict.ok
-    lines = [f"{spec.name} ({args.engine} engine): " + ("verified" if verdict and ok else
-                                                         "VERIFICATION FAILED" if verdict else "no verification"),
-             "  time: " + ", ".join(f"{k} {v:.3f} s" for k, v in seconds.items())]
-    if result.iterations_run:
-        lines.append(f"  iterations: {result.iterations_run}")
-    if verdict:
-        lines.append(f"  verify: {verdict.detail}")
+    predicted = simulate(g, CostModel(profile, devices(spec)), result.iterations_run)
+    seconds = {"compile": compile_s, **result.seconds, "verify": verify_s, "total": time.perf_counter() - t0}
+    if args.out:
+        import numpy as np
+
+        os.makedirs(args.out, exist_ok=True)
+        for a in spec.arrays.values():
+            if a.output:
+                np.save(os.path.join(args.out, f"{a.name}.npy"), result.arrays[a.name])
+    return {"name": spec.name, "params": dict(spec.params), "engine": args.engine,
+            "verified": verdict is None or verdict.ok, "verification": verdict.to_json() if verdict else None,
+            "seconds": seconds, "metrics": m, "iterations_run": result.iterations_run,
+            "predicted_seconds": predicted.makespan, "strategy": g.graph.get("strategy")}
+
+
+def _summary_lines(r: dict) -> list[str]:
+    v = r["verification"]
+    state = "no verification" if v is None else "verified" if r["verified"] else "VERIFICATION FAILED"
+    lines = [f"{r['name']} ({r['engine']} engine): {state}",
+             "  time: " + ", ".join(f"{k} {x:.3f} s" for k, x in r["seconds"].items())]
+    if r["iterations_run"]:
+        lines.append(f"  iterations: {r['iterations_run']}")
+    if v:
+        lines.append(f"  verify: {v['detail']}")
+    m, c = r["metrics"], r["seconds"]["compute"]
     if "gflops" in m:
-        lines.append(f"  {m['flops'] / 1e9:.3f} GFLOP in {compute:.3f} s = {m['gflops']:.2f} GFLOP/s")
+        lines.append(f"  {m['flops'] / 1e9:.3f} GFLOP in {c:.3f} s = {m['gflops']:.2f} GFLOP/s")
     if "gbps" in m:
-        lines.append(f"  {m['bytes'] / 1e9:.3f} GB in {compute:.3f} s = {m['gbps']:.2f} GB/s")
-    lines.append(f"  predicted compute on the cluster: {predicted.makespan:.3f} s (the NumPy engine runs in one process)")
+        lines.append(f"  {m['bytes'] / 1e9:.3f} GB in {c:.3f} s = {m['gbps']:.2f} GB/s")
+    lines.append(f"  compute: predicted {r['predicted_seconds']:.3f} s, measured {c:.3f} s")
+    return lines
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runtime.cluster import install_sigterm_handler
+    from .runtime.tf_engine import RunError
+
+    install_sigterm_handler()
+    loaded = _spec_and_profile(args)
+    if loaded is None:
+        return EXIT_USAGE
+    spec, profile = loaded
+    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    sweep = dict(spec.sweep)
+    if args.sweep:
+        key, _, values = args.sweep.partition("=")
+        if key not in spec.params or not values:
+            print(f"dfc run: --sweep {args.sweep}: give a param and values, e.g. --sweep MB=2,8,32 "
+                  f"(params: {', '.join(spec.params)})", file=sys.stderr)
+            return EXIT_USAGE
+        sweep = {key: tuple(v.strip() for v in values.split(","))}
+    reports = []
+    try:
+        if not sweep:
+            reports.append(run_once(args, spec, profile, say))
+        else:
+            (key, values), = list(sweep.items())[:1]
+            for value in values:
+                args_set = [*(args.set or []), f"{key}={value}"]
+                point = _load(argparse.Namespace(file=args.file, set=args_set))
+                if point is None:
+                    return EXIT_USAGE
+                say(f"--- {key} = {value}")
+                reports.append(run_once(args, point, profile, say))
+    except RunError as e:
+        print(f"dfc run: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    ok = all(r["verified"] for r in reports)
     if not args.quiet:
-        print("\n".join(lines))
-    if args.json:
-        report = {"name": spec.name, "params": dict(spec.params), "engine": args.engine, "verified": bool(ok),
-                  "verification": verdict.to_json() if verdict else None, "seconds": seconds, "metrics": m,
-                  "iterations_run": result.iterations_run, "predicted_seconds": predicted.makespan,
-                  "strategy": g.graph.get("strategy")}
-        try:
+        for r in reports:
+            print("\n".join(_summary_lines(r)))
+        if len(reports) > 1:
+            print(_sweep_table(key, reports))
+    report = reports[0] if len(reports) == 1 else {"sweep": key, "runs": reports}
+    try:
+        if args.json:
             _write(args.json, json.dumps(report, indent=1) + "\n")
-        except OSError as e:
-            print(f"dfc run: cannot write {args.json}: {e.strerror}", file=sys.stderr)
-            return EXIT_FAILED
+        if args.plot and len(reports) > 1:
+            _plot_sweep(key, reports, args.plot)
+    except (OSError, RuntimeError) as e:
+        print(f"dfc run: {e}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _rate(r: dict) -> tuple[str, float]:
+    m = r["metrics"]
+    return ("GFLOP/s", m["gflops"]) if "gflops" in m else ("GB/s", m.get("gbps", 0.0))
+
+
+def _sweep_table(key: str, reports: list[dict]) -> str:
+    unit = _rate(reports[0])[0]
+    lines = [f"{key:>10}  {'compute s':>10}  {unit:>9}  verified"]
+    for r in reports:
+        lines.append(f"{r['params'][key]:>10}  {r['seconds']['compute']:>10.4f}  {_rate(r)[1]:>9.3f}  {r['verified']}")
+    return "\n".join(lines)
+
+
+def _plot_sweep(key: str, reports: list[dict], path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError("--plot needs matplotlib (pip install 'dfc[plot]')") from None
+    unit = _rate(reports[0])[0]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["params"][key] for r in reports], [_rate(r)[1] for r in reports], marker="o")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(key)
+    ax.set_ylabel(unit)
+    ax.set_title(reports[0]["name"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -277,8 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "Exit 0 when verified, 1 when verification fails, 2 on bad input.")
     r.add_argument("file", metavar="FILE", help="spec file")
     r.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
-    r.add_argument("--engine", choices=("numpy",), default="numpy",
-                   help="numpy: the reference interpreter in this process")
+    r.add_argument("--engine", choices=("tf", "numpy"), default="tf",
+                   help="tf (default): TensorFlow servers, one per task, on 127.0.0.1; "
+                   "numpy: the reference interpreter in this process")
+    r.add_argument("--timeout", type=float, default=300.0, metavar="S",
+                   help="limit for each call to the cluster, in seconds (default 300)")
+    r.add_argument("--out", metavar="DIR", help="save the output arrays as .npy files")
+    r.add_argument("--sweep", metavar="K=a,b,c", help="run once per value of a param and print a table")
+    r.add_argument("--plot", metavar="FILE.png", help="with a sweep: draw it (needs matplotlib)")
+    r.add_argument("--verbose", action="store_true", help="show TensorFlow's own logging")
     r.add_argument("--strategy", choices=strategies, help="placement strategy")
     r.add_argument("--profile", metavar="FILE", help="device profile (YAML) for the prediction")
     r.add_argument("--json", metavar="OUT", help="write a JSON report")

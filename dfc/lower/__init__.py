@@ -292,7 +292,8 @@ class Lowering:
             self.until = self.values[n.inputs[0]]
 
     def collect(self, n: Node, out) -> None:
-        (self.body if n.scope == "loop" else self.prologue).append(out)
+        """Remember the op to *run* (never a tensor: running a tensor fetches its value)."""
+        (self.body if n.scope == "loop" else self.prologue).append(getattr(out, "op", out))
 
     # ------------------------------------------------------------------ driver
     def build(self) -> Lowered:
@@ -302,12 +303,14 @@ class Lowering:
             for n in topo(self.g):
                 self.lower(n)
             init = tf.compat.v1.variables_initializer(list(self.vars.values()))
+            prologue = [tf.group(*self.prologue, name="dfc_prologue")] if self.prologue else []
+            body = [tf.group(*self.body, name="dfc_body")] if self.body else []
             reads = {}
             for name, var in self.vars.items():
                 with tf.device(self.node(name).device or None):
                     reads[name] = var.read_value()
         loop = self.g.nodes["loop"]["node"] if "loop" in self.g else None
-        return Lowered(graph, init, self.prologue, self.body, self.until, reads,
+        return Lowered(graph, init, prologue, body, self.until, reads,
                        loop.attr("max") if loop else 0, self.vars)
 
 

@@ -1,0 +1,32 @@
+"""What a test can see of the processes and ports dfc leaves behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def server_processes() -> set[int]:
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"dfc.runtime.server" in cmd:
+                out.add(int(d.name))
+    return out
+
+
+def listening_ports() -> set[int]:
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 3 and parts[3] == "0A":  # LISTEN
+                ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+    return ports

@@ -1,0 +1,47 @@
+"""The TensorFlow engine on a real local cluster, checked against the NumPy engine."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gen import random_spec  # noqa: E402
+
+from dfc.ir.interp import run_numpy  # noqa: E402
+from dfc.passes import compile_spec  # noqa: E402
+from dfc.runtime.tf_engine import run_tf  # noqa: E402
+from dfc.runtime.verify import verify  # noqa: E402
+from dfc.spec import load_spec, load_spec_text  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {"stream": ["MB=1", "reps=3"], "matmul": ["N=256", "T=64"], "cg": ["N=256"], "fft": ["N=1024", "P=4"]}
+pytestmark = pytest.mark.slow
+
+
+def compare(spec, strategy="heft"):
+    g = compile_spec(spec, strategy)
+    got, want = run_tf(g, timeout=120), run_numpy(g)
+    assert got.iterations_run == want.iterations_run
+    for name, ref in want.arrays.items():
+        tol = 1e-4 if ref.dtype in (np.float32, np.complex64) else 1e-9
+        np.testing.assert_allclose(got.arrays[name], ref, rtol=tol, atol=tol * max(1.0, float(np.max(np.abs(ref)))),
+                                   err_msg=name)
+    return got
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_four_specs_match_the_numpy_engine_and_verify(name):
+    spec = load_spec(ROOT / "specs" / f"{name}.yaml", SMALL[name])
+    got = compare(spec)
+    v = verify(spec, got.arrays, got.scalars)
+    assert v is not None and v.ok, v
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_generated_programs_match_the_numpy_engine(seed):
+    strategy = ("heft", "round-robin", "greedy-bytes", "manual")[seed % 4]
+    compare(load_spec_text(random_spec(seed).encode(), f"gen{seed}.yaml"), strategy)
