@@ -9,6 +9,7 @@ has a timeout; when a task dies, the error names it.
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import networkx as nx
@@ -25,6 +26,14 @@ def quiet_tensorflow(verbose: bool) -> None:
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # TF closes sessions in a thread of its own; when the cluster is already gone, that
+    # thread's error is noise after dfc's own message, not a crash of dfc.
+    previous = threading.excepthook
+
+    def hook(args):
+        if getattr(args.thread, "name", "") != "SessionCloseThread":
+            previous(args)
+    threading.excepthook = hook
 
 
 def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lambda *a: None,
@@ -87,12 +96,13 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
         limit = lowered.max_iterations if max_iterations is None else min(max_iterations, lowered.max_iterations)
         if lowered.body:
             fetch = [lowered.body, lowered.until] if lowered.until is not None else [lowered.body]
-            report = max(1, limit // 10)
+            last = time.perf_counter()
             while iterations < limit:
                 out = call(fetch, f"iteration {iterations + 1}")
                 iterations += 1
-                if iterations % report == 0:
+                if time.perf_counter() - last >= 1.0 or iterations == limit:
                     say(f"iteration {iterations}/{limit}")
+                    last = time.perf_counter()
                 if lowered.until is not None and bool(out[1]):
                     break
         seconds["compute"] = time.perf_counter() - t
