@@ -241,14 +241,16 @@ def _summary_lines(r: dict) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.cluster import install_sigterm_handler
-    from .runtime.tf_engine import RunError
 
     install_sigterm_handler()
     loaded = _spec_and_profile(args)
     if loaded is None:
         return EXIT_USAGE
     spec, profile = loaded
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
+    from .viz.progress import Progress
+
+    progress = Progress(args.quiet)
+    say = progress.say
     sweep = dict(spec.sweep)
     if args.sweep:
         key, _, values = args.sweep.partition("=")
@@ -258,6 +260,33 @@ def cmd_run(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         sweep = {key: tuple(v.strip() for v in values.split(","))}
     reports = []
+    with progress:
+        status = _run_all(args, spec, profile, say, sweep, reports)
+    if status is not None:
+        return status
+    ok = all(r["verified"] for r in reports)
+    if not args.quiet:
+        for r in reports:
+            print("\n".join(_summary_lines(r)))
+        if len(reports) > 1:
+            print(_sweep_table(next(iter(sweep)), reports))
+    key = next(iter(sweep)) if sweep else None
+    report = reports[0] if len(reports) == 1 else {"sweep": key, "runs": reports}
+    try:
+        if args.json:
+            _write(args.json, json.dumps(report, indent=1) + "\n")
+        if args.plot and len(reports) > 1:
+            _plot_sweep(key, reports, args.plot)
+    except (OSError, RuntimeError) as e:
+        print(f"dfc run: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
+    """Run the spec (or each point of its sweep) into ``reports``; an exit code on failure."""
+    from .runtime.tf_engine import RunError
+
     try:
         if not sweep:
             reports.append(run_once(args, spec, profile, say))
@@ -273,22 +302,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunError as e:
         print(f"dfc run: {e}", file=sys.stderr)
         return EXIT_FAILED
-    ok = all(r["verified"] for r in reports)
-    if not args.quiet:
-        for r in reports:
-            print("\n".join(_summary_lines(r)))
-        if len(reports) > 1:
-            print(_sweep_table(key, reports))
-    report = reports[0] if len(reports) == 1 else {"sweep": key, "runs": reports}
-    try:
-        if args.json:
-            _write(args.json, json.dumps(report, indent=1) + "\n")
-        if args.plot and len(reports) > 1:
-            _plot_sweep(key, reports, args.plot)
-    except (OSError, RuntimeError) as e:
-        print(f"dfc run: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK if ok else EXIT_FAILED
+    return None
 
 
 def _rate(r: dict) -> tuple[str, float]:

@@ -120,6 +120,7 @@ class Lowering:
         self.values: dict[str, object] = {}
         self.vars: dict[str, object] = {}
         self.queues: dict[tuple, object] = {}
+        self.broadcasts: dict[str, object] = {}
         self.random = TFRandom(tf)
         self.prologue: list = []
         self.body: list = []
@@ -225,7 +226,22 @@ class Lowering:
         self.collect(n, out)
 
     lower_reduce = lower_compute
-    lower_broadcast = lower_compute
+
+    def lower_broadcast(self, n: Node) -> None:
+        """The reduced value, copied back to every consumer device through a second queue
+        (seed 000, Fig. 5): one ``enqueue_many`` of one copy per consumer device; each
+        consumer device dequeues its copy (see :meth:`lower_recv`)."""
+        tf = self.tf
+        self.lower_compute(n)
+        sends = [s for s in self.g.successors(n.name) if self.node(s).kind == "send"]
+        if not sends:
+            return
+        value = self.values[n.name]
+        name = _safe(f"{self.spec.name}/{n.attr('queue')}/broadcast/{n.name}")
+        queue = tf.queue.FIFOQueue(len(sends), [value.dtype], shapes=[list(n.shape)], shared_name=name,
+                                   name=_safe(f"queue/broadcast/{n.name}"))
+        self.broadcasts[n.name] = queue
+        self.collect(n, queue.enqueue_many([tf.stack([value] * len(sends))]))
 
     def lower_assign(self, n: Node) -> None:
         var = self.vars[n.attr("target")]
@@ -283,7 +299,11 @@ class Lowering:
         self.values[n.name] = self.arg(n.inputs[0], None)
 
     def lower_recv(self, n: Node) -> None:
-        out = self.tf.identity(self.values[n.inputs[0]])
+        origin = self.node(n.inputs[0]).inputs[0]
+        if origin in self.broadcasts:  # this device's copy of a broadcast value
+            out = self.broadcasts[origin].dequeue()
+        else:
+            out = self.tf.identity(self.values[n.inputs[0]])
         self.values[n.name] = out
         self.collect(n, out)
 
