@@ -264,13 +264,14 @@ class Lowering:
                                                         name=_safe(f"queue/{q}[{key}]"))
         return self.queues[ident]
 
-    def lower_enqueue(self, n: Node) -> None:
+    def lower_enqueue(self, n: Node, value=None) -> None:
         tf = self.tf
         q, key = n.attr("queue"), n.attr("key")
         consumers = [self.node(s) for s in self.g.successors(n.name)]
         dq = next((c for c in consumers if c.kind == "dequeue"), None)
         pop = dq is not None and dq.attr("key") == "*"
-        value = self.arg(n.inputs[0], self.dtype(n.dtype))
+        if value is None:
+            value = self.arg(n.inputs[0], self.dtype(n.dtype))
         if pop:
             order = self.pop_index(dq, n.name)
             op = self.queue(q, "*", n, True).enqueue([tf.constant(order, tf.int64), value])
@@ -311,6 +312,90 @@ class Lowering:
         if n.inputs:
             self.until = self.values[n.inputs[0]]
 
+    # ------------------------------------------------------------------ dynamic schedule
+    def instances(self) -> dict[str, list[Node]]:
+        """Nodes of each instance of a `schedule: dynamic` task, in topological order (with
+        the transfers the static placement put around them, which the dynamic lowering
+        replaces)."""
+        out: dict[str, list[Node]] = {}
+        of: dict[str, str] = {}
+        for n in topo(self.g):
+            inst = n.attr("instance")
+            if not inst and n.kind in ("send", "recv") and n.inputs and n.inputs[0] in of:
+                inst = of[n.inputs[0]]
+            if inst:
+                of[n.name] = inst
+                out.setdefault(inst, []).append(n)
+        return out
+
+    def resolve(self, name: str, local: dict, want):
+        """An input inside a dynamic instance: its own value, a variable read where the
+        instance runs, or a value computed outside (TF moves it)."""
+        tf = self.tf
+        n = self.node(name)
+        while n.kind in ("send", "recv"):
+            name = n.inputs[0]
+            n = self.node(name)
+        if name in local:
+            value = local[name]
+            if want is not None and value.dtype != want:
+                value = tf.cast(value, want)
+            return value
+        return self.arg(name, want)
+
+    def run_instance(self, nodes_: list[Node]):
+        tf = self.tf
+        local: dict[str, object] = {}
+        last = []
+        for n in nodes_:
+            if n.kind == "compute":
+                op = REGISTRY[n.op]
+                want = self.common_dtype(n) if op.cast_inputs else None
+                args = [self.resolve(i, local, want) for i in n.inputs]
+                out = op.tf(tf, *args, **{k: v for k, v in n.attrs if k in op.kwargs})
+                if n.dtype and n.dtype != "bool" and out.dtype != self.dtype(n.dtype):
+                    out = tf.cast(out, self.dtype(n.dtype))
+                local[n.name] = out
+            elif n.kind == "enqueue":
+                before = len(self.prologue)
+                self.lower_enqueue(n, self.resolve(n.inputs[0], local, self.dtype(n.dtype)))
+                last.append(self.prologue.pop() if len(self.prologue) > before else self.values[n.name])
+        with tf.control_dependencies(last):
+            return tf.constant(0, tf.int32)
+
+    def lower_dynamic(self, instances: dict[str, list[Node]]) -> None:
+        """Workers pull instance ids from a shared work queue until a stop marker."""
+        tf = self.tf
+        by_task: dict[str, list[str]] = {}
+        for inst, ns in instances.items():
+            by_task.setdefault(ns[0].group, []).append(inst)
+        for task, insts in by_task.items():
+            first = self.instance_nodes[insts[0]][0]
+            devices = sorted({d for i in insts for n in self.instance_nodes[i] if n.kind == "compute"
+                              for d in (n.allowed or (n.device,))}) or [first.device]
+            with tf.device(devices[0]):
+                work = tf.queue.FIFOQueue(len(insts) + len(devices), [tf.int64], shapes=[[]],
+                                          shared_name=_safe(f"{self.spec.name}/work/{task}"),
+                                          name=_safe(f"queue/work/{task}"))
+                fill = work.enqueue_many([tf.constant(list(range(len(insts))) + [-1] * len(devices), tf.int64)])
+            self.prologue.append(fill)
+            for d in devices:
+                with tf.device(d):
+                    branches = [lambda i=i, d=d: self._on(d, i) for i in insts]
+
+                    def body(index, branches=branches):
+                        done = tf.switch_case(tf.cast(index, tf.int32), branches)
+                        with tf.control_dependencies([done]):
+                            return work.dequeue()
+
+                    loop = tf.compat.v1.while_loop(lambda index: index >= 0, body, [work.dequeue()],
+                                                   parallel_iterations=1, name=_safe(f"dynamic/{task}"))
+                self.prologue.append(loop.op)
+
+    def _on(self, device: str, inst: str):
+        with self.tf.device(device):
+            return self.run_instance(self.instance_nodes[inst])
+
     def collect(self, n: Node, out) -> None:
         """Remember the op to *run* (never a tensor: running a tensor fetches its value)."""
         (self.body if n.scope == "loop" else self.prologue).append(getattr(out, "op", out))
@@ -319,9 +404,14 @@ class Lowering:
     def build(self) -> Lowered:
         tf = self.tf
         graph = tf.Graph()
+        self.instance_nodes = self.instances()
+        dynamic = {n.name for ns in self.instance_nodes.values() for n in ns}
         with graph.as_default():
             for n in topo(self.g):
-                self.lower(n)
+                if n.name not in dynamic:
+                    self.lower(n)
+            if self.instance_nodes:
+                self.lower_dynamic(self.instance_nodes)
             init = tf.compat.v1.variables_initializer(list(self.vars.values()))
             prologue = [tf.group(*self.prologue, name="dfc_prologue")] if self.prologue else []
             body = [tf.group(*self.body, name="dfc_body")] if self.body else []

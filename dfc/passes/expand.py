@@ -74,6 +74,7 @@ class _Ctx:
     via: str | None = None
     via_key: str = ""
     counter: itertools.count = field(default_factory=itertools.count)
+    instance: str = ""  # for `schedule: dynamic` tasks: the instance its nodes belong to
 
 
 class Expander:
@@ -138,7 +139,7 @@ class Expander:
         out = op.infer(*types, **kw)
         name = name or f"{ctx.label}/{next(ctx.counter)}:{op_name}"
         flops = op.flops(tuple(types), out)
-        attrs = tuple(sorted(kw.items()))
+        attrs = tuple(sorted({**kw, **({"instance": ctx.instance} if ctx.instance else {})}.items()))
         n = Node(name, kind, op_name, tuple(a for a, _ in args), out.shape, out.dtype or "", flops,
                  out.nbytes, op.bytes(tuple(types), out), allowed=ctx.allowed, scope=ctx.scope, group=ctx.group,
                  pos=ctx.expr.at(node) if node is not None else ctx.expr.pos, attrs=attrs)
@@ -244,8 +245,9 @@ class Expander:
         name, typ = value
         n = Node(f"{ctx.label}/enqueue:{queue}[{','.join(map(str, key))}]", "enqueue", "enqueue", (name,),
                  typ.shape, typ.dtype or "", 0, typ.nbytes, scope=ctx.scope, group=ctx.group,
-                 pos=ctx.expr.at(node), attrs=(("env", tuple(sorted(ctx.env.items()))), ("key", key),
-                                               ("queue", queue)))
+                 pos=ctx.expr.at(node), attrs=tuple(sorted({"env": tuple(sorted(ctx.env.items())), "key": key,
+                                                            "queue": queue,
+                                                            **({"instance": ctx.instance} if ctx.instance else {})}.items())))
         self.add(n, typ)
         self.pending.setdefault(queue, []).append(n.name)
         return n.name
@@ -307,7 +309,8 @@ class Expander:
             env = dict(zip(names, values))
             label = instance_label(prefix, env)
             if t.compute is not None:
-                ctx = _Ctx(label, scope, t.name, t.compute, env, where, items)
+                ctx = _Ctx(label, scope, t.name, t.compute, env, where, items,
+                           instance=label if t.schedule == "dynamic" and scope == "" and t.push is not None else "")
                 value = self.ex(ctx, t.compute.tree, label)
                 if t.push is not None:
                     queue, key = self.target(ctx, t.push)

@@ -45,3 +45,18 @@ def test_four_specs_match_the_numpy_engine_and_verify(name):
 def test_generated_programs_match_the_numpy_engine(seed):
     strategy = ("heft", "round-robin", "greedy-bytes", "manual")[seed % 4]
     compare(load_spec_text(random_spec(seed).encode(), f"gen{seed}.yaml"), strategy)
+
+
+def test_dynamic_schedule_matches_and_verifies():
+    text = (ROOT / "specs" / "matmul.yaml").read_text().replace("schedule: static", "schedule: dynamic")
+    spec = load_spec_text(text.encode(), "matmul-dynamic.yaml", ["N=256", "T=64"])
+    got = compare(spec)
+    assert verify(spec, got.arrays, got.scalars).ok
+
+
+def test_broadcast_is_a_second_queue():
+    from dfc.lower import lower
+
+    g = compile_spec(load_spec(ROOT / "specs" / "cg.yaml", ["N=64"]))
+    ops = [o for o in lower(g).graph.get_operations() if "broadcast" in o.name]
+    assert {o.type for o in ops} >= {"FIFOQueueV2", "QueueEnqueueManyV2", "QueueDequeueV2"}
