@@ -29,6 +29,7 @@ import numpy as np
 from ..ir.node import Node, topo
 from ..ops import REGISTRY
 from ..ops import random as rnd
+from ..ops.npyfile import read_header
 
 
 @dataclass
@@ -205,10 +206,7 @@ class Lowering:
     def read_npy(self, a: dict, shape: tuple, dtype):
         """Read this tile from a .npy file on the owner: the client reads only the header."""
         tf = self.tf
-        with open(a["file"], "rb") as f:
-            version = np.lib.format.read_magic(f)
-            np.lib.format._read_array_header(f, version)
-            offset = f.tell()
+        offset = read_header(a["file"]).offset
         raw = tf.io.decode_raw(tf.strings.substr(tf.io.read_file(a["file"]), offset, -1), dtype)
         whole = tf.reshape(raw, list(a["array_shape"]))
         return REGISTRY["take_tile"].tf(tf, whole, kind=a["kind"], index=a["index"], tile=a["tile"], grid=a["grid"])

@@ -89,7 +89,7 @@ def check_arrays(spec: Spec, ctx: Context) -> None:
 
 
 def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
-    import numpy as np
+    from ..ops.npyfile import read_header
 
     path = a.init.file
     if not os.path.isfile(path):
@@ -97,13 +97,15 @@ def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
                          "paths are relative to the spec's folder")
         return
     try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            shape, _, dtype = np.lib.format._read_array_header(f, version)
+        header = read_header(path)
     except Exception as e:  # a corrupt or foreign file: say so, never crash
         ctx.errors.error(pos, "bad-file", f"'{path}' is not a readable .npy file ({e})")
         return
-    if tuple(shape) != a.shape or dtype.name != a.dtype:
+    shape, dtype = header.shape, header.dtype
+    if header.fortran_order or dtype.byteorder == ">":
+        ctx.errors.error(pos, "bad-file", f"'{path}' is stored in Fortran order or big-endian",
+                         "save it with numpy.save(path, numpy.ascontiguousarray(a))")
+    elif tuple(shape) != a.shape or dtype.name != a.dtype:
         ctx.errors.error(pos, "shape-mismatch",
                          f"'{path}' holds {dtype.name}{list(shape)} but '{a.name}' is {a.type}",
                          "make the array's shape and dtype match the file")

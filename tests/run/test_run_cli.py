@@ -1,0 +1,59 @@
+"""`dfc run` on the TF engine from the command line: .npy inputs read by their owner,
+--out, sweeps, the JSON report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dfc.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+SPEC = """dfc: 1
+name: fromfile
+params: {N: 64, P: 2}
+cluster: {worker: {tasks: P}}
+arrays:
+  A: {shape: [N, N], dtype: float64, tile: [N/P, N], init: {file: A.npy}}
+  x: {shape: [N], dtype: float64, init: {file: x.npy}}
+  y: {shape: [N], dtype: float64, tile: [N/P], output: true}
+tasks:
+  mv: {for: {i: P}, compute: "A[i, :] @ x", out: "y[i]"}
+verify: {reference: "A @ x", rtol: 1e-12}
+metrics: {flops: 2*N**2}
+"""
+
+
+def test_npy_inputs_out_dir_and_json(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "A.npy", rng.standard_normal((64, 64)))
+    np.save(tmp_path / "x.npy", rng.standard_normal(64))
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    assert main(["run", str(tmp_path / "spec.yaml"), "--out", str(out), "--json", str(report), "--quiet"]) == 0
+    y = np.load(out / "y.npy")
+    np.testing.assert_allclose(y, np.load(tmp_path / "A.npy") @ np.load(tmp_path / "x.npy"), rtol=1e-12)
+    r = json.loads(report.read_text())
+    assert r["engine"] == "tf" and r["verified"] and {"startup", "init", "compute", "verify"} <= set(r["seconds"])
+    assert r["metrics"]["gflops"] > 0 and r["predicted_seconds"] > 0
+
+
+def test_sweep_prints_a_table_and_reports_each_run(tmp_path, capsys):
+    report = tmp_path / "sweep.json"
+    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--sweep", "MB=1,2", "--set", "reps=2",
+                 "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "GB/s" in out and out.count("verified") >= 2
+    r = json.loads(report.read_text())
+    assert r["sweep"] == "MB" and [run["params"]["MB"] for run in r["runs"]] == [1, 2]
+    assert all(run["metrics"]["gbps"] > 0 for run in r["runs"])
+
+
+def test_bad_sweep_is_a_usage_error(capsys):
+    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--sweep", "MBB=1,2"]) == 2
+    assert "params: MB, reps" in capsys.readouterr().err
