@@ -91,14 +91,25 @@ class LocalCluster:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
                "PYTHONUNBUFFERED": "1"}
         _LIVE.append(self)
+        gpu_tasks = [t for t in self.tasks if self.spec.cluster[t.job].device == "gpu"]
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        gpus = [g for g in visible.split(",") if g.strip()] if visible else [str(i) for i in range(64)]
         for t in self.tasks:
             intra, inter = self.threads(self.spec.cluster[t.job])
             t.log = os.path.join(logdir, f"{t.job}-{t.index}.log")
+            job = self.spec.cluster[t.job]
+            task_env = dict(env)
+            if job.device == "gpu":  # each GPU task sees its own GPUs, as GPU:0..
+                k = gpu_tasks.index(t) * job.gpus
+                task_env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[(k + i) % len(gpus)] for i in range(job.gpus))
+            else:  # CPU tasks leave the GPUs to the GPU tasks
+                task_env["CUDA_VISIBLE_DEVICES"] = ""
             with open(t.log, "w") as log:
                 t.process = subprocess.Popen(
                     [sys.executable, "-m", "dfc.runtime.server", "--cluster", cluster, "--job", t.job,
                      "--task", str(t.index), "--intra", str(intra), "--inter", str(inter), "--watch-parent"],
-                    stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                    stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=task_env,
+                    start_new_session=True)
         self._started = time.monotonic()
         return self
 
