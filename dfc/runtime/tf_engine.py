@@ -9,6 +9,7 @@ has a timeout; when a task dies, the error names it.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 
@@ -79,10 +80,10 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
                 names = ", ".join(t.label for t in dead)
                 raise RunError(f"task {names} died during {what}" + (f":\n{dead[0].log_tail()}" if dead[0].log_tail() else "")) from None
             if "Could not satisfy" in e.message or "device specification" in e.message:
-                line = next((ln for ln in e.message.splitlines() if "Could not satisfy" in ln), e.message)
-                raise RunError(f"TensorFlow cannot place the graph on this cluster during {what}: "
-                               f"{line.strip()[:300]}\n  hint: a job with `device: gpu` needs a GPU per task "
-                               "on the machine that runs it") from None
+                wanted = sorted(set(re.findall(r"/job:[\w-]+/(?:replica:\d+/)?task:\d+/device:\w+:\d+", e.message)))
+                raise RunError(f"TensorFlow cannot place the graph during {what}: no such device on this cluster"
+                               + (f" ({', '.join(wanted[:3])})" if wanted else "")
+                               + "\n  hint: a job with `device: gpu` needs a GPU per task on the machine that runs it") from None
             if isinstance(e, tf.errors.DeadlineExceededError):
                 raise RunError(f"no answer from the cluster within {timeout:.0f} s during {what} "
                                "(--timeout sets the limit)") from None
