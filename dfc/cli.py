@@ -251,7 +251,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     progress = Progress(args.quiet)
     say = progress.say
-    sweep = dict(spec.sweep)
+    pinned = {s.partition("=")[0].strip() for s in (args.set or [])}
+    sweep = {k: v for k, v in spec.sweep.items() if k not in pinned}  # --set K=V pins a swept param
     if args.sweep:
         key, _, values = args.sweep.partition("=")
         if key not in spec.params or not values:

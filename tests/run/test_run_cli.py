@@ -57,3 +57,11 @@ def test_sweep_prints_a_table_and_reports_each_run(tmp_path, capsys):
 def test_bad_sweep_is_a_usage_error(capsys):
     assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--sweep", "MBB=1,2"]) == 2
     assert "params: MB, reps" in capsys.readouterr().err
+
+
+def test_set_pins_a_swept_param(tmp_path):
+    report = tmp_path / "one.json"
+    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--set", "MB=1", "--set", "reps=2",
+                 "--json", str(report), "--quiet"]) == 0
+    r = json.loads(report.read_text())
+    assert "sweep" not in r and r["params"]["MB"] == 1
