@@ -110,7 +110,7 @@ def numpy_matmul(n: int, repeats: int) -> float:
 def dask_matmul(n: int, chunk: int, repeats: int, scheduler: str) -> float:
     import dask.array as da
 
-    rng = np.random.default_rng(2)
+    seeds = iter(range(1000, 2000))
     client = cluster = None
     if scheduler == "distributed":
         from distributed import Client, LocalCluster
@@ -120,9 +120,9 @@ def dask_matmul(n: int, chunk: int, repeats: int, scheduler: str) -> float:
         client = Client(cluster)
     try:
         def one():
-            # fresh inputs each run: new content, new keys, nothing to reuse
-            a = da.from_array(rng.random((n, n), dtype=np.float32), chunks=chunk).persist()
-            b = da.from_array(rng.random((n, n), dtype=np.float32), chunks=chunk).persist()
+            # fresh inputs each run (new seeds: new keys, nothing to reuse), made by the workers
+            a = da.random.default_rng(next(seeds)).random((n, n), dtype=np.float32, chunks=chunk).persist()
+            b = da.random.default_rng(next(seeds)).random((n, n), dtype=np.float32, chunks=chunk).persist()
             kw = {} if client else {"scheduler": "threads"}
             t = time.perf_counter()
             c = (a @ b).compute(**kw)
