@@ -269,6 +269,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for r in reports:
             print("\n".join(_summary_lines(r)))
+    else:  # quiet still says why it fails
+        for r in reports:
+            if not r["verified"]:
+                print(f"dfc run: {r['name']}: verification failed: {r['verification']['detail']}", file=sys.stderr)
         if len(reports) > 1:
             print(_sweep_table(next(iter(sweep)), reports))
     key = next(iter(sweep)) if sweep else None
