@@ -111,7 +111,7 @@ def test_plan_does_not_change_when_task_names_are_permuted(seed):
 def test_numpy_engine_agrees_with_whole_array_numpy(seed):
     spec = gen(seed)
     r = run_numpy(compile_spec(spec, "heft"))
-    A, B, x0 = r.arrays["A"], r.arrays["B"], None
+    A, B = r.arrays["A"], r.arrays["B"]
     np.testing.assert_allclose(r.arrays["C"], A @ B, rtol=1e-4, atol=1e-4)
     assert r.iterations_run == spec.loop.max
 

@@ -4,7 +4,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from dfc.cli import main
 from dfc.spec import load_spec
