@@ -4,19 +4,10 @@ into tile-level nodes; this graph is what ``dfc plan --print-after build`` shows
 
 from __future__ import annotations
 
-import ast
-
 import networkx as nx
 
 from ..spec.model import Let, Spec, Task
 from .node import Node, verify_ir
-
-
-def _base(e) -> str | None:
-    if e is None:
-        return None
-    t = e.tree.value if isinstance(e.tree, ast.Subscript) else e.tree
-    return t.id if isinstance(t, ast.Name) else None
 
 
 def entries(spec: Spec) -> list[tuple[str, object, str]]:
@@ -32,8 +23,8 @@ def entries(spec: Spec) -> list[tuple[str, object, str]]:
 def reads_writes(spec: Spec, obj) -> tuple[set[str], set[str]]:
     if isinstance(obj, Task):
         reads = {n for e in (obj.compute, *(v for _, v in obj.update)) if e for n in e.names()}
-        writes = {_base(t) for t, _ in obj.update} | {_base(obj.out)}
-        queue = _base(obj.push)
+        writes = {t.base() for t, _ in obj.update} | {obj.out.base() if obj.out else None}
+        queue = obj.queue
         if queue in spec.queues:
             writes.add(queue)
             r = spec.queues[queue].reduce

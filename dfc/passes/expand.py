@@ -371,14 +371,14 @@ class Expander:
         self.popped: dict[str, str] = {}
         self.variables()
         objs = {name: obj for name, obj, _ in entries(spec)}
-        producers_left = {q: {t.name for t in spec.tasks.values() if _queue(t) == q} for q in spec.queues}
+        producers_left = {q: {t.name for t in spec.tasks.values() if t.queue == q} for q in spec.queues}
         for node in topo(template, ""):
             obj = objs[node.name]
             if isinstance(obj, Scalar):
                 self.let(obj.name, obj.init, obj.via, "", True, f"init:{obj.name}")
             else:
                 self.task(obj, "")
-                q = _queue(obj)
+                q = obj.queue
                 if q:
                     producers_left[q].discard(obj.name)
                     if not producers_left[q] and spec.queues[q].reduce and spec.queues[q].reduce.into:
@@ -395,7 +395,7 @@ class Expander:
                              f"loop/let:{obj.let}")
                 else:
                     self.task(obj, "loop")
-                    q = _queue(obj)
+                    q = obj.queue
                     if q and spec.queues[q].reduce and spec.queues[q].reduce.into:
                         self.drain_into(q, "loop")
             inputs = ()
@@ -410,13 +410,6 @@ class Expander:
         self.g.graph["versions"] = dict(self.version)
         verify_ir(self.g, "expand")
         return self.g
-
-
-def _queue(t) -> str | None:
-    if not isinstance(t, Task) or t.push is None:
-        return None
-    tree = t.push.tree
-    return (tree.value if isinstance(tree, ast.Subscript) else tree).id
 
 
 def expand(template: nx.DiGraph) -> nx.DiGraph:

@@ -127,7 +127,7 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
         else:
             ctx.consumers.setdefault(task.pop, []).append(task.name)
             if task.pop in ctx.item_types:
-                count = sum(t.instances for t in _all_tasks(spec) if _queue_of(t) == task.pop)
+                count = sum(t.instances for t in _all_tasks(spec) if t.queue == task.pop)
                 items[task.pop] = ItemsType(ctx.item_types[task.pop][0], count)
     scope = ctx.scope(task, scalars, later, items)
     result = _typed(ctx, task.compute, scope, allow_free=False)
@@ -352,8 +352,8 @@ def check_cycles(spec: Spec, ctx: Context) -> None:
     writes: dict[str, set[str]] = {}
     reads: dict[str, set[str]] = {}
     for t in spec.tasks.values():
-        w = {_base(e) for e, _ in t.update} | {_base(t.out)} | {_queue_of(t)}
-        q = _queue_of(t)
+        w = {e.base() for e, _ in t.update} | {t.out.base() if t.out else None} | {t.queue}
+        q = t.queue
         if q in spec.queues and spec.queues[q].reduce and spec.queues[q].reduce.into:
             w.add(spec.queues[q].reduce.into)
         r = {n for e in (t.compute, *(v for _, v in t.update)) if e for n in e.names()} | {t.pop}
@@ -487,21 +487,6 @@ def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
 def _all_tasks(spec: Spec) -> list[Task]:
     steps = spec.loop.steps if spec.loop else ()
     return [t for t in (*spec.tasks.values(), *steps) if isinstance(t, Task)]
-
-
-def _queue_of(t: Task) -> str | None:
-    if t.push is None:
-        return None
-    tree = t.push.tree
-    node = tree.value if isinstance(tree, ast.Subscript) else tree
-    return node.id if isinstance(node, ast.Name) else None
-
-
-def _base(e: Expr | None) -> str | None:
-    if e is None:
-        return None
-    node = e.tree.value if isinstance(e.tree, ast.Subscript) else e.tree
-    return node.id if isinstance(node, ast.Name) else None
 
 
 def _task_path(spec: Spec, task: Task) -> tuple:

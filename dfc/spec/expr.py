@@ -64,6 +64,11 @@ class Expr:
         funcs = {id(n.func) for n in ast.walk(self.tree) if isinstance(n, ast.Call)}
         return {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name) and id(n) not in funcs}
 
+    def base(self) -> str | None:
+        """The array or queue a target expression names: 'C' for 'C[i, j]' or 'C'."""
+        node = self.tree.value if isinstance(self.tree, ast.Subscript) else self.tree
+        return node.id if isinstance(node, ast.Name) else None
+
     def src(self, node: ast.AST) -> str:
         return ast.unparse(node)
 

@@ -197,6 +197,11 @@ class Task:
     def instances(self) -> int:
         return math.prod(n for _, n in self.domain)
 
+    @property
+    def queue(self) -> str | None:
+        """The queue this task pushes into, if any."""
+        return self.push.base() if self.push is not None else None
+
 
 @dataclass(frozen=True)
 class Let:
