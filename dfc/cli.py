@@ -104,7 +104,7 @@ def _spec_and_profile(args):
 def _compile(args, spec, profile, observe=None):
     from .passes import compile_spec
 
-    return compile_spec(spec, args.strategy, profile, getattr(args, "stop_after", None), observe)
+    return compile_spec(spec, args.strategy, profile, observe=observe)
 
 
 def _write(path: str | None, data: str | bytes) -> None:

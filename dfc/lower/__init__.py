@@ -99,18 +99,13 @@ class TFRandom:
             for c, n in zip(coords, dims):
                 flat = flat * n + c
             one = self.uniform if a["dist"] == "uniform" else self.normal
+            # as dfc.ops.random.generate: the (complex) value first, then one affine map
+            out = tf.complex(one(flat, seed, 0), one(flat, seed, 1)) if dtype.is_complex else one(flat, seed, 0)
             if a["dist"] == "uniform":
-                lo, hi = float(a.get("low", 0.0)), float(a.get("high", 1.0))
-                scale = lambda x: lo + (hi - lo) * x  # noqa: E731
+                offset, factor = float(a.get("low", 0.0)), float(a.get("high", 1.0)) - float(a.get("low", 0.0))
             else:
-                mean, std = float(a.get("mean", 0.0)), float(a.get("std", 1.0))
-                scale = lambda x: mean + std * x  # noqa: E731
-            if dtype.is_complex:
-                out = tf.complex(scale(one(flat, seed, 0)), scale(one(flat, seed, 1)))
-            else:
-                out = scale(one(flat, seed, 0))
-            if a["dist"] == "uniform" and dtype.is_complex:
-                out = tf.complex(lo + (hi - lo) * one(flat, seed, 0), (hi - lo) * one(flat, seed, 1))
+                offset, factor = float(a.get("mean", 0.0)), float(a.get("std", 1.0))
+            out = tf.cast(offset, out.dtype) + tf.cast(factor, out.dtype) * out
         return tf.cast(tf.broadcast_to(out, shape), dtype)
 
 

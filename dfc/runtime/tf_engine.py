@@ -28,12 +28,15 @@ def quiet_tensorflow(verbose: bool) -> None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     # TF closes sessions in a thread of its own; when the cluster is already gone, that
-    # thread's error is noise after dfc's own message, not a crash of dfc.
+    # thread's error is noise after dfc's own message, not a crash of dfc. Installed once.
+    if getattr(threading.excepthook, "dfc", False):
+        return
     previous = threading.excepthook
 
     def hook(args):
         if getattr(args.thread, "name", "") != "SessionCloseThread":
             previous(args)
+    hook.dfc = True
     threading.excepthook = hook
 
 

@@ -60,3 +60,24 @@ def test_broadcast_is_a_second_queue():
     g = compile_spec(load_spec(ROOT / "specs" / "cg.yaml", ["N=64"]))
     ops = [o for o in lower(g).graph.get_operations() if "broadcast" in o.name]
     assert {o.type for o in ops} >= {"FIFOQueueV2", "QueueEnqueueManyV2", "QueueDequeueV2"}
+
+
+def test_random_inits_match_numpy_for_every_dtype_and_distribution():
+    """Inputs are the same numbers on both engines, whatever the dtype and parameters."""
+    text = """dfc: 1
+name: inits
+cluster: {worker: {tasks: 2}}
+arrays:
+  a: {shape: [8, 6], dtype: complex128, tile: [4, 6], init: {random: normal, seed: 5, mean: 1.5, std: 2}}
+  b: {shape: [12], dtype: complex64, tile: {cyclic: 3}, init: {random: uniform, seed: 6, low: -1, high: 3}}
+  c: {shape: [6, 6], dtype: float64, tile: [3, 3], init: {random: spd, seed: 7}}
+  d: {shape: [10], dtype: float32, tile: [5], init: {random: normal, seed: 8, mean: -2, std: 0.5}}
+  e: {shape: [10], dtype: int64, init: {random: uniform, seed: 9, low: 0, high: 100}}
+  out: {shape: [10], dtype: float32, tile: [5], output: true}
+tasks:
+  t: {for: {i: 2}, compute: "2 * d[i]", out: "out[i]"}
+"""
+    g = compile_spec(load_spec_text(text.encode(), "inits.yaml"))
+    got, want = run_tf(g, timeout=120), run_numpy(g)
+    for name, ref in want.arrays.items():
+        np.testing.assert_allclose(got.arrays[name], ref, rtol=1e-6, atol=1e-6, err_msg=name)
