@@ -28,10 +28,22 @@ class ClusterError(Exception):
     """A task failed to start, or died."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: all sockets are held open until every port is chosen.
+    (A port can still be taken between this and the server binding it: ``start`` retries.)"""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+BIND_ATTEMPTS = 3
 
 
 @dataclass
@@ -82,10 +94,22 @@ class LocalCluster:
         self.spawn()
         return self.wait()
 
+    def wait(self) -> LocalCluster:
+        """Wait until every server is ready; if one could not bind its port (taken in the
+        meantime by another process), start the cluster again on fresh ports."""
+        for attempt in range(BIND_ATTEMPTS):
+            try:
+                return self._wait()
+            except ClusterError as e:
+                if "Could not start gRPC server" not in str(e) or attempt == BIND_ATTEMPTS - 1:
+                    raise
+                self.spawn()
+        raise AssertionError("unreachable")
+
     def spawn(self) -> LocalCluster:
         """Start every server process; returns at once (``wait`` waits for them)."""
-        self.tasks = [Task(j.name, i, f"127.0.0.1:{free_port()}") for j in self.spec.cluster.values()
-                      for i in range(j.tasks)]
+        slots = [(j.name, i) for j in self.spec.cluster.values() for i in range(j.tasks)]
+        self.tasks = [Task(job, i, f"127.0.0.1:{port}") for (job, i), port in zip(slots, free_ports(len(slots)))]
         logdir = tempfile.mkdtemp(prefix="dfc-cluster-")
         cluster = json.dumps(self.cluster_dict)
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
@@ -113,7 +137,7 @@ class LocalCluster:
         self._started = time.monotonic()
         return self
 
-    def wait(self) -> LocalCluster:
+    def _wait(self) -> LocalCluster:
         """Wait until every server says it is ready (or fail, stopping them all)."""
         deadline = self._started + self.start_timeout
         waiting = {t.process.stdout.fileno(): t for t in self.tasks}

@@ -71,3 +71,29 @@ def test_ctrl_c_stops_every_server():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_port_taken_before_the_server_binds_it_is_retried(monkeypatch):
+    import socket
+
+    from dfc.runtime import cluster as cl
+    from dfc.spec import load_spec_text
+
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    taken = blocker.getsockname()[1]
+    real, calls = cl.free_ports, []
+
+    def first_one_taken(n):
+        calls.append(n)
+        return [taken, *real(n - 1)] if len(calls) == 1 else real(n)
+
+    monkeypatch.setattr(cl, "free_ports", first_one_taken)
+    spec = load_spec_text(b"dfc: 1\nname: ports\ncluster: {worker: {tasks: 2}}\n", "ports.yaml")
+    try:
+        with cl.LocalCluster(spec, start_timeout=60) as c:
+            assert len(calls) == 2 and all(t.process.poll() is None for t in c.tasks)
+            assert str(taken) not in c.target
+    finally:
+        blocker.close()
