@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
+from typing import Callable
 
 import networkx as nx
 
@@ -51,12 +52,51 @@ def _scope_nodes(order: list[Node], scope: str) -> list[Node]:
     return [n for n in order if n.scope == scope and n.kind not in ("const", "task")]
 
 
+def _list_schedule(names: list, cost: dict, resource: dict, succ: dict, idle: set, index: dict,
+                   record: Callable | None = None) -> float:
+    """The simulator's core: ``names`` (a topological order) run on their ``resource``, one
+    at a time, ready ones in the order they became ready, upward rank breaking ties and then
+    ``index`` (the order the graph was built in); names in ``idle`` take no resource.
+    Successors outside ``names`` are ignored. Returns the time the last one ends."""
+    rank: dict[str, float] = {}
+    for name in reversed(names):
+        rank[name] = cost[name] + max((rank[s] for s in succ[name] if s in rank), default=0.0)
+    waiting = dict.fromkeys(names, 0)
+    for name in names:
+        for s in succ[name]:
+            if s in waiting:
+                waiting[s] += 1
+    ready_at = dict.fromkeys(names, 0.0)
+    heap = [(0.0, -rank[k], index[k], k) for k, w in waiting.items() if w == 0]
+    heapq.heapify(heap)
+    free: dict[str, float] = {}
+    end_all = 0.0
+    while heap:
+        name = heapq.heappop(heap)[3]
+        res = resource[name]
+        start = max(ready_at[name], free.get(res, 0.0))
+        end = start + cost[name]
+        if name not in idle:
+            free[res] = end
+            if record is not None:
+                record(name, res, start, end)
+        if end > end_all:
+            end_all = end
+        for s in succ[name]:
+            if s in waiting:
+                if end > ready_at[s]:
+                    ready_at[s] = end
+                waiting[s] -= 1
+                if waiting[s] == 0:
+                    heapq.heappush(heap, (ready_at[s], -rank[s], index[s], s))
+    return end_all
+
+
 def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str, offset: float,
                     timeline: list[Slot] | None) -> float:
     ns = _scope_nodes(order, scope)
     if not ns:
         return 0.0
-    succ = g._succ  # adjacency dicts: the views are too slow for graphs of a million nodes
     inside = {n.name: n for n in ns}
     cost: dict[str, float] = {}
     resource: dict[str, str] = {}
@@ -68,41 +108,83 @@ def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str,
         else:
             cost[n.name] = 0.0 if n.kind in ("send", "loop") else cm.compute(n, n.device)
             resource[n.name] = n.device
-    rank: dict[str, float] = {}
-    for n in reversed(ns):
-        rank[n.name] = cost[n.name] + max((rank[s] for s in succ[n.name] if s in rank), default=0.0)
-    waiting = dict.fromkeys(inside, 0)
-    for name in inside:
-        for s in succ[name]:
-            if s in waiting:
-                waiting[s] += 1
-    ready_at = dict.fromkeys(inside, 0.0)
-    index = {k: i for i, k in enumerate(inside)}  # ties follow program order, never names
-    heap = [(0.0, -rank[k], index[k], k) for k, w in waiting.items() if w == 0]
-    heapq.heapify(heap)
-    free: dict[str, float] = {}
-    end_all = 0.0
-    idle = ("send", "loop")
-    while heap:
-        name = heapq.heappop(heap)[3]
+    idle = {n.name for n in ns if n.kind in ("send", "loop")}
+
+    def record(name: str, res: str, start: float, end: float) -> None:
         n = inside[name]
-        res = resource[name]
-        start = max(ready_at[name], free.get(res, 0.0))
-        end = start + cost[name]
-        if n.kind not in idle:
-            free[res] = end
-            if timeline is not None:
-                timeline.append(Slot(name, n.group, n.kind, res, offset + start, offset + end, scope))
-        if end > end_all:
-            end_all = end
-        for s in succ[name]:
-            if s in waiting:
-                if end > ready_at[s]:
-                    ready_at[s] = end
-                waiting[s] -= 1
-                if waiting[s] == 0:
-                    heapq.heappush(heap, (ready_at[s], -rank[s], index[s], s))
-    return end_all
+        timeline.append(Slot(name, n.group, n.kind, res, offset + start, offset + end, scope))
+
+    # adjacency dicts: the views are too slow for graphs of a million nodes
+    index = {k: i for i, k in enumerate(g._node)}  # ties: build order (program order), never names
+    return _list_schedule(list(inside), cost, resource, g._succ, idle, index,
+                          record if timeline is not None else None)
+
+
+class Predictor:
+    """The simulator's makespan for many placements of one unplaced graph, without building
+    the placed graph each time (what the placement search calls). A cross-device input
+    becomes what ``comm`` would make of it, one send and one transfer per (tensor,
+    destination device, scope), made in the same order, so the prediction equals
+    ``simulate(comm(placed graph))`` exactly."""
+
+    def __init__(self, g: nx.DiGraph, cm: CostModel):
+        self.cm = cm
+        order = topo(g)
+        loop = g.nodes["loop"]["node"] if "loop" in g else None
+        self.iterations = loop.attr("max") if loop else 0
+        self.nodes = {n.name: n for n in order}
+        self.scopes = {scope: [n.name for n in _scope_nodes(order, scope)] for scope in ("", "loop")}
+        self.made_order = [g._node[k]["node"] for k in g._node]  # as comm walks them
+        self.made_order = [n for n in self.made_order if n.kind not in ("const", "task")]
+        self.index = {k: i for i, k in enumerate(g._node)}
+
+    def __call__(self, where: dict[str, str]) -> float:
+        cm, nodes = self.cm, self.nodes
+        succ: dict = {}
+        cost: dict = {}
+        resource: dict = {}
+        idle: set = set()
+        index = dict(self.index)
+        sent: dict[str, list[tuple]] = {}  # source -> its sends and transfers, in order
+        made: set[tuple] = set()
+        for n in self.made_order:
+            d = where.get(n.name, "")
+            succ.setdefault(n.name, [])
+            cost[n.name] = cm.compute(n, d) if d else 0.0
+            resource[n.name] = d
+            if n.kind == "loop":
+                idle.add(n.name)
+            for src in n.after:
+                succ.setdefault(src, []).append(n.name)
+            for src in n.inputs:
+                s = nodes[src]
+                ds = where.get(src, "")
+                if s.kind == "const" or not ds or not d or ds == d:
+                    succ.setdefault(src, []).append(n.name)
+                    continue
+                key = (src, d, n.scope if s.kind == "variable" else s.scope)
+                if key not in made:  # a send (idle, but it waits for its device), then the transfer
+                    made.add(key)
+                    send = ("send", *key)
+                    index[send], index[key] = len(index), len(index) + 1
+                    sent.setdefault(src, []).extend((send, key))
+                    succ.setdefault(src, []).append(send)
+                    succ[send], succ[key] = [key], []
+                    cost[send], cost[key] = 0.0, cm.transfer(s.out_bytes, ds, d)
+                    resource[send], resource[key] = ds, (ds, d)
+                    idle.add(send)
+                succ[key].append(n.name)
+
+        def scope_order(scope: str) -> list:  # topological: each transfer right after its source
+            out = [t for src, ts in sent.items() if nodes[src].scope != scope for t in ts if t[-1] == scope]
+            for name in self.scopes[scope]:
+                out.append(name)
+                out.extend(t for t in sent.get(name, ()) if t[-1] == scope)
+            return out
+
+        prologue = _list_schedule(scope_order(""), cost, resource, succ, idle, index)
+        iteration = _list_schedule(scope_order("loop"), cost, resource, succ, idle, index) if self.iterations else 0.0
+        return prologue + self.iterations * iteration
 
 
 def _lower_bound(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str) -> float:
@@ -122,7 +204,9 @@ def _lower_bound(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str) ->
 TIMELINE_LIMIT = 20_000
 
 
-def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None) -> Schedule:
+def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None,
+             bound: bool = True) -> Schedule:
+    """``bound=False`` skips the lower bound (reported as 0): for the placement search."""
     loop = g.nodes["loop"]["node"] if "loop" in g else None
     iters = (loop.attr("max") if iterations is None else iterations) if loop else 0
     keep = g.number_of_nodes() <= TIMELINE_LIMIT if timeline is None else timeline
@@ -144,6 +228,6 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
         elif n.device and n.kind not in ("const", "send", "loop", "task"):
             busy[n.device] += cm.compute(n, n.device) * times
             flops[n.device] += n.flops * times
-    lb = _lower_bound(g, cm, order, "") + iters * _lower_bound(g, cm, order, "loop")
+    lb = _lower_bound(g, cm, order, "") + iters * _lower_bound(g, cm, order, "loop") if bound else 0.0
     return Schedule(prologue + iters * iteration, lb, prologue, iteration, iters, busy, flops, memory, links,
                     sum(links.values()), slots or [])

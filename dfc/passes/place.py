@@ -88,17 +88,18 @@ def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int]) -> tuple[dict[
 
 
 def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_clusters: bool = True,
-                 slack: bool = True) -> Assignment:
-    """HEFT, contention-aware, scope by scope, with two refinements (each can be turned off).
+                 data: str = "slack") -> Assignment:
+    """HEFT, contention-aware, scope by scope; ``use_clusters`` and ``data`` (one of
+    :data:`DATA_VARIANTS`) select the variant.
 
     The loop body and then the prologue are scheduled as separate DAGs (the body repeats,
     each iteration starting on idle devices, so it is placed first and decides where
     loop-carried variables live); a transfer occupies its link, as in the
     simulator. Chains of small ops are clustered first (edge zeroing, :func:`clusters`).
-    Data follows compute: a variable free to move is placed with the first node that uses
-    it, initialised there or (before the loop) on the device that can make and ship it
-    soonest; a variable read in the loop lives with its reader (it would cross every
-    iteration otherwise)."""
+    Data follows compute (unless ``data="cyclic"`` dealt it first): a variable free to move
+    is placed with the first node that uses it, initialised there or (``data="slack"``,
+    before the loop) on the device that can make and ship it soonest; a variable read in
+    the loop lives with its reader (it would cross every iteration otherwise)."""
     order = [n for n in topo(g)]
     index = {n.name: i for i, n in enumerate(order)}  # ties follow program order, never names
     succ_of, pred_of = g._succ, g._pred  # adjacency dicts: the views are slow at this scale
@@ -115,6 +116,15 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     for n in order:  # pinned to one device
         if n.kind == "variable" and n.name not in lazy:
             where[n.name] = n.allowed[0]
+    slack = data == "slack"
+    if data == "cyclic":  # tiles dealt cyclically over the devices (those used only before the loop)
+        turn: dict[tuple[str, ...], int] = {}
+        for n in order:
+            if n.name in lazy and n.scope == "" and not any(g.nodes[s]["node"].scope == "loop" for s in succ_of[n.name]):
+                pool = n.allowed or devs
+                where[n.name] = pool[turn.get(pool, 0) % len(pool)]
+                turn[pool] = turn.get(pool, 0) + 1
+                lazy.discard(n.name)
     projected = {d: 0.0 for d in devs}  # expected work per device over the run
     for n in order:
         if n.kind not in ("const", "variable"):
@@ -226,38 +236,48 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     return where
 
 
-#: Graphs up to this many nodes get HEFT's variants compared and a local search by the
-#: simulator (well under a second); larger ones get the main variant alone.
+#: Graphs up to this many nodes get HEFT's variants compared by the simulator and then a
+#: local search (well under a second); up to VARIANT_LIMIT, the data variants alone (a
+#: simulation costs ~60 µs per node); larger ones get the main variant alone.
 SEARCH_LIMIT = 600
+VARIANT_LIMIT = 20_000
+#: Where HEFT initialises data that no constraint pins: on the device with most slack when
+#: the transfer hides behind other work ("slack", the main variant), with its first user
+#: ("first-use"), or dealt cyclically over the devices like a block-cyclic distribution
+#: ("cyclic"; a loop's state still lives with its reader).
+DATA_VARIANTS = ("slack", "first-use", "cyclic")
 
 
 def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
-    """HEFT: run its variants (small-op clustering on/off, initialising data on the device
-    with most slack vs with its first user) and keep the one the simulator predicts
-    finishes first. Every candidate is a HEFT schedule; no baseline strategy competes."""
-    from ..cost.simulate import simulate
-    from .comm import comm
+    """HEFT: run its variants (small-op clustering on/off, each data variant) and keep the
+    one the simulator predicts finishes first, then polish it by local search. Every
+    candidate is a HEFT schedule (compute placed by earliest finish time); no baseline
+    strategy competes."""
+    from ..cost.simulate import Predictor
 
-    def predict(where: Assignment) -> float:
-        return simulate(comm(_with_devices(g, where)), cm).makespan
-
-    if g.number_of_nodes() > SEARCH_LIMIT:  # large graphs: the main variant only
+    predict = Predictor(g, cm)
+    size = g.number_of_nodes()
+    if size > VARIANT_LIMIT:
         return heft_variant(g, cm, devs)
+    variants = [(c, d) for c in ((True, False) if size <= SEARCH_LIMIT else (True,)) for d in DATA_VARIANTS]
     best = None
-    for use_clusters in (True, False):
-        for slack in (True, False):
-            where = heft_variant(g, cm, devs, use_clusters, slack)
-            makespan = predict(where)
-            if best is None or makespan < best[0] - 1e-12:
-                best = (makespan, where)
-    return refine(g, devs, best[1], best[0], predict, budget=min(48, 15_000 // max(g.number_of_nodes(), 1)))
+    for use_clusters, data in variants:
+        where = heft_variant(g, cm, devs, use_clusters, data)
+        makespan = predict(where)
+        if best is None or makespan < best[0] - 1e-12:
+            best = (makespan, where)
+    if size > SEARCH_LIMIT:
+        return best[1]
+    return refine(g, devs, best[1], best[0], predict, budget=min(128, 60_000 // max(size, 1)))
 
 
 def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: float,
            predict: Callable[[Assignment], float], budget: int = 48) -> Assignment:
     """Local search: move one variable (with the assigns that write it) to another allowed
     device; keep the move when the predicted makespan drops. Variables with the most
-    cross-device traffic first, at most ``budget`` trials, so planning stays fast."""
+    cross-device traffic first; each first towards the devices it exchanges most bytes
+    with, then (budget left) to any other; at most ``budget`` trials, so planning stays
+    fast."""
     writers: dict[str, list[str]] = {}
     for k in g.nodes:
         n = g.nodes[k]["node"]
@@ -276,18 +296,29 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
     position = {k: i for i, k in enumerate(g.nodes)}  # construction (program) order, not names
     variables = sorted((g.nodes[k]["node"] for k in g.nodes if g.nodes[k]["node"].kind == "variable"),
                        key=lambda n: (-remote(n), -n.out_bytes, position[n.name]))
-    trials = 0
-    for v in variables:
-        for d in v.allowed or devs:
-            if d == where[v.name] or trials >= budget:
-                continue
-            trials += 1
-            trial = dict(where)
-            for k in [v.name, *writers.get(v.name, [])]:
-                trial[k] = d
-            t = predict(trial)
-            if t < makespan - 1e-12:
-                where, makespan = trial, t
+    def partners(v: Node) -> list[str]:  # devices it exchanges data with, most bytes first
+        traffic: dict[str, int] = {}
+        for k in (v.name, *writers.get(v.name, [])):
+            for other, data in [*g._succ[k].items(), *g._pred[k].items()]:
+                d = where.get(other)
+                if d and d != where[v.name] and (not v.allowed or d in v.allowed):
+                    traffic[d] = traffic.get(d, 0) + data["bytes"]
+        return sorted(traffic, key=lambda d: (-traffic[d], devs.index(d)))
+
+    tried: set[tuple[str, str]] = set()
+    moves = (lambda v: partners(v), lambda v: [d for d in v.allowed or devs if d != where[v.name]])
+    for candidates in moves:  # first towards the data, then anywhere
+        for v in variables:
+            for d in candidates(v):
+                if len(tried) >= budget or (v.name, d) in tried:
+                    continue
+                tried.add((v.name, d))
+                trial = dict(where)
+                for k in [v.name, *writers.get(v.name, [])]:
+                    trial[k] = d
+                t = predict(trial)
+                if t < makespan - 1e-12:
+                    where, makespan = trial, t
     return where
 
 
