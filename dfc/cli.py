@@ -429,7 +429,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:  # console-script entry point
-    sys.exit(main())
+    code = main()
+    if "tensorflow" in sys.modules:
+        # Every file is written and closed and the cluster is stopped by now; what is left
+        # is TensorFlow's own interpreter teardown (about a second here). Skip it.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

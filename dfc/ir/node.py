@@ -156,13 +156,36 @@ def rebuild(nodes_: Iterable[Node], graph_attrs: dict | None = None) -> nx.DiGra
     return g
 
 
+def topo_names(g: nx.DiGraph) -> list[str]:
+    """Node names in a deterministic topological order: generation by generation, each in
+    the order the graph was built (what ``nx.topological_sort`` yields, on the adjacency
+    dicts directly: several times faster on graphs of a hundred thousand nodes). Raises
+    :class:`IRError` on a cycle."""
+    succ = g._succ
+    indegree = {k: len(p) for k, p in g._pred.items()}
+    generation = [k for k, d in indegree.items() if d == 0]
+    order: list[str] = []
+    while generation:
+        order += generation
+        following = []
+        for k in generation:
+            for child in succ[k]:
+                left = indegree[child] - 1
+                indegree[child] = left
+                if not left:
+                    following.append(child)
+        generation = following
+    if len(order) != len(indegree):
+        raise IRError(f"the IR has a cycle: {nx.find_cycle(g)[:4]}")
+    return order
+
+
 def topo(g: nx.DiGraph, scope: str | None = None) -> list[Node]:
-    """Nodes in a deterministic topological order: graphs are always built in a
-    deterministic order, and Kahn's algorithm follows it (much faster than breaking ties
-    by name on graphs of a million nodes)."""
-    order = nx.topological_sort(g)
-    out = [g.nodes[n]["node"] for n in order]
-    return [n for n in out if scope is None or n.scope == scope]
+    """Nodes in :func:`topo_names` order (graphs are always built in a deterministic order,
+    so this order is too), optionally those of one scope."""
+    data = g._node
+    out = [data[k]["node"] for k in topo_names(g)]
+    return out if scope is None else [n for n in out if n.scope == scope]
 
 
 class IRError(Exception):
@@ -172,9 +195,10 @@ class IRError(Exception):
 def verify_ir(g: nx.DiGraph, stage: str = "") -> None:
     """Check the invariants every pass must keep."""
     where = f" after {stage}" if stage else ""
-    if not nx.is_directed_acyclic_graph(g):
-        cycle = nx.find_cycle(g)
-        raise IRError(f"the IR has a cycle{where}: {cycle[:4]}")
+    try:
+        topo_names(g)
+    except IRError as e:
+        raise IRError(f"{e}{where}") from None
     kinds = frozenset(KINDS)
     pred = g._pred  # adjacency dicts: checking them directly keeps this linear and cheap
     nodes_ = g._node
@@ -184,13 +208,9 @@ def verify_ir(g: nx.DiGraph, stage: str = "") -> None:
             raise IRError(f"node {name!r} has no Node{where}")
         if n.name != name or n.kind not in kinds:
             raise IRError(f"bad node {name!r} (kind {n.kind!r}){where}")
-        p = pred[name]
-        want = set(n.inputs)
-        if n.after:
-            want.update(n.after)
-        if len(want) != len(p) or any(i not in p for i in want):
+        if pred[name].keys() != (set(n.inputs).union(n.after) if n.after else set(n.inputs)):
             raise IRError(f"edges of {name!r} do not match its inputs{where}")
-        if n.scope == "" and any(nodes_[i]["node"].scope == "loop" for i in n.inputs):
+        if n.scope == "" and n.inputs and any(nodes_[i]["node"].scope == "loop" for i in n.inputs):
             raise IRError(f"{name!r} runs once, before the loop, but reads a loop value{where}")
 
 
