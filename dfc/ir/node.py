@@ -132,12 +132,20 @@ def copy_graph(g: nx.DiGraph) -> nx.DiGraph:
 
 
 def with_nodes(g: nx.DiGraph, changed: Iterable[Node], graph_attrs: dict | None = None) -> nx.DiGraph:
-    """A copy of ``g`` where some nodes are replaced by versions with the same inputs."""
-    g2 = copy_graph(g)
-    g2.graph.update(graph_attrs or {})
+    """A copy of ``g`` where some nodes are replaced by versions with the same inputs.
+
+    The copy shares ``g``'s adjacency (the edges are the same): like every pass, whoever
+    changes edges makes its own :func:`copy_graph` first, so neither graph's edges are
+    ever mutated in place."""
+    h = g.__class__()
+    h.graph.update(g.graph)
+    h.graph.update(graph_attrs or {})
+    h._node = dict(g._node)  # a fresh graph has no cached views yet: safe to swap the dicts
+    h._succ = h._adj = g._succ
+    h._pred = g._pred
     for n in changed:
-        g2.nodes[n.name]["node"] = n
-    return g2
+        h._node[n.name] = {"node": n}
+    return h
 
 
 def rebuild(nodes_: Iterable[Node], graph_attrs: dict | None = None) -> nx.DiGraph:

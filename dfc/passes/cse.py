@@ -25,6 +25,9 @@ def cse(g: nx.DiGraph) -> nx.DiGraph:
                 canon[n.name] = seen[key]
             else:
                 seen[key] = n.name
+    if not canon:  # nothing merged: the same graph
+        verify_ir(g, "cse")
+        return g
     g2 = copy_graph(g)
     for n in changed:  # rewire consumers of merged nodes, then drop the duplicates
         for p in list(g2.predecessors(n.name)):
