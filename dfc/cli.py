@@ -184,13 +184,22 @@ def run_once(args, spec, profile, say) -> dict:
     from .runtime.verify import metrics, verify
 
     t0 = time.perf_counter()
+    traced = None
     g = _compile(args, spec, profile)
     compile_s = time.perf_counter() - t0
     say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {compile_s:.2f} s ({g.graph.get('strategy')})")
     if args.engine == "tf":
         from .runtime.tf_engine import run_tf
 
-        result = run_tf(g, timeout=args.timeout, verbose=args.verbose, say=say)
+        trace = None
+        if args.trace:
+            from .runtime.trace import Trace
+
+            trace = Trace()
+        result = run_tf(g, timeout=args.timeout, verbose=args.verbose, say=say, trace=trace)
+        if trace is not None:
+            _write(args.trace, trace.chrome())
+            traced = trace.summary()
     else:
         from .ir.interp import run_numpy
 
@@ -218,7 +227,8 @@ def run_once(args, spec, profile, say) -> dict:
     return {"name": spec.name, "params": dict(spec.params), "engine": args.engine,
             "verified": verdict is None or verdict.ok, "verification": verdict.to_json() if verdict else None,
             "seconds": seconds, "metrics": m, "iterations_run": result.iterations_run,
-            "predicted_seconds": predicted.makespan, "strategy": g.graph.get("strategy")}
+            "predicted_seconds": predicted.makespan, "strategy": g.graph.get("strategy"),
+            **({"trace": traced} if traced is not None else {})}
 
 
 def _summary_lines(r: dict) -> list[str]:
@@ -236,6 +246,10 @@ def _summary_lines(r: dict) -> list[str]:
     if "gbps" in m:
         lines.append(f"  {m['bytes'] / 1e9:.3f} GB in {c:.3f} s = {m['gbps']:.2f} GB/s")
     lines.append(f"  compute: predicted {r['predicted_seconds']:.3f} s, measured {c:.3f} s")
+    if r.get("trace"):
+        from .runtime.trace import summary_lines
+
+        lines += summary_lines(r["trace"])
     return lines
 
 
@@ -260,6 +274,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"(params: {', '.join(spec.params)})", file=sys.stderr)
             return EXIT_USAGE
         sweep = {key: tuple(v.strip() for v in values.split(","))}
+    if args.trace and (args.engine != "tf" or sweep):
+        why = "the numpy engine has no trace" if args.engine != "tf" else \
+            f"it traces one run: pin the swept param, e.g. --set {next(iter(sweep))}=..."
+        print(f"dfc run: --trace: {why}", file=sys.stderr)
+        return EXIT_USAGE
     reports = []
     with progress:
         status = _run_all(args, spec, profile, say, sweep, reports)
@@ -399,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--strategy", choices=strategies, help="placement strategy")
     r.add_argument("--profile", metavar="FILE", help="device profile (YAML) for the prediction")
     r.add_argument("--json", metavar="OUT", help="write a JSON report")
+    r.add_argument("--trace", metavar="FILE.json",
+                   help="tf engine: trace the compute phase into a Chrome trace and summarise it per device")
     r.add_argument("--quiet", action="store_true", help="print nothing but errors")
     r.set_defaults(func=cmd_run)
 

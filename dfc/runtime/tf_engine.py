@@ -41,7 +41,9 @@ def quiet_tensorflow(verbose: bool) -> None:
 
 
 def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lambda *a: None,
-           max_iterations: int | None = None) -> Result:
+           max_iterations: int | None = None, trace=None) -> Result:
+    """Run ``g`` on a local cluster; with ``trace`` (a :class:`~dfc.runtime.trace.Trace`),
+    every call of the compute phase is traced into it."""
     spec = g.graph["spec"]
     quiet_tensorflow(verbose)
     seconds: dict[str, float] = {}
@@ -62,20 +64,27 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
         seconds["build"] = time.perf_counter() - t1
         cluster.wait()
         seconds["startup"] = time.perf_counter() - t0 - seconds["build"]
-        return _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations)
+        return _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace)
     except ClusterError as e:
         raise RunError(str(e)) from None
     finally:
         cluster.stop()
 
 
-def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: dict, max_iterations) -> Result:
+def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: dict, max_iterations,
+           trace=None) -> Result:
     ms = int(timeout * 1000)
     config = tf.compat.v1.ConfigProto(operation_timeout_in_ms=ms, allow_soft_placement=False)
     options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
+    traced = tf.compat.v1.RunOptions(timeout_in_ms=ms, trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
 
-    def call(fetches, what: str):
+    def call(fetches, what: str, traces: bool = False):
         try:
+            if trace is not None and traces:
+                meta = tf.compat.v1.RunMetadata()
+                out = sess.run(fetches, options=traced, run_metadata=meta)
+                trace.add(meta)
+                return out
             return sess.run(fetches, options=options)
         except tf.errors.OpError as e:
             dead = cluster.dead()
@@ -100,14 +109,14 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
         t = time.perf_counter()
         if lowered.prologue:
             say("running")
-            call(lowered.prologue, "the first pass")
+            call(lowered.prologue, "the first pass", traces=True)
         iterations = 0
         limit = lowered.max_iterations if max_iterations is None else min(max_iterations, lowered.max_iterations)
         if lowered.body:
             fetch = [lowered.body, lowered.until] if lowered.until is not None else [lowered.body]
             last = time.perf_counter()
             while iterations < limit:
-                out = call(fetch, f"iteration {iterations + 1}")
+                out = call(fetch, f"iteration {iterations + 1}", traces=True)
                 iterations += 1
                 if time.perf_counter() - last >= 1.0 or iterations == limit:
                     say(f"iteration {iterations}/{limit}")

@@ -65,3 +65,23 @@ def test_set_pins_a_swept_param(tmp_path):
                  "--json", str(report), "--quiet"]) == 0
     r = json.loads(report.read_text())
     assert "sweep" not in r and r["params"]["MB"] == 1
+
+
+def test_trace_writes_a_chrome_trace_and_summarises_each_task(tmp_path, capsys):
+    trace, report = tmp_path / "t.json", tmp_path / "r.json"
+    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--set", "MB=2", "--set", "reps=3",
+                 "--trace", str(trace), "--json", str(report)]) == 0
+    events = json.loads(trace.read_text())["traceEvents"]
+    processes = {e["args"]["name"] for e in events if e["ph"] == "M"}
+    assert any("/job:ps/" in p for p in processes) and any("/job:worker/" in p for p in processes)
+    rows = json.loads(report.read_text())["trace"]
+    ps = next(r for r in rows if "/job:ps/" in r["device"])
+    assert ps["op_s"] > 0 and any(t["op"] == "RecvTensor" for t in ps["top"])  # the vector crossed
+    assert "trace (compute phase" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra,why", [(["--engine", "numpy"], "numpy engine has no trace"),
+                                       ([], "pin the swept param")])
+def test_trace_refuses_what_it_cannot_trace(tmp_path, capsys, extra, why):
+    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--trace", str(tmp_path / "t.json"), *extra]) == 2
+    assert why in capsys.readouterr().err
