@@ -93,7 +93,7 @@ class TFRandom:
             i, j = coords
             n = dims[0]
             u = 0.5 * (self.uniform(i * n + j, seed) + self.uniform(j * n + i, seed))
-            out = u + tf.where(tf.equal(i, j), tf.constant(float(n), tf.float64), tf.constant(0.0, tf.float64))
+            out = u + tf.where(tf.equal(i, j), tf.constant(rnd.spd_diagonal(a, n), tf.float64), tf.constant(0.0, tf.float64))
         else:
             flat = tf.zeros([], tf.int64)
             for c, n in zip(coords, dims):

@@ -61,15 +61,20 @@ def flat_index(coords: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     return flat
 
 
+def spd_diagonal(params: dict, n: int) -> float:
+    d = params.get("diagonal")
+    return float(n if d is None else d)
+
+
 def generate(dist: str, params: dict, coords: list[np.ndarray], shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """Random values of a tile whose elements sit at ``coords`` of an array of ``shape``."""
     seed = int(params.get("seed", 0))
     is_complex = dtype.startswith("complex")
-    if dist == "spd":  # (U + U^T)/2 + n*I: symmetric, strictly diagonally dominant, SPD
+    if dist == "spd":  # (U + U^T)/2 + d*I, d = n by default: symmetric, diagonally dominant, SPD
         i, j = coords
         n = shape[0]
         u = 0.5 * (uniform01(i * n + j, seed) + uniform01(j * n + i, seed))
-        out = u + np.where(i == j, float(n), 0.0)
+        out = u + np.where(i == j, spd_diagonal(params, n), 0.0)
     else:
         flat = flat_index(coords, shape)
         one = (lambda s: uniform01(flat, seed, s)) if dist == "uniform" else (lambda s: normal(flat, seed, s))

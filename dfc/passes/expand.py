@@ -52,7 +52,7 @@ def init_attrs(a: Array) -> dict:
         return {"init": "constant", "value": i.constant}
     if isinstance(i, InitRandom):
         return {"init": "random", "dist": i.random, "seed": i.seed, "low": i.low, "high": i.high,
-                "mean": i.mean, "std": i.std}
+                "mean": i.mean, "std": i.std, "diagonal": i.diagonal}
     if isinstance(i, InitFile):
         return {"init": "file", "file": i.file}
     if isinstance(i, InitCopy):

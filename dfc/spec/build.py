@@ -249,8 +249,9 @@ class Builder:
         if "constant" in v:
             return InitConstant(self.number(v["constant"], p + ("constant",), "constant"))
         if "random" in v:
+            diagonal = self.number(v["diagonal"], p + ("diagonal",), "diagonal") if "diagonal" in v else None
             return InitRandom(v["random"], v.get("seed", 0), v.get("low", 0.0), v.get("high", 1.0),
-                              v.get("mean", 0.0), v.get("std", 1.0))
+                              v.get("mean", 0.0), v.get("std", 1.0), diagonal)
         path = v["file"]
         return InitFile(path if os.path.isabs(path) else os.path.normpath(os.path.join(self.dir, path)))
 

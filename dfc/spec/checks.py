@@ -84,6 +84,15 @@ def check_arrays(spec: Spec, ctx: Context) -> None:
                 len(a.shape) != 2 or a.shape[0] != a.shape[1]):
             ctx.errors.error(spec.source.value(p), "shape-mismatch",
                              f"a symmetric positive definite matrix must be square; '{a.name}' is {a.type}")
+        if isinstance(a.init, InitRandom) and a.init.diagonal is not None:
+            where = spec.source.value(p + ("diagonal",))
+            if a.init.random != "spd":
+                ctx.errors.error(where, "bad-value", f"'diagonal' applies to `random: spd`, not `random: {a.init.random}`",
+                                 "remove it")
+            elif a.init.diagonal <= 0:
+                ctx.errors.error(where, "bad-value",
+                                 f"the diagonal of '{a.name}' is {a.init.diagonal}: a positive definite matrix needs > 0",
+                                 f"leave it out for the default ({a.shape[0] if a.shape else 'n'})")
         if isinstance(a.init, InitFile):
             check_npy(ctx, a, spec.source.value(p))
 

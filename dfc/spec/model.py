@@ -105,6 +105,7 @@ class InitRandom:
     high: float = key("high", 1.0)
     mean: float = key("mean", 0.0)
     std: float = key("std", 1.0)
+    diagonal: float | None = key("diagonal", None)  # spd only; None: the matrix size
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dfc.runtime.verify import verify  # noqa: E402
 from dfc.spec import load_spec, load_spec_text  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = {"stream": ["MB=1", "reps=3"], "matmul": ["N=256", "T=64"], "cg": ["N=256"], "fft": ["N=1024", "P=4"]}
+SMALL = {"stream": ["MB=1", "reps=3"], "matmul": ["N=256", "T=64"], "cg": ["N=256", "diag=48"], "fft": ["N=1024", "P=4"]}
 pytestmark = pytest.mark.slow
 
 
