@@ -51,8 +51,9 @@ def init_attrs(a: Array) -> dict:
     if isinstance(i, InitConstant):
         return {"init": "constant", "value": i.constant}
     if isinstance(i, InitRandom):
+        spd = {"diagonal": i.diagonal} if i.random == "spd" else {}
         return {"init": "random", "dist": i.random, "seed": i.seed, "low": i.low, "high": i.high,
-                "mean": i.mean, "std": i.std, "diagonal": i.diagonal}
+                "mean": i.mean, "std": i.std, **spd}
     if isinstance(i, InitFile):
         return {"init": "file", "file": i.file}
     if isinstance(i, InitCopy):
