@@ -32,7 +32,9 @@ class CostModel:
         return bw * self.share[device]
 
     def compute(self, node: Node, device: str) -> float:
-        key = (node.name, device)
+        # keyed by what the cost depends on, not the node: the tile tasks of one class share
+        # an entry, so a graph of a million nodes costs a few hundred entries
+        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype, device)
         cost = self._compute.get(key)
         if cost is None:
             cost = self._compute[key] = self._cost(node, device)
@@ -71,7 +73,7 @@ class CostModel:
         return cached
 
     def mean_compute(self, node: Node, allowed: tuple[str, ...]) -> float:
-        key = (node.name, "mean", allowed)
+        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype, "mean", allowed)
         mean = self._compute.get(key)
         if mean is None:
             devs = allowed or self.devices

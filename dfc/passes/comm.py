@@ -17,14 +17,22 @@ from ..ir.node import Node, copy_graph, verify_ir
 def comm(g: nx.DiGraph, verify: bool = True) -> nx.DiGraph:
     """``verify=False`` skips the IR check: for the placement search's trial graphs."""
     g2 = copy_graph(g)
+    # the adjacency dicts directly (as networkx's add_edge fills them, one attribute dict
+    # shared by both directions): several times faster than the API on 100k-node graphs
+    data, succ, pred = g2._node, g2._succ, g2._pred
+    nodes_ = g._node
     pairs: dict[tuple[str, str, str], str] = {}
-    for name in list(g.nodes):
-        n = g.nodes[name]["node"]
+
+    def edge(u: str, v: str, nbytes: int) -> None:
+        succ[u][v] = pred[v][u] = {"bytes": nbytes}
+
+    for name, d in nodes_.items():
+        n = d["node"]
         if not n.device:
             continue
-        inputs = list(n.inputs)
+        inputs = None
         for i, src_name in enumerate(n.inputs):
-            src = g.nodes[src_name]["node"]
+            src = nodes_[src_name]["node"]
             if src.kind == "const" or not src.device or src.device == n.device:
                 continue
             scope = n.scope if src.kind == "variable" else src.scope
@@ -38,18 +46,22 @@ def comm(g: nx.DiGraph, verify: bool = True) -> nx.DiGraph:
                             allowed=(src.device,), attrs=(("to", n.device),), **common)
                 recv = Node(f"recv:{src_name}@{dest}{tag}", "recv", "recv", (send.name,), device=n.device,
                             allowed=(n.device,), attrs=(("from", src.device),), **common)
-                g2.add_node(send.name, node=send)
-                g2.add_node(recv.name, node=recv)
-                g2.add_edge(src_name, send.name, bytes=src.out_bytes)
-                g2.add_edge(send.name, recv.name, bytes=src.out_bytes)
+                for x in (send, recv):
+                    data[x.name] = {"node": x}
+                    succ[x.name], pred[x.name] = {}, {}
+                edge(src_name, send.name, src.out_bytes)
+                edge(send.name, recv.name, src.out_bytes)
                 pairs[key] = recv.name
+            if inputs is None:
+                inputs = list(n.inputs)
             inputs[i] = pairs[key]
-        if inputs != list(n.inputs):
-            for old in set(n.inputs) - set(inputs) - set(n.after):
-                g2.remove_edge(old, name)
-            for new in set(inputs) - set(n.inputs):
-                g2.add_edge(new, name, bytes=g2.nodes[new]["node"].out_bytes)
-            g2.nodes[name]["node"] = n.evolve(inputs=tuple(inputs))
+        if inputs is not None:
+            before, now = set(n.inputs), set(inputs)
+            for old in before - now - set(n.after):
+                del succ[old][name], pred[name][old]
+            for new in now - before:
+                edge(new, name, data[new]["node"].out_bytes)
+            data[name] = {"node": n.evolve(inputs=tuple(inputs))}
     if verify:
         verify_ir(g2, "comm")
     return g2

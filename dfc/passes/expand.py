@@ -149,6 +149,8 @@ class Expander:
     def index_values(self, ctx: _Ctx, sub: ast.AST, extent: int) -> list[int]:
         if isinstance(sub, ast.Slice):
             return list(range(extent))
+        if isinstance(sub, ast.Name) and sub.id in ctx.env:  # the common case: a bound index
+            return [int(ctx.env[sub.id])]
         return [int(evaluate(Expr(ctx.expr.text, sub, ctx.expr.pos), {**self.spec.params, **ctx.env}))]
 
     def read(self, ctx: _Ctx, array: str, subs: list[ast.AST] | None, node: ast.AST) -> tuple[str, Type]:
