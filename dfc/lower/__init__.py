@@ -42,6 +42,9 @@ class Lowered:
     reads: dict[str, object]  # variable node -> a tensor reading it
     max_iterations: int
     variables: dict[str, object] = field(default_factory=dict)
+    # every read written by its owner as a serialized TensorProto into the directory fed
+    # to ``dump_dir``: (placeholder, the op, variable node -> file name)
+    dump: tuple | None = None
 
 
 def _safe(name: str) -> str:
@@ -408,13 +411,18 @@ class Lowering:
             init = tf.compat.v1.variables_initializer(list(self.vars.values()))
             prologue = [tf.group(*self.prologue, name="dfc_prologue")] if self.prologue else []
             body = [tf.group(*self.body, name="dfc_body")] if self.body else []
-            reads = {}
-            for name, var in self.vars.items():
+            reads, files, writes = {}, {}, []
+            folder = tf.compat.v1.placeholder(tf.string, [], name="dfc_dump_dir")
+            for i, (name, var) in enumerate(self.vars.items()):
                 with tf.device(self.node(name).device or None):
                     reads[name] = var.read_value()
+                    files[name] = f"{i}.tensor"
+                    writes.append(tf.io.write_file(tf.strings.join([folder, files[name]], "/"),
+                                                   tf.io.serialize_tensor(reads[name])))
+            dump = (folder, tf.group(*writes, name="dfc_dump"), files)
         loop = self.g.nodes["loop"]["node"] if "loop" in self.g else None
         return Lowered(graph, init, prologue, body, self.until, reads,
-                       loop.attr("max") if loop else 0, self.vars)
+                       loop.attr("max") if loop else 0, self.vars, dump)
 
 
 def lower(g: nx.DiGraph):

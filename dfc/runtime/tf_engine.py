@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import threading
 import time
 
@@ -71,6 +73,51 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
         cluster.stop()
 
 
+def read_back(tf, lowered, call, g: nx.DiGraph) -> dict:
+    """Every variable's value. The local cluster shares this machine's file system, so each
+    owner writes its tiles into a temporary folder (in RAM where /dev/shm exists) and the
+    client reads them straight into arrays: matmul N=8192's 768 MB took 8-11 s through the
+    session's fetch (one protobuf message through the master), 3.5 s this way."""
+    import numpy as np
+
+    folder_ph, dump, files = lowered.dump
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    folder = tempfile.mkdtemp(prefix="dfc-fetch-", dir=shm)
+    try:
+        call(dump, "writing the results", feed={folder_ph: folder})
+        out = {}
+        for name, file in files.items():
+            n = g.nodes[name]["node"]
+            out[name] = _tensor_file(os.path.join(folder, file), np.dtype(n.dtype or "float64"), n.shape)
+        return out
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _tensor_file(path: str, dtype, shape: tuple[int, ...]):
+    """The array in a file written by ``tf.io.serialize_tensor``: a TensorProto whose last
+    field is the raw little-endian data (``tensor_content``), read without copying it
+    through protobuf. The bytes before the data must be that field's tag and length."""
+    import numpy as np
+
+    nbytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    size = os.path.getsize(path)
+    length, v = bytearray(), nbytes
+    while True:  # the varint of nbytes
+        length.append((v & 0x7F) | (0x80 if v > 0x7F else 0))
+        v >>= 7
+        if not v:
+            break
+    tag = b"\x22" + bytes(length)  # field 4 (tensor_content), length-delimited
+    with open(path, "rb") as f:
+        f.seek(size - nbytes - len(tag))
+        if nbytes == 0:
+            return np.empty(shape, dtype)
+        if f.read(len(tag)) != tag:
+            raise RunError(f"cannot read back {os.path.basename(path)}: not a {dtype}{list(shape)} tensor file")
+        return np.fromfile(f, dtype=dtype.newbyteorder("<"), count=nbytes // dtype.itemsize).reshape(shape)
+
+
 def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: dict, max_iterations,
            trace=None) -> Result:
     from tensorflow.core.protobuf import rewriter_config_pb2
@@ -83,14 +130,14 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
     options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
     traced = tf.compat.v1.RunOptions(timeout_in_ms=ms, trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
 
-    def call(fetches, what: str, traces: bool = False):
+    def call(fetches, what: str, traces: bool = False, feed: dict | None = None):
         try:
             if trace is not None and traces:
                 meta = tf.compat.v1.RunMetadata()
                 out = sess.run(fetches, options=traced, run_metadata=meta)
                 trace.add(meta)
                 return out
-            return sess.run(fetches, options=options)
+            return sess.run(fetches, options=options, feed_dict=feed)
         except tf.errors.OpError as e:
             dead = cluster.dead()
             if dead:
@@ -130,7 +177,7 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
                     break
         seconds["compute"] = time.perf_counter() - t
         t = time.perf_counter()
-        values = call(lowered.reads, "fetching the results")
+        values = read_back(tf, lowered, call, g)
         seconds["fetch"] = time.perf_counter() - t
     storage = dict(values)
     arrays = gather(g, storage)
