@@ -2,7 +2,12 @@
 
 An op costs ``max(flops / rate, bytes / memory bandwidth) + overhead`` on a device; the
 tasks of one host share its cores and memory bandwidth, so each gets ``1/k`` of them. A
-transfer costs ``latency + bytes / bandwidth`` of the link between the two devices."""
+transfer costs ``latency + bytes / bandwidth`` of the link between the two devices.
+
+Variables cost nothing in a schedule: the engines initialise every variable on its owner
+in a phase of their own, before the first op runs (``init`` in ``dfc run``'s report), so
+making a tile never delays the computation, and shipping it always does. That phase is
+predicted apart (:meth:`CostModel.init`)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from ..ir.devices import task_of
 from ..ir.node import Node
 from .profile import Link, Profile
 
-FREE_KINDS = frozenset({"const", "loop", "task"})
+FREE_KINDS = frozenset({"const", "loop", "task", "variable"})
 
 
 class CostModel:
@@ -43,6 +48,13 @@ class CostModel:
     def _cost(self, node: Node, device: str) -> float:
         if node.kind in FREE_KINDS:
             return 0.0
+        return self._op(node, device)
+
+    def init(self, node: Node, device: str) -> float:
+        """Seconds to initialise a variable on ``device`` (the init phase)."""
+        return self._op(node, device) if node.kind == "variable" else 0.0
+
+    def _op(self, node: Node, device: str) -> float:
         moved = node.mem_bytes or node.out_bytes * (2 if node.kind in ("assign", "variable") else 1)
         return max(node.flops / self.rate(device, node.dtype), moved / self.bandwidth(device)) \
             + self.profile.op_overhead

@@ -51,6 +51,7 @@ class Plan:
         out = {
             "name": self.name, "strategy": self.strategy,
             "predicted_makespan_s": s.makespan, "lower_bound_s": s.lower_bound, "ratio": self.ratio,
+            "predicted_init_s": s.init,
             "prologue_s": s.prologue, "iteration_s": s.iteration, "iterations": s.iterations,
             "bytes_moved": s.bytes_moved, "devices": self.device_rows(), "links": self.link_rows(),
             "task_classes": self.task_classes(),

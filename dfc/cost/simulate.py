@@ -46,6 +46,7 @@ class Schedule:
     links: dict[tuple[str, str], int]  # (src, dst) -> bytes, whole run
     bytes_moved: int
     timeline: list[Slot] = field(default_factory=list)  # the prologue and one iteration
+    init: float = 0.0  # the init phase before it: every device initialises its variables
 
 
 def _scope_nodes(order: list[Node], scope: str) -> list[Node]:
@@ -218,10 +219,13 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
     flops = {d: 0.0 for d in cm.devices}
     memory = {d: 0 for d in cm.devices}
     links: dict[tuple[str, str], int] = {}
+    init = {d: 0.0 for d in cm.devices}
     for n in order:
         times = iters if n.scope == "loop" else 1
         if n.kind == "variable" and n.device:
             memory[n.device] += n.out_bytes
+            init[n.device] += cm.init(n, n.device)
+            continue
         if n.kind == "recv":
             key = (n.attr("from"), n.device)
             links[key] = links.get(key, 0) + n.out_bytes * times
@@ -230,4 +234,4 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
             flops[n.device] += n.flops * times
     lb = _lower_bound(g, cm, order, "") + iters * _lower_bound(g, cm, order, "loop") if bound else 0.0
     return Schedule(prologue + iters * iteration, lb, prologue, iteration, iters, busy, flops, memory, links,
-                    sum(links.values()), slots or [])
+                    sum(links.values()), slots or [], max(init.values(), default=0.0))

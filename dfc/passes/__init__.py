@@ -11,6 +11,7 @@ import networkx as nx
 from ..cost.profile import Profile
 from ..ir.build import build
 from ..spec.model import Spec
+from .combine import combine
 from .comm import comm
 from .cse import cse
 from .expand import expand
@@ -30,6 +31,7 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("queues", "shard queues; pin enqueue, dequeue, reduce and broadcast nodes to their queue's tasks", queues),
     Pass("cse", "compute identical pure nodes once", cse),
     Pass("place", "map every node to a device (heft, round-robin, greedy-bytes or manual)", place),
+    Pass("combine", "a device sums (the queue's op) the items its pushes send to one key of a reducing queue: one push", combine),
     Pass("comm", "one send/recv pair per (tensor, destination device) on cross-device edges", comm),
 )
 PASS_NAMES = ("build",) + tuple(p.name for p in PIPELINE)

@@ -250,7 +250,10 @@ DATA_VARIANTS = ("slack", "first-use", "cyclic")
 
 def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
     """HEFT: run its variants (small-op clustering on/off, each data variant) and keep the
-    one the simulator predicts finishes first, then polish it by local search. Every
+    one the simulator predicts finishes first, then polish it by local search. On graphs
+    the search covers, the candidates (every variant and the polished one) are finally
+    compared on what the plan will be, after the later passes (the combiner changes the
+    traffic a placement causes, which the search's predictor does not see). Every
     candidate is a HEFT schedule (compute placed by earliest finish time); no baseline
     strategy competes."""
     from ..cost.simulate import Predictor
@@ -260,15 +263,24 @@ def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
     if size > VARIANT_LIMIT:
         return heft_variant(g, cm, devs)
     variants = [(c, d) for c in ((True, False) if size <= SEARCH_LIMIT else (True,)) for d in DATA_VARIANTS]
-    best = None
-    for use_clusters, data in variants:
-        where = heft_variant(g, cm, devs, use_clusters, data)
-        makespan = predict(where)
-        if best is None or makespan < best[0] - 1e-12:
-            best = (makespan, where)
+    candidates = [heft_variant(g, cm, devs, use_clusters, data) for use_clusters, data in variants]
+    scored = [(predict(where), i) for i, where in enumerate(candidates)]
+    makespan, i = min(scored)  # ties: the first variant
     if size > SEARCH_LIMIT:
-        return best[1]
-    return refine(g, devs, best[1], best[0], predict, budget=min(128, 60_000 // max(size, 1)))
+        return candidates[i]
+    candidates.append(refine(g, devs, candidates[i], makespan, predict, budget=min(128, 60_000 // max(size, 1))))
+    return min(reversed(candidates), key=lambda where: _final_makespan(g, cm, devs, where))
+
+
+def _final_makespan(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], where: Assignment) -> float:
+    """The makespan the plan will report for this placement: after the combiner and comm."""
+    from ..cost.simulate import simulate
+    from .combine import combine
+    from .comm import comm
+
+    placed = with_nodes(g, [g.nodes[k]["node"].evolve(device=where.get(k, "")) for k in g.nodes],
+                        {"profile": cm.profile, "devices": devs})
+    return simulate(comm(combine(placed), verify=False), cm, timeline=False, bound=False).makespan
 
 
 def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: float,

@@ -60,4 +60,5 @@ def render(plan: Plan, width: int = 110, color: bool = False) -> str:
     console.print(f"lower bound        {seconds(s.lower_bound)}  (max of critical path, work / devices)")
     console.print(f"ratio              {plan.ratio:.2f}")
     console.print(f"bytes moved        {si(s.bytes_moved, 'B')}")
+    console.print(f"init (before it)   {seconds(s.init)}  (each task initialises its variables)")
     return buf.getvalue()

@@ -44,7 +44,7 @@ def test_every_pass_keeps_the_graph_acyclic_and_valid(seed):
         seen.append(name)
 
     compile_spec(gen(seed), "heft", observe=check)
-    assert seen == ["build", "expand", "queues", "cse", "place", "comm"]
+    assert seen == ["build", "expand", "queues", "cse", "place", "combine", "comm"]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -165,3 +165,36 @@ def test_numpy_engine_verifies_the_four_specs_at_default_sizes(name):
     r = run_numpy(compile_spec(spec))
     v = verify(spec, r.arrays, r.scalars)
     assert v is not None and v.ok, v
+
+
+def _dequeues(g):
+    return [g.nodes[k]["node"] for k in g.nodes if g.nodes[k]["node"].kind == "dequeue"]
+
+
+def test_combine_pushes_one_item_per_device_and_key():
+    spec = load_spec(ROOT / "specs" / "matmul.yaml")  # 512x512 float32 tiles: bandwidth-bound
+    g = compile_spec(spec, stop_after="combine")  # before comm puts a recv in front of each push
+    before = compile_spec(spec, stop_after="place")
+    for d in _dequeues(g):
+        producers = [g.nodes[g.nodes[e]["node"].inputs[0]]["node"] for e in d.inputs]
+        devices_ = [p.device for p in producers]
+        assert len(devices_) == len(set(devices_)) == d.attr("count")  # one item per device
+        assert all(p.op == "accumulate" or p.group == "product" for p in producers)
+    products = sum(1 for k in before.nodes if before.nodes[k]["node"].kind == "enqueue")
+    pushes = sum(1 for k in g.nodes if g.nodes[k]["node"].kind == "enqueue")
+    assert pushes < products
+    got = run_numpy(g)  # the reduced tiles are still A @ B
+    a, b = got.arrays["A"].astype(np.float64), got.arrays["B"].astype(np.float64)
+    np.testing.assert_allclose(got.arrays["C"], a @ b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("sets", [["N=64"], ["schedule=dynamic"]])
+def test_combine_leaves_small_items_and_dynamic_pushes_alone(sets):
+    name = "cg" if sets == ["N=64"] else "matmul"
+    text = (ROOT / "specs" / f"{name}.yaml").read_text()
+    if name == "matmul":  # the same program with workers pulling (i, j, k) at run time
+        text = text.replace("schedule: static", "schedule: dynamic")
+        sets = []
+    spec = load_spec_text(text.encode(), f"{name}.yaml", sets)
+    placed, final = compile_spec(spec, stop_after="place"), compile_spec(spec)
+    assert [d.attr("count") for d in _dequeues(final)] == [d.attr("count") for d in _dequeues(placed)]

@@ -13,7 +13,8 @@ SMALL = ["--set", "N=256", "--set", "T=64"]
 def test_passes_are_listed(capsys):
     assert main(["plan", "--passes"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()] == ["build", "expand", "queues", "cse", "place", "comm"]
+    assert [line.split()[0] for line in out.splitlines()] == ["build", "expand", "queues", "cse", "place", "combine",
+                                                              "comm"]
 
 
 def test_print_after_shows_the_ir(capsys):
