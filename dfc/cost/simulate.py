@@ -135,8 +135,8 @@ class Predictor:
         self.iterations = loop.attr("max") if loop else 0
         self.nodes = {n.name: n for n in order}
         self.scopes = {scope: [n.name for n in _scope_nodes(order, scope)] for scope in ("", "loop")}
-        self.made_order = [g._node[k]["node"] for k in g._node]  # as comm walks them
-        self.made_order = [n for n in self.made_order if n.kind not in ("const", "task")]
+        self.made_order = [d["node"] for d in g._node.values()  # in the order comm walks them
+                           if d["node"].kind not in ("const", "task")]
         self.index = {k: i for i, k in enumerate(g._node)}
 
     def __call__(self, where: dict[str, str]) -> float:

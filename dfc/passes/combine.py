@@ -29,7 +29,7 @@ def combine(g: nx.DiGraph) -> nx.DiGraph:
     spec = g.graph["spec"]
     cm = CostModel(g.graph["profile"], g.graph["devices"])
     nodes_ = g._node
-    plan = []  # (dequeue, [(device, [enqueue, ...]), ...]) with something to combine
+    plan = []  # (dequeue, queue op, [(device, [enqueue, ...]), ...]) with something to combine
     for d in (data["node"] for data in nodes_.values()):
         if d.kind != "dequeue" or d.attr("key") == "*":
             continue
