@@ -68,8 +68,10 @@ def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int]) -> tuple[dict[
         cost[n.name] = cm.mean_compute(n, n.allowed)
         parent[n.name] = n.name
         allowed[n.name] = frozenset(n.allowed) if n.allowed else None
-    for u, v, data in sorted(g.edges(data=True), key=lambda e: (index[e[0]], index[e[1]])):
-        if u not in cost or v not in cost or not data["bytes"]:
+    succ = g._succ  # edges in (index[u], index[v]) order, without networkx's edge views
+    edges = ((u, v, succ[u][v]) for u in sorted(cost, key=index.get) for v in sorted(succ[u], key=index.get))
+    for u, v, data in edges:
+        if v not in cost or not data["bytes"]:
             continue
         if cm.mean_transfer(data["bytes"]) <= cost[u] + cost[v]:
             continue
