@@ -253,9 +253,28 @@ def _summary_lines(r: dict) -> list[str]:
     return lines
 
 
+def _unwritable(path: str | None) -> str | None:
+    """Why ``path`` cannot be written (checked before a run, so no run is wasted), or None."""
+    if not path or path == "-":
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return f"'{path}' is a folder"
+    if not os.path.isdir(folder):
+        return f"no folder '{folder}'"
+    if not os.access(folder, os.W_OK):
+        return f"cannot write into '{folder}'"
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.cluster import install_sigterm_handler
 
+    for flag, path in (("--json", args.json), ("--trace", args.trace), ("--plot", args.plot)):
+        why = _unwritable(path)
+        if why:
+            print(f"dfc run: {flag} {path}: {why}", file=sys.stderr)
+            return EXIT_USAGE
     install_sigterm_handler()
     loaded = _spec_and_profile(args)
     if loaded is None:

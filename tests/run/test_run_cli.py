@@ -85,3 +85,12 @@ def test_trace_writes_a_chrome_trace_and_summarises_each_task(tmp_path, capsys):
 def test_trace_refuses_what_it_cannot_trace(tmp_path, capsys, extra, why):
     assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--trace", str(tmp_path / "t.json"), *extra]) == 2
     assert why in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--trace", "--json"])
+def test_an_output_that_cannot_be_written_is_refused_before_the_run(tmp_path, capsys, flag):
+    missing = tmp_path / "no" / "such" / "out.json"
+    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--set", "MB=1", flag, str(missing)]) == 2
+    assert f"{flag} {missing}: no folder" in capsys.readouterr().err
+    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--set", "MB=1", flag, str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
