@@ -75,16 +75,22 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
 
 def read_back(tf, lowered, call, g: nx.DiGraph) -> dict:
     """Every variable's value. The local cluster shares this machine's file system, so each
-    owner writes its tiles into a temporary folder (in RAM where /dev/shm exists) and the
-    client reads them straight into arrays: matmul N=8192's 768 MB took 8-11 s through the
-    session's fetch (one protobuf message through the master), 3.5 s this way."""
+    owner writes its tiles into a temporary folder (in RAM, /dev/shm, when it has room) and
+    the client reads them straight into arrays: matmul N=8192's 768 MB took 8-11 s through
+    the session's fetch (one protobuf message through the master), 3.5 s this way. Without
+    room for them on disk either, or when writing fails, through the session's fetch."""
     import numpy as np
 
     folder_ph, dump, files = lowered.dump
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-    folder = tempfile.mkdtemp(prefix="dfc-fetch-", dir=shm)
+    need = 2 * sum(g.nodes[name]["node"].out_bytes for name in files) + (64 << 20)
+    folder = _scratch(need)
+    if folder is None:
+        return call(lowered.reads, "fetching the results")
     try:
-        call(dump, "writing the results", feed={folder_ph: folder})
+        try:
+            call(dump, "writing the results", feed={folder_ph: folder})
+        except RunError:  # e.g. the folder filled up meanwhile; a dead task fails this call too
+            return call(lowered.reads, "fetching the results")
         out = {}
         for name, file in files.items():
             n = g.nodes[name]["node"]
@@ -92,6 +98,18 @@ def read_back(tf, lowered, call, g: nx.DiGraph) -> dict:
         return out
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _scratch(need: int) -> str | None:
+    """A new temporary folder with ``need`` bytes free: in /dev/shm (RAM) if it has them
+    (a container's is often 64 MB), else in the temporary directory; None if neither."""
+    for where in ("/dev/shm", tempfile.gettempdir()):
+        try:
+            if os.access(where, os.W_OK) and shutil.disk_usage(where).free >= need:
+                return tempfile.mkdtemp(prefix="dfc-fetch-", dir=where)
+        except OSError:
+            continue
+    return None
 
 
 def _tensor_file(path: str, dtype, shape: tuple[int, ...]):

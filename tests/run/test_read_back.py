@@ -35,3 +35,19 @@ def test_a_file_of_another_shape_is_refused(tmp_path):
     path.write_bytes(serialized(np.zeros(4)))
     with pytest.raises(RunError, match="not a float64"):
         _tensor_file(str(path), np.dtype("float64"), (3,))
+
+
+@pytest.mark.slow
+def test_without_room_for_the_files_results_come_through_the_session(monkeypatch):
+    from pathlib import Path
+
+    from dfc.ir.interp import run_numpy
+    from dfc.passes import compile_spec
+    from dfc.runtime import tf_engine
+    from dfc.spec import load_spec
+
+    monkeypatch.setattr(tf_engine, "_scratch", lambda need: None)
+    root = Path(__file__).resolve().parents[2]
+    g = compile_spec(load_spec(root / "specs" / "matmul.yaml", ["N=128", "T=64"]))
+    got, want = tf_engine.run_tf(g, timeout=120), run_numpy(g)
+    np.testing.assert_allclose(got.arrays["C"], want.arrays["C"], rtol=1e-5)
