@@ -94,7 +94,7 @@ def _list_schedule(names: list, cost: dict, resource: dict, succ: dict, idle: se
 
 
 def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str, offset: float,
-                    timeline: list[Slot] | None) -> float:
+                    timeline: list[Slot] | None, index: dict[str, int]) -> float:
     ns = _scope_nodes(order, scope)
     if not ns:
         return 0.0
@@ -116,7 +116,6 @@ def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str,
         timeline.append(Slot(name, n.group, n.kind, res, offset + start, offset + end, scope))
 
     # adjacency dicts: the views are too slow for graphs of a million nodes
-    index = {k: i for i, k in enumerate(g._node)}  # ties: build order (program order), never names
     return _list_schedule(list(inside), cost, resource, g._succ, idle, index,
                           record if timeline is not None else None)
 
@@ -213,8 +212,9 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
     keep = g.number_of_nodes() <= TIMELINE_LIMIT if timeline is None else timeline
     slots: list[Slot] | None = [] if keep else None
     order = topo(g)
-    prologue = _simulate_scope(g, cm, order, "", 0.0, slots)
-    iteration = _simulate_scope(g, cm, order, "loop", prologue, slots) if loop else 0.0
+    index = {k: i for i, k in enumerate(g._node)}  # ties: build order (program order), never names
+    prologue = _simulate_scope(g, cm, order, "", 0.0, slots, index)
+    iteration = _simulate_scope(g, cm, order, "loop", prologue, slots, index) if loop else 0.0
     busy = {d: 0.0 for d in cm.devices}
     flops = {d: 0.0 for d in cm.devices}
     memory = {d: 0 for d in cm.devices}

@@ -260,10 +260,10 @@ def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
     strategy competes."""
     from ..cost.simulate import Predictor
 
-    predict = Predictor(g, cm)
     size = g.number_of_nodes()
     if size > VARIANT_LIMIT:
         return heft_variant(g, cm, devs)
+    predict = Predictor(g, cm)
     variants = [(c, d) for c in ((True, False) if size <= SEARCH_LIMIT else (True,)) for d in DATA_VARIANTS]
     candidates = [heft_variant(g, cm, devs, use_clusters, data) for use_clusters, data in variants]
     scored = [(predict(where), i) for i, where in enumerate(candidates)]
@@ -280,8 +280,7 @@ def _final_makespan(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], where: 
     from .combine import combine
     from .comm import comm
 
-    placed = with_nodes(g, [g.nodes[k]["node"].evolve(device=where.get(k, "")) for k in g.nodes],
-                        {"profile": cm.profile, "devices": devs})
+    placed = _with_devices(g, where, {"profile": cm.profile, "devices": devs})
     return simulate(comm(combine(placed), verify=False), cm, timeline=False, bound=False).makespan
 
 
@@ -310,6 +309,7 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
     position = {k: i for i, k in enumerate(g.nodes)}  # construction (program) order, not names
     variables = sorted((g.nodes[k]["node"] for k in g.nodes if g.nodes[k]["node"].kind == "variable"),
                        key=lambda n: (-remote(n), -n.out_bytes, position[n.name]))
+
     def partners(v: Node) -> list[str]:  # devices it exchanges data with, most bytes first
         traffic: dict[str, int] = {}
         for k in (v.name, *writers.get(v.name, [])):
@@ -320,7 +320,7 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
         return sorted(traffic, key=lambda d: (-traffic[d], devs.index(d)))
 
     tried: set[tuple[str, str]] = set()
-    moves = (lambda v: partners(v), lambda v: [d for d in v.allowed or devs if d != where[v.name]])
+    moves = (partners, lambda v: [d for d in v.allowed or devs if d != where[v.name]])
     for candidates in moves:  # first towards the data, then anywhere
         for v in variables:
             for d in candidates(v):
@@ -336,8 +336,8 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
     return where
 
 
-def _with_devices(g: nx.DiGraph, where: Assignment) -> nx.DiGraph:
-    return with_nodes(g, [g.nodes[k]["node"].evolve(device=where.get(k, "")) for k in g.nodes])
+def _with_devices(g: nx.DiGraph, where: Assignment, graph_attrs: dict | None = None) -> nx.DiGraph:
+    return with_nodes(g, [g.nodes[k]["node"].evolve(device=where.get(k, "")) for k in g.nodes], graph_attrs)
 
 
 def round_robin(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:

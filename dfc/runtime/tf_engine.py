@@ -127,11 +127,12 @@ def _tensor_file(path: str, dtype, shape: tuple[int, ...]):
         if not v:
             break
     tag = b"\x22" + bytes(length)  # field 4 (tensor_content), length-delimited
+    if nbytes == 0:
+        return np.empty(shape, dtype)
     with open(path, "rb") as f:
-        f.seek(size - nbytes - len(tag))
-        if nbytes == 0:
-            return np.empty(shape, dtype)
-        if f.read(len(tag)) != tag:
+        if size >= nbytes + len(tag):
+            f.seek(size - nbytes - len(tag))
+        if size < nbytes + len(tag) or f.read(len(tag)) != tag:
             raise RunError(f"cannot read back {os.path.basename(path)}: not a {dtype}{list(shape)} tensor file")
         return np.fromfile(f, dtype=dtype.newbyteorder("<"), count=nbytes // dtype.itemsize).reshape(shape)
 

@@ -51,3 +51,10 @@ def test_without_room_for_the_files_results_come_through_the_session(monkeypatch
     g = compile_spec(load_spec(root / "specs" / "matmul.yaml", ["N=128", "T=64"]))
     got, want = tf_engine.run_tf(g, timeout=120), run_numpy(g)
     np.testing.assert_allclose(got.arrays["C"], want.arrays["C"], rtol=1e-5)
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    path = tmp_path / "t.tensor"
+    path.write_bytes(serialized(np.zeros(4))[:10])
+    with pytest.raises(RunError, match="not a float64"):
+        _tensor_file(str(path), np.dtype("float64"), (4,))
