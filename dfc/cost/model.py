@@ -92,6 +92,14 @@ class CostModel:
             mean = self._compute[key] = sum(self.compute(node, d) for d in devs) / len(devs)
         return mean
 
+    def cheapest(self, node: Node, allowed: tuple[str, ...]) -> float:
+        """The cost on the cheapest device it may run on (for lower bounds)."""
+        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype, "min", allowed)
+        best = self._compute.get(key)
+        if best is None:
+            best = self._compute[key] = min(self.compute(node, d) for d in allowed or self.devices)
+        return best
+
 
 def device_label(device: str) -> str:
     job, task = task_of(device)

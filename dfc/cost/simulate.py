@@ -18,7 +18,7 @@ from typing import Callable
 
 import networkx as nx
 
-from ..ir.node import Node, topo
+from ..ir.node import Node, gc_paused, topo
 from .model import CostModel
 
 
@@ -58,47 +58,57 @@ def _list_schedule(names: list, cost: dict, resource: dict, succ: dict, idle: se
     """The simulator's core: ``names`` (a topological order) run on their ``resource``, one
     at a time, ready ones in the order they became ready, upward rank breaking ties and then
     ``index`` (the order the graph was built in); names in ``idle`` take no resource.
-    Successors outside ``names`` are ignored. Returns the time the last one ends."""
-    rank: dict[str, float] = {}
-    for name in reversed(names):
-        rank[name] = cost[name] + max((rank[s] for s in succ[name] if s in rank), default=0.0)
-    waiting = dict.fromkeys(names, 0)
-    for name in names:
-        for s in succ[name]:
-            if s in waiting:
-                waiting[s] += 1
-    ready_at = dict.fromkeys(names, 0.0)
-    heap = [(0.0, -rank[k], index[k], k) for k, w in waiting.items() if w == 0]
+    Successors outside ``names`` are ignored. Returns the time the last one ends.
+
+    Works on positions in ``names`` (lists, not dicts keyed by name: this loop runs once
+    per node of graphs of a million)."""
+    at = {k: i for i, k in enumerate(names)}
+    kids = [[at[s] for s in succ[k] if s in at] for k in names]
+    costs = [cost[k] for k in names]
+    rank = costs[:]
+    for i in range(len(names) - 1, -1, -1):
+        tail = 0.0
+        for j in kids[i]:
+            if rank[j] > tail:
+                tail = rank[j]
+        rank[i] += tail
+    waiting = [0] * len(names)
+    for ks in kids:
+        for j in ks:
+            waiting[j] += 1
+    busy = [k not in idle for k in names]
+    where = [resource[k] for k in names]
+    ready_at = [0.0] * len(names)
+    heap = [(0.0, -rank[i], index[names[i]], i) for i, w in enumerate(waiting) if w == 0]
     heapq.heapify(heap)
+    pop, push = heapq.heappop, heapq.heappush
     free: dict[str, float] = {}
     end_all = 0.0
     while heap:
-        name = heapq.heappop(heap)[3]
-        res = resource[name]
-        start = max(ready_at[name], free.get(res, 0.0))
-        end = start + cost[name]
-        if name not in idle:
+        i = pop(heap)[3]
+        res = where[i]
+        start = free.get(res, 0.0)
+        if ready_at[i] > start:
+            start = ready_at[i]
+        end = start + costs[i]
+        if busy[i]:
             free[res] = end
             if record is not None:
-                record(name, res, start, end)
+                record(names[i], res, start, end)
         if end > end_all:
             end_all = end
-        for s in succ[name]:
-            if s in waiting:
-                if end > ready_at[s]:
-                    ready_at[s] = end
-                waiting[s] -= 1
-                if waiting[s] == 0:
-                    heapq.heappush(heap, (ready_at[s], -rank[s], index[s], s))
+        for j in kids[i]:
+            if end > ready_at[j]:
+                ready_at[j] = end
+            waiting[j] -= 1
+            if not waiting[j]:
+                push(heap, (ready_at[j], -rank[j], index[names[j]], j))
     return end_all
 
 
-def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str, offset: float,
-                    timeline: list[Slot] | None, index: dict[str, int]) -> float:
-    ns = _scope_nodes(order, scope)
-    if not ns:
-        return 0.0
-    inside = {n.name: n for n in ns}
+def _costs(cm: CostModel, ns: list[Node]) -> tuple[dict[str, float], dict[str, str]]:
+    """Each node's seconds and resource in the schedule: a ``recv`` occupies the link
+    ``src->dst``, anything else its device (``send`` and ``loop`` for no time)."""
     cost: dict[str, float] = {}
     resource: dict[str, str] = {}
     for n in ns:
@@ -109,6 +119,14 @@ def _simulate_scope(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str,
         else:
             cost[n.name] = 0.0 if n.kind in ("send", "loop") else cm.compute(n, n.device)
             resource[n.name] = n.device
+    return cost, resource
+
+
+def _simulate_scope(g: nx.DiGraph, ns: list[Node], cost: dict[str, float], resource: dict[str, str],
+                    scope: str, offset: float, timeline: list[Slot] | None, index: dict[str, int]) -> float:
+    if not ns:
+        return 0.0
+    inside = {n.name: n for n in ns}
     idle = {n.name for n in ns if n.kind in ("send", "loop")}
 
     def record(name: str, res: str, start: float, end: float) -> None:
@@ -187,23 +205,30 @@ class Predictor:
         return prologue + self.iterations * iteration
 
 
-def _lower_bound(g: nx.DiGraph, cm: CostModel, order: list[Node], scope: str) -> float:
-    ns = _scope_nodes(order, scope)
+def _lower_bound(g: nx.DiGraph, cm: CostModel, ns: list[Node]) -> float:
     if not ns:
         return 0.0
     free = ("send", "recv", "loop")  # transfers count as free: the bound holds for any placement
-    best = {n.name: 0.0 if n.kind in free else min(cm.compute(n, d) for d in (n.allowed or cm.devices)) for n in ns}
     longest: dict[str, float] = {}
     pred = g._pred
+    total = 0.0
     for n in ns:  # topological order
-        longest[n.name] = best[n.name] + max((longest[p] for p in pred[n.name] if p in longest), default=0.0)
-    return max(max(longest.values()), sum(best.values()) / len(cm.devices))
+        best = 0.0 if n.kind in free else cm.cheapest(n, n.allowed)
+        total += best
+        before = 0.0
+        for p in pred[n.name]:
+            t = longest.get(p, 0.0)
+            if t > before:
+                before = t
+        longest[n.name] = best + before
+    return max(max(longest.values()), total / len(cm.devices))
 
 
 #: Past this many nodes the simulator keeps no timeline unless asked (it is for pictures).
 TIMELINE_LIMIT = 20_000
 
 
+@gc_paused()
 def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None,
              bound: bool = True) -> Schedule:
     """``bound=False`` skips the lower bound (reported as 0): for the placement search."""
@@ -213,8 +238,13 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
     slots: list[Slot] | None = [] if keep else None
     order = topo(g)
     index = {k: i for i, k in enumerate(g._node)}  # ties: build order (program order), never names
-    prologue = _simulate_scope(g, cm, order, "", 0.0, slots, index)
-    iteration = _simulate_scope(g, cm, order, "loop", prologue, slots, index) if loop else 0.0
+    scopes: dict[str, list[Node]] = {"": [], "loop": []}
+    for n in order:
+        if n.kind not in ("const", "task"):
+            scopes[n.scope].append(n)
+    cost, resource = _costs(cm, order)
+    prologue = _simulate_scope(g, scopes[""], cost, resource, "", 0.0, slots, index)
+    iteration = _simulate_scope(g, scopes["loop"], cost, resource, "loop", prologue, slots, index) if loop else 0.0
     busy = {d: 0.0 for d in cm.devices}
     flops = {d: 0.0 for d in cm.devices}
     memory = {d: 0 for d in cm.devices}
@@ -230,8 +260,8 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
             key = (n.attr("from"), n.device)
             links[key] = links.get(key, 0) + n.out_bytes * times
         elif n.device and n.kind not in ("const", "send", "loop", "task"):
-            busy[n.device] += cm.compute(n, n.device) * times
+            busy[n.device] += cost[n.name] * times
             flops[n.device] += n.flops * times
-    lb = _lower_bound(g, cm, order, "") + iters * _lower_bound(g, cm, order, "loop") if bound else 0.0
+    lb = _lower_bound(g, cm, scopes[""]) + iters * _lower_bound(g, cm, scopes["loop"]) if bound else 0.0
     return Schedule(prologue + iters * iteration, lb, prologue, iteration, iters, busy, flops, memory, links,
                     sum(links.values()), slots or [], max(init.values(), default=0.0))

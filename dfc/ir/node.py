@@ -23,7 +23,9 @@ Node names are stable and readable (``product[i=1,j=0,k=2]``, ``A[0,1]``,
 
 from __future__ import annotations
 
+import gc
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -99,6 +101,21 @@ def _jsonable(v: Any) -> Any:
     return str(v)
 
 
+@contextmanager
+def gc_paused():
+    """Python's cyclic garbage collector off for the block (a decorator too). Compiling
+    allocates millions of small objects that reference counting frees (the IR has no
+    reference cycles: frozen Nodes of strings and tuples); the collector would scan the
+    growing heap again and again (a third of the time on a graph of 150k nodes)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def node_of(g: nx.DiGraph, name: str) -> Node:
     return g.nodes[name]["node"]
 
@@ -109,14 +126,27 @@ def nodes(g: nx.DiGraph) -> list[Node]:
 
 
 def add(g: nx.DiGraph, node: Node) -> str:
-    """Add ``node`` with one edge per input; returns its name."""
-    g.add_node(node.name, node=node)
+    """Add ``node`` with one edge per input and control dependency; returns its name.
+
+    On the adjacency dicts directly, filled as ``DiGraph.add_edge`` fills them (one
+    attribute dict shared by both directions): the networkx calls cost more than the rest
+    of building a graph of a hundred thousand nodes."""
+    name, data, succ, pred = node.name, g._node, g._succ, g._pred
+    if name in data:
+        data[name]["node"] = node
+    else:
+        data[name], succ[name], pred[name] = {"node": node}, {}, {}
+    mine = pred[name]
     for src in node.inputs:
-        g.add_edge(src, node.name, bytes=g.nodes[src]["node"].out_bytes)
+        if src not in data:
+            raise IRError(f"{name!r} reads {src!r}, which is not in the IR")
+        succ[src][name] = mine[src] = {"bytes": data[src]["node"].out_bytes}
     for src in node.after:
-        if not g.has_edge(src, node.name):
-            g.add_edge(src, node.name, bytes=0)
-    return node.name
+        if src not in data:
+            raise IRError(f"{name!r} runs after {src!r}, which is not in the IR")
+        if src not in mine:
+            succ[src][name] = mine[src] = {"bytes": 0}
+    return name
 
 
 def copy_graph(g: nx.DiGraph) -> nx.DiGraph:
@@ -216,15 +246,20 @@ def verify_ir(g: nx.DiGraph, stage: str = "") -> None:
     kinds = frozenset(KINDS)
     pred = g._pred  # adjacency dicts: checking them directly keeps this linear and cheap
     nodes_ = g._node
+    looped = {k for k, d in nodes_.items() if "node" in d and d["node"].scope == "loop"}
     for name, data in nodes_.items():
         n = data.get("node")
         if n is None:
             raise IRError(f"node {name!r} has no Node{where}")
         if n.name != name or n.kind not in kinds:
             raise IRError(f"bad node {name!r} (kind {n.kind!r}){where}")
-        if pred[name].keys() != (set(n.inputs).union(n.after) if n.after else set(n.inputs)):
-            raise IRError(f"edges of {name!r} do not match its inputs{where}")
-        if n.scope == "" and n.inputs and any(nodes_[i]["node"].scope == "loop" for i in n.inputs):
+        p, ins = pred[name], n.inputs
+        # the edges are exactly the inputs and control dependencies: the common shapes
+        # (no input, or one) without building sets
+        if n.after or len(ins) > 1 or len(p) != len(ins) or (ins and ins[0] not in p):
+            if p.keys() != set(ins).union(n.after):
+                raise IRError(f"edges of {name!r} do not match its inputs{where}")
+        if looped and n.scope == "" and not looped.isdisjoint(ins):
             raise IRError(f"{name!r} runs once, before the loop, but reads a loop value{where}")
 
 

@@ -10,6 +10,7 @@ import networkx as nx
 
 from ..cost.profile import Profile
 from ..ir.build import build
+from ..ir.node import gc_paused
 from ..spec.model import Spec
 from .combine import combine
 from .comm import comm
@@ -37,6 +38,7 @@ PIPELINE: tuple[Pass, ...] = (
 PASS_NAMES = ("build",) + tuple(p.name for p in PIPELINE)
 
 
+@gc_paused()
 def compile_spec(spec: Spec, strategy: str | None = None, profile: Profile | None = None,
                  stop_after: str | None = None,
                  observe: Callable[[str, nx.DiGraph], None] | None = None) -> nx.DiGraph:

@@ -19,11 +19,13 @@ from __future__ import annotations
 import ast
 import itertools
 from dataclasses import dataclass, field
+from typing import Callable
 
 import networkx as nx
 
 from ..ops import MATMUL_BY_RANK, REGISTRY, ItemsType, TensorType
-from ..spec.expr import Expr, evaluate
+from ..diagnostics import Pos
+from ..spec.expr import Expr, compiled
 from ..spec.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
 from ..ir.build import entries
 from ..ir.devices import allowed
@@ -87,13 +89,49 @@ class Expander:
         self.pending: dict[str, list[str]] = {}  # queue -> enqueue nodes not yet drained
         self.types: dict[str, Type] = {}
         self.readers: dict[str, set[str]] = {}  # variable -> nodes that read it since its last write
+        # what is the same for every instance of a task, worked out once: sub-expressions
+        # compiled, source positions, and an op's result type and costs for its input types
+        self._compiled: dict[ast.AST, Callable] = {}
+        self._pos: dict[tuple[Expr, ast.AST], Pos] = {}
+        self._typed: dict[tuple, tuple] = {}
 
     # ---------------------------------------------------------------- helpers
+    def value_of(self, expr: Expr, node: ast.AST, env: dict) -> object:
+        """A sub-expression's value (an index, a key, an op's keyword): compiled once."""
+        fn = self._compiled.get(node)
+        if fn is None:
+            fn = self._compiled[node] = compiled(Expr(expr.text, node, expr.pos))
+        return fn(env)
+
+    def pos(self, expr: Expr, node: ast.AST) -> Pos:
+        key = (expr, node)
+        at = self._pos.get(key)
+        if at is None:
+            at = self._pos[key] = expr.at(node)
+        return at
+
+    def typed(self, op_name: str, types: list[Type], kw: dict) -> tuple[Type, int, int]:
+        """The op's result type, flops and memory bytes for these inputs (memoised: a task's
+        instances have the same types)."""
+        try:
+            key = (op_name, tuple(types), tuple(sorted(kw.items())))
+            hit = self._typed.get(key)
+        except TypeError:  # an unhashable keyword value: work it out every time
+            key, hit = None, None
+        if hit is None:
+            op = REGISTRY[op_name]
+            out = op.infer(*types, **kw)
+            hit = (out, op.flops(tuple(types), out), op.bytes(tuple(types), out))
+            if key is not None:
+                self._typed[key] = hit
+        return hit
+
     def add(self, node: Node, typ: Type | None = None) -> str:
-        if node.name not in self.g:
+        data = self.g._node
+        if node.name not in data:
             add(self.g, node)
             for src in node.inputs:
-                if self.g.nodes[src]["node"].kind == "variable" and node.kind != "variable":
+                if data[src]["node"].kind == "variable" and node.kind != "variable":
                     self.readers.setdefault(src, set()).add(node.name)
         self.types[node.name] = typ if typ is not None else TensorType(node.shape, node.dtype or None)
         return node.name
@@ -135,15 +173,12 @@ class Expander:
     # ---------------------------------------------------------------- expressions
     def op(self, ctx: _Ctx, op_name: str, args: list[tuple[str, Type]], node: ast.AST | None,
            name: str | None = None, kind: str = "compute", **kw) -> tuple[str, Type]:
-        op = REGISTRY[op_name]
-        types = [t for _, t in args]
-        out = op.infer(*types, **kw)
+        out, flops, mem = self.typed(op_name, [t for _, t in args], kw)
         name = name or f"{ctx.label}/{next(ctx.counter)}:{op_name}"
-        flops = op.flops(tuple(types), out)
         attrs = tuple(sorted({**kw, **({"instance": ctx.instance} if ctx.instance else {})}.items()))
         n = Node(name, kind, op_name, tuple(a for a, _ in args), out.shape, out.dtype or "", flops,
-                 out.nbytes, op.bytes(tuple(types), out), allowed=ctx.allowed, scope=ctx.scope, group=ctx.group,
-                 pos=ctx.expr.at(node) if node is not None else ctx.expr.pos, attrs=attrs)
+                 out.nbytes, mem, allowed=ctx.allowed, scope=ctx.scope, group=ctx.group,
+                 pos=self.pos(ctx.expr, node) if node is not None else ctx.expr.pos, attrs=attrs)
         return self.add(n, out), out
 
     def index_values(self, ctx: _Ctx, sub: ast.AST, extent: int) -> list[int]:
@@ -151,7 +186,7 @@ class Expander:
             return list(range(extent))
         if isinstance(sub, ast.Name) and sub.id in ctx.env:  # the common case: a bound index
             return [int(ctx.env[sub.id])]
-        return [int(evaluate(Expr(ctx.expr.text, sub, ctx.expr.pos), {**self.spec.params, **ctx.env}))]
+        return [int(self.value_of(ctx.expr, sub, {**self.spec.params, **ctx.env}))]
 
     def read(self, ctx: _Ctx, array: str, subs: list[ast.AST] | None, node: ast.AST) -> tuple[str, Type]:
         a = self.spec.arrays[array]
@@ -219,7 +254,7 @@ class Expander:
             return parts[0] if len(parts) == 1 else self.op(ctx, "and", parts, node, name)
         if isinstance(node, ast.Call):
             op = REGISTRY[node.func.id]
-            kw = {k.arg: evaluate(Expr(ctx.expr.text, k.value, ctx.expr.pos), spec.params) for k in node.keywords}
+            kw = {k.arg: self.value_of(ctx.expr, k.value, spec.params) for k in node.keywords}
             free = self.free_indices(ctx, node.args[0]) if op.reduction and len(node.args) == 1 else {}
             if free:
                 return self.reduction(ctx, op.name, node, free, name)
@@ -248,7 +283,7 @@ class Expander:
         name, typ = value
         n = Node(f"{ctx.label}/enqueue:{queue}[{','.join(map(str, key))}]", "enqueue", "enqueue", (name,),
                  typ.shape, typ.dtype or "", 0, typ.nbytes, scope=ctx.scope, group=ctx.group,
-                 pos=ctx.expr.at(node), attrs=tuple(sorted({"env": tuple(sorted(ctx.env.items())), "key": key,
+                 pos=self.pos(ctx.expr, node), attrs=tuple(sorted({"env": tuple(sorted(ctx.env.items())), "key": key,
                                                             "queue": queue,
                                                             **({"instance": ctx.instance} if ctx.instance else {})}.items())))
         self.add(n, typ)
@@ -271,7 +306,7 @@ class Expander:
         into = self.spec.arrays[q.reduce.into]
         by_key: dict[tuple, list[str]] = {}
         for e in self.pending.get(queue, []):
-            by_key.setdefault(self.g.nodes[e]["node"].attr("key"), []).append(e)
+            by_key.setdefault(self.g._node[e]["node"].attr("key"), []).append(e)
         self.pending[queue] = []
         for key in sorted(by_key):
             label = f"{'loop/' if scope == 'loop' else ''}{queue}[{','.join(map(str, key))}]"
@@ -284,7 +319,7 @@ class Expander:
     def assign(self, ctx: _Ctx, target: tuple, value: tuple[str, Type], name: str) -> str:
         array, index = target
         var = tile_name(array, index) if array != "scalar" else f"scalar:{index}"
-        vnode = self.g.nodes[var]["node"]
+        vnode = self.g._node[var]["node"]
         # write-after-read and write-after-write: after every reader of the old value
         after = (set(self.readers.pop(var, set())) | {var}) - {value[0]}
         if target in self.version:
@@ -332,7 +367,7 @@ class Expander:
             return tree.id, []
         subs = tree.slice.elts if isinstance(tree.slice, ast.Tuple) else [tree.slice]
         env = {**self.spec.params, **ctx.env}
-        return tree.value.id, [int(evaluate(Expr(e.text, s, e.pos), env)) for s in subs]
+        return tree.value.id, [int(self.value_of(e, s, env)) for s in subs]
 
     def split(self, ctx: _Ctx, target: Expr, value: tuple[str, Type]):
         """The assignments that write ``value`` into ``target`` (a tile, or a whole array)."""
@@ -349,7 +384,7 @@ class Expander:
     def drain_pop(self, queue: str, scope: str) -> None:
         if queue in self.popped:
             return
-        enq = sorted(self.pending.get(queue, []), key=lambda e: (self.g.nodes[e]["node"].attr("key"), e))
+        enq = sorted(self.pending.get(queue, []), key=lambda e: (self.g._node[e]["node"].attr("key"), e))
         item = self.types[enq[0]]
         ctx = _Ctx(queue, scope, queue, Expr(queue, ast.Constant(0), self.spec.queues[queue].pos), {})
         self.popped[queue] = self.dequeue(ctx, queue, "*", enq, item)[0]

@@ -68,8 +68,10 @@ def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int]) -> tuple[dict[
         cost[n.name] = cm.mean_compute(n, n.allowed)
         parent[n.name] = n.name
         allowed[n.name] = frozenset(n.allowed) if n.allowed else None
-    succ = g._succ  # edges in (index[u], index[v]) order, without networkx's edge views
-    edges = ((u, v, succ[u][v]) for u in sorted(cost, key=index.get) for v in sorted(succ[u], key=index.get))
+    succ = g._succ  # edges in (index[u], index[v]) order (``cost`` is in topological, i.e.
+    # index, order), without networkx's edge views
+    edges = ((u, v, succ[u][v]) for u in cost
+             for v in (succ[u] if len(succ[u]) < 2 else sorted(succ[u], key=index.get)))
     for u, v, data in edges:
         if v not in cost or not data["bytes"]:
             continue
@@ -102,14 +104,19 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     is placed with the first node that uses it, initialised there or (``data="slack"``,
     before the loop) on the device that can make and ship it soonest; a variable read in
     the loop lives with its reader (it would cross every iteration otherwise)."""
-    order = [n for n in topo(g)]
+    order = topo(g)
     index = {n.name: i for i, n in enumerate(order)}  # ties follow program order, never names
     succ_of, pred_of = g._succ, g._pred  # adjacency dicts: the views are slow at this scale
+    node = {n.name: n for n in order}
     rank: dict[str, float] = {}
     for n in reversed(order):
         if n.kind == "const":
             continue
-        tail = max((cm.mean_transfer(e["bytes"]) + rank[s] for s, e in succ_of[n.name].items()), default=0.0)
+        tail = 0.0
+        for s, e in succ_of[n.name].items():
+            t = cm.mean_transfer(e["bytes"]) + rank[s]
+            if t > tail:
+                tail = t
         rank[n.name] = max(cm.mean_compute(n, n.allowed), 1e-12) + tail
     cluster, cluster_allowed = clusters(g, cm, index) if use_clusters else ({}, {})
     cluster_device: dict[str, str] = {}
@@ -122,18 +129,19 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     if data == "cyclic":  # tiles dealt cyclically over the devices (those used only before the loop)
         turn: dict[tuple[str, ...], int] = {}
         for n in order:
-            if n.name in lazy and n.scope == "" and not any(g.nodes[s]["node"].scope == "loop" for s in succ_of[n.name]):
+            if n.name in lazy and n.scope == "" and not any(node[s].scope == "loop" for s in succ_of[n.name]):
                 pool = n.allowed or devs
                 where[n.name] = pool[turn.get(pool, 0) % len(pool)]
                 turn[pool] = turn.get(pool, 0) + 1
                 lazy.discard(n.name)
     projected = {d: 0.0 for d in devs}  # expected work per device over the run
+    iterations = node["loop"].attr("max") if "loop" in node else 1
     for n in order:
         if n.kind not in ("const", "variable"):
             share = n.allowed or devs
-            times = g.nodes["loop"]["node"].attr("max") if n.scope == "loop" and "loop" in g else 1
+            work = (iterations if n.scope == "loop" else 1) * cm.mean_compute(n, n.allowed) / len(share)
             for d in share:
-                projected[d] += times * cm.mean_compute(n, n.allowed) / len(share)
+                projected[d] += work
     for scope in ("loop", ""):  # the body repeats: it decides where loop state lives
         finish: dict[str, float] = {}
         avail = {d: 0.0 for d in devs}
@@ -172,13 +180,13 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
             _, at, e = min(remote, key=lambda r: (r[1], r[2]))
             return e, at
 
-        names = [k for k in rank if g.nodes[k]["node"].scope == scope]
+        names = [k for k in rank if node[k].scope == scope]
         for name in sorted(names, key=lambda k: (-rank[k], index[k])):
-            n = g.nodes[name]["node"]
+            n = node[name]
             if n.kind == "variable":  # placed with their first user, or pinned
                 continue
             if n.kind == "assign" and n.attr("target") in lazy:
-                cands = g.nodes[n.attr("target")]["node"].allowed or devs
+                cands = node[n.attr("target")].allowed or devs
             elif cluster.get(name) in cluster_device:
                 cands = (cluster_device[cluster[name]],)
             else:
@@ -186,17 +194,21 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
                 shared = cluster_allowed.get(cluster.get(name, ""))
                 if shared:
                     cands = tuple(d for d in cands if d in shared) or cands
-            preds = [(p, e["bytes"]) for p, e in pred_of[name].items() if p in where]
-            fresh = [g.nodes[p]["node"] for p in sorted(pred_of[name], key=index.get) if p in lazy]
+            # (input, bytes, its device, when it is done there): arrival() inlined below
+            preds = [(p, e["bytes"], where[p], finish.get(p, 0.0)) for p, e in pred_of[name].items() if p in where]
+            fresh = [p for p in pred_of[name] if p in lazy]
+            fresh = [node[p] for p in (sorted(fresh, key=index.get) if len(fresh) > 1 else fresh)]
             best = None
             for d in cands:
                 links = dict(link)
                 ready = 0.0
-                for p, b in preds:
-                    t = arrival(p, b, d, links)
-                    if where[p] != d and b:
-                        links[(where[p], d)] = t
-                    ready = max(ready, t)
+                for p, b, src, t in preds:
+                    if src != d and b:
+                        busy = links.get((src, d), 0.0)
+                        t = (t if t > busy else busy) + cm.transfer(b, src, d)
+                        links[(src, d)] = t
+                    if t > ready:
+                        ready = t
                 load = dict(avail)
                 for v in fresh:
                     e, at = make(v, d, load, links, n)
@@ -222,9 +234,9 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
                 lazy.discard(v.name)
             if n.kind == "assign":
                 d = where[n.attr("target")]
-            for p, b in preds:  # the transfers now occupy their links
-                if where[p] != d and b:
-                    link[(where[p], d)] = arrival(p, b, d, link)
+            for p, b, src, _ in preds:  # the transfers now occupy their links
+                if src != d and b:
+                    link[(src, d)] = arrival(p, b, d, link)
             if name in cluster:
                 cluster_device.setdefault(cluster[name], d)
             where[name], finish[name] = d, best[0]
@@ -389,9 +401,8 @@ def place(g: nx.DiGraph, strategy: str, profile: Profile) -> nx.DiGraph:
     where = STRATEGIES[strategy](g, cm, devs)
     g2 = _with_devices(g, where)
     g2.graph.update(strategy=strategy, profile=profile, devices=devs)
-    placed = [g2.nodes[k]["node"] for k in sorted(g2.nodes)]
     verify_ir(g2, "place")
-    for n in placed:
+    for n in (d["node"] for d in g2._node.values()):
         if n.kind != "const" and n.allowed and n.device not in n.allowed and n.kind != "assign":
             raise AssertionError(f"{strategy} put {n.name} on {n.device}, outside {n.allowed}")
     return g2

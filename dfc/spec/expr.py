@@ -280,7 +280,24 @@ def _closure(expr: Expr, node: ast.AST) -> Callable:
         return name
     if isinstance(node, ast.BinOp):
         left, right = _closure(expr, node.left), _closure(expr, node.right)
-        return lambda env: _binop(expr, node, left(env), right(env))
+        op = type(node.op)
+        exact = _ARITH.get(op)
+        if exact is None and op is not ast.Div:
+            return lambda env: _binop(expr, node, left(env), right(env))
+
+        def ints(env):  # the common case, integers, without _binop's checks of every type
+            a, b = left(env), right(env)
+            if type(a) is int and type(b) is int and (b or op in (ast.Add, ast.Sub, ast.Mult)):
+                if exact is not None:
+                    v = exact(a, b)
+                elif a % b == 0:  # ``/`` of integers, whole: what Fraction(a, b) normalises to
+                    v = a // b
+                else:
+                    return _binop(expr, node, a, b)
+                if -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
+                    return v
+            return _binop(expr, node, a, b)
+        return ints
     return lambda env: _eval(expr, node, env)
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from dfc.diagnostics import Pos
 from dfc.ops import FUNCTIONS
-from dfc.spec.expr import ExprError, evaluate, parse_expr, whole
+from dfc.spec.expr import MAX_MAGNITUDE, ExprError, compiled, evaluate, parse_expr, whole
 
 POS = Pos("t.yaml", 3, 10, 10)
 
@@ -79,3 +79,28 @@ def test_positions_point_inside_the_string():
     node = e.tree.right
     at = e.at(node)
     assert (at.line, at.col, at.end_col) == (3, 20, 27)
+
+
+def _outcome(fn):
+    try:
+        v = fn()
+        return type(v), v
+    except ExprError as e:
+        return "error", e.diagnostic.code, e.diagnostic.message
+
+
+@pytest.mark.parametrize("text", [
+    "(i*(N/T) + j) % 2", "i*G + j", "N/T", "N/3", "i - j - N", "i // j", "i % j", "i / j",
+    "2**i", "N/T*1.5", "i*N + 0.5", "True + i", "X * X", "-i % 3",
+])
+@pytest.mark.parametrize("env", [
+    {"i": 3, "j": 2, "N": 8, "T": 2, "G": 4, "X": 7},
+    {"i": 0, "j": 0, "N": 6, "T": 4, "G": 1, "X": MAX_MAGNITUDE},
+    {"i": -5, "j": 3, "N": 9, "T": 3, "G": 2, "X": Fraction(3, 2)},
+    {"i": 7, "j": 1.5, "N": 10, "T": 5, "G": 0, "X": 2.5},
+])
+def test_compiled_expressions_agree_with_evaluate(text, env):
+    """``compiled`` (queue shards, tile indices of every task instance) has fast paths for
+    integers: same values, same types, same errors as the reference evaluator."""
+    e = parse_expr(text, POS, True)
+    assert _outcome(lambda: compiled(e)(env)) == _outcome(lambda: evaluate(e, env))
