@@ -106,28 +106,11 @@ def _list_schedule(names: list, cost: dict, resource: dict, succ: dict, idle: se
     return end_all
 
 
-def _costs(cm: CostModel, ns: list[Node]) -> tuple[dict[str, float], dict[str, str]]:
-    """Each node's seconds and resource in the schedule: a ``recv`` occupies the link
-    ``src->dst``, anything else its device (``send`` and ``loop`` for no time)."""
-    cost: dict[str, float] = {}
-    resource: dict[str, str] = {}
-    for n in ns:
-        if n.kind == "recv":
-            src = n.attr("from")
-            cost[n.name] = cm.transfer(n.out_bytes, src, n.device)
-            resource[n.name] = f"{src}->{n.device}"
-        else:
-            cost[n.name] = 0.0 if n.kind in ("send", "loop") else cm.compute(n, n.device)
-            resource[n.name] = n.device
-    return cost, resource
-
-
-def _simulate_scope(g: nx.DiGraph, ns: list[Node], cost: dict[str, float], resource: dict[str, str],
-                    scope: str, offset: float, timeline: list[Slot] | None, index: dict[str, int]) -> float:
-    if not ns:
+def _simulate_scope(g: nx.DiGraph, inside: dict[str, Node], cost: dict[str, float], resource: dict[str, str],
+                    idle: set[str], scope: str, offset: float, timeline: list[Slot] | None,
+                    index: dict[str, int]) -> float:
+    if not inside:
         return 0.0
-    inside = {n.name: n for n in ns}
-    idle = {n.name for n in ns if n.kind in ("send", "loop")}
 
     def record(name: str, res: str, start: float, end: float) -> None:
         n = inside[name]
@@ -205,25 +188,6 @@ class Predictor:
         return prologue + self.iterations * iteration
 
 
-def _lower_bound(g: nx.DiGraph, cm: CostModel, ns: list[Node]) -> float:
-    if not ns:
-        return 0.0
-    free = ("send", "recv", "loop")  # transfers count as free: the bound holds for any placement
-    longest: dict[str, float] = {}
-    pred = g._pred
-    total = 0.0
-    for n in ns:  # topological order
-        best = 0.0 if n.kind in free else cm.cheapest(n, n.allowed)
-        total += best
-        before = 0.0
-        for p in pred[n.name]:
-            t = longest.get(p, 0.0)
-            if t > before:
-                before = t
-        longest[n.name] = best + before
-    return max(max(longest.values()), total / len(cm.devices))
-
-
 #: Past this many nodes the simulator keeps no timeline unless asked (it is for pictures).
 TIMELINE_LIMIT = 20_000
 
@@ -238,30 +202,66 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
     slots: list[Slot] | None = [] if keep else None
     order = topo(g)
     index = {k: i for i, k in enumerate(g._node)}  # ties: build order (program order), never names
-    scopes: dict[str, list[Node]] = {"": [], "loop": []}
-    for n in order:
-        if n.kind not in ("const", "task"):
-            scopes[n.scope].append(n)
-    cost, resource = _costs(cm, order)
-    prologue = _simulate_scope(g, scopes[""], cost, resource, "", 0.0, slots, index)
-    iteration = _simulate_scope(g, scopes["loop"], cost, resource, "loop", prologue, slots, index) if loop else 0.0
+    # one walk over the nodes for everything but the schedule itself: each node's time and
+    # resource (a ``recv`` occupies the link ``src->dst``, ``send`` and ``loop`` no time),
+    # the totals of the report, and the lower bound's longest path (every op on its
+    # cheapest device, transfers free: it holds for any placement)
+    inside: dict[str, dict[str, Node]] = {"": {}, "loop": {}}
+    cost: dict[str, float] = {}
+    resource: dict[str, str] = {}
+    idle: set[str] = set()
     busy = {d: 0.0 for d in cm.devices}
     flops = {d: 0.0 for d in cm.devices}
     memory = {d: 0 for d in cm.devices}
     links: dict[tuple[str, str], int] = {}
     init = {d: 0.0 for d in cm.devices}
+    longest: dict[str, dict[str, float]] = {"": {}, "loop": {}}  # paths within each scope
+    total = {"": 0.0, "loop": 0.0}
+    pred = g._pred
     for n in order:
-        times = iters if n.scope == "loop" else 1
-        if n.kind == "variable" and n.device:
-            memory[n.device] += n.out_bytes
-            init[n.device] += cm.init(n, n.device)
+        kind, name = n.kind, n.name
+        if kind in ("const", "task"):
             continue
-        if n.kind == "recv":
-            key = (n.attr("from"), n.device)
+        inside[n.scope][name] = n
+        times = iters if n.scope == "loop" else 1
+        best = 0.0
+        if kind == "recv":
+            src = n.attr("from")
+            cost[name] = cm.transfer(n.out_bytes, src, n.device)
+            resource[name] = f"{src}->{n.device}"
+            key = (src, n.device)
             links[key] = links.get(key, 0) + n.out_bytes * times
-        elif n.device and n.kind not in ("const", "send", "loop", "task"):
-            busy[n.device] += cost[n.name] * times
-            flops[n.device] += n.flops * times
-    lb = _lower_bound(g, cm, scopes[""]) + iters * _lower_bound(g, cm, scopes["loop"]) if bound else 0.0
+        elif kind in ("send", "loop"):
+            cost[name], resource[name] = 0.0, n.device
+            idle.add(name)
+        else:
+            cost[name] = cm.compute(n, n.device)
+            resource[name] = n.device
+            if bound:
+                best = cm.cheapest(n, n.allowed)
+            if kind == "variable":
+                if n.device:
+                    memory[n.device] += n.out_bytes
+                    init[n.device] += cm.init(n, n.device)
+            elif n.device:
+                busy[n.device] += cost[name] * times
+                flops[n.device] += n.flops * times
+        if bound:
+            total[n.scope] += best
+            within = longest[n.scope]
+            before = 0.0
+            for p in pred[name]:
+                t = within.get(p, 0.0)
+                if t > before:
+                    before = t
+            within[name] = best + before
+    prologue = _simulate_scope(g, inside[""], cost, resource, idle, "", 0.0, slots, index)
+    iteration = _simulate_scope(g, inside["loop"], cost, resource, idle, "loop", prologue, slots, index) if loop else 0.0
+    lb = 0.0
+    if bound:
+        ndev = len(cm.devices)
+        for scope, times in (("", 1), ("loop", iters)):
+            path = max(longest[scope].values(), default=0.0)
+            lb += times * max(path, total[scope] / ndev)
     return Schedule(prologue + iters * iteration, lb, prologue, iteration, iters, busy, flops, memory, links,
                     sum(links.values()), slots or [], max(init.values(), default=0.0))
