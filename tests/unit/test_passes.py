@@ -198,3 +198,51 @@ def test_combine_leaves_small_items_and_dynamic_pushes_alone(sets):
     spec = load_spec_text(text.encode(), f"{name}.yaml", sets)
     placed, final = compile_spec(spec, stop_after="place"), compile_spec(spec)
     assert [d.attr("count") for d in _dequeues(final)] == [d.attr("count") for d in _dequeues(placed)]
+
+
+def test_node_constructor_keeps_the_dataclass_fields_and_defaults():
+    """Node writes its fields in one go (faster than the frozen dataclass's __init__): its
+    parameters are the fields, in order, with the same defaults, and it stays frozen."""
+    import dataclasses
+    import inspect
+
+    from dfc.diagnostics import Pos
+    from dfc.ir.node import Node
+
+    params = list(inspect.signature(Node.__init__).parameters.values())[1:]
+    fields = dataclasses.fields(Node)
+    assert [p.name for p in params] == [f.name for f in fields]
+    for p, f in zip(params, fields):
+        if f.default_factory is not dataclasses.MISSING:
+            assert p.default is None and getattr(Node("n", "const"), f.name) == f.default_factory()
+        else:
+            assert p.default == (inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default)
+    n = Node("a", "compute", "add", ("x", "y"), pos=Pos("f.yaml", 2, 3, 4))
+    assert n == dataclasses.replace(n) and n.evolve(device="d") == dataclasses.replace(n, device="d")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        n.device = "d"
+
+
+def test_paused_collector_is_restored_and_still_collects_cycles():
+    import gc
+
+    from dfc.ir.node import gc_paused
+
+    class Cycle:
+        pass
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        c = Cycle()
+        c.me = c
+        del c
+    assert gc.isenabled()
+    assert gc.collect() >= 1  # the cycle made while paused is found by a full collection
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a caller's choice is kept
+    finally:
+        gc.enable()
