@@ -288,7 +288,8 @@ def verify_ir(g: nx.DiGraph, stage: str = "") -> None:
 
 def to_json(g: nx.DiGraph) -> dict:
     return {"nodes": [n.to_json() for n in nodes(g)],
-            "edges": [{"from": u, "to": v, "bytes": g.edges[u, v]["bytes"]} for u, v in sorted(g.edges)]}
+            "edges": [{"from": u, "to": v, "bytes": b} for u, v, b in
+                      sorted((u, v, d["bytes"]) for u, out in g._succ.items() for v, d in out.items())]}
 
 
 def describe(g: nx.DiGraph) -> str:

@@ -204,7 +204,9 @@ _LIVE: list[LocalCluster] = []
 
 
 @atexit.register
-def _stop_all() -> None:
+def stop_all() -> None:
+    """Stop every cluster this process started and has not stopped (at exit, or before
+    the CLI skips the interpreter's teardown)."""
     for c in list(_LIVE):
         c.stop(grace=2.0)
 
