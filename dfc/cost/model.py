@@ -45,6 +45,14 @@ class CostModel:
             cost = self._compute[key] = self._cost(node, device)
         return cost
 
+    def costs(self, node: Node) -> dict[str, float]:
+        """Its cost on each device (one lookup where a placement tries every device)."""
+        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype, "row")
+        row = self._compute.get(key)
+        if row is None:
+            row = self._compute[key] = {d: self.compute(node, d) for d in self.devices}
+        return row
+
     def _cost(self, node: Node, device: str) -> float:
         if node.kind in FREE_KINDS:
             return 0.0

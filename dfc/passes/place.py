@@ -24,6 +24,7 @@ them (device ``""``).
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import networkx as nx
@@ -48,26 +49,33 @@ def _candidates(g: nx.DiGraph, n: Node, devs: tuple[str, ...], where: Assignment
     return n.allowed or devs
 
 
-def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int]) -> tuple[dict[str, str], dict[str, frozenset | None]]:
+def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int],
+             mean: dict[str, float]) -> tuple[dict[str, str], dict[str, frozenset | None]]:
     """Edge zeroing: join the two ends of an edge whose transfer would cost more than both
     ends compute (chains of small ops), as long as their constraints agree. Returns
-    node -> cluster representative. Heavy ops never join: their parallelism is kept."""
+    node -> cluster representative for the nodes that joined one (a node alone is its own
+    cluster: left out), and each cluster's allowed devices. Heavy ops never join: their
+    parallelism is kept. Ends whose own constraints are disjoint never join (a cluster's
+    devices are a subset of each member's); two ends pinned to the same single device are
+    not joined either: they share it anyway, and whatever joins one is held to it all the same.
+    ``mean``: each node's mean compute cost."""
     parent: dict[str, str] = {}
     allowed: dict[str, frozenset | None] = {}
+    nodes_ = g._node
 
     def find(x: str) -> str:
+        if x not in parent:  # a node alone so far
+            parent[x] = x
+            n = nodes_[x]["node"]
+            allowed[x] = frozenset(n.allowed) if n.allowed else None
+            return x
         while parent.get(x, x) != x:
             parent[x] = parent.get(parent[x], parent[x])
             x = parent[x]
         return x
 
-    cost = {}
-    for n in topo(g):
-        if n.kind in ("const", "variable", "assign", "loop"):
-            continue
-        cost[n.name] = cm.mean_compute(n, n.allowed)
-        parent[n.name] = n.name
-        allowed[n.name] = frozenset(n.allowed) if n.allowed else None
+    as_set = functools.lru_cache(maxsize=None)(frozenset)  # one set per distinct `allowed`
+    cost = {n.name: mean[n.name] for n in topo(g) if n.kind not in ("const", "variable", "assign", "loop")}
     succ = g._succ  # edges in (index[u], index[v]) order (``cost`` is in topological, i.e.
     # index, order), without networkx's edge views
     edges = ((u, v, succ[u][v]) for u in cost
@@ -77,6 +85,9 @@ def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int]) -> tuple[dict[
             continue
         if cm.mean_transfer(data["bytes"]) <= cost[u] + cost[v]:
             continue
+        au, av = nodes_[u]["node"].allowed, nodes_[v]["node"].allowed
+        if au and av and (len(au) == 1 and au == av or as_set(au).isdisjoint(av)):
+            continue  # both on one device anyway, or never on the same one (a cluster's ⊆ its nodes')
         ru, rv = find(u), find(v)
         if ru == rv:
             continue
@@ -108,6 +119,7 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     index = {n.name: i for i, n in enumerate(order)}  # ties follow program order, never names
     succ_of, pred_of = g._succ, g._pred  # adjacency dicts: the views are slow at this scale
     node = {n.name: n for n in order}
+    mean = {n.name: cm.mean_compute(n, n.allowed) for n in order if n.kind != "const"}
     rank: dict[str, float] = {}
     for n in reversed(order):
         if n.kind == "const":
@@ -117,8 +129,8 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
             t = cm.mean_transfer(e["bytes"]) + rank[s]
             if t > tail:
                 tail = t
-        rank[n.name] = max(cm.mean_compute(n, n.allowed), 1e-12) + tail
-    cluster, cluster_allowed = clusters(g, cm, index) if use_clusters else ({}, {})
+        rank[n.name] = max(mean[n.name], 1e-12) + tail
+    cluster, cluster_allowed = clusters(g, cm, index, mean) if use_clusters else ({}, {})
     cluster_device: dict[str, str] = {}
     where: Assignment = {}
     lazy = {n.name for n in order if n.kind == "variable" and len(n.allowed) != 1}
@@ -139,9 +151,10 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     for n in order:
         if n.kind not in ("const", "variable"):
             share = n.allowed or devs
-            work = (iterations if n.scope == "loop" else 1) * cm.mean_compute(n, n.allowed) / len(share)
+            work = (iterations if n.scope == "loop" else 1) * mean[n.name] / len(share)
             for d in share:
                 projected[d] += work
+    wires = {(a, b): cm.link(a, b) for a in devs for b in devs if a != b}
     for scope in ("loop", ""):  # the body repeats: it decides where loop state lives
         finish: dict[str, float] = {}
         avail = {d: 0.0 for d in devs}
@@ -180,8 +193,9 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
             _, at, e = min(remote, key=lambda r: (r[1], r[2]))
             return e, at
 
-        names = [k for k in rank if node[k].scope == scope]
-        for name in sorted(names, key=lambda k: (-rank[k], index[k])):
+        names = sorted((k for k in rank if node[k].scope == scope), key=index.__getitem__)
+        names.sort(key=rank.__getitem__, reverse=True)  # stable: equal ranks stay in index order
+        for name in names:
             n = node[name]
             if n.kind == "variable":  # placed with their first user, or pinned
                 continue
@@ -199,13 +213,15 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
             fresh = [p for p in pred_of[name] if p in lazy]
             fresh = [node[p] for p in (sorted(fresh, key=index.get) if len(fresh) > 1 else fresh)]
             best = None
+            cost_on = cm.costs(n)
             for d in cands:
                 links = dict(link)
                 ready = 0.0
                 for p, b, src, t in preds:
                     if src != d and b:
                         busy = links.get((src, d), 0.0)
-                        t = (t if t > busy else busy) + cm.transfer(b, src, d)
+                        wire = wires[(src, d)]  # cm.transfer, inlined
+                        t = (t if t > busy else busy) + (wire.latency + b / wire.bandwidth)
                         links[(src, d)] = t
                     if t > ready:
                         ready = t
@@ -217,7 +233,7 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
                         if e != d:
                             links[(e, d)] = at
                     ready = max(ready, at)
-                eft = max(load[d], ready) + cm.compute(n, d)
+                eft = max(load[d], ready) + cost_on[d]
                 # ties (within a microsecond) go to the device with the most slack
                 if best is None or eft < best[0] - 1e-6 or (eft <= best[0] + 1e-6 and projected[d] < projected[best[1]]):
                     best = (eft, d)
