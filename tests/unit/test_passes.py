@@ -246,3 +246,22 @@ def test_paused_collector_is_restored_and_still_collects_cycles():
         assert not gc.isenabled()  # a caller's choice is kept
     finally:
         gc.enable()
+
+
+def test_a_verified_graph_vouches_for_no_copy():
+    """verify_ir skips a graph it passed and that has not changed since (a pass with
+    nothing to do returns its input); a graph made from it is checked in full."""
+    import pytest as _pytest
+
+    from dfc.ir.node import IRError, copy_graph
+
+    g = compile_spec(load_spec(str(ROOT / "specs" / "stream.yaml")), stop_after="cse")
+    verify_ir(g)
+    victim = next(d["node"] for d in g._node.values() if d["node"].inputs)
+    broken = with_nodes(g, [victim.evolve(inputs=("nowhere",))])
+    with _pytest.raises(IRError, match="do not match its inputs"):
+        verify_ir(broken)
+    copied = copy_graph(g)
+    del copied._pred[victim.name][victim.inputs[0]]
+    with _pytest.raises(IRError, match="do not match its inputs"):
+        verify_ir(copied)
