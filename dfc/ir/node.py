@@ -24,7 +24,9 @@ Node names are stable and readable (``product[i=1,j=0,k=2]``, ``A[0,1]``,
 from __future__ import annotations
 
 import gc
+import itertools
 import json
+import operator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -261,7 +263,10 @@ def verify_ir(g: nx.DiGraph, stage: str = "") -> None:
     kinds = frozenset(KINDS)
     pred = g._pred  # adjacency dicts: checking them directly keeps this linear and cheap
     nodes_ = g._node
-    looped = {k for k, d in nodes_.items() if "node" in d and d["node"].scope == "loop"}
+    try:  # the loop body's nodes, in C loops (a node without a Node is reported below)
+        looped = set(itertools.compress(nodes_, map("loop".__eq__, map(_SCOPE, map(_NODE, nodes_.values())))))
+    except KeyError:
+        looped = set()
     for name, data in nodes_.items():
         n = data.get("node")
         if n is None:
@@ -279,6 +284,7 @@ def verify_ir(g: nx.DiGraph, stage: str = "") -> None:
     g.graph[_VERIFIED] = (g._node, g._succ, len(g._node))
 
 
+_NODE, _SCOPE = operator.itemgetter("node"), operator.attrgetter("scope")
 _VERIFIED = "_verified"  # graph attribute: what verify_ir last passed (copies drop it: it would keep
 # the old graph's dicts alive)
 

@@ -49,7 +49,7 @@ def _candidates(g: nx.DiGraph, n: Node, devs: tuple[str, ...], where: Assignment
     return n.allowed or devs
 
 
-def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int],
+def clusters(g: nx.DiGraph, cm: CostModel, order: list[Node], index: dict[str, int],
              mean: dict[str, float]) -> tuple[dict[str, str], dict[str, frozenset | None]]:
     """Edge zeroing: join the two ends of an edge whose transfer would cost more than both
     ends compute (chains of small ops), as long as their constraints agree. Returns
@@ -58,7 +58,7 @@ def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int],
     parallelism is kept. Ends whose own constraints are disjoint never join (a cluster's
     devices are a subset of each member's); two ends pinned to the same single device are
     not joined either: they share it anyway, and whatever joins one is held to it all the same.
-    ``mean``: each node's mean compute cost."""
+    ``order``: the nodes in topological order; ``mean``: each node's mean compute cost."""
     parent: dict[str, str] = {}
     allowed: dict[str, frozenset | None] = {}
     nodes_ = g._node
@@ -75,7 +75,7 @@ def clusters(g: nx.DiGraph, cm: CostModel, index: dict[str, int],
         return x
 
     as_set = functools.lru_cache(maxsize=None)(frozenset)  # one set per distinct `allowed`
-    cost = {n.name: mean[n.name] for n in topo(g) if n.kind not in ("const", "variable", "assign", "loop")}
+    cost = {n.name: mean[n.name] for n in order if n.kind not in ("const", "variable", "assign", "loop")}
     succ = g._succ  # edges in (index[u], index[v]) order (``cost`` is in topological, i.e.
     # index, order), without networkx's edge views
     edges = ((u, v, succ[u][v]) for u in cost
@@ -130,7 +130,7 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
             if t > tail:
                 tail = t
         rank[n.name] = max(mean[n.name], 1e-12) + tail
-    cluster, cluster_allowed = clusters(g, cm, index, mean) if use_clusters else ({}, {})
+    cluster, cluster_allowed = clusters(g, cm, order, index, mean) if use_clusters else ({}, {})
     cluster_device: dict[str, str] = {}
     where: Assignment = {}
     lazy = {n.name for n in order if n.kind == "variable" and len(n.allowed) != 1}

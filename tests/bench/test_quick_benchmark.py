@@ -28,5 +28,7 @@ def test_quick_set_runs_and_verifies(tmp_path):
         {r["baseline"] for r in data["rows"]}
     assert data["peak_blas_gflops"] > 0 and data["memory_copy_gbps"] > 0
     assert data["machine"]["cores"] and data["machine"]["tensorflow"]
-    assert data["compiler_scaling"][0]["tile_tasks"] >= 1000
+    (scale,) = data["compiler_scaling"]
+    assert scale["tile_tasks"] >= 1000 and len(scale["seconds_all"]) == data["repeats"]
+    assert scale["seconds"] == sorted(scale["seconds_all"])[len(scale["seconds_all"]) // 2]
     assert "trivial_run_s" in data["fixed_costs"]

@@ -265,3 +265,31 @@ def test_a_verified_graph_vouches_for_no_copy():
     del copied._pred[victim.name][victim.inputs[0]]
     with _pytest.raises(IRError, match="do not match its inputs"):
         verify_ir(copied)
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("no node", "has no Node"),
+    ("bad kind", "bad node"),
+    ("cycle", "cycle"),
+    ("prologue reads the loop", "runs once, before the loop, but reads a loop value"),
+])
+def test_verify_ir_reports_each_broken_invariant(breakage, message):
+    from dfc.ir.node import IRError, copy_graph
+
+    g = copy_graph(compile_spec(load_spec(str(ROOT / "specs" / "cg.yaml")), stop_after="cse"))
+    verify_ir(g)
+    g = copy_graph(g)
+    once = next(d["node"] for d in g._node.values() if d["node"].scope == "" and d["node"].kind == "compute")
+    looped = next(d["node"] for d in g._node.values() if d["node"].scope == "loop" and d["node"].kind == "compute")
+    if breakage == "no node":
+        g._node[once.name] = {}
+    elif breakage == "bad kind":
+        g._node[once.name] = {"node": once.evolve(kind="wat")}
+    elif breakage == "cycle":
+        first = once.inputs[0]
+        g._succ[once.name][first] = g._pred[first][once.name] = {"bytes": 0}
+    else:
+        g._node[once.name] = {"node": once.evolve(inputs=once.inputs + (looped.name,))}
+        g._succ[looped.name][once.name] = g._pred[once.name][looped.name] = {"bytes": 0}
+    with pytest.raises(IRError, match=message):
+        verify_ir(g, "test")
