@@ -365,7 +365,7 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
 
 
 def _with_devices(g: nx.DiGraph, where: Assignment, graph_attrs: dict | None = None) -> nx.DiGraph:
-    return with_nodes(g, [g.nodes[k]["node"].evolve(device=where.get(k, "")) for k in g.nodes], graph_attrs)
+    return with_nodes(g, [d["node"].evolve(device=where.get(k, "")) for k, d in g._node.items()], graph_attrs)
 
 
 def round_robin(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
