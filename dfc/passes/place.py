@@ -160,12 +160,20 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
         avail = {d: 0.0 for d in devs}
         link: dict[tuple[str, str], float] = {}
 
-        def arrival(p: str, nbytes: int, d: str, links: dict) -> float:
-            done = finish.get(p, 0.0)
-            if where[p] == d or not nbytes:
-                return done
-            start = max(done, links.get((where[p], d), 0.0))
-            return start + cm.transfer(nbytes, where[p], d)
+        def ship(preds: list[tuple], d: str, links: dict) -> float:
+            """When the inputs ``preds`` (name, bytes, device, done) are all on ``d``: each
+            transfer waits for its link (``links``, updated) and takes latency + bytes /
+            bandwidth (``cm.transfer``, with the links looked up once)."""
+            ready = 0.0
+            for _, b, src, t in preds:
+                if src != d and b:
+                    busy = links.get((src, d), 0.0)
+                    wire = wires[(src, d)]
+                    t = (t if t > busy else busy) + (wire.latency + b / wire.bandwidth)
+                    links[(src, d)] = t
+                if t > ready:
+                    ready = t
+            return ready
 
         def make(v: Node, d: str, load: dict[str, float], links: dict, user: Node) -> tuple[str, float]:
             """Where to initialise ``v`` for a use on ``d``: (device, when it is on d).
@@ -208,7 +216,7 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
                 shared = cluster_allowed.get(cluster.get(name, ""))
                 if shared:
                     cands = tuple(d for d in cands if d in shared) or cands
-            # (input, bytes, its device, when it is done there): arrival() inlined below
+            # (input, bytes, its device, when it is done there)
             preds = [(p, e["bytes"], where[p], finish.get(p, 0.0)) for p, e in pred_of[name].items() if p in where]
             fresh = [p for p in pred_of[name] if p in lazy]
             fresh = [node[p] for p in (sorted(fresh, key=index.get) if len(fresh) > 1 else fresh)]
@@ -216,15 +224,7 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
             cost_on = cm.costs(n)
             for d in cands:
                 links = dict(link)
-                ready = 0.0
-                for p, b, src, t in preds:
-                    if src != d and b:
-                        busy = links.get((src, d), 0.0)
-                        wire = wires[(src, d)]  # cm.transfer, inlined
-                        t = (t if t > busy else busy) + (wire.latency + b / wire.bandwidth)
-                        links[(src, d)] = t
-                    if t > ready:
-                        ready = t
+                ready = ship(preds, d, links)
                 load = dict(avail)
                 for v in fresh:
                     e, at = make(v, d, load, links, n)
@@ -250,9 +250,7 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
                 lazy.discard(v.name)
             if n.kind == "assign":
                 d = where[n.attr("target")]
-            for p, b, src, _ in preds:  # the transfers now occupy their links
-                if src != d and b:
-                    link[(src, d)] = arrival(p, b, d, link)
+            ship(preds, d, link)  # the transfers now occupy their links
             if name in cluster:
                 cluster_device.setdefault(cluster[name], d)
             where[name], finish[name] = d, best[0]

@@ -24,14 +24,13 @@ def queues(g: nx.DiGraph) -> nx.DiGraph:
     placed: dict[str, str] = {}
     out = []
     kinds = ("enqueue", "dequeue", "reduce", "broadcast")
-    shard_devices = {q: allowed(spec, spec.queues[q].on) for q in spec.queues}
     for n in sorted((d["node"] for d in g._node.values() if d["node"].kind in kinds), key=lambda n: n.name):
         if n.kind == "enqueue":
             q = spec.queues[n.attr("queue")]
             env = {**spec.params, **dict(n.attr("env", ()))}
             shard = int(compiled(q.shard)(env)) % q.shards if q.shard is not None else 0
-            devs = shard_devices[q.name]  # shard_device(), with the job's devices listed once
-            n = n.with_attrs(shard=shard).evolve(allowed=(devs[shard % len(devs)],))
+            dev = shard_device(spec, q.name, shard)
+            n = n.with_attrs(shard=shard).evolve(allowed=(dev,))
         out.append(n)
     for n in out:
         if n.kind == "enqueue":
