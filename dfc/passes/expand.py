@@ -78,6 +78,13 @@ class _Ctx:
     via_key: str = ""
     counter: itertools.count = field(default_factory=itertools.count)
     instance: str = ""  # for `schedule: dynamic` tasks: the instance its nodes belong to
+    # the indices bound by the task's `for:` (None: all of env); a reduction's own indices
+    # are bound in env too, but a nested reduction may bind the same name again
+    fixed: frozenset | None = None
+    reductions: itertools.count = field(default_factory=itertools.count)  # numbers this scope's reductions
+
+    def bound_by_for(self, name: str) -> bool:
+        return name in (self.env if self.fixed is None else self.fixed)
 
 
 class Expander:
@@ -133,6 +140,8 @@ class Expander:
             for src in node.inputs:
                 if data[src]["node"].kind == "variable" and node.kind != "variable":
                     self.readers.setdefault(src, set()).add(node.name)
+        elif data[node.name]["node"] != node:  # one name, two values: never merge them quietly
+            raise AssertionError(f"expand: two different nodes named {node.name!r}")
         self.types[node.name] = typ if typ is not None else TensorType(node.shape, node.dtype or None)
         return node.name
 
@@ -201,15 +210,25 @@ class Expander:
             return self.op(ctx, "interleave", args, node)
         return self.op(ctx, "assemble", args, node, grid=tuple(len(r) for r in ranges))
 
+    def is_reduction(self, node: ast.AST) -> bool:
+        return isinstance(node, ast.Call) and REGISTRY[node.func.id].reduction and len(node.args) == 1
+
     def free_indices(self, ctx: _Ctx, node: ast.AST) -> dict[str, int]:
-        """Indices in ``node`` that nothing binds, with the tile-grid extent they range over."""
+        """Indices in ``node`` (a reduction's argument) that no `for:` binds, with the
+        tile-grid extent they range over; those inside a nested reduction belong to it (as
+        in the type checker)."""
         out: dict[str, int] = {}
-        for sub in ast.walk(node):
+        todo = [node]
+        while todo:
+            sub = todo.pop()
+            if self.is_reduction(sub):
+                continue
+            todo.extend(reversed(list(ast.iter_child_nodes(sub))))
             if isinstance(sub, ast.Subscript) and isinstance(sub.value, ast.Name) and sub.value.id in self.spec.arrays:
                 grid = self.spec.arrays[sub.value.id].tiling.grid
                 elts = sub.slice.elts if isinstance(sub.slice, ast.Tuple) else [sub.slice]
                 for d, e in enumerate(elts):
-                    if isinstance(e, ast.Name) and e.id not in ctx.env and e.id not in self.spec.params:
+                    if isinstance(e, ast.Name) and not ctx.bound_by_for(e.id) and e.id not in self.spec.params:
                         out.setdefault(e.id, grid[d])
         return out
 
@@ -264,18 +283,22 @@ class Expander:
     def reduction(self, ctx: _Ctx, op: str, node: ast.Call, free: dict[str, int], name: str | None):
         """sum/max/min over free tile indices: one term per index tuple, combined locally or,
         with ``via``, through the queue's reducer."""
+        number = next(ctx.reductions)  # the first keeps the plain names; later ones are numbered
+        tag = f".{number}" if number else ""
+        fixed = frozenset(ctx.env) if ctx.fixed is None else ctx.fixed
         terms = []
         for values in itertools.product(*(range(n) for n in free.values())):
             env = {**ctx.env, **dict(zip(free, values))}
-            sub = _Ctx(instance_label(f"{ctx.label}/term", dict(zip(free, values))), ctx.scope, ctx.group,
-                       ctx.expr, env, (), ctx.items)
+            sub = _Ctx(instance_label(f"{ctx.label}/term{tag}", dict(zip(free, values))), ctx.scope, ctx.group,
+                       ctx.expr, env, (), ctx.items, fixed=fixed)
             terms.append(self.ex(sub, node.args[0]))
         if ctx.via is None:
             return self.op(ctx, "accumulate", terms, node, name, op=op)
         q = self.spec.queues[ctx.via]
-        enq = [self.enqueue(ctx, ctx.via, (ctx.via_key, i), t, node) for i, t in enumerate(terms)]
-        deq = self.dequeue(ctx, ctx.via, ctx.via_key, enq, terms[0][1])
-        return self.op(ctx, "accumulate", [deq], node, name or f"{ctx.label}/reduce", kind="reduce",
+        key = f"{ctx.via_key}{tag}"
+        enq = [self.enqueue(ctx, ctx.via, (key, i), t, node) for i, t in enumerate(terms)]
+        deq = self.dequeue(ctx, ctx.via, key, enq, terms[0][1])
+        return self.op(ctx, "accumulate", [deq], node, name or f"{ctx.label}/reduce{tag}", kind="reduce",
                        op=q.reduce.op) if len(enq) else deq
 
     # ---------------------------------------------------------------- queues
