@@ -194,11 +194,18 @@ def run_once(args, spec, profile, say) -> dict:
     from .runtime.verify import metrics, verify
 
     t0 = time.perf_counter()
-    traced = None
-    g = _compile(args, spec, profile)
+    traced = g = None
+    if args.engine != "oracle":  # the oracle reads the spec alone: nothing is compiled for it
+        g = _compile(args, spec, profile)
+        say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {time.perf_counter() - t0:.2f} s "
+            f"({g.graph.get('strategy')})")
     compile_s = time.perf_counter() - t0
-    say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {compile_s:.2f} s ({g.graph.get('strategy')})")
-    if args.engine == "tf":
+    if args.engine == "oracle":
+        from .oracle import run_oracle
+
+        say("evaluating the program's meaning on whole arrays (the oracle)")
+        result = run_oracle(spec)
+    elif args.engine == "tf":
         from .runtime.tf_engine import run_tf
 
         trace = None
@@ -225,7 +232,7 @@ def run_once(args, spec, profile, say) -> dict:
         m["gflops"] = m["flops"] / compute / 1e9 if compute > 0 else float("inf")
     if "bytes" in m:
         m["gbps"] = m["bytes"] / compute / 1e9 if compute > 0 else float("inf")
-    predicted = simulate(g, CostModel(profile, devices(spec)), result.iterations_run)
+    predicted = simulate(g, CostModel(profile, devices(spec)), result.iterations_run) if g is not None else None
     seconds = {"compile": compile_s, **result.seconds, "verify": verify_s, "total": time.perf_counter() - t0}
     if args.out:
         import numpy as np
@@ -237,7 +244,8 @@ def run_once(args, spec, profile, say) -> dict:
     return {"name": spec.name, "params": dict(spec.params), "engine": args.engine,
             "verified": verdict is None or verdict.ok, "verification": verdict.to_json() if verdict else None,
             "seconds": seconds, "metrics": m, "iterations_run": result.iterations_run,
-            "predicted_seconds": predicted.makespan, "strategy": g.graph.get("strategy"),
+            "predicted_seconds": predicted.makespan if predicted else None,
+            "strategy": g.graph.get("strategy") if g is not None else None,
             **({"trace": traced} if traced is not None else {})}
 
 
@@ -255,7 +263,8 @@ def _summary_lines(r: dict) -> list[str]:
         lines.append(f"  {m['flops'] / 1e9:.3f} GFLOP in {c:.3f} s = {m['gflops']:.2f} GFLOP/s")
     if "gbps" in m:
         lines.append(f"  {m['bytes'] / 1e9:.3f} GB in {c:.3f} s = {m['gbps']:.2f} GB/s")
-    lines.append(f"  compute: predicted {r['predicted_seconds']:.3f} s, measured {c:.3f} s")
+    if r["predicted_seconds"] is not None:
+        lines.append(f"  compute: predicted {r['predicted_seconds']:.3f} s, measured {c:.3f} s")
     if r.get("trace"):
         from .runtime.trace import summary_lines
 
@@ -338,6 +347,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
     """Run the spec (or each point of its sweep) into ``reports``; an exit code on failure."""
+    from .oracle import OracleError
     from .runtime.tf_engine import RunError
 
     try:
@@ -355,6 +365,9 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
     except RunError as e:
         print(f"dfc run: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except OracleError as e:
+        print(f"dfc run: {spec.file}: the program has no single meaning: {e}", file=sys.stderr)
+        return EXIT_USAGE
     return None
 
 
@@ -435,9 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "Exit 0 when verified, 1 when verification fails, 2 on bad input.")
     r.add_argument("file", metavar="FILE", help="spec file")
     r.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
-    r.add_argument("--engine", choices=("tf", "numpy"), default="tf",
+    r.add_argument("--engine", choices=("tf", "numpy", "oracle"), default="tf",
                    help="tf (default): TensorFlow servers, one per task, on 127.0.0.1; "
-                   "numpy: the reference interpreter in this process")
+                   "numpy: the compiled graph interpreted in this process; "
+                   "oracle: the program's meaning on whole arrays, not compiled (the tests' reference)")
     r.add_argument("--timeout", type=float, default=300.0, metavar="S",
                    help="limit for each call to the cluster, in seconds (default 300)")
     r.add_argument("--out", metavar="DIR", help="save the output arrays as .npy files")

@@ -381,6 +381,11 @@ class Expander:
             for target_expr, value_expr in t.update:
                 ctx = _Ctx(f"{label}/{target_expr.text}", scope, t.name, value_expr, env, where, items)
                 writes += self.split(ctx, target_expr, self.ex(ctx, value_expr.tree))
+        data = self.g._node
+        # a write of a tile read as it is (x[i] = x[i+1]) copies it first, so that the copy
+        # reads the old value before any of this task's writes
+        writes = [(ctx, target, self.op(ctx, "copy", [value], None) if data[value[0]]["node"].kind == "variable"
+                   and value[0] != tile_name(*target) else value) for ctx, target, value in writes]
         for ctx, target, value in writes:  # after every read of the old values
             self.assign(ctx, target, value, f"{ctx.label}/assign:{tile_name(*target)}")
 

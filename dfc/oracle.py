@@ -1,0 +1,444 @@
+"""The oracle: a program's meaning, evaluated on whole NumPy arrays.
+
+Written from the language reference (docs/spec.md) alone, against the frozen ``Spec``: no
+IR, no expansion, no passes, no op registry. Tiles, queues, shards, broadcasts and
+placement do not change what a program computes, so the oracle keeps every array whole
+and reads a tile as a view of it. What it shares with the compiler is the YAML front end
+(the ``Spec`` and its parsed expressions) and the definition of the random inputs
+(``dfc.ops.random``: element k of an array is a pure function of its seed and k). It is
+the reference of the differential tests: a bug in the expander, CSE, the queues or a
+lowering shows as a disagreement with it.
+
+The meaning, as the reference states it:
+
+- every array starts at its ``init``; a scalar at its ``init`` (0 without one);
+- outside the loop, scalar initialisations and tasks run once each, every reader of a
+  name after every writer of it (writers before readers; ties in program order);
+- a task's instances all read the values from before the task; its writes (``out:``,
+  ``update:``) apply after every instance has read;
+- a ``push`` puts ``(key, value)`` into its queue; a reducer with ``into:`` sets each
+  pushed key's tile to the reduction (``reduce.op``) of that key's items once the
+  queue's producers have run (outside the loop: all of them; in the loop: each step);
+  a ``pop:`` task sees the queue's items in key order;
+- a reduction (``sum``, ``max``, ``min`` with one argument) binds the free indices of its
+  argument, those not bound by ``for:`` and not inside a nested reduction, and combines
+  its terms elementwise; with no free index it reduces all elements; ``via`` does not
+  change the value;
+- the loop runs its steps in order, at most ``max`` times, and stops after an
+  iteration in which ``until`` holds; a ``let`` binds its name for the steps after it
+  (and, for a declared scalar, for later iterations);
+- a scalar meeting an array takes the array's dtype; values written into an array or a
+  declared scalar take its dtype.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .ops.random import generate
+from .spec.expr import Expr
+from .spec.model import (Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec,
+                         Task)
+
+REDUCERS = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multiply}
+ALL = {"sum": np.sum, "max": np.max, "min": np.min}
+
+
+class OracleError(Exception):
+    """The program has no single meaning (two writes of one tile in one task, ...)."""
+
+
+@dataclass
+class OracleResult:
+    arrays: dict[str, np.ndarray]
+    scalars: dict[str, float]
+    iterations_run: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- initial values
+
+def initial(spec: Spec, a: Array, done: dict[str, np.ndarray]) -> np.ndarray:
+    i = a.init
+    if isinstance(i, InitFill):
+        return np.full(a.shape, i.value, dtype=a.dtype)
+    if isinstance(i, InitConstant):
+        return np.full(a.shape, i.constant, dtype=a.dtype)
+    if isinstance(i, InitCopy):
+        if i.source not in done:
+            done[i.source] = initial(spec, spec.arrays[i.source], done)
+        return done[i.source].astype(a.dtype, copy=True)
+    if isinstance(i, InitFile):
+        return np.asarray(np.load(i.file, allow_pickle=False), dtype=a.dtype).reshape(a.shape)
+    if isinstance(i, InitRandom):
+        coords = [np.arange(n, dtype=np.int64).reshape([-1 if k == d else 1 for k in range(len(a.shape))])
+                  for d, n in enumerate(a.shape)]
+        params = {"seed": i.seed, "low": i.low, "high": i.high, "mean": i.mean, "std": i.std,
+                  "diagonal": i.diagonal}
+        return np.array(generate(i.random, params, coords, a.shape, a.dtype))
+    raise AssertionError(i)
+
+
+# ---------------------------------------------------------------- tiles of whole arrays
+
+def tile_key(a: Array, index: tuple) -> tuple:
+    """The NumPy index of tile ``index`` of ``a`` (``None`` in a dimension: all of it)."""
+    if a.tiling.kind == "cyclic":
+        return (slice(index[0], None, a.tiling.grid[0]),)
+    return tuple(slice(None) if i is None else slice(i * t, (i + 1) * t) for i, t in zip(index, a.tiling.tile))
+
+
+def _int(v) -> int:
+    if isinstance(v, Fraction):
+        if v.denominator != 1:
+            raise OracleError(f"tile index {v} is not whole")
+        return int(v.numerator)
+    return int(v)
+
+
+# ---------------------------------------------------------------- expressions
+
+class Evaluator:
+    """Evaluates one expression of a program in the current state."""
+
+    def __init__(self, oracle: Oracle, expr: Expr, env: dict[str, int], fixed: frozenset | None = None):
+        self.o, self.expr, self.env = oracle, expr, env
+        self.fixed = frozenset(env) if fixed is None else fixed  # indices bound by `for:`
+
+    def value(self):
+        return self.ev(self.expr.tree, self.env)
+
+    def ev(self, node: ast.AST, env: dict):
+        method = getattr(self, "ev_" + type(node).__name__)
+        return method(node, env)
+
+    def ev_Constant(self, node, env):
+        return node.value
+
+    def ev_Name(self, node, env):
+        n, o = node.id, self.o
+        if n in env:
+            return env[n]
+        if n in o.spec.params:
+            return o.spec.params[n]
+        if n in o.lets:
+            return o.lets[n]
+        if n in o.scalars:
+            return o.scalars[n]
+        if n in o.popped:
+            return o.popped[n]
+        return o.arrays[n]
+
+    def index(self, node: ast.AST, env: dict) -> int | None:
+        if isinstance(node, ast.Slice):
+            return None
+        return _int(self.ev(node, env))
+
+    def ev_Subscript(self, node, env):
+        a = self.o.spec.arrays[node.value.id]
+        subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        return self.o.arrays[a.name][tile_key(a, tuple(self.index(s, env) for s in subs))]
+
+    def ev_UnaryOp(self, node, env):
+        v = self.ev(node.operand, env)
+        if isinstance(node.op, ast.UAdd):
+            return v
+        if isinstance(node.op, ast.USub):
+            return -v
+        return np.logical_not(v)
+
+    def ev_BinOp(self, node, env):
+        a, b = self.ev(node.left, env), self.ev(node.right, env)
+        if isinstance(node.op, ast.MatMult):
+            return np.matmul(a, b) if np.ndim(a) == 2 or np.ndim(b) == 2 else np.dot(a, b)
+        if _is_int(a) and _is_int(b):  # index arithmetic: exact
+            return _int_op(node.op, a, b)
+        a, b = _meet(a, b)
+        op = type(node.op)
+        if op is ast.Div and np.issubdtype(np.result_type(a, b), np.integer):
+            return np.divide(a, b)
+        return {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide,
+                ast.Pow: np.power, ast.FloorDiv: np.floor_divide, ast.Mod: np.mod}[op](a, b)
+
+    def ev_BoolOp(self, node, env):
+        values = [bool(self.ev(v, env)) for v in node.values]
+        return np.bool_(all(values) if isinstance(node.op, ast.And) else any(values))
+
+    def ev_Compare(self, node, env):
+        left, ok = self.ev(node.left, env), True
+        for op, right_node in zip(node.ops, node.comparators):
+            right = self.ev(right_node, env)
+            l2, r2 = _meet(left, right)
+            ok = ok and bool({ast.Eq: np.equal, ast.NotEq: np.not_equal, ast.Lt: np.less, ast.LtE: np.less_equal,
+                              ast.Gt: np.greater, ast.GtE: np.greater_equal}[type(op)](l2, r2))
+            left = right
+        return np.bool_(ok)
+
+    def ev_Call(self, node, env):
+        name = node.func.id
+        kw = {k.arg: self.ev(k.value, env) for k in node.keywords}
+        if name in ALL and len(node.args) == 1:
+            free = self.free(node.args[0], env)
+            if free:
+                return self.reduce(name, node.args[0], env, free)
+            v = np.asarray(self.ev(node.args[0], env))
+            return ALL[name](v)
+        args = [self.ev(a, env) for a in node.args]
+        return FUNCTIONS[name](*args, **kw)
+
+    # -------------------------------------------------------- reductions
+    def free(self, arg: ast.AST, env: dict) -> dict[str, int]:
+        """Free indices of a reduction's argument (outside nested reductions), with the
+        tile-grid extent of the dimension each first indexes."""
+        out: dict[str, int] = {}
+        todo = [arg]
+        while todo:
+            node = todo.pop()
+            if _is_reduction(node):
+                continue
+            todo.extend(reversed(list(ast.iter_child_nodes(node))))
+            if isinstance(node, ast.Subscript) and node.value.id in self.o.spec.arrays:
+                grid = self.o.spec.arrays[node.value.id].tiling.grid
+                subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+                for d, s in enumerate(subs):
+                    if isinstance(s, ast.Name) and s.id not in self.fixed and s.id not in self.o.spec.params:
+                        out.setdefault(s.id, grid[d])
+        return out
+
+    def reduce(self, name: str, arg: ast.AST, env: dict, free: dict[str, int]):
+        total = None
+        for values in itertools.product(*(range(n) for n in free.values())):
+            term = np.asarray(self.ev(arg, {**env, **dict(zip(free, values))}))
+            total = term.copy() if total is None else REDUCERS[name](total, term)
+        return total
+
+
+def _is_reduction(node: ast.AST) -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ALL \
+        and len(node.args) == 1
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, Fraction)) and not isinstance(v, bool)
+
+
+def _int_op(op: ast.operator, a, b):
+    if isinstance(op, ast.Div):
+        q = Fraction(a) / Fraction(b)
+        return int(q) if q.denominator == 1 else q
+    return {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b, ast.Pow: lambda: a ** b,
+            ast.FloorDiv: lambda: a // b, ast.Mod: lambda: a % b}[type(op)]()
+
+
+def _as_number(v):
+    return float(v) if isinstance(v, Fraction) else v
+
+
+def _meet(a, b):
+    """A scalar meeting an array takes its dtype; numbers take the other side's."""
+    a, b = _as_number(a), _as_number(b)
+    if isinstance(a, np.ndarray) and a.ndim and np.ndim(b) == 0 and isinstance(b, (np.generic, np.ndarray)):
+        b = np.asarray(b).astype(a.dtype)
+    elif isinstance(b, np.ndarray) and b.ndim and np.ndim(a) == 0 and isinstance(a, (np.generic, np.ndarray)):
+        a = np.asarray(a).astype(b.dtype)
+    return a, b
+
+
+def _fft_merge(items, stride: int):
+    """FFT of the interleaved signal from its sub-spectra Y_p = FFT(x[p::P]), by the
+    definition: X[k] = sum_p W_N^(p k) Y_p[k mod M]."""
+    y = [np.asarray(t) for t in items]
+    m, n = y[0].shape[0], y[0].shape[0] * stride
+    k = np.arange(n)
+    out = sum(np.exp(-2j * np.pi * p * k / n) * y[p][k % m] for p in range(stride))
+    return out.astype(y[0].dtype)
+
+
+def _same_dtype(fn):
+    def apply(x):
+        x = np.asarray(x)
+        return fn(x).astype(x.dtype)
+    return apply
+
+
+def _elementwise_extreme(fn):
+    def apply(*xs):
+        out = xs[0]
+        for x in xs[1:]:
+            a, b = _meet(out, x)
+            out = fn(a, b)
+        return out
+    return apply
+
+
+FUNCTIONS = {
+    "matmul": np.matmul, "matvec": np.matmul, "dot": np.dot,
+    "norm": lambda x: np.linalg.norm(np.ravel(x)),
+    "max": _elementwise_extreme(np.maximum), "min": _elementwise_extreme(np.minimum),
+    "abs": np.abs, "sqrt": np.sqrt, "log2": np.log2, "ceil": np.ceil, "floor": np.floor,
+    "fft": _same_dtype(np.fft.fft), "ifft": _same_dtype(np.fft.ifft), "fft_merge": _fft_merge,
+    "transpose": np.transpose, "copy": np.copy,
+}
+
+
+# ---------------------------------------------------------------- the program
+
+class Oracle:
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        done: dict[str, np.ndarray] = {}
+        for a in spec.arrays.values():
+            if a.name not in done:
+                done[a.name] = initial(spec, a, done)
+        self.arrays = {name: done[name] for name in spec.arrays}
+        self.scalars = {s.name: np.asarray(0, dtype=s.dtype)[()] for s in spec.scalars.values()}
+        self.lets: dict[str, object] = {}
+        self.queued: dict[str, list[tuple[tuple, np.ndarray]]] = {q: [] for q in spec.queues}
+        self.popped: dict[str, list] = {}
+
+    def eval(self, expr: Expr, env: dict | None = None):
+        return Evaluator(self, expr, env or {}).value()
+
+    # -------------------------------------------------------- steps
+    def task(self, t: Task) -> None:
+        if t.pop:
+            self.popped[t.pop] = [v for _, v in sorted(self.queued[t.pop], key=lambda kv: kv[0])]
+            self.queued[t.pop] = []
+        writes: list[tuple[str, tuple | None, np.ndarray]] = []
+        names = [k for k, _ in t.domain]
+        for values in itertools.product(*(range(n) for _, n in t.domain)):
+            env = dict(zip(names, values))
+            if t.compute is not None:
+                value = np.array(self.eval(t.compute, env))
+                if t.push is not None:
+                    queue, key = self.target(t.push, env)
+                    self.queued[queue].append((key, value))
+                else:
+                    writes.append((*self.target(t.out, env), value))
+            for target, expr in t.update:
+                writes.append((*self.target(target, env), np.array(self.eval(expr, env))))
+        self.write_all(t, writes)
+        self.popped.pop(t.pop, None)
+
+    def target(self, e: Expr, env: dict) -> tuple[str, tuple | None]:
+        tree = e.tree
+        if isinstance(tree, ast.Name):
+            return tree.id, None
+        subs = tree.slice.elts if isinstance(tree.slice, ast.Tuple) else [tree.slice]
+        ev = Evaluator(self, e, env)
+        return tree.value.id, tuple(ev.index(s, env) for s in subs)
+
+    def write_all(self, t: Task, writes: list) -> None:
+        seen = set()
+        for array, index, value in writes:
+            if (array, index) in seen or (array, None) in seen or (index is None and any(a == array for a, _ in seen)):
+                raise OracleError(f"task '{t.name}' writes {array}{list(index) if index else ''} more than once")
+            seen.add((array, index))
+        for array, index, value in writes:
+            a = self.spec.arrays[array]
+            key = (...,) if index is None else tile_key(a, index)
+            self.arrays[array][key] = np.asarray(value).astype(a.dtype, copy=False)
+
+    def drain(self, queue: str) -> None:
+        q = self.spec.queues[queue]
+        if not (q.reduce and q.reduce.into):
+            return
+        a = self.spec.arrays[q.reduce.into]
+        by_key: dict[tuple, np.ndarray] = {}
+        for key, value in self.queued[queue]:
+            by_key[key] = value.copy() if key not in by_key else REDUCERS[q.reduce.op](by_key[key], value)
+        self.queued[queue] = []
+        for key, value in sorted(by_key.items()):
+            self.arrays[a.name][tile_key(a, key)] = value.astype(a.dtype, copy=False)
+
+    def bind(self, name: str, expr: Expr | None, declared: bool) -> None:
+        value = self.eval(expr) if expr is not None else 0
+        if declared:
+            self.scalars[name] = np.asarray(value).astype(self.spec.scalars[name].dtype)[()]
+            self.lets.pop(name, None)
+        else:
+            self.lets[name] = value
+
+    # -------------------------------------------------------- order outside the loop
+    def prologue(self) -> list[object]:
+        spec = self.spec
+        items: list[object] = [s for s in spec.scalars.values() if s.init is not None] + list(spec.tasks.values())
+        rw = [self.reads_writes(x) for x in items]
+        order: list[object] = []
+        left = list(range(len(items)))
+        while left:
+            ready = [i for i in left if not any(j != i and rw[j][1] & rw[i][0] for j in left)]
+            if not ready:
+                raise OracleError("the tasks outside the loop depend on each other in a cycle")
+            order.append(items[ready[0]])
+            left.remove(ready[0])
+        return order
+
+    def reads_writes(self, x) -> tuple[set, set]:
+        if isinstance(x, Scalar):
+            return x.init.names(), {x.name}
+        reads = set().union(*(e.names() for e in (x.compute, *(v for _, v in x.update)) if e is not None))
+        writes = {t.tree.id if isinstance(t.tree, ast.Name) else t.tree.value.id for t, _ in x.update}
+        if x.out is not None:
+            writes.add(x.out.tree.id if isinstance(x.out.tree, ast.Name) else x.out.tree.value.id)
+        if x.push is not None:
+            queue = self.target_name(x.push)
+            writes.add(queue)
+            q = self.spec.queues[queue]
+            if q.reduce and q.reduce.into:
+                writes.add(q.reduce.into)
+        if x.pop:
+            reads.add(x.pop)
+        return reads, writes
+
+    @staticmethod
+    def target_name(e: Expr) -> str:
+        return e.tree.id if isinstance(e.tree, ast.Name) else e.tree.value.id
+
+    # -------------------------------------------------------- driver
+    def run(self, max_iterations: int | None = None) -> OracleResult:
+        t0 = time.perf_counter()
+        spec = self.spec
+        order = self.prologue()
+        producers = {q: {t.name for t in spec.tasks.values() if t.push is not None and self.target_name(t.push) == q}
+                     for q in spec.queues}
+        for x in order:
+            if isinstance(x, Scalar):
+                self.bind(x.name, x.init, True)
+                continue
+            self.task(x)
+            if x.push is not None:
+                q = self.target_name(x.push)
+                producers[q].discard(x.name)
+                if not producers[q]:
+                    self.drain(q)
+        iterations = 0
+        loop = spec.loop
+        if loop is not None:
+            limit = loop.max if max_iterations is None else min(loop.max, max_iterations)
+            while iterations < limit:
+                self.lets = {}
+                for step in loop.steps:
+                    if isinstance(step, Let):
+                        self.bind(step.let, step.reduce or step.value, step.let in spec.scalars)
+                    else:
+                        self.task(step)
+                        if step.push is not None:
+                            self.drain(self.target_name(step.push))
+                iterations += 1
+                if loop.until is not None and bool(self.eval(loop.until)):
+                    break
+        t1 = time.perf_counter()
+        scalars = {k: v.item() if hasattr(v, "item") else v for k, v in self.scalars.items()}
+        return OracleResult(dict(self.arrays), scalars, iterations, {"init": 0.0, "compute": t1 - t0})
+
+
+def run_oracle(spec: Spec, max_iterations: int | None = None) -> OracleResult:
+    """The program's results, by its meaning alone."""
+    return Oracle(spec).run(max_iterations)
