@@ -3,7 +3,9 @@
 ``load_spec`` runs the stages in order and stops at the first stage that found errors,
 reporting every error of that stage: YAML (syntax, encoding, duplicates, bombs), then the
 JSON Schema (structure, unknown keys, enums), then building (params, sizes, tilings,
-expressions), then semantic checks (names, shapes, queues, cycles, memory).
+expressions), then semantic checks (names, shapes, queues, cycles, memory). Building and
+the checks are reported together when building only had to leave out expressions that do
+not parse: a typo in one expression never hides the mistakes in the others.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ def load_spec_text(data: bytes, file: str, overrides: Iterable[str] = ()) -> Spe
     diags = check_schema(value, smap)
     if diags:
         raise SpecError(sorted_unique(diags))
-    spec, errors = build_spec(value, smap, [Override(o) for o in overrides], file)
-    if errors:
+    spec, errors, checkable = build_spec(value, smap, [Override(o) for o in overrides], file)
+    if errors and not checkable:
         raise SpecError(sorted_unique(errors.diagnostics))
-    diags = check_spec(spec)
+    diags = [*errors.diagnostics, *check_spec(spec)]
     if diags:
         raise SpecError(sorted_unique(diags))
     return spec

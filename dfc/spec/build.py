@@ -3,6 +3,11 @@
 Evaluates params (with ``--set`` overrides) exactly, turns every size into a checked
 integer, parses every expression, resolves ``like:`` and tilings, and collects every error
 it finds with its position.
+
+An expression that does not parse is left out of the Spec (``None``). When that is all
+that went wrong, the Spec is still sound and the semantic checks run on it too, so a
+syntax error in `verify:` does not hide the mistakes in the tasks; an error in a param,
+a size or a tiling stops here, since what depends on it would be checked against a guess.
 """
 
 from __future__ import annotations
@@ -48,21 +53,25 @@ class Builder:
         self.data, self.smap, self.overrides, self.dir = data, smap, overrides, spec_dir
         self.errors = Collector()
         self.params: dict[str, Any] = {}
+        self.dropped = 0  # errors that only left an expression out of the Spec
 
     # ----------------------------------------------------------------- helpers
     def pos(self, *path) -> Pos:
         return self.smap.value(path)
 
-    def expr(self, value: Any, path: tuple, functions=COMPUTE_FUNCTIONS) -> Expr | None:
+    def expr(self, value: Any, path: tuple, functions=COMPUTE_FUNCTIONS, essential: bool = False) -> Expr | None:
+        """The parsed expression, or None after reporting why not. An ``essential`` one (a
+        param, size or number) is needed to build the rest; others may be left out."""
         start = self.smap.content_start(path)
         try:
             return parse_expr(value, start or self.smap.value(path), start is not None, functions)
         except ExprError as e:
             self.errors.extend([e.diagnostic])
+            self.dropped += not essential
             return None
 
     def size(self, value: Any, path: tuple, what: str, minimum: int | None = 1, default: int = 1) -> int:
-        e = self.expr(value, path, MATH_FUNCTIONS)
+        e = self.expr(value, path, MATH_FUNCTIONS, essential=True)
         if e is None:
             return default
         try:
@@ -72,7 +81,7 @@ class Builder:
             return default
 
     def number(self, value: Any, path: tuple, what: str) -> float | int:
-        e = self.expr(value, path, MATH_FUNCTIONS)
+        e = self.expr(value, path, MATH_FUNCTIONS, essential=True)
         if e is None:
             return 0
         try:
@@ -118,7 +127,7 @@ class Builder:
                     exprs[name] = parse_expr(value, opos.shifted(len(name) + 1, len(value)), True, MATH_FUNCTIONS)
                 except ExprError as e:
                     self.errors.extend([e.diagnostic])
-            elif (e := self.expr(value, path, MATH_FUNCTIONS)) is not None:
+            elif (e := self.expr(value, path, MATH_FUNCTIONS, essential=True)) is not None:
                 exprs[name] = e
         for name in _dependency_order(exprs, self.errors):
             if name not in exprs:
@@ -289,6 +298,7 @@ class Builder:
                 target = parse_expr(t, self.smap.key(kp), True, ())
             except ExprError as e:
                 self.errors.extend([e.diagnostic])
+                self.dropped += 1
                 target = None
             value = self.expr(v, kp)
             if target is not None and value is not None:
@@ -437,6 +447,10 @@ def _divisor_hint(n: int, k: int) -> str:
         else "sizes must divide exactly"
 
 
-def build_spec(data: dict, smap: SourceMap, overrides: list[Override], file: str) -> tuple[Spec, Collector]:
+def build_spec(data: dict, smap: SourceMap, overrides: list[Override],
+               file: str) -> tuple[Spec, Collector, bool]:
+    """The Spec, the errors found, and whether the Spec can be checked all the same (every
+    error only left an expression out)."""
     b = Builder(data, smap, overrides, str(Path(file).parent))
-    return b.build(file), b.errors
+    spec = b.build(file)
+    return spec, b.errors, b.dropped == len(b.errors.diagnostics)

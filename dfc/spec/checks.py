@@ -15,7 +15,7 @@ from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
 from ..ops import FUNCTIONS, ItemsType, TensorType
 from .expr import Expr, ExprError, evaluate
 from .model import Array, InitCopy, InitFile, InitRandom, Let, Spec, Task
-from .shapes import ENUMERATION_LIMIT, Scope, index_range_error, infer
+from .shapes import ENUMERATION_LIMIT, INDEX_LETTERS, Scope, index_range_error, infer, tile_example
 
 BUILTIN_METRIC_NAMES = ("iterations_run",)
 
@@ -30,7 +30,7 @@ class Context:
     via_users: dict[str, list[str]] = field(default_factory=dict)
 
     def report(self, e: ExprError) -> None:
-        self.errors.extend([e.diagnostic])
+        self.errors.extend(e.diagnostics)
 
     def scope(self, task: Task | None = None, scalars=None, later=None, items=None) -> Scope:
         return Scope(self.spec.arrays, self.spec.params, dict(task.domain) if task else {},
@@ -139,7 +139,9 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
                 count = sum(t.instances for t in _all_tasks(spec) if t.queue == task.pop)
                 items[task.pop] = ItemsType(ctx.item_types[task.pop][0], count)
     scope = ctx.scope(task, scalars, later, items)
-    result = _typed(ctx, task.compute, scope, allow_free=False)
+    # the items' type is unknown when every producer's expression has a mistake: already reported
+    untyped = task.pop in spec.queues and task.pop not in items and ctx.producers.get(task.pop)
+    result = None if untyped else _typed(ctx, task.compute, scope, allow_free=False)
     if task.out is not None:
         target = _target_type(ctx, task.out, scope)
         if result is not None and target is not None:
@@ -164,7 +166,37 @@ def _target_type(ctx: Context, target: Expr, scope: Scope) -> TensorType | None:
         ctx.report(target.error(name, "undefined-name", f"no array named '{name.id}'",
                                 did_you_mean(name.id, scope.arrays) or "declare it under `arrays:`"))
         return None
+    if _slices(ctx, target, scope.arrays[name.id].tiling.grid, scope,
+               f"':' in a target: '{target.text}' must name one tile (an index per dimension) or the whole array",
+               f" (every index in `for:`), or the whole array '{name.id}'"):
+        return None
     return _typed(ctx, target, scope)
+
+
+def _subscripts(tree: ast.AST) -> list[ast.AST]:
+    """The subscripts of a target or a key: [i, j] for 'A[i, j]', [] for 'A'."""
+    if not isinstance(tree, ast.Subscript):
+        return []
+    return tree.slice.elts if isinstance(tree.slice, ast.Tuple) else [tree.slice]
+
+
+def _slices(ctx: Context, target: Expr, grid: tuple[int, ...] | None, scope: Scope, message: str,
+            more: str) -> bool:
+    """Report every ':' in a target or a queue key: a write names one tile per index (the
+    tile tasks have no row of tiles to write). True if there was one. The hint's example
+    puts an unused index (0 along a dimension of one tile) where each ':' was."""
+    subs = _subscripts(target.tree)
+    slices = [s for s in subs if isinstance(s, ast.Slice)]
+    if not slices:
+        return False
+    taken = target.names()
+    fresh = iter([n for n in scope.indices if n not in taken] + [c for c in INDEX_LETTERS if c not in taken])
+    one_tile = [grid is not None and len(grid) == len(subs) and grid[d] == 1 for d in range(len(subs))]
+    example = ", ".join(("0" if one else next(fresh)) if isinstance(s, ast.Slice) else ast.unparse(s)
+                        for s, one in zip(subs, one_tile))
+    for s in slices:
+        ctx.report(target.error(s, "bad-target", message, f"write {target.base()}[{example}]{more}"))
+    return True
 
 
 def _compare_types(ctx: Context, expr: Expr, got, want: TensorType, target: Expr) -> None:
@@ -195,17 +227,22 @@ def check_push(spec: Spec, ctx: Context, task: Task, item, scope: Scope) -> None
         return
     queue = spec.queues[qname.id]
     ctx.producers.setdefault(queue.name, []).append(task.name)
-    keys = (tree.slice.elts if isinstance(tree.slice, ast.Tuple) else [tree.slice]) \
-        if isinstance(tree, ast.Subscript) else []
+    keys = _subscripts(tree)
     if isinstance(item, TensorType):
         _record_item(ctx, queue.name, item, task.compute)
     into = spec.arrays.get(queue.reduce.into) if queue.reduce and queue.reduce.into else None
-    if into is not None:
+    grid = into.tiling.grid if into is not None else None
+    what = f"a tile of '{into.name}'" if into is not None else "an item"
+    sliced = _slices(ctx, task.push, grid, scope,
+                     f"':' in a queue key: '{task.push.text}' must name one tile per index",
+                     f": a key names {what} with an index per dimension")
+    if into is not None and not sliced:
         if len(keys) != len(into.tiling.grid):
+            example = tile_example(queue.name, into.tiling.grid, [ast.unparse(k) for k in keys])
             ctx.report(task.push.error(tree, "index-rank",
                                        f"items of '{queue.name}' reduce into tiles of '{into.name}', which has "
                                        f"{len(into.tiling.grid)} tile dimension(s); the key has {len(keys)}",
-                                       f"push into {queue.name}[{', '.join('ij'[:len(into.tiling.grid)])}]"))
+                                       f"push into {example}"))
         else:
             for d, k in enumerate(keys):
                 _check_key(ctx, task.push, k, scope, into.tiling.grid[d], d, into.name)
@@ -225,11 +262,13 @@ def _enumerate(scope: Scope, names: list[str]):
 
 def _values(ctx: Context, expr: Expr, scope: Scope) -> list[int] | None:
     names = sorted(n for n in expr.names() if n in scope.indices)
-    unknown = sorted(n for n in expr.names() if n not in scope.indices and n not in scope.params)
-    if unknown:
-        ctx.report(expr.error(None, "undefined-name", f"undefined name '{unknown[0]}'",
-                              did_you_mean(unknown[0], [*scope.indices, *scope.params])
+    unknown = {n: node for n, node in _first_uses(expr).items()
+               if n not in scope.indices and n not in scope.params}
+    for name, node in unknown.items():
+        ctx.report(expr.error(node, "undefined-name", f"undefined name '{name}'",
+                              did_you_mean(name, [*scope.indices, *scope.params])
                               or "use the pushing task's `for:` indices and params"))
+    if unknown:
         return None
     out = []
     try:
@@ -245,12 +284,24 @@ def _values(ctx: Context, expr: Expr, scope: Scope) -> list[int] | None:
     return out
 
 
+def _first_uses(expr: Expr) -> dict[str, ast.Name]:
+    """Each name the expression uses (function names excluded), at its first occurrence,
+    in the order of their positions."""
+    funcs = {id(n.func) for n in ast.walk(expr.tree) if isinstance(n, ast.Call)}
+    names = sorted((n for n in ast.walk(expr.tree) if isinstance(n, ast.Name) and id(n) not in funcs),
+                   key=lambda n: (n.lineno, n.col_offset))
+    first: dict[str, ast.Name] = {}
+    for n in names:
+        first.setdefault(n.id, n)
+    return first
+
+
 def _check_key(ctx, push: Expr, key: ast.AST, scope: Scope, extent: int, dim: int, into: str) -> None:
     sub = Expr(push.text, key, push.pos, push.exact)
     values = _values(ctx, sub, scope)
     if values and (min(values) < 0 or max(values) >= extent):
         ctx.report(index_range_error(sub, key, f"key '{ast.unparse(key)}' (a tile of '{into}')",
-                                     min(values), max(values), extent, dim))
+                                     min(values), max(values), extent, dim, scope))
 
 
 def _check_shard(ctx: Context, queue, task: Task, scope: Scope) -> None:
@@ -281,7 +332,7 @@ def check_scalars_and_loop(spec: Spec, ctx: Context) -> dict[str, TensorType]:
     for s in spec.scalars.values():
         t = _typed(ctx, s.init, ctx.scope(scalars={k: v for k, v in scalars.items() if k != s.name}),
                    allow_free=True)
-        _check_scalar_value(ctx, s.init, t, s.via, s.name)
+        _check_scalar_value(ctx, s.init, t, s.via, s.name, s.pos)
     if spec.loop is None:
         return scalars
     lets = [s for s in spec.loop.steps if isinstance(s, Let)]
@@ -292,10 +343,10 @@ def check_scalars_and_loop(spec: Spec, ctx: Context) -> dict[str, TensorType]:
         if isinstance(step, Let):
             expr = step.reduce or step.value
             t = _typed(ctx, expr, ctx.scope(scalars=visible, later=later), allow_free=step.reduce is not None)
-            _check_scalar_value(ctx, expr, t, step.via, step.let)
-            if isinstance(t, TensorType):
-                visible[step.let] = TensorType((), t.dtype or "float64")
-                later.pop(step.let, None)
+            _check_scalar_value(ctx, expr, t, step.via, step.let, step.pos)
+            # bound even when its expression has a mistake (reported): later steps see it
+            visible[step.let] = TensorType((), getattr(t, "dtype", None) or "float64")
+            later.pop(step.let, None)
         else:
             check_task(spec, ctx, step, visible, later)
     if spec.loop.until is not None:
@@ -306,16 +357,16 @@ def check_scalars_and_loop(spec: Spec, ctx: Context) -> dict[str, TensorType]:
     return visible
 
 
-def _check_scalar_value(ctx: Context, expr: Expr | None, t, via: str | None, name: str) -> None:
-    if expr is None or t is None:
-        return
-    if not isinstance(t, TensorType) or t.rank:
+def _check_scalar_value(ctx: Context, expr: Expr | None, t, via: str | None, name: str, pos: Pos) -> None:
+    """A scalar's value (``t``: None when unknown, after a mistake) and the queue it is
+    reduced through, which has a producer even when the value has a mistake."""
+    if expr is not None and t is not None and (not isinstance(t, TensorType) or t.rank):
         ctx.report(expr.error(None, "shape-mismatch", f"'{name}' is a scalar but '{expr.text}' gives {t}",
                               "reduce it, e.g. with sum(...), dot(...) or norm(...)"))
     if via is not None:
         if via not in ctx.spec.queues:
-            ctx.errors.error(expr.pos, "undefined-name", f"no queue named '{via}' for '{name}'",
-                             did_you_mean(via, ctx.spec.queues))
+            ctx.errors.error(expr.pos if expr is not None else pos, "undefined-name",
+                             f"no queue named '{via}' for '{name}'", did_you_mean(via, ctx.spec.queues))
         else:
             ctx.producers.setdefault(via, []).append(name)
             ctx.via_users.setdefault(via, []).append(name)

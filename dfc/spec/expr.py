@@ -29,8 +29,12 @@ Number = int | float | Fraction | bool
 
 
 class ExprError(Exception):
-    def __init__(self, diagnostic: Diagnostic):
+    """A mistake in an expression: ``diagnostic``, the first of ``diagnostics`` when one
+    expression holds several (they are in the order of their positions)."""
+
+    def __init__(self, diagnostic: Diagnostic, *more: Diagnostic):
         self.diagnostic = diagnostic
+        self.diagnostics = [diagnostic, *more]
         super().__init__(diagnostic.message)
 
 

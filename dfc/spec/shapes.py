@@ -10,6 +10,10 @@ Rules of the language:
   over it.
 - ``@`` means matmul, matvec or dot by the operands' ranks; other operators and calls
   are looked up in the op registry, whose entry supplies the shape rule.
+
+Inference does not stop at the first mistake: a sub-expression that fails gets no type
+(``None``), the expressions around it skip their own checks, and :func:`infer` raises one
+:class:`ExprError` with every mistake, first position first.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from ..diagnostics import did_you_mean
+from ..diagnostics import Diagnostic, did_you_mean
 from ..ops import MATMUL_BY_RANK, REGISTRY, ItemsType, OpTypeError, TensorType
 from .expr import Expr, ExprError, evaluate
 from .model import Array
@@ -33,6 +37,7 @@ _SYMBOL = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.
 
 Type = TensorType | ItemsType
 Free = dict[str, tuple[int, ast.AST]]  # free index -> (extent, where first used)
+INDEX_LETTERS = "ijklmnpq"  # for example subscripts in hints (no 'o': it reads as 0)
 
 
 @dataclass
@@ -51,33 +56,94 @@ class Scope:
 
 
 def infer(expr: Expr, scope: Scope, allow_free: bool = False) -> Type:
-    """The type of ``expr``; raises ExprError pointing at the offending sub-expression."""
-    t, free = _Typer(expr, scope).visit(expr.tree)
+    """The type of ``expr``; raises ExprError with every mistake in it, each pointing at
+    the offending sub-expression."""
+    typer = _Typer(expr, scope)
+    t, free = typer.visit(expr.tree)
     if free and not allow_free:
-        name, (_, node) = sorted(free.items())[0]
-        raise expr.error(node, "free-index", f"index '{name}' is not bound",
-                         f"add '{name}' to the task's `for:`, or reduce over it with sum(...)")
+        for name, (_, node) in free.items():
+            typer.found.append(expr.error(node, "free-index", f"index '{name}' is not bound",
+                                          f"add '{name}' to the task's `for:`, or reduce over it with sum(...)"))
+    if typer.found:
+        raise ExprError(*in_order(typer.found))
     return t
 
 
-def index_range_error(expr: Expr, node: ast.AST, what: str, lo: int, hi: int, extent: int, dim: int) -> ExprError:
+def in_order(errors: list[ExprError]) -> list[Diagnostic]:
+    """The diagnostics of ``errors`` by position; a mistake repeated (the same message
+    again, as for a name used twice) only where it first occurs."""
+    seen, out = set(), []
+    for d in sorted((d for e in errors for d in e.diagnostics), key=lambda d: (d.pos.line, d.pos.col)):
+        if (d.code, d.message) not in seen:
+            seen.add((d.code, d.message))
+            out.append(d)
+    return out
+
+
+def tile_example(name: str, grid: tuple[int, ...], given: list[str] = ()) -> str:
+    """A subscript of ``name`` that names one tile: 0 along dimensions of a single tile,
+    the user's indices (or i, j, ...) along the others: 'o[i, 0]' for an [N, 1] column."""
+    wide = [n for n in grid if n > 1]
+    letters = list(given) if len(given) == len(wide) else list(INDEX_LETTERS[:len(wide)])
+    it = iter(letters)
+    return f"{name}[{', '.join('0' if n == 1 else next(it) for n in grid)}]"
+
+
+def index_range_error(expr: Expr, node: ast.AST, what: str, lo: int, hi: int, extent: int, dim: int,
+                      scope: Scope) -> ExprError:
     return expr.error(node, "out-of-range",
                       f"{what} runs from {lo} to {hi}, but there are {extent} tile(s) along dimension {dim}",
-                      f"make the `for:` extent {extent}, or tile the array into more pieces")
+                      range_hint(expr, node, extent, scope))
+
+
+def range_hint(expr: Expr, node: ast.AST, extent: int, scope: Scope) -> str:
+    """How to keep the tile index ``node`` inside ``extent`` tiles. A plain index runs from
+    0, so its `for:` extent is the fix; an index with an offset (``i + 1``) needs a
+    smaller extent than the grid, or no extent works (``i - 1``) and it must wrap."""
+    text, more = ast.unparse(node), "or tile the array into more pieces"
+    used = sorted({n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id in scope.indices})
+    if isinstance(node, ast.Name) and used:
+        return f"make the `for:` extent {extent}, {more}"
+    if not used:
+        return f"tile indices run from 0 to {extent - 1}: use one in that range, {more}"
+    if len(used) == 1 and (n := _largest_extent(expr, node, used[0], extent, scope)):
+        return f"make the `for:` extent of '{used[0]}' {n}, so that '{text}' stays below {extent}, {more}"
+    return (f"keep '{text}' from 0 to {extent - 1} for every value of {', '.join(map(repr, used))}: "
+            f"change the index, or wrap it around for a periodic boundary: ({text}) % {extent}")
+
+
+def _largest_extent(expr: Expr, node: ast.AST, index: str, extent: int, scope: Scope) -> int:
+    """The largest `for:` extent of ``index`` (below its current one) for which ``node``
+    stays inside ``extent`` tiles; 0 if there is none."""
+    sub = Expr(expr.text, node, expr.pos, expr.exact)
+    for k in range(min(scope.indices[index], ENUMERATION_LIMIT)):
+        try:
+            v = evaluate(sub, {**scope.params, index: k})
+        except ExprError:
+            return 0
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < extent:
+            return k
+    return 0
 
 
 class _Typer:
     def __init__(self, expr: Expr, scope: Scope):
         self.expr, self.scope = expr, scope
+        self.found: list[ExprError] = []
 
     def err(self, node, code, message, hint="") -> ExprError:
         return self.expr.error(node, code, message, hint)
 
-    def visit(self, node: ast.AST) -> tuple[Type, Free]:
+    def visit(self, node: ast.AST) -> tuple[Type | None, Free]:
+        """The type of ``node`` and its free indices; ``None`` after a mistake (recorded)."""
         method = getattr(self, "visit_" + type(node).__name__, None)
-        if method is None:
-            raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}' is not allowed here")
-        return method(node)
+        try:
+            if method is None:
+                raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}' is not allowed here")
+            return method(node)
+        except ExprError as e:
+            self.found.append(e)
+            return None, {}
 
     # ------------------------------------------------------------------ leaves
     def visit_Constant(self, node):
@@ -115,14 +181,17 @@ class _Typer:
         if len(subs) != len(grid):
             raise self.err(node, "index-rank",
                            f"'{name}' has {len(grid)} tile dimension(s) but is indexed with {len(subs)}",
-                           f"write {name}[{', '.join('ijkl'[:len(grid)])}]")
+                           f"write {tile_example(name, grid, [ast.unparse(s) for s in subs])}")
         shape, free = [], {}
         for d, sub in enumerate(subs):
             if isinstance(sub, ast.Slice):
                 shape.append(arr.shape[d])
                 continue
             shape.append(arr.tiling.tile[d])
-            self.index(sub, arr, d, free)
+            try:
+                self.index(sub, arr, d, free)
+            except ExprError as e:  # the tile's type is known all the same
+                self.found.append(e)
         return TensorType(tuple(shape), arr.dtype), free
 
     def index(self, sub: ast.AST, arr: Array, dim: int, free: Free) -> None:
@@ -135,7 +204,7 @@ class _Typer:
                 raise self.err(sub, "out-of-range",
                                f"free index '{sub.id}' ranges over {prev[0]} tiles here and {extent} tiles there",
                                "index arrays with the same number of tiles")
-            free[sub.id] = (extent, sub)
+            free.setdefault(sub.id, (extent, sub))
             return
         names = sorted({n.id for n in ast.walk(sub) if isinstance(n, ast.Name)})
         for n in names:
@@ -159,10 +228,14 @@ class _Typer:
             results.append(v)
         lo, hi = min(results), max(results)
         if lo < 0 or hi >= extent:
-            raise index_range_error(self.expr, sub, f"index '{ast.unparse(sub)}' of '{arr.name}'", lo, hi, extent, dim)
+            raise index_range_error(self.expr, sub, f"index '{ast.unparse(sub)}' of '{arr.name}'", lo, hi, extent,
+                                    dim, s)
 
     # ------------------------------------------------------------------ ops
-    def apply(self, node, op_name: str, args: list[Type], arg_nodes: list[ast.AST], **kw) -> TensorType:
+    def apply(self, node, op_name: str, args: list[Type | None], arg_nodes: list[ast.AST],
+              **kw) -> TensorType | None:
+        if any(a is None for a in args):  # a mistake inside, already recorded
+            return None
         try:
             return REGISTRY[op_name].infer(*args, **kw)
         except OpTypeError as e:
@@ -175,6 +248,8 @@ class _Typer:
         (a, fa), (b, fb) = self.visit(node.left), self.visit(node.right)
         free = _merge(self, fa, fb)
         if isinstance(node.op, ast.MatMult):
+            if a is None or b is None:
+                return None, free
             ranks = (getattr(a, "rank", -1), getattr(b, "rank", -1))
             op = MATMUL_BY_RANK.get(ranks)
             if op is None:
@@ -209,6 +284,9 @@ class _Typer:
 
     def visit_Call(self, node):
         op = REGISTRY[node.func.id]
+        parts = [self.visit(a) for a in node.args]
+        free = _merge(self, *(f for _, f in parts))
+        types = [t for t, _ in parts]
         if not op.nargs[0] <= len(node.args) <= op.nargs[1]:
             n = op.nargs[0] if op.nargs[0] == op.nargs[1] else f"{op.nargs[0]} to {op.nargs[1]}"
             raise self.err(node, "bad-call", f"{op.name}() takes {n} argument(s), got {len(node.args)}",
@@ -220,9 +298,8 @@ class _Typer:
                                did_you_mean(k.arg, op.kwargs) if op.kwargs else f"{op.name}() takes no keywords")
             kwargs[k.arg] = evaluate(Expr(self.expr.text, k.value, self.expr.pos, self.expr.exact),
                                      self.scope.params)
-        parts = [self.visit(a) for a in node.args]
-        free = _merge(self, *(f for _, f in parts))
-        types = [t for t, _ in parts]
+        if any(t is None for t in types):
+            return None, free
         if op.reduction and len(types) == 1 and free:
             if not isinstance(types[0], TensorType):
                 raise self.err(node, "expr-type", f"{op.name}() cannot reduce {types[0]}")
@@ -238,8 +315,9 @@ def _merge(typer: _Typer, *frees: Free) -> Free:
     for f in frees:
         for name, (ext, node) in f.items():
             if name in out and out[name][0] != ext:
-                raise typer.err(node, "out-of-range",
-                                f"free index '{name}' ranges over {out[name][0]} tiles in one place and {ext} in another",
-                                "index arrays with the same number of tiles")
+                typer.found.append(typer.err(
+                    node, "out-of-range",
+                    f"free index '{name}' ranges over {out[name][0]} tiles in one place and {ext} in another",
+                    "index arrays with the same number of tiles"))
             out.setdefault(name, (ext, node))
     return out

@@ -5,6 +5,9 @@ Specs are untrusted input. This loader:
 - decodes strictly as UTF-8 and points at the first bad byte;
 - resolves scalars as YAML 1.2's core schema does (``on:``/``yes``/``no`` stay strings,
   ``1e-10`` is a float) so that ``on: worker`` means what it says;
+- recognises the symptom of a ``# comment`` inside a one-line ``{...}`` or ``[...]``
+  (the comment runs to the end of the line, closing bracket included, and the parser
+  fails on the next line) and says so where the comment starts;
 - rejects duplicate keys (PyYAML silently keeps the last), tabs used for indentation,
   nesting deeper than :data:`MAX_DEPTH`, documents that expand past :data:`MAX_NODES`
   nodes through aliases (alias bombs), recursive aliases and exotic tags;
@@ -144,11 +147,57 @@ def _yaml_error(file: str, text: str, err: yaml.YAMLError) -> SpecError:
         return SpecError([_diag(file, line, col, "yaml-tab", "tab character in indentation",
                                 "YAML indents with spaces: replace the tab with spaces")])
     context = getattr(err, "context", None)
+    if "flow" in f"{problem} {context}":
+        start = getattr(err, "context_mark", None)
+        first = min(start.line + 1 if start else line, line - 1)
+        comment = _comment_in_flow(file, lines, max(first, 1), line)
+        if comment:
+            at, opened = comment
+            flow, closing = f"{opened}...{_PAIRS[opened]}", _PAIRS[opened]
+            return SpecError([Diagnostic(at, "yaml-comment",
+                                         f"this comment inside {flow} runs to the end of the line and hides "
+                                         f"the closing '{closing}'",
+                                         f"comments are not allowed inside {flow} on one line: move the comment "
+                                         f"after the '{closing}', or write the "
+                                         f"{'list' if opened == '[' else 'mapping'} as an indented block")])
     message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
     hint = "check the indentation and that every ':' and '-' is followed by a space"
     if "single document" in f"{problem} {context}" or "another document" in f"{problem} {context}":
         hint = "a spec is one YAML document: remove the '---' separator and what follows"
     return SpecError([_diag(file, line, col, "yaml-syntax", message, hint)])
+
+
+_PAIRS = {"{": "}", "[": "]"}
+
+
+def _comment_in_flow(file: str, lines: list[str], first: int, last: int) -> tuple[Pos, str] | None:
+    """Where the first '#' comment in lines ``first`` to ``last`` sits (to the end of its
+    line) that starts inside an open ``{`` or ``[`` and holds its closing bracket, and that
+    opening bracket; None if there is none. A '#' in a quoted string is no comment: a quote
+    opens a string where a value can start (one pass over each line, as YAML reads it)."""
+    stack: list[str] = []
+    for n in range(first, min(last, len(lines)) + 1):
+        text, quote, prev, i = lines[n - 1], "", "", 0
+        while i < len(text):
+            c = text[i]
+            if quote:
+                if c == "\\" and quote == '"':
+                    i += 1
+                elif c == quote:
+                    quote = ""
+            elif c in "'\"" and prev in ("", ":", ",", "[", "{", "-"):
+                quote = c
+            elif c == "#" and (i == 0 or text[i - 1] in " \t"):
+                if stack and _PAIRS[stack[-1]] in text[i:]:
+                    return Pos(file, n, i + 1, len(text.rstrip())), stack[-1]
+                break
+            elif c in _PAIRS:
+                stack.append(c)
+            elif c in "]}" and stack:
+                stack.pop()
+            prev = prev if c in " \t" else c
+            i += 1
+    return None
 
 
 def _check_depth(file: str, text: str) -> None:

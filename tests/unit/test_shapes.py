@@ -62,3 +62,31 @@ def test_fft_merge_needs_the_queue_items(cg):
     assert typ("fft_merge(spectra, stride=P)", s) == TensorType((64,), "complex128")
     with pytest.raises(ExprError):
         typ("fft_merge(spectra, stride=2)", s)
+
+
+def test_every_mistake_in_an_expression_first_occurrence_first(cg):
+    s = Scope(cg.arrays, cg.params, {"i": 2})
+    with pytest.raises(ExprError) as info:
+        typ("foo * p[k] + p[i + 2] + q[k] * foo + bar", s)
+    diags = info.value.diagnostics
+    assert [(d.code, d.pos.col) for d in diags] == [
+        ("undefined-name", 1), ("free-index", 9), ("out-of-range", 16), ("undefined-name", 38)]
+    assert info.value.diagnostic is diags[0]
+
+
+def test_range_hints_are_right_for_offsets(cg):
+    s = Scope(cg.arrays, cg.params, {"i": 2})
+    for text, hint in [("p[i + 1]", "make the `for:` extent of 'i' 1,"), ("p[i - 1]", "wrap it around"),
+                       ("p[N]", "tile indices run from 0 to 1")]:
+        with pytest.raises(ExprError) as info:
+            typ(text, s)
+        assert hint in info.value.diagnostic.hint
+        assert "make the `for:` extent 2" not in info.value.diagnostic.hint
+
+
+def test_hints_write_0_along_dimensions_of_one_tile():
+    from dfc.spec.shapes import tile_example
+
+    assert tile_example("o", (4, 1), ["i"]) == "o[i, 0]"
+    assert tile_example("o", (1, 4), ["k"]) == "o[0, k]"
+    assert tile_example("A", (4, 4), ["i"]) == "A[i, j]"

@@ -36,6 +36,9 @@ def test_positions_of_keys_values_and_string_content():
     ("a: !!binary aGVsbG8=\n", "yaml-tag"),
     ("? [1, 2]\n: 3\n", "yaml-key"),
     ("a: 1\n---\nb: 2\n", "yaml-syntax"),
+    ("a: {b: 1  # note}\nc: 2\n", "yaml-comment"),
+    ("a: [1, 2  # note]\n", "yaml-comment"),
+    ("a: {b: '# no comment', c: 1\n", "yaml-syntax"),
     ("a: " + "[" * 100 + "]" * 100 + "\n", "yaml-depth"),
 ])
 def test_rejections(text, code):
@@ -63,3 +66,11 @@ def test_bad_utf8_points_at_the_byte():
         load_yaml("t.yaml", b"a: 1\nb: \xff\n")
     d = info.value.diagnostics[0]
     assert (d.code, d.pos.line, d.pos.col) == ("encoding", 2, 4)
+
+
+def test_a_comment_inside_a_one_line_flow_mapping_is_pointed_at():
+    with pytest.raises(SpecError) as info:
+        load("x: {a: 1, b: 2  # two keys}\ny: 3\n")
+    (d,) = info.value.diagnostics
+    assert (d.code, d.pos.line, d.pos.col) == ("yaml-comment", 1, 17)
+    assert "not allowed inside {...} on one line" in d.hint
