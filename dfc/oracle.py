@@ -240,13 +240,33 @@ def _as_number(v):
     return float(v) if isinstance(v, Fraction) else v
 
 
+#: int < float < complex, then the wider: how two typed scalars combine
+GENERALITY = {"bool": (0, 1), "int32": (1, 4), "int64": (1, 8), "float32": (2, 4), "float64": (2, 8),
+              "complex64": (3, 8), "complex128": (3, 16)}
+
+
+def _dtype(v):
+    return None if isinstance(v, (int, float, complex, Fraction)) else np.asarray(v).dtype
+
+
 def _meet(a, b):
-    """A scalar meeting an array takes its dtype; numbers take the other side's."""
+    """The language's dtype rule for two operands: a number takes the other side's dtype; a
+    scalar meeting an array takes the array's; two scalars take the more general dtype."""
     a, b = _as_number(a), _as_number(b)
-    if isinstance(a, np.ndarray) and a.ndim and np.ndim(b) == 0 and isinstance(b, (np.generic, np.ndarray)):
-        b = np.asarray(b).astype(a.dtype)
-    elif isinstance(b, np.ndarray) and b.ndim and np.ndim(a) == 0 and isinstance(a, (np.generic, np.ndarray)):
-        a = np.asarray(a).astype(b.dtype)
+    da, db = _dtype(a), _dtype(b)
+    if da is None and db is None or da == db:
+        return a, b
+    if da is None:
+        return np.asarray(a).astype(db), b
+    if db is None:
+        return a, np.asarray(b).astype(da)
+    if np.ndim(a) == 0 and np.ndim(b) == 0:
+        to = max(da, db, key=lambda d: GENERALITY[d.name])
+        return np.asarray(a).astype(to), np.asarray(b).astype(to)
+    if np.ndim(a) == 0:
+        return np.asarray(a).astype(db), b
+    if np.ndim(b) == 0:
+        return a, np.asarray(b).astype(da)
     return a, b
 
 

@@ -15,8 +15,11 @@ def entries(spec: Spec) -> list[tuple[str, object, str]]:
     out: list[tuple[str, object, str]] = [(f"scalar:{s.name}", s, "") for s in spec.scalars.values() if s.init]
     out += [(f"task:{t.name}", t, "") for t in spec.tasks.values()]
     if spec.loop:
-        out += [(f"loop/{s.name}" if isinstance(s, Task) else f"loop/let:{s.let}", s, "loop")
-                for s in spec.loop.steps]
+        seen: dict[str, int] = {}
+        for s in spec.loop.steps:
+            name = f"loop/{s.name}" if isinstance(s, Task) else f"loop/let:{s.let}"
+            seen[name] = seen.get(name, 0) + 1  # a name bound again later in the body: numbered
+            out.append((name if seen[name] == 1 else f"{name}.{seen[name] - 1}", s, "loop"))
     return out
 
 

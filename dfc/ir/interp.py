@@ -44,7 +44,7 @@ def init_tile(node: Node, initial: dict[str, np.ndarray]) -> np.ndarray:
         return rnd.generate(a["dist"], a, coords, a["array_shape"], dtype)
     if kind == "file":
         whole = np.load(a["file"], mmap_mode="r")
-        return np.array(REGISTRY["take_tile"].numpy(whole, kind=a["kind"], index=a["index"], tile=a["tile"],
+        return np.array(REGISTRY["take_tile"].numpy(whole, tiling=a["kind"], index=a["index"], tile=a["tile"],
                                                     grid=a["grid"]), dtype=dtype)
     raise ValueError(f"unknown init {kind!r}")
 

@@ -207,7 +207,7 @@ class Lowering:
         offset = read_header(a["file"]).offset
         raw = tf.io.decode_raw(tf.strings.substr(tf.io.read_file(a["file"]), offset, -1), dtype)
         whole = tf.reshape(raw, list(a["array_shape"]))
-        return REGISTRY["take_tile"].tf(tf, whole, kind=a["kind"], index=a["index"], tile=a["tile"], grid=a["grid"])
+        return REGISTRY["take_tile"].tf(tf, whole, tiling=a["kind"], index=a["index"], tile=a["tile"], grid=a["grid"])
 
     def lower_compute(self, n: Node) -> None:
         tf = self.tf

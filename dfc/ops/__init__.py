@@ -313,18 +313,18 @@ register(Op("assemble", "block tiles (row-major grid order) into one array", _as
 register(Op("interleave", "cyclic tiles into one array: tile p holds elements p, p+P, ...",
             _interleave, lambda a, o: 0, _interleave_numpy, nargs=(1, 1 << 30), callable=False))
 
-def _take_tile(x: TensorType, kind: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()) -> TensorType:
+def _take_tile(x: TensorType, tiling: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()) -> TensorType:
     return TensorType(tuple(tile), x.dtype)
 
 
-def _take_tile_numpy(x, kind: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()):
-    if kind == "cyclic":
+def _take_tile_numpy(x, tiling: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()):
+    if tiling == "cyclic":
         return x[index[0]::grid[0]]
     return x[tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, tile))]
 
 
 register(Op("take_tile", "one tile of a whole array", _take_tile, lambda a, o: 0, _take_tile_numpy,
-            kwargs=("kind", "index", "tile", "grid"), callable=False))
+            kwargs=("tiling", "index", "tile", "grid"), callable=False))
 
 # ---- TensorFlow lowerings, one per op (``tf`` is the module, passed in lazily)
 
@@ -369,8 +369,8 @@ def _tf_interleave(tf, *tiles):
     return tf.reshape(tf.stack(list(tiles), axis=1), [-1])
 
 
-def _tf_take_tile(tf, x, kind: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()):
-    if kind == "cyclic":
+def _tf_take_tile(tf, x, tiling: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()):
+    if tiling == "cyclic":
         return x[index[0]::grid[0]]
     return x[tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, tile))]
 

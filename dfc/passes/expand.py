@@ -96,6 +96,7 @@ class Expander:
         self.pending: dict[str, list[str]] = {}  # queue -> enqueue nodes not yet drained
         self.types: dict[str, Type] = {}
         self.readers: dict[str, set[str]] = {}  # variable -> nodes that read it since its last write
+        self.drains: dict[tuple[str, str], int] = {}  # (queue, scope) -> times its reducer drained it
         # what is the same for every instance of a task, worked out once: sub-expressions
         # compiled, source positions, and an op's result type and costs for its input types
         self._compiled: dict[ast.AST, Callable] = {}
@@ -292,9 +293,9 @@ class Expander:
             sub = _Ctx(instance_label(f"{ctx.label}/term{tag}", dict(zip(free, values))), ctx.scope, ctx.group,
                        ctx.expr, env, (), ctx.items, fixed=fixed)
             terms.append(self.ex(sub, node.args[0]))
-        if ctx.via is None:
+        q = self.spec.queues[ctx.via] if ctx.via is not None else None
+        if q is None or q.reduce.op != op:  # another op than the queue's: reduced where it is needed
             return self.op(ctx, "accumulate", terms, node, name, op=op)
-        q = self.spec.queues[ctx.via]
         key = f"{ctx.via_key}{tag}"
         enq = [self.enqueue(ctx, ctx.via, (key, i), t, node) for i, t in enumerate(terms)]
         deq = self.dequeue(ctx, ctx.via, key, enq, terms[0][1])
@@ -331,10 +332,12 @@ class Expander:
         for e in self.pending.get(queue, []):
             by_key.setdefault(self.g._node[e]["node"].attr("key"), []).append(e)
         self.pending[queue] = []
+        drains = self.drains[(queue, scope)] = self.drains.get((queue, scope), 0) + 1
+        tag = f".{drains - 1}" if drains > 1 else ""  # the first drain keeps the plain names
         for key in sorted(by_key):
-            label = f"{'loop/' if scope == 'loop' else ''}{queue}[{','.join(map(str, key))}]"
+            label = f"{'loop/' if scope == 'loop' else ''}{queue}{tag}[{','.join(map(str, key))}]"
             ctx = _Ctx(label, scope, queue, Expr(queue, ast.Constant(0), q.pos), {})
-            deq = self.dequeue(ctx, queue, ",".join(map(str, key)), by_key[key], into.tile_type)
+            deq = self.dequeue(ctx, queue, f"{','.join(map(str, key))}{tag}", by_key[key], into.tile_type)
             red = self.op(ctx, "accumulate", [deq], None, f"{'loop/' if scope == 'loop' else ''}reduce:{label.split('/')[-1]}",
                           kind="reduce", op=q.reduce.op)
             self.assign(ctx, (into.name, tuple(key)), red, f"{label}/assign")
@@ -406,7 +409,7 @@ class Expander:
         tiles = list(itertools.product(*(range(g) for g in a.tiling.grid)))
         if len(tiles) == 1:
             return [(ctx, (array, tiles[0]), value)]
-        return [(ctx, (array, idx), self.op(ctx, "take_tile", [value], None, kind=a.tiling.kind, index=idx,
+        return [(ctx, (array, idx), self.op(ctx, "take_tile", [value], None, tiling=a.tiling.kind, index=idx,
                                             tile=a.tiling.tile, grid=a.tiling.grid)) for idx in tiles]
 
     def drain_pop(self, queue: str, scope: str) -> None:
@@ -418,7 +421,9 @@ class Expander:
         self.popped[queue] = self.dequeue(ctx, queue, "*", enq, item)[0]
 
     def let(self, name: str, expr: Expr, via: str | None, scope: str, declared: bool, pos_label: str) -> None:
-        ctx = _Ctx(pos_label, scope, name, expr, {}, (), {}, via, name)
+        # the queue key: a let repeated in the body has a numbered label (let:s.1)
+        key = pos_label.split("let:", 1)[1] if "let:" in pos_label else name
+        ctx = _Ctx(pos_label, scope, name, expr, {}, (), {}, via, key)
         value = self.ex(ctx, expr.tree, pos_label)
         q = self.spec.queues.get(via) if via else None
         if q is not None and q.reduce and q.reduce.broadcast:
@@ -457,8 +462,7 @@ class Expander:
             for node in topo(template, "loop"):
                 obj = objs[node.name]
                 if isinstance(obj, Let):
-                    self.let(obj.let, obj.reduce or obj.value, obj.via, "loop", obj.let in spec.scalars,
-                             f"loop/let:{obj.let}")
+                    self.let(obj.let, obj.reduce or obj.value, obj.via, "loop", obj.let in spec.scalars, node.name)
                 else:
                     self.task(obj, "loop")
                     q = obj.queue

@@ -76,8 +76,11 @@ LETS = [
     ("sum(dot(a[i], a[i])) - sum(dot(b[j], b[j]))", "dots", A @ A - B @ B),
     ("sum(dot(a[i], b[i])) * sum(dot(a[j], a[j])) - sum(dot(b[k], b[k]))", "dots",
      (A @ B) * (A @ A) - B @ B),
-    ("sum(dot(a[i], a[i])) / sum(dot(b[i], b[i]))", "tops",
+    ("max(dot(a[i], a[i])) / max(dot(b[i], b[i]))", "tops",
      max(A[t] @ A[t] for t in TILES) / max(B[t] @ B[t] for t in TILES)),
+    # via changes no value: a reduction of another op than the queue's is computed locally
+    ("sum(dot(a[i], a[i])) / sum(dot(b[i], b[i]))", "tops", A @ A / (B @ B)),
+    ("sum(dot(a[i], a[i])) / max(dot(b[i], b[i]))", "dots", A @ A / max(B[t] @ B[t] for t in TILES)),
     ("max(dot(a[i], a[i])) - min(dot(b[i], b[i]))", None,
      max(A[t] @ A[t] for t in TILES) - min(B[t] @ B[t] for t in TILES)),
     ("sum(max(a[i])) + min(min(b[j])) + max(sum(a[k]))", None,
