@@ -8,7 +8,7 @@ registry (no per-op branches here: only one rule per node *kind*).
   the owner): the client never ships a tile through ``feed_dict``;
 - reads of a variable are made per consumer, after the consumer's control dependencies,
   so writes-after-reads keep their order;
-- ``enqueue``/``dequeue``: one ``FIFOQueue`` per (queue, key) with a ``shared_name`` on the
+- ``enqueue``/``dequeue``: one ``FIFOQueue`` per dequeue (a queue's key in one scope) with a ``shared_name`` on the
   shard's task; a reducer takes a key's items with ``dequeue_many`` and accumulates them;
   a queue drained by a ``pop:`` task carries (key index, item) pairs and the consumer puts
   them back in key order;
@@ -137,8 +137,7 @@ class Lowering:
         tf = self.tf
         n = self.node(name)
         if n.kind == "const":
-            v = n.attr("value")
-            return tf.constant(v, dtype=want) if want is not None else tf.constant(v)
+            return self.constant(n.attr("value"), want)
         if n.kind == "variable":
             value = self.vars[name].read_value()
         else:
@@ -149,6 +148,15 @@ class Lowering:
             else:
                 value = tf.cast(value, want)
         return value
+
+    def constant(self, v, dtype):
+        """A number in ``dtype``, converted as NumPy's ``astype`` does (0.5 -> 0 for ints)."""
+        tf = self.tf
+        if dtype is None:
+            return tf.constant(v)
+        if dtype.is_integer and not isinstance(v, int):
+            return tf.cast(tf.constant(v, tf.float64), dtype)
+        return tf.constant(v, dtype=dtype)
 
     def common_dtype(self, n: Node):
         if n.dtype and n.dtype != "bool":
@@ -187,8 +195,8 @@ class Lowering:
         dtype = self.dtype(n.dtype)
         kind = a["init"]
         if kind == "constant":
-            initial = tf.fill(list(n.shape), tf.constant(a["value"], dtype=dtype)) if n.shape \
-                else tf.constant(a["value"], dtype=dtype)
+            initial = tf.fill(list(n.shape), self.constant(a["value"], dtype)) if n.shape \
+                else self.constant(a["value"], dtype)
         elif kind == "random":
             initial = self.random.tile(a, n.shape, dtype)
         elif kind == "copy":
@@ -241,9 +249,17 @@ class Lowering:
 
     def lower_assign(self, n: Node) -> None:
         var = self.vars[n.attr("target")]
+        tf = self.tf
         value = self.arg(n.inputs[0], var.dtype)
-        value = self.tf.reshape(value, list(n.shape))
-        out = var.assign(value, read_value=True)
+        # the assign op itself must carry the node's control dependencies (write after
+        # write, write after read). TF adds none to an op whose input was made in the same
+        # control context, and Grappler may drop the ones on a no-op reshape, so the
+        # reshape is made outside it and the assign is a raw op (Variable.assign takes none)
+        with tf.control_dependencies(None):
+            value = tf.reshape(value, list(n.shape))
+        assign = tf.raw_ops.AssignVariableOp(resource=var.handle, value=value)
+        with tf.control_dependencies([assign]):
+            out = var.read_value()
         self.values[n.name] = out
         self.collect(n, out)
 
@@ -272,7 +288,7 @@ class Lowering:
             order = self.pop_index(dq, n.name)
             op = self.queue(q, "*", n, True).enqueue([tf.constant(order, tf.int64), value])
         else:
-            group = dq.attr("key") if dq is not None else ",".join(map(str, key))
+            group = dq.name if dq is not None else ",".join(map(str, key))  # one TF queue per dequeue
             op = self.queue(q, group, n, False).enqueue([value])
         self.values[n.name] = op
         self.collect(n, op)
@@ -288,7 +304,7 @@ class Lowering:
             index, items = self.queue(q, "*", item, True).dequeue_many(count)
             out = tf.gather(items, tf.argsort(index))
         else:
-            out = self.queue(q, key, item, False).dequeue_many(count)
+            out = self.queue(q, n.name, item, False).dequeue_many(count)
         self.values[n.name] = out
         self.collect(n, out)
 

@@ -295,8 +295,10 @@ class Expander:
             terms.append(self.ex(sub, node.args[0]))
         q = self.spec.queues[ctx.via] if ctx.via is not None else None
         if q is None or q.reduce.op != op:  # another op than the queue's: reduced where it is needed
+            if len(terms) == 1:  # one term (a grid of one tile) is its own reduction
+                return self.op(ctx, "copy", terms, node, name)
             return self.op(ctx, "accumulate", terms, node, name, op=op)
-        key = f"{ctx.via_key}{tag}"
+        key = f"{ctx.via_key}#{number}" if number else ctx.via_key  # '.' numbers repeated lets
         enq = [self.enqueue(ctx, ctx.via, (key, i), t, node) for i, t in enumerate(terms)]
         deq = self.dequeue(ctx, ctx.via, key, enq, terms[0][1])
         return self.op(ctx, "accumulate", [deq], node, name or f"{ctx.label}/reduce{tag}", kind="reduce",

@@ -16,6 +16,7 @@ import threading
 import time
 
 import networkx as nx
+import numpy as np
 
 from ..ir.interp import Result, gather
 from .cluster import ClusterError, LocalCluster
@@ -40,6 +41,17 @@ def quiet_tensorflow(verbose: bool) -> None:
             previous(args)
     hook.dfc = True
     threading.excepthook = hook
+
+
+def _dead_soon(cluster, wait: float = 3.0) -> list:
+    """The tasks that have exited within ``wait`` seconds (none: the error is another)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        dead = cluster.dead()
+        if dead:
+            return dead
+        time.sleep(0.1)
+    return []
 
 
 def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lambda *a: None,
@@ -159,6 +171,8 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
             return sess.run(fetches, options=options, feed_dict=feed)
         except tf.errors.OpError as e:
             dead = cluster.dead()
+            if not dead and isinstance(e, (tf.errors.UnavailableError, tf.errors.AbortedError)):
+                dead = _dead_soon(cluster)  # the lost connection may be seen before the exit
             if dead:
                 names = ", ".join(t.label for t in dead)
                 raise RunError(f"task {names} died during {what}" + (f":\n{dead[0].log_tail()}" if dead[0].log_tail() else "")) from None
@@ -200,6 +214,6 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
         seconds["fetch"] = time.perf_counter() - t
     storage = dict(values)
     arrays = gather(g, storage)
-    scalars = {n.attr("scalar"): float(storage[name]) for name, n in
+    scalars = {n.attr("scalar"): np.asarray(storage[name]).item() for name, n in
                ((k, g.nodes[k]["node"]) for k in lowered.reads) if n.attr("scalar")}
     return Result(arrays, scalars, iterations, seconds)

@@ -408,19 +408,27 @@ def check_queues(spec: Spec, ctx: Context) -> None:
 # ---------------------------------------------------------------------------- graph
 
 def check_cycles(spec: Spec, ctx: Context) -> None:
-    """Dependency cycles among top-level tasks (loops are the place for cycles)."""
-    writes: dict[str, set[str]] = {}
-    reads: dict[str, set[str]] = {}
+    """Dependency cycles among top-level tasks and scalar initialisations (loops are the
+    place for cycles)."""
+    writes: dict[tuple, set[str]] = {}
+    reads: dict[tuple, set[str]] = {}
     for t in spec.tasks.values():
         w = {e.base() for e, _ in t.update} | {t.out.base() if t.out else None} | {t.queue}
         q = t.queue
         if q in spec.queues and spec.queues[q].reduce and spec.queues[q].reduce.into:
             w.add(spec.queues[q].reduce.into)
         r = {n for e in (t.compute, *(v for _, v in t.update)) if e for n in e.names()} | {t.pop}
-        writes[t.name], reads[t.name] = w - {None}, r - {None}
-    edges = {a: sorted(b for b in spec.tasks if b != a and writes[a] & reads[b]) for a in spec.tasks}
-    state: dict[str, int] = {}
-    for start in sorted(spec.tasks):
+        writes[("tasks", t.name)], reads[("tasks", t.name)] = w - {None}, r - {None}
+    for sc in spec.scalars.values():
+        if sc.init is not None:
+            writes[("scalars", sc.name)], reads[("scalars", sc.name)] = {sc.name}, sc.init.names()
+    nodes = sorted(writes)
+    edges = {a: [b for b in nodes if b != a and writes[a] & reads[b]] for a in nodes}
+    shown = {n: n[1] if n[0] == "tasks" else f"scalar {n[1]}" for n in nodes}
+    state: dict[tuple, int] = {}
+    for start in nodes:
+        if state.get(start):
+            continue
         stack = [(start, iter(edges[start]), (start,))]
         state[start] = 1
         while stack:
@@ -431,9 +439,11 @@ def check_cycles(spec: Spec, ctx: Context) -> None:
                 stack.pop()
             elif state.get(nxt) == 1:
                 cyc = chain[chain.index(nxt):] + (nxt,)
-                ctx.errors.error(spec.source.key(("tasks", nxt)), "cycle",
-                                 "tasks depend on each other: " + " -> ".join(cyc),
-                                 "a cycle needs a `loop:`; outside one, every task must come after what it reads")
+                what = "tasks depend" if all(n[0] == "tasks" for n in cyc) else "these depend"
+                ctx.errors.error(spec.source.key(nxt), "cycle",
+                                 f"{what} on each other: " + " -> ".join(shown[n] for n in cyc),
+                                 "a cycle needs a `loop:`; outside one, every task and scalar `init` "
+                                 "must come after what it reads")
                 return
             elif state.get(nxt) is None:
                 state[nxt] = 1

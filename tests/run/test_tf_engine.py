@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fuzz import disagreements  # noqa: E402
 from gen import random_spec  # noqa: E402
 
 from dfc.ir.interp import run_numpy  # noqa: E402
+from dfc.oracle import run_oracle  # noqa: E402
 from dfc.passes import compile_spec  # noqa: E402
 from dfc.runtime.tf_engine import run_tf  # noqa: E402
 from dfc.runtime.verify import verify  # noqa: E402
@@ -25,6 +27,8 @@ pytestmark = pytest.mark.slow
 def compare(spec, strategy="heft"):
     g = compile_spec(spec, strategy)
     got, want = run_tf(g, timeout=120), run_numpy(g)
+    meaning = run_oracle(spec)  # shares nothing with the compiler that both engines run on
+    assert not disagreements(meaning, got), disagreements(meaning, got)
     assert got.iterations_run == want.iterations_run
     for name, ref in want.arrays.items():
         tol = 1e-4 if ref.dtype in (np.float32, np.complex64) else 1e-9

@@ -16,6 +16,7 @@ import pytest
 
 from dfc.ir.interp import run_numpy
 from dfc.oracle import OracleError, run_oracle
+from dfc.ops.random import uniform01
 from dfc.passes import compile_spec
 from dfc.spec import load_spec, load_spec_text
 
@@ -164,3 +165,64 @@ tasks:
 """))
     assert main(["run", str(f), "--engine", "oracle", "--quiet"]) == 2
     assert "no single meaning" in capsys.readouterr().err
+
+
+# ---- what the differential fuzzer found, one regression test each
+
+VECS = """arrays:
+  u: {shape: [N], dtype: float64, tile: {cyclic: P}, init: {random: uniform, seed: 1}, output: true}
+  w: {shape: [N], dtype: float64, tile: [N/P], init: {random: uniform, seed: 2}, output: true}
+  z: {shape: [N], dtype: float64, tile: ZTILE, output: true}
+"""
+
+
+@pytest.mark.parametrize("ztile", ["[N/P]", "{cyclic: P}"])
+def test_whole_array_out_of_several_tiles(ztile):
+    text = spec_text(VECS.replace("ZTILE", ztile) + "tasks:\n  whole: {compute: '2 * u - w', out: z}\n")
+    r = assert_agree(load_spec_text(text, "t.yaml"))
+    np.testing.assert_array_equal(r.arrays["z"], 2 * r.arrays["u"] - r.arrays["w"])
+
+
+def test_two_loop_steps_push_into_one_reducing_queue():
+    text = spec_text("""cluster: {worker: {tasks: 2}, reducer: {tasks: 2}}
+arrays:
+  M: {shape: [N, N], dtype: float64, tile: [N/P, N/P], init: {random: uniform, seed: 3}}
+  C: {shape: [N, N], dtype: float64, tile: [N/P, N/P], output: true}
+queues:
+  partials: {on: reducer, shards: 2, shard: '(i + j) % 2', reduce: {op: sum, into: C}}
+loop:
+  max: 1
+  steps:
+    - {name: mul, for: {i: P, j: P, k: P}, compute: 'M[i, k] @ M[k, j]', push: 'partials[i, j]'}
+    - {name: add, for: {i: P, j: P, k: P}, compute: 'M[i, k] + M[k, j]', push: 'partials[i, j]'}
+""")
+    r = assert_agree(load_spec_text(text, "t.yaml"))
+    m, t = r.arrays["M"], 2
+    want = np.block([[sum(m[i*t:(i+1)*t, k*t:(k+1)*t] + m[k*t:(k+1)*t, j*t:(j+1)*t] for k in range(3))
+                      for j in range(3)] for i in range(3)])
+    np.testing.assert_allclose(r.arrays["C"], want, rtol=1e-14)  # the last step's reduction
+
+
+def test_a_let_repeated_in_the_body_through_one_queue():
+    text = spec_text(VECS.replace("ZTILE", "[N/P]") + """cluster: {worker: {tasks: 2}, reducer: {tasks: 1}}
+queues:
+  dots: {on: reducer, reduce: {op: sum, broadcast: worker}}
+scalars:
+  s: {init: 0}
+loop:
+  max: 2
+  steps:
+    - {let: s, reduce: "sum(dot(u[k], u[k]))", via: dots}
+    - {for: {i: P}, update: {"w[i]": "w[i] + s"}}
+    - {let: s, reduce: "s * sum(dot(w[k], w[k]))", via: dots}
+    - {for: {i: P}, update: {"z[i]": "z[i] + s"}}
+""")
+    r = assert_agree(load_spec_text(text, "t.yaml"))
+    u = r.arrays["u"]
+    z, w = np.zeros(6), uniform01(np.arange(6), 2)  # w's init, by the definition of `random: uniform`
+    for _ in range(2):
+        s = u @ u
+        w = w + s
+        s = s * (w @ w)
+        z = z + s
+    np.testing.assert_allclose(r.arrays["z"], z, rtol=1e-13)
