@@ -188,7 +188,7 @@ class Evaluator:
             if free:
                 return self.reduce(name, node.args[0], env, free)
             v = np.asarray(self.ev(node.args[0], env))
-            return ALL[name](v)
+            return ALL[name](v).astype(v.dtype)  # a sum of int32 stays int32
         args = [self.ev(a, env) for a in node.args]
         return FUNCTIONS[name](*args, **kw)
 

@@ -39,7 +39,7 @@ class Program:
 
     # ------------------------------------------------------------ expressions
     def const(self) -> str:
-        return str(self.pick([1, 2, 3, -1])) if self.int else str(self.pick([0.5, 2, -1, 0.25, 1.5]))
+        return str(self.pick([1, 2, 3, -1, 2.5])) if self.int else str(self.pick([0.5, 2, -1, 0.25, 1.5]))
 
     def vec(self) -> str:
         return self.pick(self.readable)

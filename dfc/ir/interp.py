@@ -60,6 +60,15 @@ class NumpyEngine:
         node = self.g.nodes[name]["node"]
         return self.storage[name] if node.kind == "variable" else self.values[name]
 
+    def numbers_in_dtype(self, node: Node, args: list) -> list:
+        """A number takes the dtype it meets: 2.5 in an int64 expression is 2 (as in TF)."""
+        number = [self.g.nodes[i]["node"].dtype == "" for i in node.inputs]  # consts, and sums of them
+        dtype = node.dtype if node.dtype not in ("", "bool") else next(
+            (np.asarray(a).dtype for a, n in zip(args, number) if not n), None)
+        if dtype is None or np.dtype(dtype).kind not in "iu":
+            return args
+        return [np.asarray(a).astype(dtype)[()] if n else a for a, n in zip(args, number)]
+
     def step(self, node: Node) -> None:
         kind = node.kind
         if kind == "const":
@@ -71,6 +80,8 @@ class NumpyEngine:
         elif kind in ("compute", "reduce", "broadcast"):
             args = [self.val(i) for i in node.inputs]
             op = REGISTRY[node.op]
+            if op.cast_inputs:
+                args = self.numbers_in_dtype(node, args)
             with np.errstate(all="ignore"):  # a NaN or inf is the verifier's to report, not a warning's
                 out = op.numpy(*args, **{k: v for k, v in node.attrs if k in op.kwargs})
             if node.dtype and node.dtype != "bool":

@@ -47,3 +47,20 @@ def test_the_issue_case_on_tf_gives_the_true_ratio():
     np.testing.assert_allclose(got.arrays["y"], np.full(8, a @ a / (b @ b)), rtol=1e-14)
     assert a @ a / (b @ b) == pytest.approx(1.0229, abs=5e-5)
     assert not disagreements(run_oracle(spec), got)
+
+
+def test_a_number_takes_the_dtype_it_meets_on_tf():
+    text = b"""dfc: 1
+name: t
+params: {N: 6, P: 3}
+cluster: {worker: {tasks: 2}}
+arrays:
+  x: {shape: [N], dtype: int64, tile: [N/P], init: {constant: 3}}
+  y: {shape: [N], dtype: int64, tile: [N/P], output: true}
+tasks:
+  ints: {for: {i: P}, compute: "2.5 * x[i] + x[i]", out: "y[i]"}
+"""
+    spec = load_spec_text(text, "t.yaml")
+    got = run_tf(compile_spec(spec), timeout=120)
+    np.testing.assert_array_equal(got.arrays["y"], np.full(6, 9))
+    assert not disagreements(run_oracle(spec), got)

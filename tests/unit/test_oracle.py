@@ -226,3 +226,18 @@ loop:
         s = s * (w @ w)
         z = z + s
     np.testing.assert_allclose(r.arrays["z"], z, rtol=1e-13)
+
+
+def test_a_number_takes_the_dtype_it_meets():
+    text = spec_text("""arrays:
+  x: {shape: [N], dtype: int64, tile: [N/P], init: {constant: 3}}
+  y: {shape: [N], dtype: int64, tile: [N/P], output: true}
+  f: {shape: [N], dtype: float32, tile: [N/P], init: ones}
+  g: {shape: [N], dtype: float32, tile: [N/P], output: true}
+tasks:
+  ints: {for: {i: P}, compute: "2.5 * x[i] + x[i]", out: "y[i]"}
+  floats: {for: {i: P}, compute: "0.1 * f[i]", out: "g[i]"}
+""")
+    r = assert_agree(load_spec_text(text, "t.yaml"))
+    np.testing.assert_array_equal(r.arrays["y"], np.full(6, 2 * 3 + 3))  # 2.5 as an int64 is 2
+    np.testing.assert_array_equal(r.arrays["g"], np.full(6, np.float32(0.1), dtype=np.float32))
