@@ -63,15 +63,16 @@ class Program:
         (so they must use the queue's op, sum) and it has at least one."""
         if depth == 0:
             return self.scalar_leaf(via)
-        kind = self.pick(["leaf", "+", "-", "*", "/", "nested", "nested-same"])
+        kind = self.pick(["leaf", "+", "-", "*", "/", "nested", "nested-same", "nested-mixed"])
         a = self.scalar(depth - 1, via)
         if kind == "leaf":
             return a
-        if kind in ("nested", "nested-same"):  # a reduction whose term holds another reduction
+        if kind.startswith("nested"):  # a reduction whose term holds another reduction
             k = self.pick(self.indices)
             inner_k = k if kind == "nested-same" else self.pick([i for i in self.indices if i != k])
             x, y = self.vec(), self.vec()
-            return f"sum(dot({x}[{k}], {y}[{k}]) * sum(dot({y}[{inner_k}], {x}[{inner_k}])))"
+            other = k if kind == "nested-mixed" else inner_k  # mixed: the inner one binds both
+            return f"sum(dot({x}[{k}], {y}[{k}]) * sum(dot({y}[{inner_k}], {x}[{other}])))"
         b = self.scalar(depth - 1, False)
         if kind == "/":
             if self.int or self.complex:

@@ -254,7 +254,9 @@ class Lowering:
         # the assign op itself must carry the node's control dependencies (write after
         # write, write after read). TF adds none to an op whose input was made in the same
         # control context, and Grappler may drop the ones on a no-op reshape, so the
-        # reshape is made outside it and the assign is a raw op (Variable.assign takes none)
+        # reshape is made outside it and the assign is a raw op (Variable.assign takes none).
+        # control_dependencies(None) also leaves any control-flow context: assigns are never
+        # lowered inside the dynamic schedule's while_loop (run_instance makes none)
         with tf.control_dependencies(None):
             value = tf.reshape(value, list(n.shape))
         assign = tf.raw_ops.AssignVariableOp(resource=var.handle, value=value)

@@ -360,9 +360,9 @@ class Expander:
         return n.name
 
     # ---------------------------------------------------------------- tasks
-    def task(self, t: Task, scope: str) -> None:
+    def task(self, t: Task, scope: str, prefix: str | None = None) -> None:
         spec = self.spec
-        prefix = f"loop/{t.name}" if scope == "loop" else t.name
+        prefix = prefix or (f"loop/{t.name}" if scope == "loop" else t.name)
         where = allowed(spec, t.on or spec.placement.constraints.get(t.name))
         items = {}
         if t.pop:
@@ -386,10 +386,10 @@ class Expander:
             for target_expr, value_expr in t.update:
                 ctx = _Ctx(f"{label}/{target_expr.text}", scope, t.name, value_expr, env, where, items)
                 writes += self.split(ctx, target_expr, self.ex(ctx, value_expr.tree))
-        data = self.g._node
-        # a write of a tile read as it is (x[i] = x[i+1]) copies it first, so that the copy
-        # reads the old value before any of this task's writes
-        writes = [(ctx, target, self.op(ctx, "copy", [value], None) if data[value[0]]["node"].kind == "variable"
+        # a tile read as it is and written by this task too (x[i] = x[i+1]) is copied first,
+        # so that the copy reads the old value before any of this task's writes
+        written = {tile_name(*target) for _, target, _ in writes}
+        writes = [(ctx, target, self.op(ctx, "copy", [value], None) if value[0] in written
                    and value[0] != tile_name(*target) else value) for ctx, target, value in writes]
         for ctx, target, value in writes:  # after every read of the old values
             self.assign(ctx, target, value, f"{ctx.label}/assign:{tile_name(*target)}")
@@ -466,7 +466,7 @@ class Expander:
                 if isinstance(obj, Let):
                     self.let(obj.let, obj.reduce or obj.value, obj.via, "loop", obj.let in spec.scalars, node.name)
                 else:
-                    self.task(obj, "loop")
+                    self.task(obj, "loop", node.name)  # two steps of one name: numbered
                     q = obj.queue
                     if q and spec.queues[q].reduce and spec.queues[q].reduce.into:
                         self.drain_into(q, "loop")

@@ -1,7 +1,7 @@
 """The differential fuzzer: generated programs through the NumPy engine against the
 oracle, which shares nothing with the compiler (tests/fuzz.py writes the programs).
 
-CI runs ``DFC_FUZZ_EXAMPLES`` examples (default 200, about ten seconds); a longer run:
+CI runs ``DFC_FUZZ_EXAMPLES`` examples (default 200, a few seconds); a longer run:
 
     DFC_FUZZ_EXAMPLES=5000 python -m pytest tests/unit/test_fuzz_oracle.py -q
 

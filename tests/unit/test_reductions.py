@@ -91,6 +91,9 @@ LETS = [
     ("sum(dot(a[i], a[i]) + sum(dot(b[j], b[j])))", None, A @ A + P * (B @ B)),
     # the inner sum rebinds i: sum over i of (a_i . a_i + b . b)
     ("sum(dot(a[i], a[i]) + sum(dot(b[i], b[i])))", "dots", A @ A + P * (B @ B)),
+    # the inner sum binds i and j (both written inside it), the outer one its own i
+    ("sum(dot(a[i], b[i]) * sum(dot(a[j], b[i])))", "dots",
+     (A @ B) * ((A[TILES[0]] + A[TILES[1]]) @ (B[TILES[0]] + B[TILES[1]]))),
     ("sum(sum(M[i, j]))", None, ROWS.sum()),
     ("sum(dot(a[i], a[i])) / sum(sum(M[i, j]))", "dots", A @ A / ROWS.sum()),
 ]
