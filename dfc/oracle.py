@@ -322,7 +322,7 @@ class Oracle:
         self.queued: dict[str, list[tuple[tuple, np.ndarray]]] = {q: [] for q in spec.queues}
         self.popped: dict[str, list] = {}
 
-    def eval(self, expr: Expr, env: dict | None = None):
+    def value(self, expr: Expr, env: dict | None = None):
         return Evaluator(self, expr, env or {}).value()
 
     # -------------------------------------------------------- steps
@@ -335,14 +335,14 @@ class Oracle:
         for values in itertools.product(*(range(n) for _, n in t.domain)):
             env = dict(zip(names, values))
             if t.compute is not None:
-                value = np.array(self.eval(t.compute, env))
+                value = np.array(self.value(t.compute, env))
                 if t.push is not None:
                     queue, key = self.target(t.push, env)
                     self.queued[queue].append((key, value))
                 else:
                     writes.append((*self.target(t.out, env), value))
             for target, expr in t.update:
-                writes.append((*self.target(target, env), np.array(self.eval(expr, env))))
+                writes.append((*self.target(target, env), np.array(self.value(expr, env))))
         self.write_all(t, writes)
         self.popped.pop(t.pop, None)
 
@@ -378,7 +378,7 @@ class Oracle:
             self.arrays[a.name][tile_key(a, key)] = value.astype(a.dtype, copy=False)
 
     def bind(self, name: str, expr: Expr | None, declared: bool) -> None:
-        value = self.eval(expr) if expr is not None else 0
+        value = self.value(expr) if expr is not None else 0
         if declared:
             self.scalars[name] = np.asarray(value).astype(self.spec.scalars[name].dtype)[()]
             self.lets.pop(name, None)
@@ -452,7 +452,7 @@ class Oracle:
                         if step.push is not None:
                             self.drain(self.target_name(step.push))
                 iterations += 1
-                if loop.until is not None and bool(self.eval(loop.until)):
+                if loop.until is not None and bool(self.value(loop.until)):
                     break
         t1 = time.perf_counter()
         scalars = {k: v.item() if hasattr(v, "item") else v for k, v in self.scalars.items()}
