@@ -60,10 +60,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _read_text(file: str) -> str:
+    """The source lines the diagnostics quote ("" for a file that cannot be a spec)."""
+    from .inputs import InputError, read_bounded
+    from .spec.yamlsrc import MAX_BYTES
+
     try:
-        with open(file, "rb") as f:
-            return f.read(4 * 2**20).decode("utf-8", errors="replace")
-    except OSError:
+        return read_bounded(file, MAX_BYTES).decode("utf-8", errors="replace")
+    except InputError:
         return ""
 
 

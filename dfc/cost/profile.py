@@ -6,10 +6,14 @@ a YAML file (``placement.profile`` or ``dfc plan --profile``) overrides any of t
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields, replace
 
 import yaml
+
+from ..inputs import InputError, read_bounded
+
+#: a profile is a few dozen numbers; anything much larger is not one
+MAX_PROFILE_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -52,11 +56,10 @@ def load_profile(path: str | None) -> Profile:
     base = Profile()
     if not path:
         return base
-    if not os.path.isfile(path):
-        raise ProfileError(f"no profile file '{path}'")
     try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f) or {}
+        data = yaml.safe_load(read_bounded(path, MAX_PROFILE_BYTES, "a profile").decode("utf-8")) or {}
+    except InputError as e:
+        raise ProfileError(f"profile: {e}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ProfileError(f"cannot read profile '{path}': {e}") from None
     if not isinstance(data, dict):

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..inputs import regular_size
+
 
 @dataclass(frozen=True)
 class NpyHeader:
@@ -18,6 +20,7 @@ class NpyHeader:
 
 
 def read_header(path: str) -> NpyHeader:
+    regular_size(path, "a .npy file")  # a FIFO or a device would block or never end
     with open(path, "rb") as f:
         major, _ = np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0

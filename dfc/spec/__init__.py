@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Iterable
 
 from ..diagnostics import Diagnostic, Pos, SpecError, sorted_unique
+from ..inputs import InputError, read_bounded
 from .build import Override, build_spec
 from .checks import check_spec
 from .model import Spec
 from .schema import check_schema, schema, schema_text
-from .yamlsrc import load_yaml
+from .yamlsrc import MAX_BYTES, load_yaml
 
 __all__ = ["load_spec", "load_spec_text", "Spec", "SpecError", "schema", "schema_text", "Override"]
 
@@ -45,12 +46,8 @@ def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
     """Load and validate the spec at ``path``."""
     file = str(path)
     try:
-        p = Path(path)
-        if p.is_dir():
-            raise SpecError([Diagnostic(Pos(file), "no-file", f"'{file}' is a directory, not a spec")])
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise SpecError([Diagnostic(Pos(file), "no-file", f"no such file: '{file}'")]) from None
-    except OSError as e:
-        raise SpecError([Diagnostic(Pos(file), "no-file", f"cannot read '{file}': {e.strerror}")]) from None
+        data = read_bounded(file, MAX_BYTES, "a spec")
+    except InputError as e:
+        hint = "keep data in .npy files and refer to them with `init: {file: ...}`" if "MiB" in str(e) else ""
+        raise SpecError([Diagnostic(Pos(file), "no-file", str(e), hint)]) from None
     return load_spec_text(data, file, overrides)

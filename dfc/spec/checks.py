@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -98,12 +99,18 @@ def check_arrays(spec: Spec, ctx: Context) -> None:
 
 
 def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
+    from ..inputs import InputError, regular_size
     from ..ops.npyfile import read_header
 
     path = a.init.file
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         ctx.errors.error(pos, "missing-file", f"no file '{path}' for the initial value of '{a.name}'",
                          "paths are relative to the spec's folder")
+        return
+    try:
+        size = regular_size(path, "a .npy file")
+    except InputError as e:
+        ctx.errors.error(pos, "bad-file", str(e))
         return
     try:
         header = read_header(path)
@@ -118,6 +125,13 @@ def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
         ctx.errors.error(pos, "shape-mismatch",
                          f"'{path}' holds {dtype.name}{list(shape)} but '{a.name}' is {a.type}",
                          "make the array's shape and dtype match the file")
+    else:  # the data must be exactly what the header says: no more (appended data), no less
+        want = header.offset + math.prod(shape) * dtype.itemsize
+        if size != want:
+            ctx.errors.error(pos, "bad-file",
+                             f"'{path}' has {size - header.offset} bytes of data but its header says "
+                             f"{dtype.name}{list(shape)}, {want - header.offset} bytes",
+                             "the file is truncated or has data appended: save it again with numpy.save")
 
 
 # ---------------------------------------------------------------------------- tasks
