@@ -33,7 +33,7 @@ def test_validate_refuses_what_is_not_a_small_regular_file(tmp_path, what):
     t = time.monotonic()
     r = dfc("validate", path)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert time.monotonic() - t < 20
+    assert time.monotonic() - t < 5  # 0.3 s here: nothing is read, nothing waited on
     assert {"device": "is a device", "fifo": "is a FIFO", "big": "may be at most 4 MiB",
             "directory": "is a directory"}[what] in r.stderr
 
