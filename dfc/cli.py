@@ -275,6 +275,20 @@ def _summary_lines(r: dict) -> list[str]:
     return lines
 
 
+def _seconds(text: str) -> float:
+    """A time limit: a finite number of seconds above zero (0, -1, nan and inf are no limit
+    a user means, and every blocking call needs one)."""
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}': give a number of seconds above 0, such as 300")
+    return value
+
+
 def _unwritable(path: str | None) -> str | None:
     """Why ``path`` cannot be written (checked before a run, so no run is wasted), or None."""
     if not path or path == "-":
@@ -455,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf (default): TensorFlow servers, one per task, on 127.0.0.1; "
                    "numpy: the compiled graph interpreted in this process; "
                    "oracle: the program's meaning on whole arrays, not compiled (the tests' reference)")
-    r.add_argument("--timeout", type=float, default=300.0, metavar="S",
+    r.add_argument("--timeout", type=_seconds, default=300.0, metavar="S",
                    help="limit for each call to the cluster, in seconds (default 300)")
     r.add_argument("--out", metavar="DIR", help="save the output arrays as .npy files")
     r.add_argument("--sweep", metavar="K=a,b,c", help="run once per value of a param and print a table")

@@ -89,3 +89,14 @@ def test_a_npy_that_is_a_fifo_is_refused(tmp_path):
     (tmp_path / "s.yaml").write_text(SPEC)
     with pytest.raises(SpecError, match="is a FIFO"):
         load_spec(tmp_path / "s.yaml")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1", "soon"])
+def test_run_refuses_a_timeout_that_is_no_limit(value, capsys):
+    from pathlib import Path
+
+    from dfc.cli import main
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "stream.yaml"
+    assert main(["run", str(spec), "--timeout", value]) == 2  # before any server starts
+    assert "--timeout" in capsys.readouterr().err
