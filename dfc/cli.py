@@ -308,6 +308,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     for flag, path in (("--json", args.json), ("--trace", args.trace), ("--plot", args.plot)):
         why = _unwritable(path)
+        if flag == "--plot" and path and not why and os.path.splitext(path)[1].lower() not in PLOT_FORMATS:
+            why = f"a plot is {', '.join(PLOT_FORMATS)}"
         if why:
             print(f"dfc run: {flag} {path}: {why}", file=sys.stderr)
             return EXIT_USAGE
@@ -353,7 +355,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     report = reports[0] if len(reports) == 1 else {"sweep": key, "runs": reports}
     try:
         if args.json:
-            _write(args.json, json.dumps(report, indent=1) + "\n")
+            _write(args.json, json.dumps(_no_nan(report), indent=1, allow_nan=False) + "\n")
         if args.plot and len(reports) > 1:
             _plot_sweep(key, reports, args.plot)
     except (OSError, RuntimeError) as e:
@@ -399,6 +401,21 @@ def _sweep_table(key: str, reports: list[dict]) -> str:
     for r in reports:
         lines.append(f"{r['params'][key]:>10}  {r['seconds']['compute']:>10.4f}  {_rate(r)[1]:>9.3f}  {r['verified']}")
     return "\n".join(lines)
+
+
+def _no_nan(value):
+    """The report with every NaN or infinity as null: they are not JSON."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_no_nan(v) for v in value]
+    return value
+
+
+#: what --plot writes (by the file's extension)
+PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 
 def _plot_sweep(key: str, reports: list[dict], path: str) -> None:

@@ -100,3 +100,37 @@ def test_run_refuses_a_timeout_that_is_no_limit(value, capsys):
     spec = Path(__file__).resolve().parents[2] / "specs" / "stream.yaml"
     assert main(["run", str(spec), "--timeout", value]) == 2  # before any server starts
     assert "--timeout" in capsys.readouterr().err
+
+
+def test_run_refuses_a_plot_it_cannot_write_before_running(tmp_path, capsys):
+    from pathlib import Path
+
+    from dfc.cli import main
+
+    spec = Path(__file__).resolve().parents[2] / "specs" / "stream.yaml"
+    assert main(["run", str(spec), "--plot", str(tmp_path / "p.jpeg")]) == 2
+    assert "a plot is .png, .svg, .pdf" in capsys.readouterr().err
+
+
+def test_json_report_has_no_bare_nan(tmp_path):
+    import json
+    from pathlib import Path
+
+    from dfc.cli import main
+
+    text = """dfc: 1
+name: nan
+arrays:
+  x: {shape: [4], dtype: float64, init: zeros, output: true}
+  y: {shape: [4], dtype: float64, output: true}
+tasks:
+  div: {compute: "x / x", out: y}
+verify: {residual: "norm(y)", below: 1}
+"""
+    (tmp_path / "s.yaml").write_text(text)
+    out = tmp_path / "r.json"
+    assert main(["run", str(tmp_path / "s.yaml"), "--engine", "numpy", "--quiet", "--json", str(out)]) == 1
+    raw = out.read_text()
+    assert "NaN" not in raw
+    report = json.loads(raw)
+    assert report["verified"] is False and report["verification"]["value"] is None
