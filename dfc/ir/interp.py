@@ -62,6 +62,8 @@ class NumpyEngine:
 
     def numbers_in_dtype(self, node: Node, args: list) -> list:
         """A number takes the dtype it meets: 2.5 in an int64 expression is 2 (as in TF)."""
+        if node.dtype not in ("", "bool") and np.dtype(node.dtype).kind not in "iu":
+            return args  # the common case, a float or complex result: NumPy's own rule agrees
         number = [self.g.nodes[i]["node"].dtype == "" for i in node.inputs]  # consts, and sums of them
         dtype = node.dtype if node.dtype not in ("", "bool") else next(
             (np.asarray(a).dtype for a, n in zip(args, number) if not n), None)

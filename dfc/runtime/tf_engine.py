@@ -170,9 +170,9 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
                 return out
             return sess.run(fetches, options=options, feed_dict=feed)
         except tf.errors.OpError as e:
-            dead = cluster.dead()
-            if not dead and isinstance(e, (tf.errors.UnavailableError, tf.errors.AbortedError)):
-                dead = _dead_soon(cluster)  # the lost connection may be seen before the exit
+            # a lost connection may be seen before the task's exit: give it a moment
+            lost = isinstance(e, (tf.errors.UnavailableError, tf.errors.AbortedError))
+            dead = _dead_soon(cluster) if lost else cluster.dead()
             if dead:
                 names = ", ".join(t.label for t in dead)
                 raise RunError(f"task {names} died during {what}" + (f":\n{dead[0].log_tail()}" if dead[0].log_tail() else "")) from None
