@@ -526,7 +526,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def _private_network() -> None:
+    """Before ``dfc run`` starts a local cluster, move into a network of its own (see
+    dfc/runtime/private.py); through a user namespace, dfc executes itself again inside it."""
+    from .runtime import private
+
+    try:
+        args = build_parser().parse_args()
+    except SystemExit:  # main() reports the usage error
+        return
+    if getattr(args, "func", None) is not cmd_run or args.engine != "tf" or private.ENV in os.environ:
+        return
+    if private.enter() == "user+net":
+        os.execv(sys.executable, [sys.executable, "-m", "dfc", *sys.argv[1:]])
+
+
 def run() -> None:  # console-script entry point
+    _private_network()
     code = main()
     # Every file is written and closed and the cluster is stopped by now; what is left is
     # the interpreter's teardown: TensorFlow's (about a second here) and freeing every

@@ -13,6 +13,7 @@ import atexit
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..spec.model import Spec
+from .private import state
 
 
 class ClusterError(Exception):
@@ -44,6 +46,21 @@ def free_ports(n: int) -> list[int]:
 
 
 BIND_ATTEMPTS = 3
+
+#: the environment variable that gives a local server its cluster (job -> addresses)
+CLUSTER_ENV = "DFC_CLUSTER"
+
+_warned: list[str] = []
+
+
+def warn_if_shared() -> None:
+    """Say once per process when the local cluster runs in the shared network."""
+    private, why = state()
+    if not private and not _warned:
+        _warned.append(why)
+        print(f"dfc: warning: the local cluster is not private ({why}): while it runs, any process "
+              "that can reach this machine can connect to its TensorFlow servers and run ops as you "
+              "(docs/running.md, \"Who can reach the servers\")", file=sys.stderr)
 
 
 @dataclass
@@ -72,6 +89,7 @@ class LocalCluster:
     spec: Spec
     start_timeout: float = 60.0
     tasks: list[Task] = field(default_factory=list)
+    logdir: str = ""  # the servers' logs: removed after a successful run, kept after a failed one
 
     @property
     def cluster_dict(self) -> dict[str, list[str]]:
@@ -110,17 +128,18 @@ class LocalCluster:
         """Start every server process; returns at once (``wait`` waits for them)."""
         slots = [(j.name, i) for j in self.spec.cluster.values() for i in range(j.tasks)]
         self.tasks = [Task(job, i, f"127.0.0.1:{port}") for (job, i), port in zip(slots, free_ports(len(slots)))]
-        logdir = tempfile.mkdtemp(prefix="dfc-cluster-")
-        cluster = json.dumps(self.cluster_dict)
+        self.logdir = self.logdir or tempfile.mkdtemp(prefix="dfc-cluster-")
+        warn_if_shared()
+        # the addresses go through the environment: ps shows a command line to every user
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", CLUSTER_ENV: json.dumps(self.cluster_dict)}
         _LIVE.append(self)
         gpu_tasks = [t for t in self.tasks if self.spec.cluster[t.job].device == "gpu"]
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         gpus = [g for g in visible.split(",") if g.strip()] if visible else [str(i) for i in range(64)]
         for t in self.tasks:
             intra, inter = self.threads(self.spec.cluster[t.job])
-            t.log = os.path.join(logdir, f"{t.job}-{t.index}.log")
+            t.log = os.path.join(self.logdir, f"{t.job}-{t.index}.log")
             job = self.spec.cluster[t.job]
             task_env = dict(env)
             if job.device == "gpu":  # each GPU task sees its own GPUs, as GPU:0..
@@ -130,7 +149,7 @@ class LocalCluster:
                 task_env["CUDA_VISIBLE_DEVICES"] = ""
             with open(t.log, "w") as log:
                 t.process = subprocess.Popen(
-                    [sys.executable, "-m", "dfc.runtime.server", "--cluster", cluster, "--job", t.job,
+                    [sys.executable, "-m", "dfc.runtime.server", "--job", t.job,
                      "--task", str(t.index), "--intra", str(intra), "--inter", str(inter), "--watch-parent"],
                     stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=task_env,
                     start_new_session=True)
@@ -193,11 +212,18 @@ class LocalCluster:
         if self in _LIVE:
             _LIVE.remove(self)
 
+    def remove_logs(self) -> None:
+        if self.logdir:
+            shutil.rmtree(self.logdir, ignore_errors=True)
+            self.logdir = ""
+
     def __enter__(self) -> LocalCluster:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
         self.stop()
+        if kind is None:
+            self.remove_logs()
 
 
 _LIVE: list[LocalCluster] = []

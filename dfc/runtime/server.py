@@ -25,13 +25,16 @@ def _watch_parent(parent: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="dfc-server", description="one task of a dfc TensorFlow cluster")
-    p.add_argument("--cluster", required=True, help="cluster spec as JSON: job -> list of host:port")
+    p.add_argument("--cluster", default=os.environ.get("DFC_CLUSTER"),
+                   help="cluster spec as JSON: job -> list of host:port (default: $DFC_CLUSTER)")
     p.add_argument("--job", required=True)
     p.add_argument("--task", type=int, required=True)
     p.add_argument("--intra", type=int, default=1, help="intra-op threads")
     p.add_argument("--inter", type=int, default=2, help="inter-op threads")
     p.add_argument("--watch-parent", action="store_true", help="exit when the parent process dies")
     a = p.parse_args(argv)
+    if not a.cluster:
+        p.error("give --cluster JSON or set DFC_CLUSTER")
     if a.watch_parent:
         threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     # SIGTERM keeps its default action (terminate now): a Python handler could not run

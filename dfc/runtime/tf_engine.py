@@ -20,6 +20,7 @@ import numpy as np
 
 from ..ir.interp import Result, gather
 from .cluster import ClusterError, LocalCluster
+from .private import state
 
 
 class RunError(Exception):
@@ -66,7 +67,8 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
     cluster.spawn()
     try:
         say(f"starting {len(cluster.tasks)} TF servers on 127.0.0.1 "
-            f"({', '.join(t.label for t in cluster.tasks)}); building the graph")
+            f"({'in a private network' if state()[0] else 'in the shared network'}: "
+            f"{', '.join(t.label for t in cluster.tasks)}); building the graph")
         import tensorflow as tf
 
         if not verbose:
@@ -78,11 +80,17 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
         seconds["build"] = time.perf_counter() - t1
         cluster.wait()
         seconds["startup"] = time.perf_counter() - t0 - seconds["build"]
-        return _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace)
-    except ClusterError as e:
-        raise RunError(str(e)) from None
-    finally:
+        result = _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace)
+    except (ClusterError, RunError) as e:
         cluster.stop()
+        raise RunError(f"{e}\n  the servers' logs are kept in {cluster.logdir}") from None
+    except BaseException:
+        cluster.stop()
+        cluster.remove_logs()
+        raise
+    cluster.stop()
+    cluster.remove_logs()
+    return result
 
 
 def read_back(tf, lowered, call, g: nx.DiGraph) -> dict:

@@ -4,6 +4,8 @@ process behind. Ctrl-C stops every server too."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def start(*extra: str) -> subprocess.Popen:
+def start(*extra: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "dfc", "run", str(ROOT / "specs" / "stream.yaml"),
                              "--set", "MB=8", "--set", "reps=100000", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def wait_for_iterations(proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -53,6 +55,9 @@ def test_a_dead_worker_is_an_error_naming_the_task():
         assert time.monotonic() - t < 30  # within the timeout, plus teardown
         assert proc.returncode == 1, err
         assert "ps:0" in err and "Traceback" not in err
+        logs = re.search(r"the servers' logs are kept in (\S+)", err)  # kept after a failure, and named
+        assert logs and (Path(logs[1]) / "worker-0.log").is_file(), err
+        shutil.rmtree(logs[1])
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -94,3 +94,13 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_run(tmp_path, ca
     assert f"{flag} {missing}: no folder" in capsys.readouterr().err
     assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--set", "MB=1", flag, str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_the_servers_logs_are_removed_after_a_successful_run(tmp_path, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--set", "MB=1", "--set", "reps=2", "--quiet"]) == 0
+    assert not list(scratch.glob("dfc-cluster-*"))
