@@ -111,15 +111,16 @@ def _compile(args, spec, profile, observe=None):
 
 
 def _write(path: str | None, data: str | bytes) -> None:
+    """To standard output, or to ``path`` whole or not at all (dfc/outputs.py)."""
+    from .outputs import write_file
+
     if path is None or path == "-":
         if isinstance(data, bytes):
             sys.stdout.buffer.write(data)
         else:
             sys.stdout.write(data)
         return
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(path, mode) as f:
-        f.write(data)
+    write_file(path, data)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -150,15 +151,24 @@ def _plan(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_USAGE
     spec, profile = loaded
+    why = _bad_destinations("plan", args, spec, {"-o": args.output, "--gantt": args.gantt})
+    if why:
+        print(why, file=sys.stderr)
+        return EXIT_USAGE
     from .cost.model import CostModel
     from .cost.plan import make_plan
+    from .outputs import OutputError
     from .ir.devices import devices
     from .ir.node import describe
 
     if args.print_after:
         shown = {}
         _compile(args, spec, profile, lambda name, g: shown.setdefault(name, g) if name == args.print_after else None)
-        _write(args.output, describe(shown[args.print_after]))
+        try:
+            _write(args.output, describe(shown[args.print_after]))
+        except OutputError as e:
+            print(f"dfc plan: {e}", file=sys.stderr)
+            return EXIT_FAILED
         return EXIT_OK
     g = _compile(args, spec, profile)
     plan = make_plan(g, CostModel(profile, devices(spec)), timeline=True if args.gantt else None)
@@ -177,11 +187,8 @@ def _plan(args: argparse.Namespace) -> int:
                 return EXIT_USAGE
             _write(args.output, dot.to_image(dot.render(plan), args.format))
         if args.gantt:
-            if args.gantt.endswith(".png"):
-                gantt.png(plan, args.gantt)
-            else:
-                _write(args.gantt, gantt.svg(plan))
-    except (dot.RenderError, RuntimeError, OSError) as e:
+            _write(args.gantt, gantt.png(plan) if args.gantt.endswith(".png") else gantt.svg(plan))
+    except (dot.RenderError, RuntimeError, OSError, OutputError) as e:
         print(f"dfc plan: {e}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
@@ -196,8 +203,11 @@ def run_once(args, spec, profile, say) -> dict:
     from .ir.devices import devices
     from .runtime.verify import metrics, verify
 
+    from .outputs import OutputError
+
     t0 = time.perf_counter()
     traced = g = None
+    unsaved: list[str] = []  # why an output could not be written
     if args.engine != "oracle":  # the oracle reads the spec alone: nothing is compiled for it
         g = _compile(args, spec, profile)
         say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {time.perf_counter() - t0:.2f} s "
@@ -218,8 +228,12 @@ def run_once(args, spec, profile, say) -> dict:
             trace = Trace()
         result = run_tf(g, timeout=args.timeout, verbose=args.verbose, say=say, trace=trace)
         if trace is not None:
-            _write(args.trace, trace.chrome())
             traced = trace.summary()
+            try:
+                _write(args.trace, trace.chrome())
+            except OutputError as e:
+                print(f"dfc run: --trace: {e}", file=sys.stderr)
+                unsaved.append(str(e))
     else:
         from .ir.interp import run_numpy
 
@@ -238,18 +252,70 @@ def run_once(args, spec, profile, say) -> dict:
     predicted = simulate(g, CostModel(profile, devices(spec)), result.iterations_run) if g is not None else None
     seconds = {"compile": compile_s, **result.seconds, "verify": verify_s, "total": time.perf_counter() - t0}
     if args.out:
-        import numpy as np
-
-        os.makedirs(args.out, exist_ok=True)
-        for a in spec.arrays.values():
-            if a.output:
-                np.save(os.path.join(args.out, f"{a.name}.npy"), result.arrays[a.name])
+        unsaved += _save_outputs(args, spec, result.arrays, say)
     return {"name": spec.name, "params": dict(spec.params), "engine": args.engine,
             "verified": verdict is None or verdict.ok, "verification": verdict.to_json() if verdict else None,
             "seconds": seconds, "metrics": m, "iterations_run": result.iterations_run,
             "predicted_seconds": predicted.makespan if predicted else None,
             "strategy": g.graph.get("strategy") if g is not None else None,
-            **({"trace": traced} if traced is not None else {})}
+            **({"trace": traced} if traced is not None else {}),
+            **({"output_error": "; ".join(unsaved)} if unsaved else {})}
+
+
+def _out_folder(args) -> str:
+    """Where ``--out`` puts a run's arrays: DIR, or DIR/KEY=VALUE for each point of a sweep."""
+    point = getattr(args, "point", None)
+    return os.path.join(args.out, f"{point[0]}={point[1]}") if point else args.out
+
+
+def _out_files(args, spec) -> dict[str, str]:
+    """Output array name -> the .npy file ``--out`` writes it to."""
+    folder = _out_folder(args)
+    return {a.name: os.path.join(folder, f"{a.name}.npy") for a in spec.arrays.values() if a.output}
+
+
+def _save_outputs(args, spec, arrays, say) -> list[str]:
+    """Save the output arrays for ``--out``, all or none; why not (nothing when saved)."""
+    import numpy as np
+
+    from .outputs import OutputError, write_files
+
+    files = _out_files(args, spec)
+    try:
+        os.makedirs(_out_folder(args), exist_ok=True)
+        write_files({path: (lambda f, x=arrays[name]: np.save(f, x)) for name, path in files.items()})
+    except OSError as e:
+        why = f"cannot make {_out_folder(args)}: {e.strerror or e}"
+    except OutputError as e:
+        why = str(e)
+    else:
+        say(f"saved {', '.join(files)} in {_out_folder(args)}")
+        return []
+    print(f"dfc run: --out: {why}", file=sys.stderr)
+    return [why]
+
+
+def _inputs(args, spec) -> list[str]:
+    """Every file this command reads: the spec, its profile, its .npy inputs."""
+    from .spec.model import InitFile
+
+    return [args.file, getattr(args, "profile", None) or spec.placement.profile,
+            *(a.init.file for a in spec.arrays.values() if isinstance(a.init, InitFile))]
+
+
+def _bad_destinations(command: str, args, spec, destinations: dict[str, str | None],
+                      made: dict[str, str] | None = None) -> str | None:
+    """Why the destinations (flag -> file) cannot be written, or None: checked before
+    anything runs. ``made``: files in folders the run makes, checked for clashes only."""
+    from .outputs import clashes, unwritable
+
+    named = {flag: path for flag, path in destinations.items() if path and path != "-"}
+    for flag, path in named.items():
+        why = unwritable(path)
+        if why:
+            return f"dfc {command}: {flag} {path}: {why}"
+    why = clashes({**named, **(made or {})}, _inputs(args, spec))
+    return f"dfc {command}: {why}" if why else None
 
 
 def _summary_lines(r: dict) -> list[str]:
@@ -289,30 +355,14 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _unwritable(path: str | None) -> str | None:
-    """Why ``path`` cannot be written (checked before a run, so no run is wasted), or None."""
-    if not path or path == "-":
-        return None
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        return f"'{path}' is a folder"
-    if not os.path.isdir(folder):
-        return f"no folder '{folder}'"
-    if not os.access(folder, os.W_OK):
-        return f"cannot write into '{folder}'"
-    return None
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from .runtime.cluster import install_sigterm_handler
 
-    for flag, path in (("--json", args.json), ("--trace", args.trace), ("--plot", args.plot)):
-        why = _unwritable(path)
-        if flag == "--plot" and path and not why and os.path.splitext(path)[1].lower() not in PLOT_FORMATS:
-            why = f"a plot is {', '.join(PLOT_FORMATS)}"
-        if why:
-            print(f"dfc run: {flag} {path}: {why}", file=sys.stderr)
-            return EXIT_USAGE
+    from .outputs import unwritable
+
+    if args.plot and os.path.splitext(args.plot)[1].lower() not in PLOT_FORMATS:
+        print(f"dfc run: --plot {args.plot}: a plot is {', '.join(PLOT_FORMATS)}", file=sys.stderr)
+        return EXIT_USAGE
     install_sigterm_handler()
     loaded = _spec_and_profile(args)
     if loaded is None:
@@ -336,6 +386,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"it traces one run: pin the swept param, e.g. --set {next(iter(sweep))}=..."
         print(f"dfc run: --trace: {why}", file=sys.stderr)
         return EXIT_USAGE
+    arrays = {}
+    if args.out:
+        key, values = next(iter(sweep.items()), (None, ()))
+        for point in [(key, v) for v in values] or [None]:
+            args.point = point
+            arrays.update({f"--out ({name})": path for name, path in _out_files(args, spec).items()})
+        args.point = None
+    why = (f"dfc run: --out {args.out}: {unwritable(args.out, folder=True)}"
+           if args.out and unwritable(args.out, folder=True) else
+           _bad_destinations("run", args, spec, {"--json": args.json, "--trace": args.trace, "--plot": args.plot},
+                             arrays))
+    if why:
+        print(why, file=sys.stderr)
+        return EXIT_USAGE
     reports = []
     with progress:
         status = _run_all(args, spec, profile, say, sweep, reports)
@@ -351,6 +415,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"dfc run: {r['name']}: verification failed: {r['verification']['detail']}", file=sys.stderr)
         if len(reports) > 1:
             print(_sweep_table(next(iter(sweep)), reports))
+    from .outputs import OutputError
+
     key = next(iter(sweep)) if sweep else None
     report = reports[0] if len(reports) == 1 else {"sweep": key, "runs": reports}
     try:
@@ -358,10 +424,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             _write(args.json, json.dumps(_no_nan(report), indent=1, allow_nan=False) + "\n")
         if args.plot and len(reports) > 1:
             _plot_sweep(key, reports, args.plot)
-    except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError, OutputError) as e:
         print(f"dfc run: {e}", file=sys.stderr)
         return EXIT_FAILED
-    return EXIT_OK if ok else EXIT_FAILED
+    return EXIT_OK if ok and not any("output_error" in r for r in reports) else EXIT_FAILED
 
 
 def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
@@ -380,6 +446,7 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
                 if point is None:
                     return EXIT_USAGE
                 say(f"--- {key} = {value}")
+                args.point = (key, value)
                 reports.append(run_once(args, point, profile, say))
     except RunError as e:
         print(f"dfc run: {e}", file=sys.stderr)
@@ -434,8 +501,12 @@ def _plot_sweep(key: str, reports: list[dict], path: str) -> None:
     ax.set_ylabel(unit)
     ax.set_title(reports[0]["name"])
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    from .outputs import write_files
+
+    try:
+        write_files({path: lambda f: fig.savefig(f, dpi=120, format=os.path.splitext(path)[1][1:].lower())})
+    finally:
+        plt.close(fig)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:

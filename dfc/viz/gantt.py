@@ -4,6 +4,8 @@ matplotlib (the optional extra ``dfc[plot]``)."""
 
 from __future__ import annotations
 
+import io
+
 from html import escape
 
 from ..cost.plan import Plan
@@ -56,7 +58,7 @@ def svg(plan: Plan, width: int = 1100) -> str:
     return "\n".join(out) + "\n"
 
 
-def png(plan: Plan, path: str) -> None:
+def png(plan: Plan) -> bytes:
     try:
         import matplotlib
 
@@ -79,5 +81,7 @@ def png(plan: Plan, path: str) -> None:
     ax.set_xlabel("ms")
     ax.set_title(f"{plan.name}: prologue and one iteration ({plan.strategy})")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    out = io.BytesIO()
+    fig.savefig(out, dpi=120, format="png")
     plt.close(fig)
+    return out.getvalue()
