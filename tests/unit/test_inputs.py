@@ -134,3 +134,19 @@ verify: {residual: "norm(y)", below: 1}
     assert "NaN" not in raw
     report = json.loads(raw)
     assert report["verified"] is False and report["verification"]["value"] is None
+
+
+@pytest.mark.parametrize("what", ["device", "fifo"])
+def test_validate_of_a_device_or_fifo_prints_exactly_this_within_a_second(tmp_path, what, capsys, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    path = "/dev/zero" if what == "device" else str(tmp_path / "spec.yaml")
+    if what == "fifo":
+        os.mkfifo(path)
+    from dfc.cli import main
+
+    t = time.monotonic()
+    assert main(["validate", path]) == 2
+    assert time.monotonic() - t < 1.0  # in this process: no interpreter start counted
+    kind = "a device" if what == "device" else "a FIFO"
+    assert capsys.readouterr().err == (f"{path}: error: '{path}' is {kind}, not a spec: dfc reads only "
+                                       "regular files\n1 error found\n")
