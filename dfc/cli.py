@@ -602,9 +602,13 @@ def _private_network() -> None:
     dfc/runtime/private.py); through a user namespace, dfc executes itself again inside it."""
     from .runtime import private
 
-    try:
-        args = build_parser().parse_args()
-    except SystemExit:  # main() reports the usage error
+    import contextlib
+    import io
+
+    try:  # silently: main() parses again and reports a usage error, or prints --help
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            args = build_parser().parse_args()
+    except SystemExit:
         return
     if getattr(args, "func", None) is not cmd_run or args.engine != "tf" or private.ENV in os.environ:
         return

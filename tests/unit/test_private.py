@@ -67,3 +67,9 @@ def test_a_missing_command_is_a_clear_error():
                          capture_output=True, text=True, timeout=60)
     assert got.returncode == 127 and "cannot run no-such-command-dfc" in got.stderr
     assert "Traceback" not in got.stderr
+
+
+def test_the_entry_point_reports_a_usage_error_once():
+    got = subprocess.run([sys.executable, "-m", "dfc", "run", "--timeout", "0", "x.yaml"],
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 2 and got.stderr.count("usage:") == 1 and got.stderr.count("error:") == 1
