@@ -432,6 +432,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
     """Run the spec (or each point of its sweep) into ``reports``; an exit code on failure."""
+    from .diagnostics import SpecError, render_text
     from .oracle import OracleError
     from .runtime.tf_engine import RunError
 
@@ -453,6 +454,9 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
         return EXIT_FAILED
     except OracleError as e:
         print(f"dfc run: {spec.file}: the program has no single meaning: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except SpecError as e:  # an input that changed after validation (a .npy cut short)
+        print(render_text(e.diagnostics, {spec.file: _read_text(spec.file)}, _color(sys.stderr)), file=sys.stderr)
         return EXIT_USAGE
     return None
 

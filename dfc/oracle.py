@@ -41,6 +41,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .ops.npyfile import load as load_npy
 from .ops.random import generate
 from .spec.expr import Expr
 from .spec.model import (Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec,
@@ -75,7 +76,7 @@ def initial(spec: Spec, a: Array, done: dict[str, np.ndarray]) -> np.ndarray:
             done[i.source] = initial(spec, spec.arrays[i.source], done)
         return done[i.source].astype(a.dtype, copy=True)
     if isinstance(i, InitFile):
-        return np.asarray(np.load(i.file, allow_pickle=False), dtype=a.dtype).reshape(a.shape)
+        return np.array(load_npy(i.file, a.shape, a.dtype, a.pos))
     if isinstance(i, InitRandom):
         coords = [np.arange(n, dtype=np.int64).reshape([-1 if k == d else 1 for k in range(len(a.shape))])
                   for d, n in enumerate(a.shape)]

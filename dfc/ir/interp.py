@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from ..ops import REGISTRY
+from ..ops import REGISTRY, npyfile
 from ..ops import random as rnd
 from .node import Node, topo
 
@@ -43,7 +43,7 @@ def init_tile(node: Node, initial: dict[str, np.ndarray]) -> np.ndarray:
     if kind == "random":
         return rnd.generate(a["dist"], a, coords, a["array_shape"], dtype)
     if kind == "file":
-        whole = np.load(a["file"], mmap_mode="r")
+        whole = npyfile.load(a["file"], a["array_shape"], dtype, node.pos)
         return np.array(REGISTRY["take_tile"].numpy(whole, tiling=a["kind"], index=a["index"], tile=a["tile"],
                                                     grid=a["grid"]), dtype=dtype)
     raise ValueError(f"unknown init {kind!r}")

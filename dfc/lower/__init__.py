@@ -29,7 +29,7 @@ import numpy as np
 from ..ir.node import Node, topo
 from ..ops import REGISTRY
 from ..ops import random as rnd
-from ..ops.npyfile import read_header
+from ..ops.npyfile import checked_header
 
 
 @dataclass
@@ -203,16 +203,17 @@ class Lowering:
             source = f"{a['source']}[{','.join(map(str, a['index']))}]"
             initial = tf.identity(self.vars[source].initial_value)
         elif kind == "file":
-            initial = self.read_npy(a, n.shape, dtype)
+            initial = self.read_npy(a, n, dtype)
         else:
             raise ValueError(f"unknown init {kind!r}")
         var = tf.compat.v1.Variable(initial, name=_safe(n.name), use_resource=True, trainable=False)
         self.vars[n.name] = var
 
-    def read_npy(self, a: dict, shape: tuple, dtype):
-        """Read this tile from a .npy file on the owner: the client reads only the header."""
+    def read_npy(self, a: dict, n: Node, dtype):
+        """Read this tile from a .npy file on the owner: the client reads only the header
+        (and checks the file again: it may have changed since validation)."""
         tf = self.tf
-        offset = read_header(a["file"]).offset
+        offset = checked_header(a["file"], a["array_shape"], n.dtype, n.pos).offset
         raw = tf.io.decode_raw(tf.strings.substr(tf.io.read_file(a["file"]), offset, -1), dtype)
         whole = tf.reshape(raw, list(a["array_shape"]))
         return REGISTRY["take_tile"].tf(tf, whole, tiling=a["kind"], index=a["index"], tile=a["tile"], grid=a["grid"])

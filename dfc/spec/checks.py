@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import itertools
-import math
 import os
 from dataclasses import dataclass, field
 
@@ -100,7 +99,7 @@ def check_arrays(spec: Spec, ctx: Context) -> None:
 
 def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
     from ..inputs import InputError, regular_size
-    from ..ops.npyfile import read_header
+    from ..ops.npyfile import data_mismatch, read_header
 
     path = a.init.file
     if not os.path.exists(path):
@@ -125,13 +124,9 @@ def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
         ctx.errors.error(pos, "shape-mismatch",
                          f"'{path}' holds {dtype.name}{list(shape)} but '{a.name}' is {a.type}",
                          "make the array's shape and dtype match the file")
-    else:  # the data must be exactly what the header says: no more (appended data), no less
-        want = header.offset + math.prod(shape) * dtype.itemsize
-        if size != want:
-            ctx.errors.error(pos, "bad-file",
-                             f"'{path}' has {size - header.offset} bytes of data but its header says "
-                             f"{dtype.name}{list(shape)}, {want - header.offset} bytes",
-                             "the file is truncated or has data appended: save it again with numpy.save")
+    elif why := data_mismatch(path, header, size):  # no more data (appended), no less
+        ctx.errors.error(pos, "bad-file", why,
+                         "the file is truncated or has data appended: save it again with numpy.save")
 
 
 # ---------------------------------------------------------------------------- tasks
@@ -465,6 +460,23 @@ def check_cycles(spec: Spec, ctx: Context) -> None:
 
 
 # ---------------------------------------------------------------------------- memory
+#
+# A run counts its whole footprint, not only the data: `dfc run` starts one TensorFlow
+# server per task on this machine, and the client reads every array back. The figures
+# are measured (docs/running.md, "Memory"); the rule is the same for every engine, so
+# `dfc validate` and `dfc run --engine numpy` refuse what the local cluster cannot hold.
+
+#: one local TensorFlow server's own memory, before any data
+SERVER_FOOTPRINT = 384 * 2**20
+#: the client with TensorFlow loaded, TF's library pages included (the servers share them)
+CLIENT_FOOTPRINT = 640 * 2**20
+#: copies of a whole `.npy` input that each owner of one of its tiles holds while reading it
+NPY_READ_COPIES = 4
+#: the client holds every array twice at its peak: the tiles read back, then the whole arrays
+CLIENT_COPIES = 2
+#: the most servers dfc starts on one machine: their footprint and start-up outgrow any one host
+MAX_LOCAL_TASKS = 256
+
 
 def host_memory() -> int:
     try:
@@ -477,35 +489,118 @@ def gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
+@dataclass(frozen=True)
+class MemoryUse:
+    """What a run on the local cluster holds at its peak, in bytes: servers and client
+    stay up from start to end, and memory a process freed is not given back to the system."""
+
+    tasks: int
+    data: int  # arrays and queue buffers, on their owners
+    npy: int  # `.npy` inputs, read whole by each owner of a tile
+    fetched: int  # the client's copies of the arrays
+
+    @property
+    def servers(self) -> int:
+        return self.tasks * SERVER_FOOTPRINT
+
+    @property
+    def client(self) -> int:
+        return CLIENT_FOOTPRINT + self.fetched
+
+    @property
+    def on_tasks(self) -> int:
+        return self.servers + self.data + self.npy
+
+    @property
+    def total(self) -> int:
+        return self.on_tasks + self.client
+
+    def figures(self) -> str:
+        npy = f" + {gib(self.npy)} reading .npy inputs" if self.npy else ""
+        return (f"{self.tasks} server{'s' * (self.tasks != 1)} x {gib(SERVER_FOOTPRINT)} + data {gib(self.data)}"
+                f"{npy} + client {gib(self.client)} = {gib(self.total)}")
+
+
+def _owners(spec: Spec, a: Array) -> int:
+    """How many tasks may own a tile of ``a``: at most one per tile, within where it is placed."""
+    on = a.on or spec.placement.constraints.get(a.name)
+    if on is not None and on.job in spec.cluster:
+        tasks = 1 if on.task is not None else spec.cluster[on.job].tasks
+    else:
+        tasks = sum(j.tasks for j in spec.cluster.values())
+    return min(a.ntiles, tasks)
+
+
+def memory_use(spec: Spec, item_types: dict) -> MemoryUse:
+    arrays = sum(a.nbytes for a in spec.arrays.values())
+    queued = sum(item_types[q.name][0].nbytes * q.capacity * q.shards
+                 for q in spec.queues.values() if q.name in item_types)
+    npy = sum(NPY_READ_COPIES * a.nbytes * _owners(spec, a)
+              for a in spec.arrays.values() if isinstance(a.init, InitFile))
+    return MemoryUse(sum(j.tasks for j in spec.cluster.values()), arrays + queued, npy, CLIENT_COPIES * arrays)
+
+
 def check_memory(spec: Spec, ctx: Context) -> None:
-    total_tasks = sum(j.tasks for j in spec.cluster.values())
+    """Refuse what the local cluster cannot hold: too many servers for one machine, a job
+    whose `memory:` cannot hold its server, more than the declared memory, and a whole
+    run beyond this machine's memory."""
     host = host_memory()
-    per_task = {j.name: j.memory if j.memory is not None else host // max(total_tasks, 1)
-                for j in spec.cluster.values()}
-    capacity = sum(per_task[j.name] * j.tasks for j in spec.cluster.values())
-    need = sum(a.nbytes for a in spec.arrays.values())
-    for q in spec.queues.values():
-        item = ctx.item_types.get(q.name)
-        if item:
-            need += item[0].nbytes * q.capacity * q.shards
-    declared = all(j.memory is not None for j in spec.cluster.values())
-    has = ("the cluster has " + " + ".join(f"{j.tasks} '{j.name}' task{'s' * (j.tasks != 1)} x {gib(per_task[j.name])}"
-                      for j in spec.cluster.values())
-           if declared else f"this machine has {gib(host)}")
-    if need > capacity:
-        biggest = max(spec.arrays.values(), key=lambda a: a.nbytes, default=None)
-        ctx.errors.error(spec.source.key(("arrays",)) if spec.arrays else spec.source.value(()),
-                         "memory", f"the data needs {gib(need)} but {has}",
-                         f"largest array: '{biggest.name}' {gib(biggest.nbytes)}; lower the sizes, add tasks, "
-                         "or set `memory:` per job under `cluster:`" if biggest else "")
+    jobs = list(spec.cluster.values())
+    use = memory_use(spec, ctx.item_types)
+    if use.tasks > MAX_LOCAL_TASKS:
+        big = max(jobs, key=lambda j: j.tasks)
+        each = f" ({', '.join(f'{j.tasks} {j.name!r}' for j in jobs)})" if len(jobs) > 1 else ""
+        ctx.errors.error(spec.source.value(("cluster", big.name, "tasks")), "too-large",
+                         f"the local cluster would start {use.tasks} TensorFlow servers{each} on this machine; "
+                         f"dfc starts at most {MAX_LOCAL_TASKS}",
+                         f"each server is a process of {gib(SERVER_FOOTPRINT)} that loads TensorFlow: use fewer "
+                         "tasks (more than one per core does not go faster); a cluster this large needs several "
+                         "machines, which dfc does not run yet")
         return
-    for j in spec.cluster.values():
+    small = [j for j in jobs if j.memory is not None and j.memory < SERVER_FOOTPRINT]
+    for j in small:
+        ctx.errors.error(spec.source.value(("cluster", j.name, "memory")), "memory",
+                         f"each '{j.name}' task has {gib(j.memory)} but its TensorFlow server alone takes "
+                         f"{gib(SERVER_FOOTPRINT)}",
+                         "give the job more `memory:`, or leave it out to share this machine's")
+    if small:
+        return
+    per_task = {j.name: j.memory if j.memory is not None else host // max(use.tasks, 1) for j in jobs}
+    biggest = max(spec.arrays.values(), key=lambda a: a.nbytes, default=None)
+    largest = f"largest array: '{biggest.name}' {gib(biggest.nbytes)}; " if biggest else ""
+    data_at = spec.source.key(("arrays",)) if spec.arrays else spec.source.value(())
+    if all(j.memory is not None for j in jobs):
+        capacity = sum(per_task[j.name] * j.tasks for j in jobs)
+        has = "the cluster has " + " + ".join(
+            f"{j.tasks} '{j.name}' task{'s' * (j.tasks != 1)} x {gib(per_task[j.name])}" for j in jobs)
+        if use.data > capacity:
+            ctx.errors.error(data_at, "memory", f"the data needs {gib(use.data)} but {has}",
+                             largest + "lower the sizes, add tasks, or set `memory:` per job under `cluster:`")
+            return
+        if use.on_tasks > capacity:
+            npy = f" + {gib(use.npy)} reading .npy inputs" if use.npy else ""
+            ctx.errors.error(data_at, "memory",
+                             f"the tasks need {use.tasks} x {gib(SERVER_FOOTPRINT)} for their servers + data "
+                             f"{gib(use.data)}{npy} = {gib(use.on_tasks)} but {has}",
+                             "give the jobs more `memory:` (a task's holds its server too), or lower the sizes")
+            return
+    if use.total > host:
+        mostly_servers = use.servers + CLIENT_FOOTPRINT >= use.total - use.servers - CLIENT_FOOTPRINT
+        fit = max(host - use.total + use.servers, 0) // SERVER_FOOTPRINT
+        ctx.errors.error(spec.source.key(("cluster",)) if mostly_servers else data_at, "memory",
+                         f"a run on the local cluster needs {use.figures()} but this machine has {gib(host)}",
+                         (f"each task is a server of {gib(SERVER_FOOTPRINT)}: use fewer tasks ({fit} fit here)"
+                          if mostly_servers else largest + "lower the sizes or use fewer tasks")
+                         + (", and fewer owners of each .npy input (each reads the whole file)" if use.npy else ""))
+        return
+    for j in jobs:
         pinned = sum(a.nbytes for a in spec.arrays.values() if a.on and a.on.job == j.name)
-        room = per_task[j.name] * (1 if any(a.on and a.on.job == j.name and a.on.task is not None
-                                            for a in spec.arrays.values()) else j.tasks)
+        one = any(a.on and a.on.job == j.name and a.on.task is not None for a in spec.arrays.values())
+        room = (per_task[j.name] - SERVER_FOOTPRINT) * (1 if one else j.tasks)
         if pinned > room:
             ctx.errors.error(spec.source.key(("cluster", j.name)), "memory",
-                             f"arrays placed on '{j.name}' need {gib(pinned)} but it has {gib(room)}",
+                             f"arrays placed on '{j.name}' need {gib(pinned)} but it has {gib(room)} "
+                             f"besides its server{'s' * (not one and j.tasks != 1)}",
                              "spread them over more tasks or give the job more `memory:`")
 
 

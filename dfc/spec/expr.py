@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import sys
 import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,6 +22,14 @@ MAX_EXPR_CHARS = 2000
 MAX_EXPR_DEPTH = 40
 MAX_MAGNITUDE = 2**256  # beyond this, a number in a spec is a mistake
 MAX_SIZE = 2**62  # anything used as a size, count or extent
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # every integer an engine holds
+
+# The passes that walk an expression (type inference, evaluation, expansion, the oracle,
+# ast.unparse in messages) recurse a few frames per level, and a flat chain P+P+...+P as
+# long as MAX_EXPR_CHARS allows is MAX_EXPR_CHARS/2 levels: Python's default of 1000
+# frames is too few for it. (Python frames, not C stack, since Python 3.11.)
+_FRAMES_PER_LEVEL = 5
+sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000 + _FRAMES_PER_LEVEL * MAX_EXPR_CHARS // 2))
 
 #: Scalar math available everywhere an expression is allowed.
 MATH_FUNCTIONS = ("abs", "ceil", "floor", "log2", "max", "min", "sqrt")
@@ -53,8 +62,8 @@ class Expr:
 
     def at(self, node: ast.AST | None) -> Pos:
         """The source position of a sub-expression (the whole expression if unknown)."""
-        if node is None or not self.exact or getattr(node, "lineno", 1) != 1:
-            return self.pos
+        if node is None or not self.exact or getattr(node, "lineno", None) != 1:
+            return self.pos  # unknown, on a later line, or a node without a place (ast.Load, ast.Add)
         start, end = node.col_offset, getattr(node, "end_col_offset", node.col_offset + 1)
         if getattr(node, "end_lineno", 1) != 1:
             end = len(self.text)
@@ -75,6 +84,11 @@ class Expr:
 
     def src(self, node: ast.AST) -> str:
         return ast.unparse(node)
+
+    def written(self, node: ast.AST) -> str:
+        """The text of ``node`` as written (``1e999``, not ``1e309``), else ``src``."""
+        return ast.get_source_segment(self.text.strip() if "\n" in self.text else self.text, node) \
+            or self.src(node)
 
     def __str__(self) -> str:
         return self.text
@@ -138,15 +152,21 @@ def parse_expr(text: object, pos: Pos, exact: bool = False,
 
 
 def _check_whitelist(expr: Expr, tree: ast.AST, functions: tuple[str, ...]) -> None:
-    stack: list[tuple[ast.AST, int]] = [(tree, 0)]
+    """Refuse what is not in the language. Depth counts nesting, not length: the left
+    operand of a binary operator continues its chain (``P+P+...+P`` is one level however
+    long; the length limit bounds it). Mistakes in an operator or context node (``&``,
+    ``is``), which has no position, are reported at the expression that holds it."""
+    stack: list[tuple[ast.AST, int, ast.AST]] = [(tree, 0, tree.body)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, where = stack.pop()
+        if hasattr(node, "col_offset"):
+            where = node
         if depth > MAX_EXPR_DEPTH:
-            raise expr.error(node, "expr-too-long", "expression nests too deeply",
+            raise expr.error(where, "expr-too-long", "expression nests too deeply",
                              f"at most {MAX_EXPR_DEPTH} levels; split it with params")
         if not isinstance(node, _ALLOWED):
             what = _DESCRIBE.get(type(node), type(node).__name__)
-            raise expr.error(node, "expr-forbidden", f"{what} is not allowed in an expression",
+            raise expr.error(where, "expr-forbidden", f"{what} is not allowed in an expression",
                              "expressions allow numbers, names, + - * / // % ** @, comparisons, "
                              "and/or/not, tile subscripts and calls to known functions")
         if isinstance(node, ast.Constant) and (
@@ -154,6 +174,8 @@ def _check_whitelist(expr: Expr, tree: ast.AST, functions: tuple[str, ...]) -> N
         ):
             raise expr.error(node, "expr-forbidden", f"the literal {node.value!r} is not allowed",
                              "only numbers and True/False are literals in expressions")
+        if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
+            check_number(expr, node, node.value, f"the literal {expr.written(node)}")
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name):
                 raise expr.error(node.func, "expr-forbidden", "only named functions can be called",
@@ -168,7 +190,8 @@ def _check_whitelist(expr: Expr, tree: ast.AST, functions: tuple[str, ...]) -> N
                              "index tiles with names such as A[i, :]; ranges are not supported")
         if isinstance(node, ast.Name) and node.id.startswith("__"):
             raise expr.error(node, "expr-forbidden", f"the name '{node.id}' is not allowed")
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+        chain = node.left if isinstance(node, ast.BinOp) and isinstance(node.left, ast.BinOp) else None
+        stack.extend((child, depth + (child is not chain), where) for child in ast.iter_child_nodes(node))
 
 
 def type_name(value: object) -> str:
@@ -342,6 +365,77 @@ def _check_magnitude(expr: Expr, node: ast.AST, v: Number) -> Number:
         raise expr.error(node, "too-large", f"'{expr.src(node)}' is far too large",
                          "sizes and counts must fit in 64 bits")
     return v
+
+
+# ------------------------------------------------------- numbers in array expressions
+
+_FLOAT_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+              ast.Div: operator.truediv, ast.Pow: operator.pow}
+_SIGNS = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+#: the operators on numbers that an array expression allows, and :func:`fold` computes
+FOLDABLE = (*_FLOAT_OPS, *_SIGNS)
+
+
+def fold(expr: Expr, node: ast.BinOp | ast.UnaryOp, *args: Number) -> Number:
+    """A number computed from numbers inside an array expression (``2**40`` in
+    ``x * 2**40``), as the engines compute it: integers in int64, anything else in
+    float64. A result neither holds is an error, where the engines would wrap around or
+    give infinity; a power is bounded before it is computed (``9**9**9`` never is)."""
+    op = type(node.op)
+    try:
+        if op in _SIGNS:
+            value = _SIGNS[op](args[0])
+        elif all(type(v) is int for v in args) and op is not ast.Div:
+            value = _int_pow(expr, node, *args) if op is ast.Pow else _ARITH[op](*args)
+        else:
+            value = _FLOAT_OPS[op](float(args[0]), float(args[1]))
+            if isinstance(value, complex):
+                raise ValueError("a negative number to a fractional power")
+    except OverflowError:
+        value = math.inf
+    except ZeroDivisionError as e:
+        if op is ast.Div:
+            raise expr.error(node, "zero-division", f"division by zero in '{expr.written(node)}'",
+                             f"'{expr.written(node.right)}' is 0") from None
+        raise expr.error(node, "expr-value", f"cannot compute '{expr.written(node)}': {e}") from None
+    except ValueError as e:
+        raise expr.error(node, "expr-value", f"cannot compute '{expr.written(node)}': {e}") from None
+    return check_number(expr, node, value, f"'{expr.written(node)}'")
+
+
+def _int_pow(expr: Expr, node: ast.BinOp, a: int, b: int) -> int:
+    if b < 0:
+        base = f"({float(a)!r})" if a < 0 else repr(float(a))
+        raise expr.error(node, "expr-value", f"'{expr.written(node)}': an integer to a negative power",
+                         f"integers stay integers: write a float base, e.g. {base}**{b}")
+    if abs(a) > 1 and b > 64:  # at least 2**65: out of int64, and not worth computing
+        raise _int64_error(expr, node, f"'{expr.written(node)}'", f"at least 2**{b}")
+    return a**b
+
+
+def check_number(expr: Expr, node: ast.AST, value: Number, what: str) -> Number:
+    """``value`` if an engine can hold it (an integer in int64, a finite float), else the
+    error, at ``node``, that ``what`` does not fit."""
+    if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
+        raise _int64_error(expr, node, what, approx(value))
+    if isinstance(value, float) and not math.isfinite(value):
+        raise expr.error(node, "too-large", f"{what} overflows float64 (it is {value})",
+                         "numbers in expressions are at most 1.8e+308")
+    return value
+
+
+def _int64_error(expr: Expr, node: ast.AST, what: str, value: str) -> ExprError:
+    return expr.error(node, "too-large", f"{what} is {value}, which does not fit in int64",
+                      "integers are 64-bit, at most 2**63 - 1 (about 9.22e+18); "
+                      "for a larger number write a float, e.g. 1e+23")
+
+
+def approx(v: Number) -> str:
+    """A number short enough for a message: 2**100 is '1.27e+30'; integers near int64's
+    range stay exact (2**63 is 9223372036854775808)."""
+    if isinstance(v, int) and abs(v) >= 10**21:
+        return f"{v:.3g}" if v.bit_length() <= 1000 else f"about 2**{v.bit_length() - 1}"
+    return _fmt(v)
 
 
 def as_number(v: Number) -> int | float:

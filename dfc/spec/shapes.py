@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
+import numpy as np
+
 from ..diagnostics import Diagnostic, did_you_mean
 from ..ops import MATMUL_BY_RANK, REGISTRY, ItemsType, OpTypeError, TensorType
-from .expr import Expr, ExprError, evaluate
+from .expr import FOLDABLE, Expr, ExprError, Number, approx, check_number, evaluate, fold
 from .model import Array
 
 ENUMERATION_LIMIT = 20_000
@@ -126,10 +129,23 @@ def _largest_extent(expr: Expr, node: ast.AST, index: str, extent: int, scope: S
     return 0
 
 
+def fits(value: Number, dtype: str) -> bool:
+    """Whether ``value`` becomes a number of ``dtype`` (as the engines convert it: a
+    float to an integer type drops its fraction) without wrapping around or overflowing."""
+    kind = np.dtype(dtype).kind
+    if kind in "iu":
+        info = np.iinfo(dtype)
+        return math.isfinite(value) and info.min <= math.trunc(value) <= info.max
+    if kind in "fc":
+        return abs(float(value)) <= float(np.finfo(dtype).max)
+    return True
+
+
 class _Typer:
     def __init__(self, expr: Expr, scope: Scope):
         self.expr, self.scope = expr, scope
         self.found: list[ExprError] = []
+        self.numbers: dict[ast.AST, Number] = {}  # plain numbers, computed: 2**40 in x * 2**40
 
     def err(self, node, code, message, hint="") -> ExprError:
         return self.expr.error(node, code, message, hint)
@@ -147,13 +163,18 @@ class _Typer:
 
     # ------------------------------------------------------------------ leaves
     def visit_Constant(self, node):
-        return TensorType((), "bool" if isinstance(node.value, bool) else None), {}
+        if isinstance(node.value, bool):
+            return TensorType((), "bool"), {}
+        self.numbers[node] = node.value
+        return TensorType((), None), {}
 
     def visit_Name(self, node):
         s, name = self.scope, node.id
         if name in s.indices:
             return TensorType((), "int64"), {}
         if name in s.params:
+            if not isinstance(s.params[name], bool):
+                self.numbers[node] = check_number(self.expr, node, s.params[name], f"param '{name}'")
             return TensorType((), None), {}
         if name in s.scalars:
             return s.scalars[name], {}
@@ -236,6 +257,7 @@ class _Typer:
               **kw) -> TensorType | None:
         if any(a is None for a in args):  # a mistake inside, already recorded
             return None
+        self.check_numbers(node, args, arg_nodes)
         try:
             return REGISTRY[op_name].infer(*args, **kw)
         except OpTypeError as e:
@@ -244,8 +266,21 @@ class _Typer:
                 where = node
             raise self.err(where, e.code, f"{e.message} in '{ast.unparse(node)}'", e.hint) from None
 
+    def check_numbers(self, node, args: list[Type], arg_nodes: list[ast.AST]) -> None:
+        """A number takes the dtype of the array it meets: it must fit in it."""
+        dtype = next((t.dtype for t in args if isinstance(t, TensorType) and t.dtype not in (None, "bool")), None)
+        for n in arg_nodes:
+            if dtype is not None and n in self.numbers and not fits(self.numbers[n], dtype):
+                self.found.append(self.err(
+                    n, "too-large",
+                    f"'{self.expr.written(n)}' is {approx(self.numbers[n])}, which does not fit in {dtype}, "
+                    f"the dtype of '{self.expr.written(node)}'",
+                    "a number takes the dtype of the array it meets: use a smaller number or a wider dtype"))
+
     def visit_BinOp(self, node):
         (a, fa), (b, fb) = self.visit(node.left), self.visit(node.right)
+        if node.left in self.numbers and node.right in self.numbers and isinstance(node.op, FOLDABLE):
+            self.numbers[node] = fold(self.expr, node, self.numbers[node.left], self.numbers[node.right])
         free = _merge(self, fa, fb)
         if isinstance(node.op, ast.MatMult):
             if a is None or b is None:
@@ -264,6 +299,8 @@ class _Typer:
 
     def visit_UnaryOp(self, node):
         t, free = self.visit(node.operand)
+        if node.operand in self.numbers and isinstance(node.op, FOLDABLE):
+            self.numbers[node] = fold(self.expr, node, self.numbers[node.operand])
         if isinstance(node.op, ast.UAdd):
             return t, free
         return self.apply(node, _SYMBOL[type(node.op)], [t], [node.operand]), free
