@@ -211,12 +211,23 @@ class Lowering:
 
     def read_npy(self, a: dict, n: Node, dtype):
         """Read this tile from a .npy file on the owner: the client reads only the header
-        (and checks the file again: it may have changed since validation)."""
+        (and checks the file again: it may have changed since validation). A block tile
+        reads only its band of rows (the file is C-ordered, so they are one byte range);
+        a cyclic tile, or an untiled array, the whole data."""
         tf = self.tf
         offset = checked_header(a["file"], a["array_shape"], n.dtype, n.pos).offset
-        raw = tf.io.decode_raw(tf.strings.substr(tf.io.read_file(a["file"]), offset, -1), dtype)
-        whole = tf.reshape(raw, list(a["array_shape"]))
-        return REGISTRY["take_tile"].tf(tf, whole, tiling=a["kind"], index=a["index"], tile=a["tile"], grid=a["grid"])
+        shape, index, tile, grid = list(a["array_shape"]), a["index"], a["tile"], a["grid"]
+        row = math.prod(shape[1:]) * np.dtype(n.dtype).itemsize
+        first, count = 0, (shape[0] if shape else 1)
+        if a["kind"] == "block" and index and grid[0] > 1:
+            first, count = index[0] * tile[0], tile[0]
+            index, grid = (0, *index[1:]), (1, *grid[1:])
+        start, length = offset + first * row, count * row
+        size = offset + shape[0] * row if shape else offset + row
+        band = tf.data.experimental.get_single_element(tf.data.FixedLengthRecordDataset(
+            a["file"], record_bytes=length, header_bytes=start, footer_bytes=size - start - length))
+        part = tf.reshape(tf.io.decode_raw(band, dtype), [count, *shape[1:]] if shape else [])
+        return REGISTRY["take_tile"].tf(tf, part, tiling=a["kind"], index=index, tile=tile, grid=grid)
 
     def lower_compute(self, n: Node) -> None:
         tf = self.tf

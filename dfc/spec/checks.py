@@ -470,7 +470,7 @@ def check_cycles(spec: Spec, ctx: Context) -> None:
 SERVER_FOOTPRINT = 384 * 2**20
 #: the client with TensorFlow loaded, TF's library pages included (the servers share them)
 CLIENT_FOOTPRINT = 640 * 2**20
-#: copies of a whole `.npy` input that each owner of one of its tiles holds while reading it
+#: copies of what a `.npy` read takes in (see _npy_read) that each owner of a tile holds while reading it
 NPY_READ_COPIES = 4
 #: the client holds every array twice at its peak: the tiles read back, then the whole arrays
 CLIENT_COPIES = 2
@@ -531,11 +531,20 @@ def _owners(spec: Spec, a: Array) -> int:
     return min(a.ntiles, tasks)
 
 
+def _npy_read(a: Array) -> int:
+    """The bytes one tile's read of a `.npy` input takes in: a block tile its band of rows
+    (one byte range of the C-ordered file), a cyclic tile or an untiled array all of them."""
+    t = a.tiling
+    if t is not None and t.kind == "block" and t.grid and t.grid[0] > 1:
+        return a.nbytes // t.grid[0]
+    return a.nbytes
+
+
 def memory_use(spec: Spec, item_types: dict) -> MemoryUse:
     arrays = sum(a.nbytes for a in spec.arrays.values())
     queued = sum(item_types[q.name][0].nbytes * q.capacity * q.shards
                  for q in spec.queues.values() if q.name in item_types)
-    npy = sum(NPY_READ_COPIES * a.nbytes * _owners(spec, a)
+    npy = sum(NPY_READ_COPIES * _npy_read(a) * _owners(spec, a)
               for a in spec.arrays.values() if isinstance(a.init, InitFile))
     return MemoryUse(sum(j.tasks for j in spec.cluster.values()), arrays + queued, npy, CLIENT_COPIES * arrays)
 
@@ -591,7 +600,7 @@ def check_memory(spec: Spec, ctx: Context) -> None:
                          f"a run on the local cluster needs {use.figures()} but this machine has {gib(host)}",
                          (f"each task is a server of {gib(SERVER_FOOTPRINT)}: use fewer tasks ({fit} fit here)"
                           if mostly_servers else largest + "lower the sizes or use fewer tasks")
-                         + (", and fewer owners of each .npy input (each reads the whole file)" if use.npy else ""))
+                         + (", and fewer owners of each .npy input (a block tile reads its rows, any other tile the whole file)" if use.npy else ""))
         return
     for j in jobs:
         pinned = sum(a.nbytes for a in spec.arrays.values() if a.on and a.on.job == j.name)

@@ -46,19 +46,25 @@ def test_queue_buffers_are_data(monkeypatch):
     assert "4 servers x 384.0 MiB + data 64.0 MiB + client 736.0 MiB = 2.3 GiB" in e.message
 
 
-def test_each_owner_of_a_npy_tile_reads_the_whole_file(tmp_path):
+def test_each_owner_of_a_npy_tile_reads_its_band_or_the_whole_file(tmp_path):
     np.save(tmp_path / "a.npy", np.zeros((64, 1024)))
+    np.save(tmp_path / "v.npy", np.zeros(64))
     nbytes = 64 * 1024 * 8
     head = "dfc: 1\nname: t\ncluster: {worker: {tasks: 3}, ps: {tasks: 1}}\narrays:\n"
     spread = head + "  A: {shape: [64, 1024], dtype: float64, tile: [16, 1024], init: {file: a.npy}}\n"
     pinned = head + "  A: {shape: [64, 1024], dtype: float64, tile: [16, 1024], init: {file: a.npy}, on: 'worker:0'}\n"
     on_job = head + "  A: {shape: [64, 1024], dtype: float64, tile: [16, 1024], init: {file: a.npy}, on: worker}\n"
+    columns = head + "  A: {shape: [64, 1024], dtype: float64, tile: [64, 256], init: {file: a.npy}}\n"
     whole = head + "  A: {shape: [64, 1024], dtype: float64, init: {file: a.npy}}\n"
+    cyclic = head + "  v: {shape: [64], dtype: float64, tile: {cyclic: 4}, init: {file: v.npy}}\n"
     file = str(tmp_path / "t.yaml")
-    assert use_of(spread, file).npy == NPY_READ_COPIES * nbytes * 4  # 4 tiles, 4 tasks
-    assert use_of(pinned, file).npy == NPY_READ_COPIES * nbytes
-    assert use_of(on_job, file).npy == NPY_READ_COPIES * nbytes * 3
+    band = nbytes // 4  # a block tile of 16 of the 64 rows reads those rows only
+    assert use_of(spread, file).npy == NPY_READ_COPIES * band * 4  # 4 tiles, 4 tasks
+    assert use_of(pinned, file).npy == NPY_READ_COPIES * band
+    assert use_of(on_job, file).npy == NPY_READ_COPIES * band * 3
+    assert use_of(columns, file).npy == NPY_READ_COPIES * nbytes * 4  # every row: the whole file
     assert use_of(whole, file).npy == NPY_READ_COPIES * nbytes
+    assert use_of(cyclic, file).npy == NPY_READ_COPIES * 64 * 8 * 4
 
 
 @pytest.mark.parametrize("name, sets", [("stream", []), ("matmul", []), ("cg", []), ("fft", []), ("cg", ["P=8"])])
@@ -86,8 +92,8 @@ def test_npy_reads_are_in_the_figures_and_the_hint(tmp_path, monkeypatch):
     text = spec_with(4, "arrays:\n  A: {shape: [1024, 1024], dtype: float64, tile: [256, 1024], "
                         "init: {file: a.npy}}\n")
     [e] = errors(text, 2 * GiB, monkeypatch, str(tmp_path / "t.yaml"))
-    assert "+ 128.0 MiB reading .npy inputs" in e.message
-    assert e.hint.endswith("and fewer owners of each .npy input (each reads the whole file)")
+    assert "+ 32.0 MiB reading .npy inputs" in e.message
+    assert e.hint.endswith("and fewer owners of each .npy input (a block tile reads its rows, any other tile the whole file)")
 
 
 def test_task_count_limit_does_not_depend_on_the_machine(monkeypatch):
