@@ -616,8 +616,8 @@ def _private_network() -> None:
         return
     if getattr(args, "func", None) is not cmd_run or args.engine != "tf" or private.ENV in os.environ:
         return
-    if private.enter() == "user+net":
-        os.execv(sys.executable, [sys.executable, "-m", "dfc", *sys.argv[1:]])
+    if private.enter() == "user+net":  # exactly as started: the same script, flags and arguments
+        os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 def run() -> None:  # console-script entry point

@@ -6,15 +6,18 @@ Policy:
   that does not exist or cannot be written, a file that is a folder, a destination that is
   one of the run's inputs (the spec, a profile, an ``.npy``) or another destination.
 - Every file is written to a temporary file beside it (the same file system), flushed to
-  the disk and renamed over the destination: a full disk, a crash or Ctrl-C leaves the
+  the disk and renamed over the destination (a link's target, not the link): a full disk, a crash or Ctrl-C leaves the
   previous file whole and no half-written one. A group of files (the arrays of ``--out``)
   is renamed only once every one of them is written. Temporary files never outlive a
   failure. A new file gets the mode ``open`` would give it; a replaced one keeps its mode.
+  What is not a regular file (``/dev/null``, ``/dev/stdout``, a FIFO) is written in place,
+  never replaced; a FIFO nobody reads is an error, not a wait.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from typing import IO, Callable, Iterable, Mapping
 
@@ -32,12 +35,34 @@ def _mode(path: str) -> int:
         return 0o666 & ~umask
 
 
+def _special(path: str) -> bool:
+    """Whether ``path`` is something other than a regular file (a device such as /dev/null,
+    a FIFO, a terminal): written in place, never replaced."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _write_in_place(path: str, fill: Callable[[IO[bytes]], object]) -> None:
+    """Write into a device or FIFO as it is; a FIFO nobody reads is an error, not a hang."""
+    fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    os.set_blocking(fd, True)
+    with os.fdopen(fd, "wb") as f:
+        fill(f)
+
+
 def write_files(files: Mapping[str, Callable[[IO[bytes]], object]]) -> None:
-    """Write each ``path`` by calling its function on a binary file, all or none."""
+    """Write each ``path`` by calling its function on a binary file, all or none. A
+    symbolic link is followed (the file it names is replaced, the link stays)."""
     temps: list[tuple[str, str]] = []
     path = ""
     try:
         for path, fill in files.items():
+            if _special(path):
+                _write_in_place(path, fill)
+                continue
+            path = os.path.realpath(path)
             fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
                                        prefix=f".{os.path.basename(path)}.", suffix=".part")
             temps.append((tmp, path))
@@ -74,9 +99,11 @@ def unwritable(path: str, folder: bool = False) -> str | None:
         while not os.path.exists(probe):  # the folder that will hold the new ones
             probe = os.path.dirname(probe)
         return None if os.access(probe, os.W_OK | os.X_OK) else f"cannot write into '{probe}'"
-    where = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         return f"'{path}' is a folder"
+    if _special(path):  # /dev/null, /dev/stdout, a FIFO: written in place
+        return None if os.access(path, os.W_OK) else f"cannot write to '{path}'"
+    where = os.path.dirname(os.path.realpath(path))
     if not os.path.isdir(where):
         return f"no folder '{where}'"
     if not os.access(where, os.W_OK | os.X_OK):

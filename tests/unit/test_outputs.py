@@ -136,3 +136,18 @@ def test_json_onto_the_spec_is_refused_before_the_run(tmp_path, capsys):
     before = spec.read_text()
     assert main(["run", str(spec), "--engine", "numpy", "--json", str(spec)]) == 2
     assert "is an input of this run" in capsys.readouterr().err and spec.read_text() == before
+
+
+def test_devices_fifos_and_links_are_written_through_never_replaced(tmp_path):
+    write_file("/dev/null", "report")  # as root, a rename would have replaced the device
+    assert not os.path.isfile("/dev/null")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(OutputError, match="cannot write"):  # nobody reads it: an error, not a hang
+        write_file(str(fifo), "report")
+    assert unwritable(str(fifo)) is None and not fifo.is_file()
+    target = tmp_path / "real.json"
+    target.write_text("old")
+    (tmp_path / "link.json").symlink_to(target)
+    write_file(str(tmp_path / "link.json"), "new")
+    assert (tmp_path / "link.json").is_symlink() and target.read_text() == "new"

@@ -73,3 +73,19 @@ def test_the_entry_point_reports_a_usage_error_once():
     got = subprocess.run([sys.executable, "-m", "dfc", "run", "--timeout", "0", "x.yaml"],
                          capture_output=True, text=True, timeout=60)
     assert got.returncode == 2 and got.stderr.count("usage:") == 1 and got.stderr.count("error:") == 1
+
+
+def test_the_exec_into_the_namespace_runs_the_same_dfc(tmp_path):
+    """Through a user namespace dfc executes itself again: as it was started (the console
+    script), never ``python -m dfc``, which would import a ``dfc`` from the current folder."""
+    import shutil
+
+    (tmp_path / "dfc").mkdir()
+    (tmp_path / "dfc" / "__init__.py").write_text("")
+    (tmp_path / "dfc" / "__main__.py").write_text("print('HIJACKED')\n")
+    script = shutil.which("dfc") or pytest.fail("the dfc console script is not installed")
+    env = {**os.environ, private.SWITCH: "user"}
+    env.pop(private.ENV, None)
+    got = subprocess.run([script, "run", "missing.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert "HIJACKED" not in got.stdout and got.returncode == 2 and "missing.yaml" in got.stderr
