@@ -70,13 +70,14 @@ def _read_text(file: str) -> str:
         return ""
 
 
-def _load(args) -> object:
-    """The spec of ``args.file`` with ``--set``; prints every error and returns None if invalid."""
+def _load(args, local: bool = True) -> object:
+    """The spec of ``args.file`` with ``--set``; prints every error and returns None if
+    invalid. ``local``: it will run on the local cluster (its servers' memory counts)."""
     from .diagnostics import render_text
     from .spec import SpecError, load_spec
 
     try:
-        return load_spec(args.file, args.set or ())
+        return load_spec(args.file, args.set or (), local)
     except SpecError as e:
         sources = {args.file: _read_text(args.file),
                    "<command line>": " ".join(f"--set {s}" for s in (args.set or []))}
@@ -95,9 +96,9 @@ def _profile(args, spec):
         return None
 
 
-def _spec_and_profile(args):
+def _spec_and_profile(args, local: bool = True):
     """(spec, profile) for a command, or None after printing why not."""
-    spec = _load(args)
+    spec = _load(args, local)
     if spec is None:
         return None
     profile = _profile(args, spec)
@@ -147,7 +148,7 @@ def _plan(args: argparse.Namespace) -> int:
     if args.print_after and args.print_after not in PASS_NAMES:
         print(f"dfc plan: no pass '{args.print_after}'; the passes are: {', '.join(PASS_NAMES)}", file=sys.stderr)
         return EXIT_USAGE
-    loaded = _spec_and_profile(args)
+    loaded = _spec_and_profile(args, local=False)  # plans start no server
     if loaded is None:
         return EXIT_USAGE
     spec, profile = loaded
@@ -364,7 +365,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dfc run: --plot {args.plot}: a plot is {', '.join(PLOT_FORMATS)}", file=sys.stderr)
         return EXIT_USAGE
     install_sigterm_handler()
-    loaded = _spec_and_profile(args)
+    loaded = _spec_and_profile(args, local=args.engine == "tf")
     if loaded is None:
         return EXIT_USAGE
     spec, profile = loaded
@@ -443,7 +444,7 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
             (key, values), = list(sweep.items())[:1]
             for value in values:
                 args_set = [*(args.set or []), f"{key}={value}"]
-                point = _load(argparse.Namespace(file=args.file, set=args_set))
+                point = _load(argparse.Namespace(file=args.file, set=args_set), args.engine == "tf")
                 if point is None:
                     return EXIT_USAGE
                 say(f"--- {key} = {value}")

@@ -24,8 +24,9 @@ from .yamlsrc import MAX_BYTES, load_yaml
 __all__ = ["load_spec", "load_spec_text", "Spec", "SpecError", "schema", "schema_text", "Override"]
 
 
-def load_spec_text(data: bytes, file: str, overrides: Iterable[str] = ()) -> Spec:
-    """Validate spec bytes that claim to come from ``file``; raise SpecError with every error."""
+def load_spec_text(data: bytes, file: str, overrides: Iterable[str] = (), local: bool = True) -> Spec:
+    """Validate spec bytes that claim to come from ``file``; raise SpecError with every error.
+    ``local``: the spec is to run on the local cluster, whose servers' memory counts too."""
     value, smap = load_yaml(file, data)
     if not isinstance(value, dict):
         raise SpecError([Diagnostic(smap.value(()), "bad-type", "a spec is a mapping of keys such as "
@@ -36,18 +37,18 @@ def load_spec_text(data: bytes, file: str, overrides: Iterable[str] = ()) -> Spe
     spec, errors, checkable = build_spec(value, smap, [Override(o) for o in overrides], file)
     if errors and not checkable:
         raise SpecError(sorted_unique(errors.diagnostics))
-    diags = [*errors.diagnostics, *check_spec(spec)]
+    diags = [*errors.diagnostics, *check_spec(spec, local)]
     if diags:
         raise SpecError(sorted_unique(diags))
     return spec
 
 
-def load_spec(path: str | Path, overrides: Iterable[str] = ()) -> Spec:
-    """Load and validate the spec at ``path``."""
+def load_spec(path: str | Path, overrides: Iterable[str] = (), local: bool = True) -> Spec:
+    """Load and validate the spec at ``path`` (``local``: see :func:`load_spec_text`)."""
     file = str(path)
     try:
         data = read_bounded(file, MAX_BYTES, "a spec")
     except InputError as e:
         hint = "keep data in .npy files and refer to them with `init: {file: ...}`" if "MiB" in str(e) else ""
         raise SpecError([Diagnostic(Pos(file), "no-file", str(e), hint)]) from None
-    return load_spec_text(data, file, overrides)
+    return load_spec_text(data, file, overrides, local)

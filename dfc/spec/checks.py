@@ -496,16 +496,17 @@ class MemoryUse:
 
     tasks: int
     data: int  # arrays and queue buffers, on their owners
-    npy: int  # `.npy` inputs, read whole by each owner of a tile
+    npy: int  # `.npy` inputs, read by each owner of a tile
     fetched: int  # the client's copies of the arrays
+    local: bool = True  # False: no server and no client on this machine, only the data
 
     @property
     def servers(self) -> int:
-        return self.tasks * SERVER_FOOTPRINT
+        return self.tasks * SERVER_FOOTPRINT if self.local else 0
 
     @property
     def client(self) -> int:
-        return CLIENT_FOOTPRINT + self.fetched
+        return CLIENT_FOOTPRINT + self.fetched if self.local else 0
 
     @property
     def on_tasks(self) -> int:
@@ -540,23 +541,25 @@ def _npy_read(a: Array) -> int:
     return a.nbytes
 
 
-def memory_use(spec: Spec, item_types: dict) -> MemoryUse:
+def memory_use(spec: Spec, item_types: dict, local: bool = True) -> MemoryUse:
     arrays = sum(a.nbytes for a in spec.arrays.values())
     queued = sum(item_types[q.name][0].nbytes * q.capacity * q.shards
                  for q in spec.queues.values() if q.name in item_types)
     npy = sum(NPY_READ_COPIES * _npy_read(a) * _owners(spec, a)
               for a in spec.arrays.values() if isinstance(a.init, InitFile))
-    return MemoryUse(sum(j.tasks for j in spec.cluster.values()), arrays + queued, npy, CLIENT_COPIES * arrays)
+    return MemoryUse(sum(j.tasks for j in spec.cluster.values()), arrays + queued, npy if local else 0,
+                     CLIENT_COPIES * arrays, local)
 
 
-def check_memory(spec: Spec, ctx: Context) -> None:
+def check_memory(spec: Spec, ctx: Context, local: bool = True) -> None:
     """Refuse what the local cluster cannot hold: too many servers for one machine, a job
     whose `memory:` cannot hold its server, more than the declared memory, and a whole
-    run beyond this machine's memory."""
+    run beyond this machine's memory. Not ``local`` (`dfc plan`, the NumPy engine, which
+    start no server): only the data, against the declared memory or this machine's."""
     host = host_memory()
     jobs = list(spec.cluster.values())
-    use = memory_use(spec, ctx.item_types)
-    if use.tasks > MAX_LOCAL_TASKS:
+    use = memory_use(spec, ctx.item_types, local)
+    if local and use.tasks > MAX_LOCAL_TASKS:
         big = max(jobs, key=lambda j: j.tasks)
         each = f" ({', '.join(f'{j.tasks} {j.name!r}' for j in jobs)})" if len(jobs) > 1 else ""
         ctx.errors.error(spec.source.value(("cluster", big.name, "tasks")), "too-large",
@@ -566,7 +569,7 @@ def check_memory(spec: Spec, ctx: Context) -> None:
                          "tasks (more than one per core does not go faster); a cluster this large needs several "
                          "machines, which dfc does not run yet")
         return
-    small = [j for j in jobs if j.memory is not None and j.memory < SERVER_FOOTPRINT]
+    small = [j for j in jobs if local and j.memory is not None and j.memory < SERVER_FOOTPRINT]
     for j in small:
         ctx.errors.error(spec.source.value(("cluster", j.name, "memory")), "memory",
                          f"each '{j.name}' task has {gib(j.memory)} but its TensorFlow server alone takes "
@@ -586,13 +589,17 @@ def check_memory(spec: Spec, ctx: Context) -> None:
             ctx.errors.error(data_at, "memory", f"the data needs {gib(use.data)} but {has}",
                              largest + "lower the sizes, add tasks, or set `memory:` per job under `cluster:`")
             return
-        if use.on_tasks > capacity:
+        if local and use.on_tasks > capacity:
             npy = f" + {gib(use.npy)} reading .npy inputs" if use.npy else ""
             ctx.errors.error(data_at, "memory",
                              f"the tasks need {use.tasks} x {gib(SERVER_FOOTPRINT)} for their servers + data "
                              f"{gib(use.data)}{npy} = {gib(use.on_tasks)} but {has}",
                              "give the jobs more `memory:` (a task's holds its server too), or lower the sizes")
             return
+    if use.total > host and not local:
+        ctx.errors.error(data_at, "memory", f"the data needs {gib(use.data)} but this machine has {gib(host)}",
+                         largest + "lower the sizes")
+        return
     if use.total > host:
         mostly_servers = use.servers + CLIENT_FOOTPRINT >= use.total - use.servers - CLIENT_FOOTPRINT
         fit = max(host - use.total + use.servers, 0) // SERVER_FOOTPRINT
@@ -605,7 +612,7 @@ def check_memory(spec: Spec, ctx: Context) -> None:
     for j in jobs:
         pinned = sum(a.nbytes for a in spec.arrays.values() if a.on and a.on.job == j.name)
         one = any(a.on and a.on.job == j.name and a.on.task is not None for a in spec.arrays.values())
-        room = (per_task[j.name] - SERVER_FOOTPRINT) * (1 if one else j.tasks)
+        room = (per_task[j.name] - (SERVER_FOOTPRINT if local else 0)) * (1 if one else j.tasks)
         if pinned > room:
             ctx.errors.error(spec.source.key(("cluster", j.name)), "memory",
                              f"arrays placed on '{j.name}' need {gib(pinned)} but it has {gib(room)} "
@@ -688,7 +695,7 @@ def _kind_of(spec: Spec, name: str) -> str:
     return "param" if name in spec.params else "array" if name in spec.arrays else "scalar"
 
 
-def check_spec(spec: Spec) -> list[Diagnostic]:
+def check_spec(spec: Spec, local: bool = True) -> list[Diagnostic]:
     ctx = Context(spec)
     check_names(spec, ctx)
     check_arrays(spec, ctx)
@@ -700,7 +707,7 @@ def check_spec(spec: Spec) -> list[Diagnostic]:
     scalars = check_scalars_and_loop(spec, ctx)
     check_queues(spec, ctx)
     check_cycles(spec, ctx)
-    check_memory(spec, ctx)
+    check_memory(spec, ctx, local)
     check_size_of_graph(spec, ctx)
     check_verify_and_metrics(spec, ctx, scalars)
     return ctx.errors.diagnostics

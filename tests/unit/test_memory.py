@@ -121,3 +121,28 @@ def test_arrays_pinned_on_a_job_leave_room_for_its_servers(monkeypatch):
     assert errors(text % (1024 * 2**17), 64 * GiB, monkeypatch) == []  # 1 GiB on 2 x (1 GiB - 384 MiB)
     [e] = errors(text % (1536 * 2**17), 64 * GiB, monkeypatch)
     assert e.message == "arrays placed on 'w' need 1.5 GiB but it has 1.2 GiB besides its servers"
+
+
+def test_what_starts_no_server_counts_only_the_data(monkeypatch, capsys):
+    """dfc plan and the NumPy engine: a cluster too big for this machine's servers can be
+    planned and interpreted; data beyond this machine is still refused."""
+    from dfc.cli import main
+
+    monkeypatch.setattr(checks, "host_memory", lambda: 4 * GiB)
+    many = spec_with(16, "arrays:\n  x: {shape: [1048576], dtype: float64, init: ones}\n"
+                         "  y: {shape: [1048576], dtype: float64, output: true}\n"
+                         "tasks:\n  t: {compute: 2 * x, out: y}\n")
+    assert errors(many, 4 * GiB, monkeypatch)  # validate, and dfc run on the TF engine
+    load_spec_text(many.encode(), "t.yaml", local=False)
+    huge = spec_with(2, "arrays:\n  x: {shape: [1073741824], dtype: float64}\n")
+    with pytest.raises(SpecError, match="the data needs 8.0 GiB but this machine has 4.0 GiB"):
+        load_spec_text(huge.encode(), "t.yaml", local=False)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        path = f"{d}/t.yaml"
+        with open(path, "w") as f:
+            f.write(many)
+        assert main(["validate", path]) == 2
+        assert main(["plan", path, "-o", f"{d}/plan.txt"]) == 0
+        assert main(["run", path, "--engine", "numpy", "--quiet"]) == 0
