@@ -337,11 +337,30 @@ class _Typer:
                                      self.scope.params)
         if any(t is None for t in types):
             return None, free
+        if node.args and all(a in self.numbers for a in node.args):
+            self.numbers[node] = self.fold_call(node, op, [self.numbers[a] for a in node.args])
         if op.reduction and len(types) == 1 and free:
             if not isinstance(types[0], TensorType):
                 raise self.err(node, "expr-type", f"{op.name}() cannot reduce {types[0]}")
             return types[0], {}  # a reduction over the free indices: one term's type
         return self.apply(node, op.name, types, node.args, **kwargs), free
+
+    def fold_call(self, node, op, args: list[Number]) -> Number:
+        """A function of numbers (``abs(-2**62) * 4``), computed as the engines compute it
+        (their NumPy reference, in int64 or float64) but exactly where Python can tell an
+        integer overflow (abs, min, max, sum), which NumPy would wrap around."""
+        exact = {"abs": abs, "min": min, "max": max, "sum": lambda *xs: sum(xs)}
+        try:
+            if op.name in exact and all(type(a) is int for a in args):
+                value = exact[op.name](*args)
+            else:
+                with np.errstate(all="raise"):
+                    value = op.numpy(*(np.int64(a) if type(a) is int else np.float64(a) for a in args))
+                value = value.item() if hasattr(value, "item") else value
+        except (FloatingPointError, OverflowError, ValueError, TypeError) as e:
+            raise self.err(node, "expr-value", f"cannot compute '{self.expr.written(node)}': {e}",
+                           "a function of numbers must give a finite number") from None
+        return check_number(self.expr, node, value, f"'{self.expr.written(node)}'")
 
     def visit_Tuple(self, node):
         raise self.err(node, "expr-forbidden", "a tuple is only allowed inside [...]")

@@ -135,6 +135,12 @@ def refusal(compute: str, dtype: str = "int64", params: str = "{P: 3}"):
     ("x[i] * 2**40", "int32", "2**40", "is 1099511627776, which does not fit in int32"),
     ("x[i] + 1e300", "float32", "1e300", "which does not fit in float32"),
     ("x[i] * 1e19", "int64", "1e19", "which does not fit in int64"),
+    ("x[i] * (abs(-2**62) * 4)", "float64", "abs(-2**62) * 4", f"is {2**64}, which does not fit in int64"),
+    ("x[i] * (min(2**62, 2**62) + 2**62)", "float64", "min(2**62, 2**62) + 2**62", "does not fit in int64"),
+    ("x[i] * abs(-2**40)", "int32", "abs(-2**40)", "which does not fit in int32"),
+    ("x[i] * floor(1e19)", "int64", "floor(1e19)", "which does not fit in int64"),
+    ("x[i] * sqrt(-1.0)", "float64", "sqrt(-1.0)", "cannot compute 'sqrt(-1.0)': invalid value"),
+    ("x[i] * log2(0)", "float64", "log2(0)", "cannot compute 'log2(0)': divide by zero"),
 ])
 def test_numbers_that_do_not_fit_are_errors_at_their_position(compute, dtype, marked, message):
     d = refusal(compute, dtype)
@@ -175,6 +181,8 @@ def test_towers_are_refused_without_being_computed(tmp_path):
     ("x[i] * 2.0**-1", "float64", lambda x: x * 0.5),
     ("x[i] * (1e300 * 1e-300)", "float32", lambda x: x * np.float32(1e300 * 1e-300)),
     ("x[i] - 1 + (2**31 - 1)", "int32", lambda x: x - 1 + np.int32(2**31 - 1)),
+    ("x[i] * abs(-3) + max(1, 2.5) * floor(2.7)", "float64", lambda x: x * 3 + 2.5 * 2.0),
+    ("x[i] * sqrt(4.0) + min(3, 2**62)", "int64", lambda x: x * 2 + 3),
 ])
 def test_numbers_that_fit_compute_exactly(compute, dtype, want):
     text = spec_text(compute, dtype)
