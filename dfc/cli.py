@@ -315,6 +315,12 @@ def _bad_destinations(command: str, args, spec, destinations: dict[str, str | No
         why = unwritable(path)
         if why:
             return f"dfc {command}: {flag} {path}: {why}"
+    for flag, path in (made or {}).items():
+        folder = os.path.dirname(path)
+        why = (f"'{path}' is a folder" if os.path.isdir(path) else
+               f"'{folder}' is a file, not a folder" if os.path.exists(folder) and not os.path.isdir(folder) else None)
+        if why:
+            return f"dfc {command}: {flag}: {why}"
     why = clashes({**named, **(made or {})}, _inputs(args, spec))
     return f"dfc {command}: {why}" if why else None
 
@@ -387,6 +393,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"it traces one run: pin the swept param, e.g. --set {next(iter(sweep))}=..."
         print(f"dfc run: --trace: {why}", file=sys.stderr)
         return EXIT_USAGE
+    if args.plot and not sweep:
+        print("dfc run: --plot draws a sweep: give --sweep K=a,b,c (or a spec with `sweep:`)", file=sys.stderr)
+        return EXIT_USAGE
     arrays = {}
     if args.out:
         key, values = next(iter(sweep.items()), (None, ()))
@@ -423,7 +432,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         if args.json:
             _write(args.json, json.dumps(_no_nan(report), indent=1, allow_nan=False) + "\n")
-        if args.plot and len(reports) > 1:
+        if args.plot:
             _plot_sweep(key, reports, args.plot)
     except (OSError, RuntimeError, OutputError) as e:
         print(f"dfc run: {e}", file=sys.stderr)

@@ -151,3 +151,25 @@ def test_devices_fifos_and_links_are_written_through_never_replaced(tmp_path):
     (tmp_path / "link.json").symlink_to(target)
     write_file(str(tmp_path / "link.json"), "new")
     assert (tmp_path / "link.json").is_symlink() and target.read_text() == "new"
+
+
+def test_what_out_would_write_into_is_checked_before_the_run(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC)
+    (tmp_path / "out" / "y.npy").mkdir(parents=True)  # an output's file is a folder
+    assert main(["run", str(spec), "--engine", "numpy", "--out", str(tmp_path / "out")]) == 2
+    assert "y.npy' is a folder" in capsys.readouterr().err
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "k=2").write_text("")  # a sweep point's folder is a file
+    sweep = tmp_path / "sw.yaml"
+    sweep.write_text(SPEC.replace("name: big", "name: big\nparams: {k: 1}\nsweep: {k: [1, 2]}"))
+    assert main(["run", str(sweep), "--engine", "numpy", "--out", str(tmp_path / "sweep")]) == 2
+    assert "k=2' is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "sweep" / "k=1").exists()  # nothing ran
+
+
+def test_plot_needs_a_sweep(tmp_path, capsys):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC)
+    assert main(["run", str(spec), "--engine", "numpy", "--plot", str(tmp_path / "p.png")]) == 2
+    assert "--plot draws a sweep" in capsys.readouterr().err
