@@ -1,0 +1,65 @@
+"""Where a cluster's tasks run: one module per source, behind one description.
+
+A source (the local machine, a cluster file, ``TF_CONFIG``, a Slurm allocation) turns what
+it knows into a :class:`Layout`: for every task of the spec's jobs, its host and port and,
+where the source knows them, its GPUs. The client connects to the layout's addresses;
+``dfc serve`` finds its own task in it. A new resource manager is one new module here
+that returns a Layout.
+
+Status: the Slurm source (``slurm.py``) is here and tested; the client and ``dfc serve``
+that use a Layout come next (issue 11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class ClusterSourceError(Exception):
+    """A cluster source is malformed or cannot hold the spec's tasks; the message says why."""
+
+
+@dataclass(frozen=True)
+class TaskSlot:
+    """One task of a job, where it runs."""
+
+    job: str
+    index: int
+    host: str
+    port: int
+    rank: int | None = None  # the resource manager's number for the process, if any
+
+    @property
+    def address(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 literal
+        return f"{host}:{self.port}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.job}:{self.index}"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every task of a cluster, where it runs. ``idle``: processes the source started that
+    no task needs (the allocation is larger than the spec's cluster)."""
+
+    source: str
+    tasks: tuple[TaskSlot, ...]
+    idle: tuple[str, ...] = field(default=())
+
+    def cluster_dict(self) -> dict[str, list[str]]:
+        """job -> addresses in task order: TensorFlow's ``ClusterSpec``."""
+        out: dict[str, list[str]] = {}
+        for t in sorted(self.tasks, key=lambda t: t.index):
+            out.setdefault(t.job, []).append(t.address)
+        return {job: out[job] for job in dict.fromkeys(t.job for t in self.tasks)}
+
+    def tasks_per_host(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.tasks:
+            out[t.host] = out.get(t.host, 0) + 1
+        return out
+
+    def task_of_rank(self, rank: int) -> TaskSlot | None:
+        return next((t for t in self.tasks if t.rank == rank), None)
