@@ -19,20 +19,20 @@ from .yamlsrc import SourceMap
 
 
 @functools.cache
-def schema() -> dict:
-    """The spec schema, as shipped with the package."""
-    return json.loads(resources.files("dfc.spec").joinpath("dfc.schema.json").read_text("utf-8"))
+def schema(name: str = "dfc") -> dict:
+    """A schema shipped with the package: ``dfc`` (a spec) or ``cluster`` (a cluster file)."""
+    return json.loads(schema_text(name))
 
 
-def schema_text() -> str:
-    return resources.files("dfc.spec").joinpath("dfc.schema.json").read_text("utf-8")
+def schema_text(name: str = "dfc") -> str:
+    return resources.files("dfc.spec").joinpath(f"{name}.schema.json").read_text("utf-8")
 
 
 @functools.cache
-def _validator():
+def _validator(name: str):
     import jsonschema
 
-    return jsonschema.Draft202012Validator(schema())
+    return jsonschema.Draft202012Validator(schema(name))
 
 
 def where(path: Iterable) -> str:
@@ -43,23 +43,24 @@ def where(path: Iterable) -> str:
     return out or "the spec"
 
 
-def check_schema(data: Any, smap: SourceMap) -> list[Diagnostic]:
+def check_schema(data: Any, smap: SourceMap, name: str = "dfc") -> list[Diagnostic]:
+    """Every place where ``data`` breaks the schema ``name``, as a message for people."""
     diags: list[Diagnostic] = []
-    for error in _validator().iter_errors(data):
-        diags.extend(_translate(error, smap))
+    for error in _validator(name).iter_errors(data):
+        diags.extend(_translate(error, smap, schema(name)))
     return diags
 
 
-def _resolve(sub: dict) -> dict:
+def _resolve(sub: dict, root: dict) -> dict:
     ref = sub.get("$ref", "")
-    return schema()["$defs"][ref.rsplit("/", 1)[1]] if ref.startswith("#/$defs/") else sub
+    return root["$defs"][ref.rsplit("/", 1)[1]] if ref.startswith("#/$defs/") else sub
 
 
-def _expected(sub: dict) -> str:
+def _expected(sub: dict, root: dict) -> str:
     """A short description of what a (sub)schema accepts."""
-    sub = _resolve(sub)
+    sub = _resolve(sub, root)
     if "anyOf" in sub or "oneOf" in sub:
-        parts = [_expected(s) for s in sub.get("anyOf", sub.get("oneOf"))]
+        parts = [_expected(s, root) for s in sub.get("anyOf", sub.get("oneOf"))]
         return " or ".join(dict.fromkeys(parts))
     if "required" in sub and sub.get("type") == "object":
         return "{" + ", ".join(f"{k}: ..." for k in sub["required"]) + "}"
@@ -68,7 +69,7 @@ def _expected(sub: dict) -> str:
         sub.get("type", ""), "a value")
 
 
-def _translate(error, smap: SourceMap) -> list[Diagnostic]:
+def _translate(error, smap: SourceMap, root: dict) -> list[Diagnostic]:
     path = tuple(error.absolute_path)
     v, inst, sch = error.validator, error.instance, error.schema
     at = smap.value(path)
@@ -91,13 +92,13 @@ def _translate(error, smap: SourceMap) -> list[Diagnostic]:
                            sch.get("properties", {}).get(k, {}).get("description", ""))
                 for k in missing]
     if v in ("oneOf", "anyOf"):
-        branch = _pick_branch(error, inst)
+        branch = _pick_branch(error, inst, root)
         if branch is not None:
-            return [d for e in branch for d in _translate(e, smap)]
-        return [Diagnostic(at, "bad-type", f"{here} must be {_expected(sch)}, not {type_name(inst)}",
+            return [d for e in branch for d in _translate(e, smap, root)]
+        return [Diagnostic(at, "bad-type", f"{here} must be {_expected(sch, root)}, not {type_name(inst)}",
                            sch.get("description", ""))]
     if v == "type":
-        return [Diagnostic(at, "bad-type", f"{here} must be {_expected(sch)}, not {type_name(inst)}",
+        return [Diagnostic(at, "bad-type", f"{here} must be {_expected(sch, root)}, not {type_name(inst)}",
                            sch.get("description", ""))]
     if v == "enum":
         choices = [str(c) for c in error.validator_value]
@@ -107,7 +108,8 @@ def _translate(error, smap: SourceMap) -> list[Diagnostic]:
         return [Diagnostic(at, "bad-value", f"{here} cannot be {inst!r}", hint)]
     if v == "const":
         return [Diagnostic(at, "bad-value", f"{here} must be {error.validator_value!r}, not {inst!r}",
-                           "this version of dfc reads specs of language version 1")]
+                           f"this version of dfc reads {root.get('title', 'files').removeprefix('dfc ')}s of "
+                           f"version {error.validator_value!r}")]
     if v == "propertyNames":
         return []  # reported through its sub-error (pattern) below
     if v == "pattern":
@@ -129,10 +131,10 @@ def _translate(error, smap: SourceMap) -> list[Diagnostic]:
     return [Diagnostic(at, "schema", f"{here} is not valid here", sch.get("description", ""))]
 
 
-def _pick_branch(error, inst) -> list | None:
+def _pick_branch(error, inst, root: dict) -> list | None:
     """For a oneOf/anyOf failure, the errors of the branch the user evidently meant:
     the mapping variant whose required key is present, or the only branch of the right type."""
-    branches = [_resolve(s) for s in error.validator_value]
+    branches = [_resolve(s, root) for s in error.validator_value]
     chosen = None
     if isinstance(inst, dict):
         for i, b in enumerate(branches):
