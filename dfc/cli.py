@@ -227,7 +227,8 @@ def run_once(args, spec, profile, say) -> dict:
             from .runtime.trace import Trace
 
             trace = Trace()
-        result = run_tf(g, timeout=args.timeout, verbose=args.verbose, say=say, trace=trace)
+        result = run_tf(g, timeout=args.timeout, verbose=args.verbose, say=say, trace=trace,
+                        layout=getattr(args, "layout", None))
         if trace is not None:
             traced = trace.summary()
             try:
@@ -371,10 +372,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dfc run: --plot {args.plot}: a plot is {', '.join(PLOT_FORMATS)}", file=sys.stderr)
         return EXIT_USAGE
     install_sigterm_handler()
-    loaded = _spec_and_profile(args, local=args.engine == "tf")
+    if args.cluster != "local" and args.engine != "tf":
+        print(f"dfc run: --cluster {args.cluster}: the {args.engine} engine runs in this process; "
+              "a cluster needs the TF engine", file=sys.stderr)
+        return EXIT_USAGE
+    loaded = _spec_and_profile(args, local=args.engine == "tf" and args.cluster == "local")
     if loaded is None:
         return EXIT_USAGE
     spec, profile = loaded
+    args.layout = None
+    if args.cluster != "local":
+        args.layout = _layout("run", args, spec)
+        if args.layout is None:
+            return EXIT_USAGE
     from .viz.progress import Progress
 
     progress = Progress(args.quiet)
@@ -523,6 +533,73 @@ def _plot_sweep(key: str, reports: list[dict], path: str) -> None:
         plt.close(fig)
 
 
+def _layout(command: str, args, spec):
+    """The layout of ``args.cluster`` for the spec's jobs, or None after printing why not."""
+    from .diagnostics import SpecError, render_text
+    from .runtime.clusters import ClusterSourceError, resolve
+
+    jobs = {j.name: j.tasks for j in spec.cluster.values()}
+    try:
+        layout = resolve(args.cluster, jobs)
+    except SpecError as e:
+        print(render_text(e.diagnostics, {args.cluster: _read_text(args.cluster)}, _color(sys.stderr)),
+              file=sys.stderr)
+        return None
+    except ClusterSourceError as e:
+        print(f"dfc {command}: --cluster {args.cluster}: {e}", file=sys.stderr)
+        return None
+    for idle in layout.idle:
+        print(f"dfc {command}: {idle} has no task of the spec and stays idle", file=sys.stderr)
+    return layout
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .runtime.clusters import ClusterSourceError
+    from .runtime.serve import finish, serve
+    from .runtime.trust import check_serve
+
+    spec = _load(args, local=False)
+    if spec is None:
+        return EXIT_USAGE
+    layout = _layout("serve", args, spec)
+    if layout is None:
+        return EXIT_USAGE
+    try:
+        me = _my_task(args, layout)
+    except ClusterSourceError as e:
+        print(f"dfc serve: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if me is None:  # a rank of the allocation that the spec's cluster does not need
+        print("dfc serve: this rank has no task of the spec; exiting", file=sys.stderr)
+        return EXIT_OK
+    why = check_serve(args.trust_network)
+    if why:
+        print(f"dfc serve: refused: {why}", file=sys.stderr)
+        return EXIT_USAGE
+    finish(serve(layout, me, args.idle_timeout, say=lambda m: print(m, file=sys.stderr, flush=True)))
+
+
+def _my_task(args, layout):
+    """This process's task: --job/--task, else TF_CONFIG's task, else Slurm's rank."""
+    from .runtime.clusters import ClusterSourceError
+
+    if args.job is not None or args.task is not None:
+        me = next((t for t in layout.tasks if (t.job, t.index) == (args.job, args.task)), None)
+        if me is None:
+            raise ClusterSourceError(f"--job {args.job} --task {args.task} is not a task of the cluster "
+                                     f"({', '.join(t.label for t in layout.tasks)})")
+        return me
+    if args.cluster == "tf_config":
+        from .runtime.clusters.tfconfig import this_task
+
+        return this_task(os.environ, layout)
+    if args.cluster == "slurm":
+        from .runtime.clusters.slurm import this_rank
+
+        return layout.task_of_rank(this_rank(os.environ))
+    raise ClusterSourceError("give --job J --task I: which task of the cluster file this process serves")
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from .spec import schema_text
 
@@ -583,7 +660,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--trace", metavar="FILE.json",
                    help="tf engine: trace the compute phase into a Chrome trace and summarise it per device")
     r.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    r.add_argument("--cluster", default="local", metavar="SOURCE",
+                   help="local (default: servers started here, in a private network), a cluster FILE, "
+                        "tf_config or slurm (servers started by `dfc serve`)")
     r.set_defaults(func=cmd_run)
+
+    sv = sub.add_parser("serve", help="serve one task of a cluster across hosts",
+                        description="Start this process's TensorFlow server for one task of the spec's "
+                                    "cluster; it exits when the client releases it.")
+    sv.add_argument("file", metavar="FILE", help="spec file")
+    sv.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
+    sv.add_argument("--cluster", required=True, metavar="SOURCE", help="a cluster FILE, tf_config or slurm")
+    sv.add_argument("--job", help="the job this process serves (with a cluster file)")
+    sv.add_argument("--task", type=int, help="the task index this process serves (with a cluster file)")
+    sv.add_argument("--idle-timeout", type=_seconds, default=600.0, metavar="S",
+                    help="exit when no client says hello within S seconds (default 600)")
+    sv.add_argument("--trust-network", action="store_true",
+                    help="serve although this machine has a globally reachable address (no authentication!)")
+    sv.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("schema", help="print the spec's JSON Schema",
                        description="Print schemas/dfc.schema.json (JSON Schema draft 2020-12).")
@@ -624,7 +718,8 @@ def _private_network() -> None:
             args = build_parser().parse_args()
     except SystemExit:
         return
-    if getattr(args, "func", None) is not cmd_run or args.engine != "tf" or private.ENV in os.environ:
+    if getattr(args, "func", None) is not cmd_run or args.engine != "tf" or args.cluster != "local" \
+            or private.ENV in os.environ:
         return
     if private.enter() == "user+net":  # exactly as started: the same script, flags and arguments
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

@@ -56,19 +56,26 @@ def _dead_soon(cluster, wait: float = 3.0) -> list:
 
 
 def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lambda *a: None,
-           max_iterations: int | None = None, trace=None) -> Result:
-    """Run ``g`` on a local cluster; with ``trace`` (a :class:`~dfc.runtime.trace.Trace`),
-    every call of the compute phase is traced into it."""
+           max_iterations: int | None = None, trace=None, layout=None) -> Result:
+    """Run ``g`` on a local cluster, or on the servers of ``layout`` (a
+    :class:`~dfc.runtime.clusters.Layout` that ``dfc serve`` started); with ``trace`` (a
+    :class:`~dfc.runtime.trace.Trace`), every call of the compute phase is traced into it."""
     spec = g.graph["spec"]
     quiet_tensorflow(verbose)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    cluster = LocalCluster(spec, start_timeout=max(60.0, timeout / 5))
+    if layout is None:
+        cluster = LocalCluster(spec, start_timeout=max(60.0, timeout / 5))
+        where = "TF servers on 127.0.0.1 " + ("in a private network" if state()[0] else "in the shared network")
+    else:
+        from .remote import RemoteCluster
+
+        cluster = RemoteCluster(layout, start_timeout=min(60.0, timeout))  # its servers are up already
+        where = f"servers of the '{layout.source}' cluster"
     cluster.spawn()
+    where = f"{'starting' if layout is None else 'connecting to'} {len(cluster.tasks)} {where}"
     try:
-        say(f"starting {len(cluster.tasks)} TF servers on 127.0.0.1 "
-            f"({'in a private network' if state()[0] else 'in the shared network'}: "
-            f"{', '.join(t.label for t in cluster.tasks)}); building the graph")
+        say(f"{where}: {', '.join(t.label for t in cluster.tasks)}; building the graph")
         import tensorflow as tf
 
         if not verbose:
@@ -83,7 +90,7 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
         result = _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace)
     except (ClusterError, RunError) as e:
         cluster.stop()
-        raise RunError(f"{e}\n  the servers' logs are kept in {cluster.logdir}") from None
+        raise RunError(f"{e}\n  the servers' logs are kept in {cluster.logdir}" if cluster.logdir else str(e)) from None
     except BaseException:
         cluster.stop()
         cluster.remove_logs()
@@ -93,17 +100,18 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
     return result
 
 
-def read_back(tf, lowered, call, g: nx.DiGraph) -> dict:
+def read_back(tf, lowered, call, g: nx.DiGraph, shared_files: bool = True) -> dict:
     """Every variable's value. The local cluster shares this machine's file system, so each
     owner writes its tiles into a temporary folder (in RAM, /dev/shm, when it has room) and
     the client reads them straight into arrays: matmul N=8192's 768 MB took 8-11 s through
     the session's fetch (one protobuf message through the master), 3.5 s this way. Without
-    room for them on disk either, or when writing fails, through the session's fetch."""
+    room for them on disk either, when writing fails, or when an owner runs on another
+    machine (``shared_files`` False), through the session's fetch."""
     import numpy as np
 
     folder_ph, dump, files = lowered.dump
     need = 2 * sum(g.nodes[name]["node"].out_bytes for name in files) + (64 << 20)
-    folder = _scratch(need)
+    folder = _scratch(need) if shared_files else None
     if folder is None:
         return call(lowered.reads, "fetching the results")
     try:
@@ -218,7 +226,7 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
                     break
         seconds["compute"] = time.perf_counter() - t
         t = time.perf_counter()
-        values = read_back(tf, lowered, call, g)
+        values = read_back(tf, lowered, call, g, getattr(cluster, "local", True))
         seconds["fetch"] = time.perf_counter() - t
     storage = dict(values)
     arrays = gather(g, storage)

@@ -56,3 +56,17 @@ def test_the_cluster_schema_is_valid_and_shipped_with_the_package():
     jsonschema.Draft202012Validator.check_schema(schema("cluster"))
     repo = Path(__file__).resolve().parents[2] / "schemas" / "cluster.schema.json"
     assert schema_text("cluster") == repo.read_text()
+
+
+def test_dfc_run_with_a_bad_cluster_file_or_engine_is_a_usage_error(tmp_path, capsys):
+    from dfc.cli import main
+
+    spec = str(Path(__file__).resolve().parents[2] / "specs" / "stream.yaml")
+    bad = tmp_path / "c.yaml"
+    bad.write_text("dfc: 1\njobs:\n  ps: [a:1]\n")
+    assert main(["run", spec, "--cluster", str(bad)]) == 2
+    assert "c.yaml:2:1: error: the spec's job 'worker' (1 task) is not in the cluster file" in capsys.readouterr().err
+    assert main(["run", spec, "--cluster", str(bad), "--engine", "numpy"]) == 2
+    assert "a cluster needs the TF engine" in capsys.readouterr().err
+    assert main(["run", spec, "--cluster", "slurm"]) == 2
+    assert "is not set: --cluster slurm works inside a Slurm allocation" in capsys.readouterr().err

@@ -63,3 +63,27 @@ class Layout:
 
     def task_of_rank(self, rank: int) -> TaskSlot | None:
         return next((t for t in self.tasks if t.rank == rank), None)
+
+
+#: the names --cluster takes besides a file
+SOURCES = ("local", "tf_config", "slurm")
+
+
+def resolve(source: str, jobs: dict[str, int], env=None) -> Layout:
+    """The layout of ``source`` (a cluster file, ``tf_config`` or ``slurm``) for ``jobs``
+    (name -> tasks). A file's mistakes raise SpecError (with positions), the others
+    ClusterSourceError."""
+    import os
+
+    env = os.environ if env is None else env
+    if source == "tf_config":
+        from . import tfconfig
+
+        return tfconfig.layout(env, jobs)
+    if source == "slurm":
+        from . import slurm
+
+        return slurm.layout(env, jobs)
+    from .file import load_cluster_file
+
+    return load_cluster_file(source, jobs)

@@ -74,7 +74,7 @@ def cluster_from_text(data: bytes, file: str, jobs: Mapping[str, int]) -> Layout
     for job in jobs:
         if job not in listed:
             errors.append(Diagnostic(smap.key(("jobs",)), "missing-job",
-                                     f"the spec's job '{job}' ({jobs[job]} tasks) is not in the cluster file",
+                                     f"the spec's job '{job}' ({jobs[job]} task{'s' * (jobs[job] != 1)}) is not in the cluster file",
                                      f"add `{job}: [host:port, ...]` under `jobs:`"))
     if errors:
         raise SpecError(sorted_unique(errors))

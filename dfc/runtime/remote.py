@@ -1,0 +1,184 @@
+"""Servers dfc did not start: ``dfc serve`` on each host, and the client that uses them.
+
+The two talk through two TensorFlow resources on each server, so no second channel is
+needed:
+
+- ``dfc_identity``, a string variable ``dfc serve`` sets: dfc's and TensorFlow's versions,
+  the host and the process id. The client's preflight reads every task's: the versions
+  must be the client's, and the processes distinct (N copies of one task, each serving
+  alone, look like a cluster until they are asked who they are).
+- ``dfc_release``, a queue the server waits on. The client says ``hello`` when it
+  connects, ``alive`` every few seconds while it runs, and ``release`` at the end (also
+  on failure and Ctrl-C): ``dfc serve`` exits when released, when nobody said hello
+  within its idle deadline, or when a client that said hello goes silent.
+
+Policy: every call has a deadline; a task that does not answer is named by host, port,
+job and task.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+
+from .clusters import Layout, TaskSlot
+
+IDENTITY = "dfc_identity"
+RELEASE = "dfc_release"
+#: the client says it is alive this often; a server gives up on it after SILENT seconds
+KEEPALIVE_S = 5.0
+SILENT_S = 60.0
+
+
+def device(t: TaskSlot) -> str:
+    return f"/job:{t.job}/replica:0/task:{t.index}/device:CPU:0"
+
+
+def release_queue(tf, t: TaskSlot):
+    with tf.device(device(t)):
+        return tf.queue.FIFOQueue(64, [tf.string], shapes=[[]], shared_name=RELEASE, name=f"release_{t.job}_{t.index}")
+
+
+def identity_handle(tf, t: TaskSlot):
+    with tf.device(device(t)):
+        return tf.raw_ops.VarHandleOp(dtype=tf.string, shape=[], shared_name=IDENTITY,
+                                      name=f"identity_{t.job}_{t.index}")
+
+
+def identity(job: str, task: int) -> str:
+    import tensorflow as tf
+
+    from .. import __version__
+
+    return json.dumps({"dfc": __version__, "tensorflow": tf.__version__, "host": socket.gethostname(),
+                       "pid": os.getpid(), "job": job, "task": task})
+
+
+def answers(t: TaskSlot, timeout: float = 1.0) -> bool:
+    try:
+        socket.create_connection((t.host, t.port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+class RemoteTask:
+    """A task of a remote cluster, as the TF engine sees it (like a local Task)."""
+
+    def __init__(self, slot: TaskSlot):
+        self.slot, self.job, self.index, self.label = slot, slot.job, slot.index, f"{slot.label} at {slot.address}"
+
+    def log_tail(self, lines: int = 8) -> str:
+        return ""  # its log is where dfc serve runs
+
+
+class RemoteCluster:
+    """The cluster of a layout whose servers ``dfc serve`` started: the same interface as
+    the local cluster for the TF engine (spawn, wait, dead, stop)."""
+
+    def __init__(self, layout: Layout, start_timeout: float = 60.0):
+        self.layout, self.start_timeout = layout, start_timeout
+        self.tasks = [RemoteTask(t) for t in layout.tasks]
+        self.logdir = ""
+        self._control = None
+        self._stop = threading.Event()
+        self._released = False
+
+    @property
+    def target(self) -> str:
+        first = next((t for t in self.layout.tasks if t.job == "worker"), self.layout.tasks[0])
+        return f"grpc://{first.address}"
+
+    @property
+    def local(self) -> bool:
+        """Whether every task runs on this machine (the results can come back through files)."""
+        return all(t.host in ("localhost", "::1") or t.host.startswith("127.") for t in self.layout.tasks)
+
+    def spawn(self) -> RemoteCluster:
+        return self
+
+    def remove_logs(self) -> None:
+        pass
+
+    def dead(self) -> list[RemoteTask]:
+        return [t for t in self.tasks if not answers(t.slot)]
+
+    def wait(self) -> RemoteCluster:
+        """The preflight: every task answers within the deadline, runs this dfc and
+        TensorFlow, and is a process of its own; then hello, and the keepalive starts."""
+        from .tf_engine import RunError
+
+        deadline = time.monotonic() + self.start_timeout
+        missing = self.tasks
+        while missing and time.monotonic() < deadline:
+            missing = [t for t in missing if not answers(t.slot)]
+            if missing:
+                time.sleep(0.5)
+        if missing:
+            raise RunError(f"no answer within {self.start_timeout:.0f} s from "
+                           + ", ".join(t.label for t in missing)
+                           + "\n  hint: start `dfc serve SPEC --cluster ... --job J --task I` on each host first")
+        import tensorflow as tf
+
+        from .. import __version__
+
+        graph = tf.Graph()
+        with graph.as_default():
+            reads = [tf.raw_ops.ReadVariableOp(resource=identity_handle(tf, t), dtype=tf.string)
+                     for t in self.layout.tasks]
+            queues = [release_queue(tf, t) for t in self.layout.tasks]
+            self._say = {word: [q.enqueue(tf.constant(word)) for q in queues] for word in ("hello", "alive", "release")}
+        ms = int(max(self.start_timeout, 10) * 1000)
+        config = tf.compat.v1.ConfigProto(operation_timeout_in_ms=ms)
+        self._control = tf.compat.v1.Session(self.target, graph=graph, config=config)
+        self._options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
+        try:
+            found = [json.loads(v) for v in self._control.run(reads, options=self._options)]
+        except tf.errors.OpError as e:
+            raise RunError(f"the servers did not say who they are ({type(e).__name__}: "
+                           f"{e.message.splitlines()[0]}): are they `dfc serve` of this spec?") from None
+        wrong = [f"{t.label} runs dfc {f['dfc']} with TensorFlow {f['tensorflow']}"
+                 for t, f in zip(self.tasks, found) if (f["dfc"], f["tensorflow"]) != (__version__, tf.__version__)]
+        if wrong:
+            raise RunError(f"this client runs dfc {__version__} with TensorFlow {tf.__version__}, but "
+                           + "; ".join(wrong))
+        owners: dict[tuple, str] = {}
+        for t, f in zip(self.tasks, found):
+            same = owners.setdefault((f["host"], f["pid"]), t.label)
+            if same != t.label or (f["job"], f["task"]) != (t.job, t.index):
+                raise RunError(f"{t.label} answers as {f['job']}:{f['task']} (process {f['pid']} on {f['host']})"
+                               + (f", the same process as {same}" if same != t.label else "")
+                               + ": each task needs its own `dfc serve --job J --task I`")
+        self._control.run(self._say["hello"], options=self._options)
+        threading.Thread(target=self._keepalive, daemon=True, name="dfc-keepalive").start()
+        return self
+
+    def _keepalive(self) -> None:
+        while not self._stop.wait(KEEPALIVE_S):
+            try:
+                self._control.run(self._say["alive"], options=self._options)
+            except Exception:  # a dead task: the run's own calls report it
+                return
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Release every server (they exit); the ones that are gone already are skipped."""
+        self._stop.set()
+        if self._control is None or self._released:
+            return
+        self._released = True
+        import tensorflow as tf
+
+        master = self.target.removeprefix("grpc://")
+        last = [t.address == master for t in self.layout.tasks]  # the master goes last: it relays the others
+        for q, _ in sorted(zip(self._say["release"], last), key=lambda x: x[1]):
+            try:
+                self._control.run(q, options=tf.compat.v1.RunOptions(timeout_in_ms=int(grace * 1000)))
+            except tf.errors.OpError:
+                pass
+        try:
+            self._control.close()
+        except tf.errors.OpError:  # the master has exited, released: nothing is left to close
+            pass

@@ -1,0 +1,63 @@
+"""``dfc serve``: this process's TensorFlow server, for a cluster across hosts.
+
+Policy: it serves only where the trust rule allows (dfc/runtime/trust.py: no globally
+reachable address unless ``--trust-network``), and says every address it can be
+reached on; it prints one ``ready`` line once it listens; it exits when the client
+releases it, when no client says hello within the idle deadline, when a client that said
+hello goes silent for SILENT_S, on SIGTERM or SIGINT (srun's end of step) — never lingers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from .clusters import Layout, TaskSlot
+from .remote import SILENT_S, identity, identity_handle, release_queue
+from .trust import interface_addresses
+
+
+def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
+    """Serve ``me`` of ``layout`` until released (exit code 0) or abandoned (3)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from .tf_engine import quiet_tensorflow
+
+    quiet_tensorflow(False)
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    reachable = ", ".join(f"{name} {a}" for name, ips in sorted(interface_addresses().items()) for a in ips)
+    say(f"dfc serve: {me.label} of '{layout.source}' cluster on port {me.port}, reachable on: {reachable}")
+    server = tf.distribute.Server(tf.train.ClusterSpec(layout.cluster_dict()), job_name=me.job,
+                                  task_index=me.index, start=True)
+    graph = tf.Graph()
+    with graph.as_default():
+        handle = identity_handle(tf, me)
+        known = tf.raw_ops.AssignVariableOp(resource=handle, value=tf.constant(identity(me.job, me.index)))
+        message = release_queue(tf, me).dequeue()
+    with tf.compat.v1.Session(server.target, graph=graph) as sess:
+        sess.run(known)
+        print("ready", flush=True)
+        waiting, deadline = "a client", idle_timeout
+        while True:
+            t0 = time.monotonic()
+            try:
+                word = sess.run(message, options=tf.compat.v1.RunOptions(timeout_in_ms=int(deadline * 1000)))
+            except tf.errors.DeadlineExceededError:
+                say(f"dfc serve: {me.label}: no word from {waiting} in {deadline:.0f} s; exiting")
+                return 3
+            if word == b"release":
+                say(f"dfc serve: {me.label}: released by the client; exiting")
+                return 0
+            if word == b"hello":
+                waiting = "the client"
+            deadline = SILENT_S if waiting == "the client" else max(idle_timeout - (time.monotonic() - t0), 1.0)
+
+
+def finish(code: int) -> None:
+    """Exit at once: TensorFlow's teardown of a server can hang."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,167 @@
+"""`dfc serve` on three loopback "hosts" and `dfc run --cluster FILE` against them: the
+answers equal the local cluster's bit for bit; a killed server is named; a host that never
+comes up is named within the deadline; every server exits when released or left idle."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def dfc(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "dfc", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+class Servers:
+    """A cluster file for ``jobs`` over HOSTS and one `dfc serve` per task."""
+
+    def __init__(self, tmp: Path, spec: str, jobs: dict[str, int], sets=(), idle: float = 120):
+        slots = [(job, i) for job, n in jobs.items() for i in range(n)]
+        self.address = {slot: (HOSTS[k % len(HOSTS)], free_port(HOSTS[k % len(HOSTS)])) for k, slot in enumerate(slots)}
+        lines = ["dfc: 1", "jobs:"] + [f"  {job}: [{', '.join(f'{h}:{p}' for (j, _), (h, p) in self.address.items() if j == job)}]"
+                                       for job in jobs]
+        self.file = tmp / "cluster.yaml"
+        self.file.write_text("\n".join(lines) + "\n")
+        sets = [a for s in sets for a in ("--set", s)]
+        self.procs = {slot: dfc("serve", spec, *sets, "--cluster", str(self.file), "--job", slot[0], "--task",
+                                str(slot[1]), "--idle-timeout", str(idle), "--trust-network") for slot in slots}
+        for slot, p in self.procs.items():  # each prints one ready line
+            assert p.stdout.readline().strip() == "ready", p.stderr.read()
+
+    def exited(self, within: float = 15) -> bool:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline and any(p.poll() is None for p in self.procs.values()):
+            time.sleep(0.2)
+        return all(p.poll() is not None for p in self.procs.values())
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
+
+
+@pytest.fixture
+def servers(tmp_path):
+    made = []
+
+    def make(*args, **kw):
+        made.append(Servers(tmp_path, *args, **kw))
+        return made[-1]
+    yield make
+    for s in made:
+        s.stop()
+
+
+def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dfc", "run", *args, "--quiet"], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.parametrize("name, jobs, sets", [
+    ("stream", {"ps": 1, "worker": 1}, ["MB=2", "reps=3"]),
+    ("cg", {"worker": 2, "reducer": 1}, ["N=256", "P=2"]),
+])
+def test_a_cluster_file_gives_the_local_clusters_answers_bit_for_bit(tmp_path, servers, name, jobs, sets):
+    spec = str(ROOT / "specs" / f"{name}.yaml")
+    s = servers(spec, jobs, sets)
+    sets_args = [a for v in sets for a in ("--set", v)]
+    remote = run(spec, *sets_args, "--cluster", str(s.file), "--out", str(tmp_path / "remote"))
+    assert remote.returncode == 0, remote.stderr
+    assert s.exited(), "a server did not exit when released"
+    local = run(spec, *sets_args, "--out", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    names = sorted(p.name for p in (tmp_path / "local").glob("*.npy"))
+    assert names and names == sorted(p.name for p in (tmp_path / "remote").glob("*.npy"))
+    for n in names:
+        np.testing.assert_array_equal(np.load(tmp_path / "remote" / n), np.load(tmp_path / "local" / n))
+
+
+def test_a_killed_server_is_named_by_host_job_and_task(servers):
+    spec = str(ROOT / "specs" / "stream.yaml")
+    s = servers(spec, {"ps": 1, "worker": 1}, ["MB=8"])
+    client = dfc("run", spec, "--set", "MB=8", "--set", "reps=100000", "--cluster", str(s.file), "--timeout", "8")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "iteration" not in client.stderr.readline():
+            pass
+        s.procs[("ps", 0)].send_signal(signal.SIGKILL)
+        _, err = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    host, port = s.address[("ps", 0)]
+    assert client.returncode == 1 and f"ps:0 at {host}:{port}" in err and "Traceback" not in err, err
+    assert s.exited(), "the other server was not released"
+
+
+def test_a_host_that_never_comes_up_is_named_within_the_deadline(tmp_path):
+    port = free_port("127.0.0.5")
+    (tmp_path / "c.yaml").write_text(f"dfc: 1\njobs:\n  ps: [127.0.0.5:{port}]\n  worker: [127.0.0.6:{port}]\n")
+    t0 = time.monotonic()
+    got = run(str(ROOT / "specs" / "stream.yaml"), "--cluster", str(tmp_path / "c.yaml"), "--timeout", "5")
+    assert got.returncode == 1 and f"ps:0 at 127.0.0.5:{port}, worker:0 at 127.0.0.6:{port}" in got.stderr, got.stderr
+    assert "no answer within 5 s" in got.stderr and time.monotonic() - t0 < 30
+
+
+def test_a_server_left_alone_exits_after_its_idle_deadline(servers):
+    s = servers(str(ROOT / "specs" / "stream.yaml"), {"ps": 1, "worker": 1}, idle=2)
+    assert s.exited(within=20)
+    err = s.procs[("ps", 0)].stderr.read()
+    assert s.procs[("ps", 0)].returncode == 3 and "no word from a client in 2 s" in err
+
+
+def test_serve_refuses_a_task_outside_the_cluster(tmp_path):
+    (tmp_path / "c.yaml").write_text("dfc: 1\njobs:\n  ps: [127.0.0.2:2222]\n  worker: [127.0.0.3:2222]\n")
+    got = subprocess.run([sys.executable, "-m", "dfc", "serve", str(ROOT / "specs" / "stream.yaml"), "--cluster",
+                          str(tmp_path / "c.yaml"), "--job", "worker", "--task", "3"],
+                         capture_output=True, text=True, timeout=60)
+    assert got.returncode == 2 and "--job worker --task 3 is not a task of the cluster (ps:0, worker:0)" in got.stderr
+
+
+def test_tf_config_runs_the_same(tmp_path):
+    import json
+
+    spec = str(ROOT / "specs" / "stream.yaml")
+    (h1, p1), (h2, p2) = (HOSTS[0], free_port(HOSTS[0])), (HOSTS[1], free_port(HOSTS[1]))
+    cluster = {"ps": [f"{h1}:{p1}"], "worker": [f"{h2}:{p2}"]}
+
+    def tf_config(job=None):
+        task = {"task": {"type": job, "index": 0}} if job else {}
+        return {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, **task})}
+    procs = [dfc("serve", spec, "--cluster", "tf_config", "--idle-timeout", "120", "--trust-network",
+                 env=tf_config(job)) for job in ("ps", "worker")]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready", p.stderr.read()
+        got = subprocess.run([sys.executable, "-m", "dfc", "run", spec, "--set", "MB=2", "--set", "reps=3",
+                              "--cluster", "tf_config", "--quiet"], capture_output=True, text=True, timeout=180,
+                             env=tf_config())
+        assert got.returncode == 0, got.stderr
+        for p in procs:
+            p.wait(timeout=15)  # released
+            assert p.returncode == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
