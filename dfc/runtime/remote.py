@@ -4,9 +4,10 @@ The two talk through two TensorFlow resources on each server, so no second chann
 needed:
 
 - ``dfc_identity``, a string variable ``dfc serve`` sets: dfc's and TensorFlow's versions,
-  the host and the process id. The client's preflight reads every task's: the versions
-  must be the client's, and the processes distinct (N copies of one task, each serving
-  alone, look like a cluster until they are asked who they are).
+  the host, the process id, its task and the cluster it serves. The client's preflight
+  reads every task's: the versions and the cluster must be the client's, and the
+  processes distinct (N copies of one task, each serving alone, look like a cluster
+  until they are asked who they are).
 - ``dfc_release``, a queue the server waits on. The client says ``hello`` when it
   connects, ``alive`` every few seconds while it runs, and ``release`` at the end (also
   on failure and Ctrl-C): ``dfc serve`` exits when released, when nobody said hello
@@ -48,13 +49,13 @@ def identity_handle(tf, t: TaskSlot):
                                       name=f"identity_{t.job}_{t.index}")
 
 
-def identity(job: str, task: int) -> str:
+def identity(job: str, task: int, cluster: dict) -> str:
     import tensorflow as tf
 
     from .. import __version__
 
     return json.dumps({"dfc": __version__, "tensorflow": tf.__version__, "host": socket.gethostname(),
-                       "pid": os.getpid(), "job": job, "task": task})
+                       "pid": os.getpid(), "job": job, "task": task, "cluster": cluster})
 
 
 def answers(t: TaskSlot, timeout: float = 1.0) -> bool:
@@ -123,8 +124,6 @@ class RemoteCluster:
                            + "\n  hint: start `dfc serve SPEC --cluster ... --job J --task I` on each host first")
         import tensorflow as tf
 
-        from .. import __version__
-
         graph = tf.Graph()
         with graph.as_default():
             reads = [tf.raw_ops.ReadVariableOp(resource=identity_handle(tf, t), dtype=tf.string)
@@ -136,15 +135,51 @@ class RemoteCluster:
         self._control = tf.compat.v1.Session(self.target, graph=graph, config=config)
         self._options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
         try:
-            found = [json.loads(v) for v in self._control.run(reads, options=self._options)]
-        except tf.errors.OpError as e:
-            raise RunError(f"the servers did not say who they are ({type(e).__name__}: "
-                           f"{e.message.splitlines()[0]}): are they `dfc serve` of this spec?") from None
+            found = self._identities(tf, reads, deadline)
+            self._check(found)
+        except BaseException:  # servers this client refused are left alone: their idle deadline ends them
+            self._released = True
+            raise
+        self._control.run(self._say["hello"], options=self._options)
+        threading.Thread(target=self._keepalive, daemon=True, name="dfc-keepalive").start()
+        return self
+
+    def _identities(self, tf, reads, deadline: float) -> list[dict]:
+        """Every task's identity. Tried in short attempts until the deadline: a server that
+        has only just started can leave the first attempt waiting a long time."""
+        from .tf_engine import RunError
+
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                attempt = tf.compat.v1.RunOptions(timeout_in_ms=int(max(min(left, 3.0), 0.5) * 1000))
+                return [json.loads(v) for v in self._control.run(reads, options=attempt)]
+            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as e:
+                if time.monotonic() >= deadline:
+                    raise RunError(f"the servers did not say who they are within {self.start_timeout:.0f} s "
+                                   f"({type(e).__name__}): are they `dfc serve` of this spec?") from None
+            except tf.errors.OpError as e:
+                raise RunError(f"the servers did not say who they are ({type(e).__name__}: "
+                               f"{e.message.splitlines()[0]}): are they `dfc serve` of this spec?") from None
+
+    def _check(self, found: list[dict]) -> None:
+        """Each task runs this dfc and TensorFlow, serves this cluster, is its own process."""
+        import tensorflow as tf
+
+        from .. import __version__
+        from .tf_engine import RunError
+
         wrong = [f"{t.label} runs dfc {f['dfc']} with TensorFlow {f['tensorflow']}"
                  for t, f in zip(self.tasks, found) if (f["dfc"], f["tensorflow"]) != (__version__, tf.__version__)]
         if wrong:
             raise RunError(f"this client runs dfc {__version__} with TensorFlow {tf.__version__}, but "
                            + "; ".join(wrong))
+        mine = self.layout.cluster_dict()
+        other = [f"{t.label} serves {f['cluster']}" for t, f in zip(self.tasks, found) if f.get("cluster") != mine]
+        if other:
+            raise RunError(f"the servers were started for another cluster than this client's {mine}: "
+                           + "; ".join(other) + "\n  hint: start every `dfc serve` and the client with the same "
+                           "--cluster")
         owners: dict[tuple, str] = {}
         for t, f in zip(self.tasks, found):
             same = owners.setdefault((f["host"], f["pid"]), t.label)
@@ -152,9 +187,6 @@ class RemoteCluster:
                 raise RunError(f"{t.label} answers as {f['job']}:{f['task']} (process {f['pid']} on {f['host']})"
                                + (f", the same process as {same}" if same != t.label else "")
                                + ": each task needs its own `dfc serve --job J --task I`")
-        self._control.run(self._say["hello"], options=self._options)
-        threading.Thread(target=self._keepalive, daemon=True, name="dfc-keepalive").start()
-        return self
 
     def _keepalive(self) -> None:
         while not self._stop.wait(KEEPALIVE_S):
@@ -166,7 +198,10 @@ class RemoteCluster:
     def stop(self, grace: float = 5.0) -> None:
         """Release every server (they exit); the ones that are gone already are skipped."""
         self._stop.set()
-        if self._control is None or self._released:
+        if self._control is None:
+            return
+        if self._released:  # refused by the preflight: not ours to release
+            self._close()
             return
         self._released = True
         import tensorflow as tf
@@ -178,7 +213,13 @@ class RemoteCluster:
                 self._control.run(q, options=tf.compat.v1.RunOptions(timeout_in_ms=int(grace * 1000)))
             except tf.errors.OpError:
                 pass
+        self._close()
+
+    def _close(self) -> None:
+        import tensorflow as tf
+
         try:
             self._control.close()
         except tf.errors.OpError:  # the master has exited, released: nothing is left to close
             pass
+        self._control = None

@@ -35,7 +35,7 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
     graph = tf.Graph()
     with graph.as_default():
         handle = identity_handle(tf, me)
-        known = tf.raw_ops.AssignVariableOp(resource=handle, value=tf.constant(identity(me.job, me.index)))
+        known = tf.raw_ops.AssignVariableOp(resource=handle, value=tf.constant(identity(me.job, me.index, layout.cluster_dict())))
         message = release_queue(tf, me).dequeue()
     with tf.compat.v1.Session(server.target, graph=graph) as sess:
         sess.run(known)

@@ -165,3 +165,14 @@ def test_tf_config_runs_the_same(tmp_path):
             if p.poll() is None:
                 p.kill()
             p.communicate()
+
+
+def test_servers_started_for_another_cluster_are_refused_by_the_preflight(tmp_path, servers):
+    spec = str(ROOT / "specs" / "stream.yaml")
+    s = servers(spec, {"ps": 1, "worker": 1})
+    (ps_host, ps_port), (w_host, w_port) = s.address[("ps", 0)], s.address[("worker", 0)]
+    swapped = tmp_path / "swapped.yaml"  # the client thinks each server is the other task
+    swapped.write_text(f"dfc: 1\njobs:\n  ps: [{w_host}:{w_port}]\n  worker: [{ps_host}:{ps_port}]\n")
+    got = run(spec, "--cluster", str(swapped), "--timeout", "20")
+    assert got.returncode == 1 and "the servers were started for another cluster" in got.stderr, got.stderr
+    assert "Traceback" not in got.stderr
