@@ -6,8 +6,9 @@ where the source knows them, its GPUs. The client connects to the layout's addre
 ``dfc serve`` finds its own task in it. A new resource manager is one new module here
 that returns a Layout.
 
-Status: the Slurm source (``slurm.py``) is here and tested; the client and ``dfc serve``
-that use a Layout come next (issue 11).
+Sources: ``file.py`` (a cluster file), ``tfconfig.py`` (``TF_CONFIG``), ``slurm.py`` (an
+allocation); the local cluster (``runtime/cluster.py``) makes its own addresses. The client
+that runs on a Layout and ``dfc serve`` are in ``runtime/remote.py`` and ``runtime/serve.py``.
 """
 
 from __future__ import annotations
