@@ -555,7 +555,7 @@ def _layout(command: str, args, spec):
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .runtime.clusters import ClusterSourceError
-    from .runtime.serve import finish, serve
+    from .runtime.serve import serve
     from .runtime.trust import check_serve
 
     spec = _load(args, local=False)
@@ -576,7 +576,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if why:
         print(f"dfc serve: refused: {why}", file=sys.stderr)
         return EXIT_USAGE
-    finish(serve(layout, me, args.idle_timeout, say=lambda m: print(m, file=sys.stderr, flush=True)))
+    # run() then leaves at once, skipping TensorFlow's teardown of the server (it can hang)
+    return serve(layout, me, args.idle_timeout, say=lambda m: print(m, file=sys.stderr, flush=True))
 
 
 def _my_task(args, layout):
