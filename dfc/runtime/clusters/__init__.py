@@ -20,6 +20,14 @@ class ClusterSourceError(Exception):
     """A cluster source is malformed or cannot hold the spec's tasks; the message says why."""
 
 
+def split_address(text: str) -> tuple[str, int] | None:
+    """``host:port`` (``[v6]:port``) -> (host, port), or None if it is not one."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    return host.strip("[]"), int(port)
+
+
 @dataclass(frozen=True)
 class TaskSlot:
     """One task of a job, where it runs."""

@@ -23,7 +23,7 @@ from ...diagnostics import Diagnostic, Pos, SpecError, did_you_mean, sorted_uniq
 from ...inputs import InputError, read_bounded
 from ...spec.schema import check_schema
 from ...spec.yamlsrc import load_yaml
-from . import Layout, TaskSlot
+from . import Layout, TaskSlot, split_address
 from .slurm import DEFAULT_PORT_BASE
 
 #: a cluster file is a few lines per host
@@ -85,12 +85,12 @@ def _addresses(job: str, entry, smap, errors: list[Diagnostic]):
     """(host, port, position) of each task of ``job``, in task order."""
     if isinstance(entry, list):
         for i, text in enumerate(entry):
-            host, _, port = text.rpartition(":")
             pos = smap.value(("jobs", job, i))
-            if not 1 <= int(port) <= 65535:
-                errors.append(Diagnostic(pos, "bad-value", f"port {port} of '{text}' is not in 1-65535"))
+            address = split_address(text)
+            if address is None:  # the schema took its form: the port is out of range
+                errors.append(Diagnostic(pos, "bad-value", f"the port of '{text}' is not in 1-65535"))
                 continue
-            yield host.strip("[]"), int(port), pos
+            yield *address, pos
         return
     base, per = entry.get("port", DEFAULT_PORT_BASE), entry.get("tasks_per_host", 1)
     if base + per - 1 > 65535:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Mapping
 
-from . import ClusterSourceError, Layout, TaskSlot
+from . import ClusterSourceError, Layout, TaskSlot, split_address
 
 ENV = "TF_CONFIG"
 MAX_CHARS = 64 * 1024
@@ -48,15 +48,15 @@ def layout(env: Mapping[str, str], jobs: Mapping[str, int]) -> Layout:
         if len(addresses) != jobs[job]:
             errors.append(f"cluster.{job}: {len(addresses)} task(s), but the spec's cluster gives '{job}' {jobs[job]}")
         for index, text in enumerate(addresses):
-            host, _, port = text.rpartition(":")
-            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            address = split_address(text)
+            if address is None:
                 errors.append(f"cluster.{job}[{index}]: '{text}' is not host:port")
                 continue
-            host = host.strip("[]")
-            other = seen.setdefault((host.lower(), int(port)), f"{job}:{index}")
+            host, port = address
+            other = seen.setdefault((host.lower(), port), f"{job}:{index}")
             if other != f"{job}:{index}":
                 errors.append(f"cluster.{job}[{index}]: {text} is also {other}")
-            tasks.append(TaskSlot(job, index, host, int(port)))
+            tasks.append(TaskSlot(job, index, host, port))
     errors += [f"cluster: the spec's job '{job}' ({n} tasks) is missing" for job, n in jobs.items() if job not in cluster]
     if errors:
         raise ClusterSourceError(f"{ENV}: " + "; ".join(errors))
