@@ -403,6 +403,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"it traces one run: pin the swept param, e.g. --set {next(iter(sweep))}=..."
         print(f"dfc run: --trace: {why}", file=sys.stderr)
         return EXIT_USAGE
+    if sweep and args.layout is not None:
+        key = next(iter(sweep))
+        print(f"dfc run: --cluster {args.cluster}: the spec sweeps {key}, and each point of a sweep runs on "
+              f"fresh servers, but `dfc serve` serves one run; pin the param (--set {key}=...) and run one job "
+              "per point", file=sys.stderr)
+        return EXIT_USAGE
     if args.plot and not sweep:
         print("dfc run: --plot draws a sweep: give --sweep K=a,b,c (or a spec with `sweep:`)", file=sys.stderr)
         return EXIT_USAGE

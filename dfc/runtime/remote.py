@@ -86,6 +86,7 @@ class RemoteCluster:
         self.logdir = ""
         self._control = None
         self._stop = threading.Event()
+        self._keeper: threading.Thread | None = None
         self._released = False
 
     @property
@@ -141,7 +142,8 @@ class RemoteCluster:
             self._released = True
             raise
         self._control.run(self._say["hello"], options=self._options)
-        threading.Thread(target=self._keepalive, daemon=True, name="dfc-keepalive").start()
+        self._keeper = threading.Thread(target=self._keepalive, daemon=True, name="dfc-keepalive")
+        self._keeper.start()
         return self
 
     def _identities(self, tf, reads, deadline: float) -> list[dict]:
@@ -154,7 +156,8 @@ class RemoteCluster:
             try:
                 attempt = tf.compat.v1.RunOptions(timeout_in_ms=int(max(min(left, 3.0), 0.5) * 1000))
                 return [json.loads(v) for v in self._control.run(reads, options=attempt)]
-            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError) as e:
+            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
+                    tf.errors.FailedPreconditionError) as e:  # up, but its identity not set yet
                 if time.monotonic() >= deadline:
                     raise RunError(f"the servers did not say who they are within {self.start_timeout:.0f} s "
                                    f"({type(e).__name__}): are they `dfc serve` of this spec?") from None
@@ -189,15 +192,20 @@ class RemoteCluster:
                                + ": each task needs its own `dfc serve --job J --task I`")
 
     def _keepalive(self) -> None:
+        import tensorflow as tf
+
+        short = tf.compat.v1.RunOptions(timeout_in_ms=int(KEEPALIVE_S * 1000))
         while not self._stop.wait(KEEPALIVE_S):
             try:
-                self._control.run(self._say["alive"], options=self._options)
+                self._control.run(self._say["alive"], options=short)
             except Exception:  # a dead task: the run's own calls report it
                 return
 
     def stop(self, grace: float = 5.0) -> None:
         """Release every server (they exit); the ones that are gone already are skipped."""
         self._stop.set()
+        if self._keeper is not None:  # no keepalive may be in flight to a server released under it
+            self._keeper.join(timeout=KEEPALIVE_S + grace)
         if self._control is None:
             return
         if self._released:  # refused by the preflight: not ours to release
@@ -215,11 +223,19 @@ class RemoteCluster:
                 pass
         self._close()
 
-    def _close(self) -> None:
+    def _close(self, within: float = 2.0) -> None:
+        """Close the control session, waiting at most ``within`` seconds: once the master
+        is released and gone, TensorFlow's close retries it until its own deadline (60 s),
+        and nothing is left on the servers for it to free."""
         import tensorflow as tf
 
-        try:
-            self._control.close()
-        except tf.errors.OpError:  # the master has exited, released: nothing is left to close
-            pass
-        self._control = None
+        control, self._control = self._control, None
+
+        def close():
+            try:
+                control.close()
+            except tf.errors.OpError:  # the master has exited, released
+                pass
+        closer = threading.Thread(target=close, daemon=True, name="dfc-close")
+        closer.start()
+        closer.join(timeout=within)

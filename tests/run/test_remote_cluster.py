@@ -118,7 +118,8 @@ def test_a_host_that_never_comes_up_is_named_within_the_deadline(tmp_path):
     port = free_port("127.0.0.5")
     (tmp_path / "c.yaml").write_text(f"dfc: 1\njobs:\n  ps: [127.0.0.5:{port}]\n  worker: [127.0.0.6:{port}]\n")
     t0 = time.monotonic()
-    got = run(str(ROOT / "specs" / "stream.yaml"), "--cluster", str(tmp_path / "c.yaml"), "--timeout", "5")
+    got = run(str(ROOT / "specs" / "stream.yaml"), "--set", "MB=2", "--cluster", str(tmp_path / "c.yaml"),
+              "--timeout", "5")
     assert got.returncode == 1 and f"ps:0 at 127.0.0.5:{port}, worker:0 at 127.0.0.6:{port}" in got.stderr, got.stderr
     assert "no answer within 5 s" in got.stderr and time.monotonic() - t0 < 30
 
@@ -173,6 +174,6 @@ def test_servers_started_for_another_cluster_are_refused_by_the_preflight(tmp_pa
     (ps_host, ps_port), (w_host, w_port) = s.address[("ps", 0)], s.address[("worker", 0)]
     swapped = tmp_path / "swapped.yaml"  # the client thinks each server is the other task
     swapped.write_text(f"dfc: 1\njobs:\n  ps: [{w_host}:{w_port}]\n  worker: [{ps_host}:{ps_port}]\n")
-    got = run(spec, "--cluster", str(swapped), "--timeout", "20")
+    got = run(spec, "--set", "MB=2", "--cluster", str(swapped), "--timeout", "20")
     assert got.returncode == 1 and "the servers were started for another cluster" in got.stderr, got.stderr
     assert "Traceback" not in got.stderr

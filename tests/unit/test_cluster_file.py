@@ -70,3 +70,7 @@ def test_dfc_run_with_a_bad_cluster_file_or_engine_is_a_usage_error(tmp_path, ca
     assert "a cluster needs the TF engine" in capsys.readouterr().err
     assert main(["run", spec, "--cluster", "slurm"]) == 2
     assert "is not set: --cluster slurm works inside a Slurm allocation" in capsys.readouterr().err
+    good = tmp_path / "good.yaml"
+    good.write_text("dfc: 1\njobs:\n  ps: [127.0.0.2:2222]\n  worker: [127.0.0.3:2222]\n")
+    assert main(["run", spec, "--cluster", str(good)]) == 2  # stream sweeps MB: one run per `dfc serve`
+    assert "the spec sweeps MB, and each point of a sweep runs on fresh servers" in capsys.readouterr().err

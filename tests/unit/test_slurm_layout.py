@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from dfc.runtime.clusters import ClusterSourceError
-from dfc.runtime.clusters.slurm import (DEFAULT_PORT_BASE, expand_nodelist, expand_tasks_per_node,
+from dfc.runtime.clusters.slurm import (PORT_FLOOR, job_port_base, expand_nodelist, expand_tasks_per_node,
                                          gpus_of_this_task, layout, this_rank)
 
 CASES = {
@@ -79,7 +79,7 @@ def env(nodes: str, per_node: str, **more) -> dict:
 def test_a_jobs_tasks_are_spread_over_the_nodes():
     lay = layout(env("n[1-2]", "3(x2)"), {"ps": 1, "worker": 4, "reducer": 1})
     where = {t.label: (t.host, t.port, t.rank) for t in lay.tasks}
-    base = DEFAULT_PORT_BASE
+    base = PORT_FLOOR
     assert where == {  # ranks 0-2 on n1, 3-5 on n2; local rank 0 on each node first
         "ps:0": ("n1", base, 0), "worker:0": ("n2", base, 3), "worker:1": ("n1", base + 1, 1),
         "worker:2": ("n2", base + 1, 4), "worker:3": ("n1", base + 2, 2), "reducer:0": ("n2", base + 2, 5)}
@@ -96,6 +96,16 @@ def test_the_step_variables_win_and_extra_ranks_idle():
     assert [(t.host, t.port) for t in lay.tasks] == [("n1", 3000), ("n2", 3000)]
     assert lay.idle == ("rank 1 on n1",) and lay.task_of_rank(2).label == "worker:1"
     assert lay.task_of_rank(1) is None
+
+
+def test_jobs_sharing_a_node_take_different_ports_below_the_ephemeral_range():
+    bases = {job_port_base({"SLURM_JOB_ID": str(j)}) for j in range(1000, 1192)}
+    assert len(bases) == 192 and max(bases) + 63 < 32768 and min(bases) >= 20000
+    assert job_port_base({"SLURM_JOB_ID": "7", "DFC_PORT_BASE": "4000"}) == 4000
+    lay = layout(env("n1", "2", SLURM_JOB_ID="3"), {"worker": 2})
+    assert [t.port for t in lay.tasks] == [20000 + 3 * 64, 20000 + 3 * 64 + 1]
+    with pytest.raises(ClusterSourceError, match="DFC_PORT_BASE='x' is not a number"):
+        job_port_base({"DFC_PORT_BASE": "x"})
 
 
 def test_too_small_an_allocation_or_no_allocation_is_an_error():

@@ -18,7 +18,10 @@ same variables, so they agree without talking):
   job land on different nodes: a job's tasks are spread over the allocation, never
   stacked on its first node while the others idle. Ranks beyond the spec's tasks idle.
 - **Ports**: ``base + local rank``: tasks that share a node never collide, and each task's
-  address follows from the layout alone.
+  address follows from the layout alone. The base is ``DFC_PORT_BASE`` if set, else
+  ``PORT_FLOOR + (SLURM_JOB_ID mod JOB_SLOTS) * PORTS_PER_JOB``: two jobs that share a
+  node (an oversubscribed partition) take different ports, all below Linux's ephemeral
+  range (32768 up), where outgoing connections take theirs.
 
 TensorFlow's ``SlurmClusterResolver`` does the expansion too, but takes one bracket group
 per name and nothing after it, and counts GPUs per node rather than per task
@@ -34,8 +37,10 @@ from typing import Mapping
 
 from . import ClusterSourceError, Layout, TaskSlot
 
-#: the first port of the tasks on a node (the next local ranks take the next ports)
+#: the first port of the tasks on a node in a cluster file (the next tasks take the next ports)
 DEFAULT_PORT_BASE = 28500
+#: a Slurm job's ports: PORTS_PER_JOB of them, in one of JOB_SLOTS slots from PORT_FLOOR
+PORT_FLOOR, PORTS_PER_JOB, JOB_SLOTS = 20000, 64, 192
 
 
 def expand_nodelist(text: str) -> list[str]:
@@ -123,8 +128,20 @@ def ranks(env: Mapping[str, str]) -> list[tuple[str, int]]:
     return [(node, local) for node, count in zip(nodes, per_node) for local in range(count)]
 
 
-def layout(env: Mapping[str, str], jobs: Mapping[str, int], port_base: int = DEFAULT_PORT_BASE) -> Layout:
+def job_port_base(env: Mapping[str, str]) -> int:
+    """The first port of this job's tasks on each node (see the module's policy)."""
+    for name, slot in (("DFC_PORT_BASE", None), ("SLURM_JOB_ID", JOB_SLOTS)):
+        text = env.get(name, "").strip()
+        if text:
+            if not text.isdigit():
+                raise ClusterSourceError(f"{name}={text!r} is not a number")
+            return int(text) if slot is None else PORT_FLOOR + int(text) % slot * PORTS_PER_JOB
+    return PORT_FLOOR
+
+
+def layout(env: Mapping[str, str], jobs: Mapping[str, int], port_base: int | None = None) -> Layout:
     """The layout of ``jobs`` (name -> tasks, in the spec's order) over the allocation."""
+    port_base = job_port_base(env) if port_base is None else port_base
     where = ranks(env)
     need = sum(jobs.values())
     if need > len(where):

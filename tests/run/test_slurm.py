@@ -1,0 +1,130 @@
+"""The batch scripts of examples/slurm/ on a real Slurm controller (the project's one-node
+cluster, tools/local-slurm): `sbatch --wait` runs each program with its servers started by
+`srun dfc serve`, verifies, and leaves no process behind; an allocation too small for the
+spec's cluster is an error that says how many tasks to ask for."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+#: small sizes of the four programs, and the tasks each batch script asks for
+PROGRAMS = {"stream": (["MB=2", "reps=5"], 2), "cg": (["N=256"], 3), "matmul": (["N=256", "T=128"], 4),
+            "fft": (["N=2**12"], 3)}
+
+
+def _answers(env: dict) -> bool:
+    try:
+        got = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return got.returncode == 0 and got.stdout.strip().startswith(("idle", "mix", "alloc"))
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    """The environment of a Slurm that answers: the one SLURM_CONF names (.ci/run starts
+    it), else one started here (as root; tools/local-slurm installs it when missing)."""
+    env = {**os.environ, "SBATCH_OVERCOMMIT": "1"}
+    if env.get("SLURM_CONF") and _answers(env):
+        yield env
+        return
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs Slurm: run the tests as root, or start tools/local-slurm first")
+        pytest.skip("starting Slurm needs root (or export SLURM_CONF of a running tools/local-slurm)")
+    folder = tmp_path_factory.mktemp("slurm")
+    tool = str(ROOT / "tools" / "local-slurm")
+    got = subprocess.run([tool, "start", str(folder)], capture_output=True, text=True, timeout=900)
+    assert got.returncode == 0, got.stderr
+    env["SLURM_CONF"] = str(folder / "slurm.conf")
+    try:
+        yield env
+    finally:
+        subprocess.run([tool, "stop", str(folder)], capture_output=True, timeout=120)
+        left = [p for p in daemons() if str(folder) in p]
+        assert not left, f"tools/local-slurm stop left {left}"
+
+
+def sbatch(env: dict, script: str, out: Path, *args: str) -> subprocess.Popen:
+    opts = [a for a in args if a.startswith("--ntasks")]
+    rest = [a for a in args if not a.startswith("--ntasks")]
+    return subprocess.Popen(["sbatch", "--wait", "--parsable", "-o", str(out), *opts,
+                             str(ROOT / "examples" / "slurm" / f"{script}.sbatch"), *rest],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(env: dict, proc: subprocess.Popen, timeout: float = 420) -> tuple[int, str]:
+    """The job's exit code (sbatch --wait gives it) and its id; a job past ``timeout`` is cancelled."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        job = out.strip().split(";")[0]
+        subprocess.run(["scancel", job], env=env, timeout=30)
+        pytest.fail(f"job {job} ran past {timeout} s")
+    return proc.returncode, out.strip().split(";")[0] + err
+
+
+def daemons() -> list[str]:
+    """The command lines of every Slurm and munge daemon."""
+    out = []
+    for d in Path("/proc").iterdir():
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace") if d.name.isdigit() else ""
+        except OSError:
+            continue
+        if cmd.split(" ")[0].rsplit("/", 1)[-1] in ("slurmctld", "slurmd", "munged"):
+            out.append(cmd)
+    return out
+
+
+def dfc_processes() -> list[str]:
+    """Every process left of a dfc server (`dfc serve`, srun, slurmstepd of a step)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if " serve " in cmd and ("dfc" in cmd or "srun" in cmd) or cmd.startswith("slurmstepd"):
+            out.append(f"{d.name}: {cmd}")
+    return out
+
+
+def no_process_left(within: float = 20) -> list[str]:
+    deadline = time.monotonic() + within
+    while dfc_processes() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return dfc_processes()
+
+
+@pytest.mark.skipif(shutil.which("dfc") is None, reason="the batch scripts call the dfc command")
+def test_the_four_batch_scripts_verify_on_slurm_and_leave_no_process(slurm, tmp_path):
+    jobs = {name: sbatch(slurm, name, tmp_path / f"{name}.out", *[a for s in sets for a in ("--set", s)])
+            for name, (sets, _) in PROGRAMS.items()}  # all at once: the partition oversubscribes
+    codes = {name: finish(slurm, p) for name, p in jobs.items()}
+    for name, (code, job) in codes.items():
+        log = (tmp_path / f"{name}.out").read_text()
+        assert code == 0, f"{name} (job {job}) exited {code}:\n{log}"
+        assert f"{name} (tf engine): verified" in log, log
+        assert "'slurm' cluster" in log and log.count("released by the client") == PROGRAMS[name][1], log
+    assert not no_process_left(), "left behind"
+
+
+def test_too_small_an_allocation_says_how_many_tasks_to_ask_for(slurm, tmp_path):
+    code, job = finish(slurm, sbatch(slurm, "cg", tmp_path / "cg.out", "--ntasks=2", "--set", "N=256"))
+    log = (tmp_path / "cg.out").read_text()
+    assert code == 2 and "ask for at least 3 tasks (sbatch --ntasks=3)" in log and "Traceback" not in log, log
+    assert not no_process_left(), "left behind"
