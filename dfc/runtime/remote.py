@@ -125,45 +125,55 @@ class RemoteCluster:
                            + "\n  hint: start `dfc serve SPEC --cluster ... --job J --task I` on each host first")
         import tensorflow as tf
 
-        graph = tf.Graph()
-        with graph.as_default():
-            reads = [tf.raw_ops.ReadVariableOp(resource=identity_handle(tf, t), dtype=tf.string)
-                     for t in self.layout.tasks]
-            queues = [release_queue(tf, t) for t in self.layout.tasks]
-            self._say = {word: [q.enqueue(tf.constant(word)) for q in queues] for word in ("hello", "alive", "release")}
         ms = int(max(self.start_timeout, 10) * 1000)
         config = tf.compat.v1.ConfigProto(operation_timeout_in_ms=ms)
+        self._released = True  # until the checks pass: servers this client refuses are left alone
+        self._check(self._identities(tf, config, deadline))
+        self._released = False
+        graph = tf.Graph()
+        with graph.as_default():
+            queues = [release_queue(tf, t) for t in self.layout.tasks]
+            self._say = {word: [q.enqueue(tf.constant(word)) for q in queues] for word in ("hello", "alive", "release")}
         self._control = tf.compat.v1.Session(self.target, graph=graph, config=config)
         self._options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
-        try:
-            found = self._identities(tf, reads, deadline)
-            self._check(found)
-        except BaseException:  # servers this client refused are left alone: their idle deadline ends them
-            self._released = True
-            raise
         self._control.run(self._say["hello"], options=self._options)
         self._keeper = threading.Thread(target=self._keepalive, daemon=True, name="dfc-keepalive")
         self._keeper.start()
         return self
 
-    def _identities(self, tf, reads, deadline: float) -> list[dict]:
-        """Every task's identity. Tried in short attempts until the deadline: a server that
-        has only just started can leave the first attempt waiting a long time."""
+    def _identities(self, tf, config, deadline: float) -> list[dict]:
+        """Every task's identity, asked of each server directly (a session on its own
+        address, the read unplaced, so it runs where the session lands): two names of one
+        process then give one identity twice, where a read relayed by one master would
+        fail on the device it cannot find."""
+        graph = tf.Graph()
+        with graph.as_default():
+            handle = tf.raw_ops.VarHandleOp(dtype=tf.string, shape=[], shared_name=IDENTITY, name="identity")
+            read = tf.raw_ops.ReadVariableOp(resource=handle, dtype=tf.string)
+        found = []
+        for t in self.tasks:
+            with tf.compat.v1.Session(f"grpc://{t.slot.address}", graph=graph, config=config) as session:
+                found.append(json.loads(self._ask(tf, session, read, deadline, t)))
+        return found
+
+    def _ask(self, tf, session, read, deadline: float, t: RemoteTask) -> bytes:
+        """``t``'s identity, tried in short attempts until the deadline: a server that has
+        only just started can leave the first attempt waiting a long time."""
         from .tf_engine import RunError
 
         while True:
             left = deadline - time.monotonic()
             try:
-                attempt = tf.compat.v1.RunOptions(timeout_in_ms=int(max(min(left, 3.0), 0.5) * 1000))
-                return [json.loads(v) for v in self._control.run(reads, options=attempt)]
+                return session.run(read, options=tf.compat.v1.RunOptions(
+                    timeout_in_ms=int(max(min(left, 3.0), 0.5) * 1000)))
             except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
                     tf.errors.FailedPreconditionError) as e:  # up, but its identity not set yet
                 if time.monotonic() >= deadline:
-                    raise RunError(f"the servers did not say who they are within {self.start_timeout:.0f} s "
-                                   f"({type(e).__name__}): are they `dfc serve` of this spec?") from None
+                    raise RunError(f"{t.label} did not say who it is within {self.start_timeout:.0f} s "
+                                   f"({type(e).__name__}): is it `dfc serve` of this spec?") from None
             except tf.errors.OpError as e:
-                raise RunError(f"the servers did not say who they are ({type(e).__name__}: "
-                               f"{e.message.splitlines()[0]}): are they `dfc serve` of this spec?") from None
+                raise RunError(f"{t.label} did not say who it is ({type(e).__name__}: "
+                               f"{e.message.splitlines()[0]}): is it `dfc serve` of this spec?") from None
 
     def _check(self, found: list[dict]) -> None:
         """Each task runs this dfc and TensorFlow, serves this cluster, is its own process."""

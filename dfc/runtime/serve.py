@@ -19,7 +19,8 @@ from .trust import interface_addresses
 
 
 def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
-    """Serve ``me`` of ``layout`` until released (exit code 0) or abandoned (3)."""
+    """Serve ``me`` of ``layout`` until released (exit code 0) or abandoned (3); 1 if its
+    server cannot start."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     from .tf_engine import quiet_tensorflow
 
@@ -29,8 +30,15 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
     tf.compat.v1.disable_eager_execution()
     reachable = ", ".join(f"{name} {a}" for name, ips in sorted(interface_addresses().items()) for a in ips)
     say(f"dfc serve: {me.label} of '{layout.source}' cluster on port {me.port}, reachable on: {reachable}")
-    server = tf.distribute.Server(tf.train.ClusterSpec(layout.cluster_dict()), job_name=me.job,
-                                  task_index=me.index, start=True)
+    try:
+        server = tf.distribute.Server(tf.train.ClusterSpec(layout.cluster_dict()), job_name=me.job,
+                                      task_index=me.index, start=True)
+    except tf.errors.OpError as e:
+        why = (f"port {me.port} is taken on this machine (a TensorFlow server listens on its port of every "
+               "address: two tasks of one machine need two ports)" if "Could not start gRPC server" in str(e)
+               else e.message.splitlines()[0])
+        say(f"dfc serve: {me.label}: cannot start its server: {why}")
+        return 1
     graph = tf.Graph()
     with graph.as_default():
         handle = identity_handle(tf, me)

@@ -46,7 +46,7 @@ def server_of(job: str, task: int) -> int:
 
 
 def test_a_dead_worker_is_an_error_naming_the_task():
-    proc = start("--timeout", "20")
+    proc = start("--timeout", "8")
     try:
         wait_for_iterations(proc)
         os.kill(server_of("ps", 0), signal.SIGKILL)

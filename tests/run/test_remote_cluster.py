@@ -32,15 +32,18 @@ def dfc(*args: str, **kw) -> subprocess.Popen:
 
 
 class Servers:
-    """A cluster file for ``jobs`` over HOSTS and one `dfc serve` per task."""
+    """A cluster file for ``jobs`` over HOSTS (or the given ``file``, whose tasks are
+    ``jobs``) and one `dfc serve` per task."""
 
-    def __init__(self, tmp: Path, spec: str, jobs: dict[str, int], sets=(), idle: float = 120):
+    def __init__(self, tmp: Path, spec: str, jobs: dict[str, int], sets=(), idle: float = 120,
+                 file: Path | None = None):
         slots = [(job, i) for job, n in jobs.items() for i in range(n)]
         self.address = {slot: (HOSTS[k % len(HOSTS)], free_port(HOSTS[k % len(HOSTS)])) for k, slot in enumerate(slots)}
         lines = ["dfc: 1", "jobs:"] + [f"  {job}: [{', '.join(f'{h}:{p}' for (j, _), (h, p) in self.address.items() if j == job)}]"
                                        for job in jobs]
-        self.file = tmp / "cluster.yaml"
-        self.file.write_text("\n".join(lines) + "\n")
+        self.file = file or tmp / "cluster.yaml"
+        if file is None:
+            self.file.write_text("\n".join(lines) + "\n")
         sets = [a for s in sets for a in ("--set", s)]
         self.procs = {slot: dfc("serve", spec, *sets, "--cluster", str(self.file), "--job", slot[0], "--task",
                                 str(slot[1]), "--idle-timeout", str(idle), "--trust-network") for slot in slots}
@@ -72,28 +75,57 @@ def servers(tmp_path):
         s.stop()
 
 
-def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+def run(*args: str, timeout: float = 180, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "dfc", "run", *args, "--quiet"], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, **kw)
 
 
-@pytest.mark.parametrize("name, jobs, sets", [
-    ("stream", {"ps": 1, "worker": 1}, ["MB=2", "reps=3"]),
-    ("cg", {"worker": 2, "reducer": 1}, ["N=256", "P=2"]),
-])
-def test_a_cluster_file_gives_the_local_clusters_answers_bit_for_bit(tmp_path, servers, name, jobs, sets):
+_LOCAL: dict[tuple, Path] = {}
+
+
+def local_answers(tmp_path_factory, name: str, sets: list[str]) -> Path:
+    """The folder of the local cluster's outputs of specs/NAME.yaml with ``sets`` (run once)."""
+    key = (name, tuple(sets))
+    if key not in _LOCAL:
+        out = tmp_path_factory.mktemp(f"local-{name}")
+        got = run(str(ROOT / "specs" / f"{name}.yaml"), *[a for v in sets for a in ("--set", v)], "--out", str(out))
+        assert got.returncode == 0, got.stderr
+        _LOCAL[key] = out
+    return _LOCAL[key]
+
+
+def assert_same_answers(got: Path, expected: Path) -> None:
+    names = sorted(p.name for p in expected.glob("*.npy"))
+    assert names and names == sorted(p.name for p in got.glob("*.npy"))
+    for n in names:
+        np.testing.assert_array_equal(np.load(got / n), np.load(expected / n))
+
+
+@pytest.mark.parametrize("name, jobs, sets, file", [
+    ("stream", {"ps": 1, "worker": 1}, ["MB=2", "reps=3"], None),
+    ("cg", {"worker": 2, "reducer": 1}, ["N=256"], ROOT / "examples" / "cluster.yaml"),
+    ("matmul", {"worker": 2, "reducer": 2}, ["N=256", "T=128"], None),
+    ("fft", {"worker": 2, "merger": 1}, ["N=2**12"], None),
+], ids=["stream", "cg-examples-cluster.yaml", "matmul", "fft"])
+def test_a_cluster_file_gives_the_local_clusters_answers_bit_for_bit(tmp_path, tmp_path_factory, servers, name,
+                                                                     jobs, sets, file):
     spec = str(ROOT / "specs" / f"{name}.yaml")
-    s = servers(spec, jobs, sets)
-    sets_args = [a for v in sets for a in ("--set", v)]
-    remote = run(spec, *sets_args, "--cluster", str(s.file), "--out", str(tmp_path / "remote"))
+    s = servers(spec, jobs, sets, file=file)
+    remote = run(spec, *[a for v in sets for a in ("--set", v)], "--cluster", str(s.file), "--out", str(tmp_path))
     assert remote.returncode == 0, remote.stderr
     assert s.exited(), "a server did not exit when released"
-    local = run(spec, *sets_args, "--out", str(tmp_path / "local"))
-    assert local.returncode == 0, local.stderr
-    names = sorted(p.name for p in (tmp_path / "local").glob("*.npy"))
-    assert names and names == sorted(p.name for p in (tmp_path / "remote").glob("*.npy"))
-    for n in names:
-        np.testing.assert_array_equal(np.load(tmp_path / "remote" / n), np.load(tmp_path / "local" / n))
+    assert_same_answers(tmp_path, local_answers(tmp_path_factory, name, sets))
+
+
+def test_the_tf_config_example_gives_the_same_answers(tmp_path, tmp_path_factory):
+    sets = ["N=256", "T=128"]  # examples/tf_config.sh runs specs/matmul.yaml
+    env = {**os.environ, "SERVE_OPTIONS": "--trust-network"}
+    got = subprocess.run([str(ROOT / "examples" / "tf_config.sh"), *[a for v in sets for a in ("--set", v)], "--",
+                          "--out", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=240, env=env,
+                         cwd=ROOT)
+    assert got.returncode == 0, got.stderr
+    assert got.stderr.count("released by the client") == 4, got.stderr
+    assert_same_answers(tmp_path, local_answers(tmp_path_factory, "matmul", sets))
 
 
 def test_a_killed_server_is_named_by_host_job_and_task(servers):
@@ -116,11 +148,11 @@ def test_a_killed_server_is_named_by_host_job_and_task(servers):
 
 def test_a_host_that_never_comes_up_is_named_within_the_deadline(tmp_path):
     port = free_port("127.0.0.5")
-    (tmp_path / "c.yaml").write_text(f"dfc: 1\njobs:\n  ps: [127.0.0.5:{port}]\n  worker: [127.0.0.6:{port}]\n")
+    (tmp_path / "c.yaml").write_text(f"dfc: 1\njobs:\n  ps: [127.0.0.5:{port}]\n  worker: [127.0.0.6:{port + 1}]\n")
     t0 = time.monotonic()
     got = run(str(ROOT / "specs" / "stream.yaml"), "--set", "MB=2", "--cluster", str(tmp_path / "c.yaml"),
               "--timeout", "5")
-    assert got.returncode == 1 and f"ps:0 at 127.0.0.5:{port}, worker:0 at 127.0.0.6:{port}" in got.stderr, got.stderr
+    assert got.returncode == 1 and f"ps:0 at 127.0.0.5:{port}, worker:0 at 127.0.0.6:{port + 1}" in got.stderr, got.stderr
     assert "no answer within 5 s" in got.stderr and time.monotonic() - t0 < 30
 
 
@@ -132,40 +164,11 @@ def test_a_server_left_alone_exits_after_its_idle_deadline(servers):
 
 
 def test_serve_refuses_a_task_outside_the_cluster(tmp_path):
-    (tmp_path / "c.yaml").write_text("dfc: 1\njobs:\n  ps: [127.0.0.2:2222]\n  worker: [127.0.0.3:2222]\n")
+    (tmp_path / "c.yaml").write_text("dfc: 1\njobs:\n  ps: [127.0.0.2:2222]\n  worker: [127.0.0.3:2224]\n")
     got = subprocess.run([sys.executable, "-m", "dfc", "serve", str(ROOT / "specs" / "stream.yaml"), "--cluster",
                           str(tmp_path / "c.yaml"), "--job", "worker", "--task", "3"],
                          capture_output=True, text=True, timeout=60)
     assert got.returncode == 2 and "--job worker --task 3 is not a task of the cluster (ps:0, worker:0)" in got.stderr
-
-
-def test_tf_config_runs_the_same(tmp_path):
-    import json
-
-    spec = str(ROOT / "specs" / "stream.yaml")
-    (h1, p1), (h2, p2) = (HOSTS[0], free_port(HOSTS[0])), (HOSTS[1], free_port(HOSTS[1]))
-    cluster = {"ps": [f"{h1}:{p1}"], "worker": [f"{h2}:{p2}"]}
-
-    def tf_config(job=None):
-        task = {"task": {"type": job, "index": 0}} if job else {}
-        return {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, **task})}
-    procs = [dfc("serve", spec, "--cluster", "tf_config", "--idle-timeout", "120", "--trust-network",
-                 env=tf_config(job)) for job in ("ps", "worker")]
-    try:
-        for p in procs:
-            assert p.stdout.readline().strip() == "ready", p.stderr.read()
-        got = subprocess.run([sys.executable, "-m", "dfc", "run", spec, "--set", "MB=2", "--set", "reps=3",
-                              "--cluster", "tf_config", "--quiet"], capture_output=True, text=True, timeout=180,
-                             env=tf_config())
-        assert got.returncode == 0, got.stderr
-        for p in procs:
-            p.wait(timeout=15)  # released
-            assert p.returncode == 0
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.communicate()
 
 
 def test_servers_started_for_another_cluster_are_refused_by_the_preflight(tmp_path, servers):
@@ -176,4 +179,59 @@ def test_servers_started_for_another_cluster_are_refused_by_the_preflight(tmp_pa
     swapped.write_text(f"dfc: 1\njobs:\n  ps: [{w_host}:{w_port}]\n  worker: [{ps_host}:{ps_port}]\n")
     got = run(spec, "--set", "MB=2", "--cluster", str(swapped), "--timeout", "20")
     assert got.returncode == 1 and "the servers were started for another cluster" in got.stderr, got.stderr
+    assert "Traceback" not in got.stderr
+
+
+def test_a_server_of_another_dfc_version_is_refused(tmp_path):
+    spec = str(ROOT / "specs" / "stream.yaml")
+    (h1, p1), (h2, p2) = (HOSTS[0], free_port(HOSTS[0])), (HOSTS[1], free_port(HOSTS[1]))
+    file = tmp_path / "c.yaml"
+    file.write_text(f"dfc: 1\njobs:\n  ps: [{h1}:{p1}]\n  worker: [{h2}:{p2}]\n")
+    other = ("import sys, dfc; dfc.__version__ = '0.0.1-other'; from dfc.cli import main; "
+             "sys.exit(main(sys.argv[1:]))")  # a real dfc serve that says it is another version
+    procs = [subprocess.Popen([sys.executable, *(["-c", other] if job == "worker" else ["-m", "dfc"]), "serve",
+                               spec, "--cluster", str(file), "--job", job, "--task", "0", "--idle-timeout", "30",
+                               "--trust-network"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for job in ("ps", "worker")]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready", p.stderr.read()
+        got = run(spec, "--set", "MB=2", "--cluster", str(file), "--timeout", "20")
+        assert got.returncode == 1 and f"worker:0 at {h2}:{p2} runs dfc 0.0.1-other" in got.stderr, got.stderr
+    finally:
+        for p in procs:
+            p.kill()
+            p.communicate()
+
+
+def test_two_names_of_one_server_are_refused_as_one_process(tmp_path):
+    """The failure where N copies each ran alone (cupynumeric#933), or two names of one
+    host: the preflight asks every task who it is."""
+    spec = str(ROOT / "specs" / "stream.yaml")
+    host, port = HOSTS[0], free_port(HOSTS[0])
+    file = tmp_path / "c.yaml"  # the IPv4-mapped IPv6 form of the same address: a name that hides it
+    file.write_text(f"dfc: 1\njobs:\n  ps: [{host}:{port}]\n  worker: ['[::ffff:{host}]:{port}']\n")
+    ps = dfc("serve", spec, "--cluster", str(file), "--job", "ps", "--task", "0", "--idle-timeout", "30",
+             "--trust-network")
+    try:
+        assert ps.stdout.readline().strip() == "ready", ps.stderr.read()
+        got = run(spec, "--set", "MB=2", "--cluster", str(file), "--timeout", "20")
+        assert got.returncode == 1 and "worker:0 at [::ffff:" in got.stderr and "answers as ps:0" in got.stderr \
+            and "the same process as ps:0" in got.stderr, got.stderr
+    finally:
+        ps.kill()
+        ps.communicate()
+
+
+def test_a_port_taken_on_the_machine_is_a_clear_error(tmp_path):
+    spec = str(ROOT / "specs" / "stream.yaml")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        file = tmp_path / "c.yaml"
+        file.write_text(f"dfc: 1\njobs:\n  ps: [{HOSTS[0]}:{port}]\n  worker: [{HOSTS[1]}:{port + 1}]\n")
+        got = subprocess.run([sys.executable, "-m", "dfc", "serve", spec, "--cluster", str(file), "--job", "ps",
+                              "--task", "0", "--trust-network"], capture_output=True, text=True, timeout=60)
+    assert got.returncode == 1 and f"port {port} is taken on this machine" in got.stderr, got.stderr
     assert "Traceback" not in got.stderr

@@ -33,7 +33,7 @@ def test_mistakes_are_reported_with_their_positions(case, monkeypatch, update_go
     monkeypatch.chdir(HERE)
     with pytest.raises(SpecError) as info:
         load_cluster_file(f"{case}.yaml", {"ps": 1, "worker": 2, "reducer": 2} if case == "many_mistakes"
-                          else {"ps": 1, "worker": 2} if case == "schema_mistakes" else {"worker": 6}
+                          else {"ps": 1, "worker": 2} if case in ("schema_mistakes", "one_machine_one_port") else {"worker": 6}
                           if case == "ports_beyond" else {"worker": 1})
     got = render_text(info.value.diagnostics, {f"{case}.yaml": (HERE / f"{case}.yaml").read_text()}, False)
     expected = HERE / f"{case}.expected"
@@ -71,6 +71,6 @@ def test_dfc_run_with_a_bad_cluster_file_or_engine_is_a_usage_error(tmp_path, ca
     assert main(["run", spec, "--cluster", "slurm"]) == 2
     assert "is not set: --cluster slurm works inside a Slurm allocation" in capsys.readouterr().err
     good = tmp_path / "good.yaml"
-    good.write_text("dfc: 1\njobs:\n  ps: [127.0.0.2:2222]\n  worker: [127.0.0.3:2222]\n")
+    good.write_text("dfc: 1\njobs:\n  ps: [127.0.0.2:2222]\n  worker: [127.0.0.3:2224]\n")
     assert main(["run", spec, "--cluster", str(good)]) == 2  # stream sweeps MB: one run per `dfc serve`
     assert "the spec sweeps MB, and each point of a sweep runs on fresh servers" in capsys.readouterr().err

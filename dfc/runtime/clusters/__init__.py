@@ -28,6 +28,30 @@ def split_address(text: str) -> tuple[str, int] | None:
     return host.strip("[]"), int(port)
 
 
+def machine_of(host: str) -> str:
+    """Which machine ``host`` names, as far as a name tells: every loopback address
+    (``localhost``, 127.0.0.0/8, ``::1``) is this one. A TensorFlow server listens on its
+    port of every address of its machine, so two tasks of one machine need two ports."""
+    import ipaddress
+
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return "this machine"
+    try:
+        return "this machine" if ipaddress.ip_address(name).is_loopback else name
+    except ValueError:
+        return name
+
+
+def clash(host: str, label: str, other_host: str, other: str, port: int) -> str:
+    """Why ``label`` at ``host:port`` cannot have its port: ``other`` at ``other_host`` has it
+    on the same machine (see machine_of)."""
+    if host.lower() == other_host.lower():
+        return f"{host}:{port} is given to {label} and to {other}"
+    return (f"{host}:{port} ({label}) and {other_host}:{port} ({other}) are one machine, where a TensorFlow "
+            f"server listens on port {port} of every address")
+
+
 @dataclass(frozen=True)
 class TaskSlot:
     """One task of a job, where it runs."""

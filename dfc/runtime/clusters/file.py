@@ -23,7 +23,7 @@ from ...diagnostics import Diagnostic, Pos, SpecError, did_you_mean, sorted_uniq
 from ...inputs import InputError, read_bounded
 from ...spec.schema import check_schema
 from ...spec.yamlsrc import load_yaml
-from . import Layout, TaskSlot, split_address
+from . import Layout, TaskSlot, clash, machine_of, split_address
 from .slurm import DEFAULT_PORT_BASE
 
 #: a cluster file is a few lines per host
@@ -50,7 +50,7 @@ def cluster_from_text(data: bytes, file: str, jobs: Mapping[str, int]) -> Layout
         raise SpecError(sorted_unique(diags))
     errors: list[Diagnostic] = []
     tasks: list[TaskSlot] = []
-    seen: dict[tuple[str, int], str] = {}
+    seen: dict[tuple[str, int], tuple[str, str]] = {}
     listed = value["jobs"]
     for job, entry in listed.items():
         if job not in jobs:
@@ -66,10 +66,10 @@ def cluster_from_text(data: bytes, file: str, jobs: Mapping[str, int]) -> Layout
                 f"cluster gives it {jobs[job]}", f"list exactly {jobs[job]} address(es) for '{job}'"))
         for index, (host, port, pos) in enumerate(addresses):
             label = f"{job}:{index}"
-            other = seen.setdefault((host.lower(), port), label)
+            other, other_host = seen.setdefault((machine_of(host), port), (label, host))
             if other != label:
-                errors.append(Diagnostic(pos, "duplicate-address", f"{host}:{port} is given to {label} and to "
-                                         f"{other}", "give each task its own port on a host"))
+                errors.append(Diagnostic(pos, "duplicate-address", clash(host, label, other_host, other, port),
+                                         "give each task of one machine its own port"))
             tasks.append(TaskSlot(job, index, host, port))
     for job in jobs:
         if job not in listed:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Mapping
 
-from . import ClusterSourceError, Layout, TaskSlot, split_address
+from . import ClusterSourceError, Layout, TaskSlot, clash, machine_of, split_address
 
 ENV = "TF_CONFIG"
 MAX_CHARS = 64 * 1024
@@ -53,9 +53,9 @@ def layout(env: Mapping[str, str], jobs: Mapping[str, int]) -> Layout:
                 errors.append(f"cluster.{job}[{index}]: '{text}' is not host:port")
                 continue
             host, port = address
-            other = seen.setdefault((host.lower(), port), f"{job}:{index}")
+            other, other_host = seen.setdefault((machine_of(host), port), (f"{job}:{index}", host))
             if other != f"{job}:{index}":
-                errors.append(f"cluster.{job}[{index}]: {text} is also {other}")
+                errors.append(f"cluster.{job}[{index}]: {clash(host, f'{job}:{index}', other_host, other, port)}")
             tasks.append(TaskSlot(job, index, host, port))
     errors += [f"cluster: the spec's job '{job}' ({n} tasks) is missing" for job, n in jobs.items() if job not in cluster]
     if errors:
