@@ -152,6 +152,13 @@ def _plan(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_USAGE
     spec, profile = loaded
+    if args.cluster != "local":  # the plan the cluster will run: its hosts and links
+        from .cost.profile import with_layout
+
+        layout = _layout("plan", args, spec)
+        if layout is None:
+            return EXIT_USAGE
+        profile = with_layout(profile, layout)
     why = _bad_destinations("plan", args, spec, {"-o": args.output, "--gantt": args.gantt})
     if why:
         print(why, file=sys.stderr)
@@ -382,9 +389,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec, profile = loaded
     args.layout = None
     if args.cluster != "local":
+        from .cost.profile import with_layout
+
         args.layout = _layout("run", args, spec)
         if args.layout is None:
             return EXIT_USAGE
+        profile = with_layout(profile, args.layout)  # placed for the cluster's hosts
     from .viz.progress import Progress
 
     progress = Progress(args.quiet)
@@ -582,6 +592,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if why:
         print(f"dfc serve: refused: {why}", file=sys.stderr)
         return EXIT_USAGE
+    from .runtime.clusters.slurm import gpus_of_this_task
+    from .runtime.gpus import GPUError, for_served_task
+
+    try:  # before TensorFlow loads: the GPUs it may see, and memory growth where they are shared
+        os.environ.update(for_served_task(spec, layout, me, os.environ,
+                                          gpus_of_this_task(os.environ) if args.cluster == "slurm" else ()))
+    except GPUError as e:
+        print(f"dfc serve: {me.label}: {e}", file=sys.stderr)
+        return EXIT_USAGE
     # run() then leaves at once, skipping TensorFlow's teardown of the server (it can hang)
     return serve(layout, me, args.idle_timeout, say=lambda m: print(m, file=sys.stderr, flush=True))
 
@@ -642,6 +661,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-o", "--output", metavar="OUT", help="write here instead of standard output")
     pl.add_argument("--gantt", metavar="FILE", help="also draw the simulated schedule (.svg, or .png with matplotlib)")
     pl.add_argument("--profile", metavar="FILE", help="device profile (YAML) for the cost model")
+    pl.add_argument("--cluster", default="local", metavar="SOURCE",
+                    help="plan for the hosts of a cluster: a cluster FILE (with its links), tf_config or slurm "
+                         "(default local: one machine)")
     pl.add_argument("--passes", action="store_true", help="list the compiler's passes and exit")
     pl.add_argument("--print-after", metavar="PASS", help="print the IR after this pass and stop")
     pl.set_defaults(func=cmd_plan)

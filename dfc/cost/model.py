@@ -21,10 +21,15 @@ FREE_KINDS = frozenset({"const", "loop", "task", "variable"})
 class CostModel:
     def __init__(self, profile: Profile, devices: tuple[str, ...]):
         self.profile, self.devices = profile, devices
-        cpu = [d for d in devices if "GPU" not in d]
-        per_host = profile.tasks_per_host or max(len(cpu), 1)
-        self.host = {d: i // per_host for i, d in enumerate(devices)}
-        self.share = {d: 1.0 / min(per_host, max(len(cpu), 1)) if "GPU" not in d else 1.0 for d in devices}
+        tasks = list(dict.fromkeys(task_of(d) for d in devices))
+        named = dict(profile.hosts)  # the cluster's hosts; else tasks_per_host tasks to a host
+        per_host = profile.tasks_per_host or max(len(tasks), 1)
+        host_of = {t: named.get(f"{t[0]}:{t[1]}", f"host {i // per_host}") for i, t in enumerate(tasks)}
+        self.host = {d: host_of[task_of(d)] for d in devices}
+        cpu_tasks: dict[str, int] = {}  # a host's cores are shared by its CPU tasks
+        for d in dict.fromkeys(d for d in devices if "GPU" not in d):
+            cpu_tasks[self.host[d]] = cpu_tasks.get(self.host[d], 0) + 1
+        self.share = {d: 1.0 / cpu_tasks[self.host[d]] if "GPU" not in d else 1.0 for d in devices}
         self._mean_transfer: dict[int, float] = {}
         self._compute: dict[tuple[str, str], float] = {}
 
@@ -68,7 +73,7 @@ class CostModel:
             + self.profile.op_overhead
 
     def link(self, src: str, dst: str) -> Link:
-        if src == dst:
+        if src == dst or task_of(src) == task_of(dst):  # one process (its CPU and its GPUs)
             return self.profile.same_task
         if self.host[src] == self.host[dst]:
             return self.profile.same_host

@@ -21,6 +21,11 @@ class Plan:
     graph: nx.DiGraph
     schedule: Schedule
     devices: tuple[str, ...]
+    hosts: dict  # device -> its host
+
+    @property
+    def many_hosts(self) -> bool:
+        return len(set(self.hosts.values())) > 1
 
     @property
     def ratio(self) -> float:
@@ -40,7 +45,7 @@ class Plan:
     def device_rows(self) -> list[dict]:
         s = self.schedule
         top = s.makespan or 1.0
-        return [{"device": d, "short": short(d), "busy_s": s.busy[d], "load": s.busy[d] / top,
+        return [{"device": d, "short": short(d), "host": self.hosts[d], "busy_s": s.busy[d], "load": s.busy[d] / top,
                  "flops": s.flops[d], "memory_bytes": s.memory[d]} for d in self.devices]
 
     def link_rows(self) -> list[dict]:
@@ -74,4 +79,5 @@ class Plan:
 
 def make_plan(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None) -> Plan:
     spec = g.graph["spec"]
-    return Plan(spec.name, g.graph.get("strategy", ""), g, simulate(g, cm, iterations, timeline), cm.devices)
+    return Plan(spec.name, g.graph.get("strategy", ""), g, simulate(g, cm, iterations, timeline), cm.devices,
+                dict(cm.host))

@@ -38,6 +38,8 @@ class Profile:
     same_host: Link = Link(1.0e-4, 1.8e9)  # gRPC between processes on one host
     network: Link = Link(5.0e-5, 1.0e10)
     tasks_per_host: int = 0  # 0: every task on one host (the local cluster)
+    # each task's host, (("worker:0", "node1"), ...): from the cluster (--cluster), not a file
+    hosts: tuple = ()
 
     def to_json(self) -> dict:
         out = {}
@@ -64,13 +66,15 @@ def load_profile(path: str | None) -> Profile:
         raise ProfileError(f"cannot read profile '{path}': {e}") from None
     if not isinstance(data, dict):
         raise ProfileError(f"profile '{path}' must be a mapping")
-    known = {f.name: f for f in fields(Profile)}
+    known = {f.name: f for f in fields(Profile) if f.name != "hosts"}
     changes = {}
     for key, value in data.items():
         if key not in known:
             raise ProfileError(f"profile '{path}': unknown key '{key}' (known: {', '.join(sorted(known))})")
         current = getattr(base, key)
         try:
+            if isinstance(current, Link) and not isinstance(value, dict):
+                raise TypeError
             if isinstance(current, Link):
                 changes[key] = Link(float(value.get("latency", current.latency)),
                                     float(value.get("bandwidth", current.bandwidth)))
@@ -81,3 +85,12 @@ def load_profile(path: str | None) -> Profile:
         except (TypeError, ValueError, AttributeError):
             raise ProfileError(f"profile '{path}': bad value for '{key}': {value!r}") from None
     return replace(base, **changes)
+
+
+def with_layout(profile: Profile, layout) -> Profile:
+    """``profile`` for the cluster of ``layout`` (clusters.Layout): each task's host, and
+    the links the cluster source gives (a cluster file's ``links:``)."""
+    links = {name: Link(float(v.get("latency", getattr(profile, name).latency)),
+                        float(v.get("bandwidth", getattr(profile, name).bandwidth)))
+             for name, v in layout.links.items()}
+    return replace(profile, hosts=tuple((t.label, t.host) for t in layout.tasks), **links)

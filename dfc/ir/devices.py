@@ -7,13 +7,20 @@ import functools
 from ..spec.model import Location, Spec
 
 
-def device_name(job: str, task: int, kind: str = "cpu") -> str:
-    return f"/job:{job}/task:{task}/device:{'GPU' if kind == 'gpu' else 'CPU'}:0"
+def device_name(job: str, task: int, kind: str = "cpu", index: int = 0) -> str:
+    return f"/job:{job}/task:{task}/device:{'GPU' if kind == 'gpu' else 'CPU'}:{index}"
+
+
+def task_devices(job, task: int) -> tuple[str, ...]:
+    """The devices a task computes on: its CPU, or its ``gpus`` GPUs (GPU:0, GPU:1, ...)."""
+    if job.device == "gpu":
+        return tuple(device_name(job.name, task, "gpu", i) for i in range(job.gpus))
+    return (device_name(job.name, task),)
 
 
 def devices(spec: Spec) -> tuple[str, ...]:
-    """Every device of the cluster: one per task (its GPU when the job has GPUs)."""
-    return tuple(device_name(j.name, t, j.device) for j in spec.cluster.values() for t in range(j.tasks))
+    """Every device of the cluster: one per task, or its ``gpus`` GPUs when the job has GPUs."""
+    return tuple(d for j in spec.cluster.values() for t in range(j.tasks) for d in task_devices(j, t))
 
 
 def allowed(spec: Spec, loc: Location | None) -> tuple[str, ...]:
@@ -22,7 +29,7 @@ def allowed(spec: Spec, loc: Location | None) -> tuple[str, ...]:
         return ()
     job = spec.cluster[loc.job]
     tasks = range(job.tasks) if loc.task is None else [loc.task]
-    return tuple(device_name(job.name, t, job.device) for t in tasks)
+    return tuple(d for t in tasks for d in task_devices(job, t))
 
 
 def job_of(device: str) -> str:
@@ -37,6 +44,9 @@ def task_of(device: str) -> tuple[str, int]:
 
 @functools.lru_cache(maxsize=4096)
 def short(device: str) -> str:
-    """'/job:worker/task:1/device:CPU:0' -> 'worker:1' (with ':gpu' for GPUs)."""
+    """'/job:worker/task:1/device:CPU:0' -> 'worker:1' (with ':gpu' for GPU:0, ':gpu1' for GPU:1, ...)."""
     job, task = task_of(device)
-    return f"{job}:{task}" + (":gpu" if "GPU" in device else "")
+    if "GPU" not in device:
+        return f"{job}:{task}"
+    index = device.rsplit(":", 1)[1]
+    return f"{job}:{task}:gpu" + (index if index != "0" else "")

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..spec.model import Spec
+from .gpus import GPUError, assign, machine_gpus, server_env
 from .private import state
 
 
@@ -127,6 +128,12 @@ class LocalCluster:
     def spawn(self) -> LocalCluster:
         """Start every server process; returns at once (``wait`` waits for them)."""
         slots = [(j.name, i) for j in self.spec.cluster.values() for i in range(j.tasks)]
+        gpu_slots = [s for s in slots if self.spec.cluster[s[0]].device == "gpu"]
+        try:  # before anything starts: a machine without the GPUs the spec asks for
+            turns = dict(zip(gpu_slots, assign(machine_gpus(os.environ),
+                                               [self.spec.cluster[job].gpus for job, _ in gpu_slots])))
+        except GPUError as e:
+            raise ClusterError(str(e)) from None
         self.tasks = [Task(job, i, f"127.0.0.1:{port}") for (job, i), port in zip(slots, free_ports(len(slots)))]
         self.logdir = self.logdir or tempfile.mkdtemp(prefix="dfc-cluster-")
         warn_if_shared()
@@ -134,19 +141,11 @@ class LocalCluster:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
                "PYTHONUNBUFFERED": "1", CLUSTER_ENV: json.dumps(self.cluster_dict)}
         _LIVE.append(self)
-        gpu_tasks = [t for t in self.tasks if self.spec.cluster[t.job].device == "gpu"]
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        gpus = [g for g in visible.split(",") if g.strip()] if visible else [str(i) for i in range(64)]
         for t in self.tasks:
             intra, inter = self.threads(self.spec.cluster[t.job])
             t.log = os.path.join(self.logdir, f"{t.job}-{t.index}.log")
-            job = self.spec.cluster[t.job]
-            task_env = dict(env)
-            if job.device == "gpu":  # each GPU task sees its own GPUs, as GPU:0..
-                k = gpu_tasks.index(t) * job.gpus
-                task_env["CUDA_VISIBLE_DEVICES"] = ",".join(gpus[(k + i) % len(gpus)] for i in range(job.gpus))
-            else:  # CPU tasks leave the GPUs to the GPU tasks
-                task_env["CUDA_VISIBLE_DEVICES"] = ""
+            # each GPU task sees its own GPUs, as GPU:0..; CPU tasks leave them to the GPU tasks
+            task_env = {**env, **server_env(*turns.get((t.job, t.index), (None, False)))}
             with open(t.log, "w") as log:
                 t.process = subprocess.Popen(
                     [sys.executable, "-m", "dfc.runtime.server", "--job", t.job,

@@ -72,7 +72,10 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
 
         cluster = RemoteCluster(layout, start_timeout=min(60.0, timeout))  # its servers are up already
         where = f"servers of the '{layout.source}' cluster"
-    cluster.spawn()
+    try:
+        cluster.spawn()
+    except ClusterError as e:  # nothing started: the machine cannot hold the cluster
+        raise RunError(str(e)) from None
     where = f"{'starting' if layout is None else 'connecting to'} {len(cluster.tasks)} {where}"
     try:
         say(f"{where}: {', '.join(t.label for t in cluster.tasks)}; building the graph")

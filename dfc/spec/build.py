@@ -150,7 +150,8 @@ class Builder:
                 name, self.pos(*p), tasks=self.size(d.get("tasks", 1), p + ("tasks",), f"{name}.tasks"),
                 device=d.get("device", "cpu"), gpus=d.get("gpus", 1),
                 threads=Threads(t.get("intra"), t.get("inter")),
-                memory=parse_memory(d["memory"]) if "memory" in d else None)
+                memory=parse_memory(d["memory"]) if "memory" in d else None,
+                gpu_memory=parse_memory(d["gpu_memory"]) if "gpu_memory" in d else None)
         return jobs  # task counts and memory against a server's footprint: checks.check_memory
 
     def build_arrays(self, jobs: dict[str, Job]) -> dict[str, Array]:

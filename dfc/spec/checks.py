@@ -7,8 +7,11 @@ Each check is a function ``check_*(spec, ctx) -> None`` that reports into ``ctx.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import os
+import shutil
+import subprocess
 from dataclasses import dataclass, field
 
 from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
@@ -485,6 +488,25 @@ def host_memory() -> int:
         return 16 * 2**30
 
 
+@functools.lru_cache(maxsize=1)
+def local_gpu_memory() -> tuple[int, ...]:
+    """The memory of each GPU this machine shows its processes (``CUDA_VISIBLE_DEVICES``
+    when it lists indices), by nvidia-smi; () without one."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return ()
+    try:
+        got = subprocess.run([exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ()
+    sizes = [int(line) * 2**20 for line in got.stdout.split() if line.isdigit()] if got.returncode == 0 else []
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and all(v.strip().isdigit() for v in visible.split(",") if v.strip()):
+        sizes = [sizes[int(v)] for v in visible.split(",") if v.strip() and int(v) < len(sizes)]
+    return tuple(sizes)
+
+
 def gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
@@ -620,6 +642,37 @@ def check_memory(spec: Spec, ctx: Context, local: bool = True) -> None:
                              "spread them over more tasks or give the job more `memory:`")
 
 
+def check_gpus(spec: Spec, ctx: Context, local: bool = True) -> None:
+    """``gpus``/``gpu_memory`` only where they act (``device: gpu``); the arrays placed on a
+    GPU job fit its tasks' GPUs: ``gpu_memory`` each, else this machine's GPUs for a run on
+    the local cluster, whose tasks share them when there are more GPU slots than GPUs (a
+    TensorFlow process otherwise takes a whole GPU's memory: they get memory growth)."""
+    found = local_gpu_memory() if local else ()
+    slots = sum(j.tasks * j.gpus for j in spec.cluster.values() if j.device == "gpu")
+    for j in spec.cluster.values():
+        if j.device != "gpu":
+            for k in ("gpus", "gpu_memory"):
+                if ("cluster", j.name, k) in spec.source.keys:
+                    ctx.errors.error(spec.source.key(("cluster", j.name, k)), "gpu",
+                                     f"`{k}` is for a job with `device: gpu`; '{j.name}' computes on CPUs",
+                                     f"add `device: gpu` to '{j.name}', or drop `{k}`")
+            continue
+        per_gpu = j.gpu_memory or (min(found) if found else None)
+        if per_gpu is None:
+            continue  # nothing known to count against: a machine without GPUs, no gpu_memory
+        share = -(-slots // len(found)) if j.gpu_memory is None and found else 1
+        room = j.gpus * per_gpu // share
+        pinned = [a for a in spec.arrays.values() if a.on and a.on.job == j.name]
+        one = any(a.on.task is not None for a in pinned)
+        need = sum(a.nbytes for a in pinned) // (1 if one else j.tasks)
+        if need > room:
+            shared = f", each GPU shared by {share} tasks" if share > 1 else ""
+            ctx.errors.error(spec.source.key(("cluster", j.name)), "memory",
+                             f"arrays placed on '{j.name}' need {gib(need)} per task but each task has {j.gpus} "
+                             f"GPU{'s' * (j.gpus != 1)} of {gib(per_gpu)}{shared}",
+                             "give the job more `gpus:` or tasks, or lower the sizes")
+
+
 MAX_TILE_TASKS = 10_000_000
 
 
@@ -708,6 +761,7 @@ def check_spec(spec: Spec, local: bool = True) -> list[Diagnostic]:
     check_queues(spec, ctx)
     check_cycles(spec, ctx)
     check_memory(spec, ctx, local)
+    check_gpus(spec, ctx, local)
     check_size_of_graph(spec, ctx)
     check_verify_and_metrics(spec, ctx, scalars)
     return ctx.errors.diagnostics

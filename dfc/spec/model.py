@@ -56,6 +56,7 @@ class Job:
     gpus: int = key("gpus", 1)
     threads: Threads = key("threads", default_factory=Threads)
     memory: int | None = key("memory")  # bytes per task; None: share this machine's memory
+    gpu_memory: int | None = key("gpu_memory")  # bytes per GPU; None: this machine's GPUs, if any
 
 
 @dataclass(frozen=True)

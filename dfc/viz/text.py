@@ -41,11 +41,12 @@ def render(plan: Plan, width: int = 110, color: bool = False) -> str:
     console.print(classes)
 
     devices = Table(title="devices", title_justify="left")
-    for col in ("device", "busy", "load", "flops", "memory"):
-        devices.add_column(col, justify="left" if col == "device" else "right")
+    hosts = plan.many_hosts  # a cluster across hosts: say where each device is
+    for col in ("device", *(("host",) if hosts else ()), "busy", "load", "flops", "memory"):
+        devices.add_column(col, justify="left" if col in ("device", "host") else "right")
     for d in plan.device_rows():
-        devices.add_row(d["short"], seconds(d["busy_s"]), f"{100 * d['load']:.0f}%", si(d["flops"], "flop"),
-                        si(d["memory_bytes"], "B"))
+        devices.add_row(d["short"], *((d["host"],) if hosts else ()), seconds(d["busy_s"]), f"{100 * d['load']:.0f}%",
+                        si(d["flops"], "flop"), si(d["memory_bytes"], "B"))
     console.print(devices)
 
     if plan.schedule.links:

@@ -75,11 +75,14 @@ class TaskSlot:
 @dataclass(frozen=True)
 class Layout:
     """Every task of a cluster, where it runs. ``idle``: processes the source started that
-    no task needs (the allocation is larger than the spec's cluster)."""
+    no task needs (the allocation is larger than the spec's cluster). ``links``: what the
+    source says of its links (``same_host``/``network`` -> {latency, bandwidth}), for the
+    cost model."""
 
     source: str
     tasks: tuple[TaskSlot, ...]
     idle: tuple[str, ...] = field(default=())
+    links: dict = field(default_factory=dict, hash=False, compare=False)
 
     def cluster_dict(self) -> dict[str, list[str]]:
         """job -> addresses in task order: TensorFlow's ``ClusterSpec``."""

@@ -5,12 +5,15 @@ dfc: 1
 jobs:
   ps: [node1:2222]                                    # one host:port per task, in order
   worker: {hosts: [node2, node3], tasks_per_host: 2}  # node2:28500, node2:28501, node3:28500, ...
+links:                                                # optional, for the cost model
+  network: {latency: 5.0e-6, bandwidth: 1.2e10}
 ```
 
 Policy: the file is read bounded (it is small; a device or a FIFO is refused), checked
 against ``schemas/cluster.schema.json``, then against the spec's cluster: every job of the
 spec with exactly its tasks, no job the spec lacks, no address twice (hosts compared
-without case). Every mistake is reported with its ``file:line:col``, all of them at once.
+without case, every loopback address one machine, where a TensorFlow server listens on its
+port of every address). Every mistake is reported with its ``file:line:col``, all of them at once.
 In the ``hosts`` form, tasks are numbered host by host and a host's tasks take
 consecutive ports from ``port`` (default 28500).
 """
@@ -78,7 +81,7 @@ def cluster_from_text(data: bytes, file: str, jobs: Mapping[str, int]) -> Layout
                                      f"add `{job}: [host:port, ...]` under `jobs:`"))
     if errors:
         raise SpecError(sorted_unique(errors))
-    return Layout("file", tuple(tasks))
+    return Layout("file", tuple(tasks), links=value.get("links", {}))
 
 
 def _addresses(job: str, entry, smap, errors: list[Diagnostic]):

@@ -1,0 +1,63 @@
+"""`dfc plan --cluster FILE`: the plan a cluster across hosts will run. The cost model takes
+each task's host from the cluster (its cores shared only with the tasks of that host) and
+the links from the cluster file, so the placement and the prediction change with them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from dfc.cli import main
+from dfc.cost.model import CostModel
+from dfc.cost.profile import Link, Profile
+
+ROOT = Path(__file__).resolve().parents[2]
+CG = str(ROOT / "specs" / "cg.yaml")
+
+
+def plan(tmp_path, *args) -> dict:
+    out = tmp_path / "plan.json"
+    assert main(["plan", CG, "--set", "N=2048", "--format", "json", "-o", str(out), *args]) == 0
+    return json.loads(out.read_text())
+
+
+def cluster(tmp_path, text: str) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text("dfc: 1\njobs:\n" + text)
+    return str(path)
+
+
+def test_each_device_is_on_its_host_and_hosts_share_no_cores(tmp_path):
+    one = plan(tmp_path)
+    three = plan(tmp_path, "--cluster", cluster(tmp_path, "  worker: [n1:1, n2:1]\n  reducer: [n3:1]\n"))
+    assert {d["short"]: d["host"] for d in three["devices"]} == {"worker:0": "n1", "worker:1": "n2", "reducer:0": "n3"}
+    assert len({d["host"] for d in one["devices"]}) == 1
+    # the same work, each task with a whole host's cores: less busy time than three tasks sharing one
+    busy = {d["short"]: d["busy_s"] for d in one["devices"]}
+    assert all(d["busy_s"] < busy[d["short"]] for d in three["devices"] if d["busy_s"] > 0)
+
+
+def test_the_cluster_files_links_price_the_transfers(tmp_path):
+    fast = plan(tmp_path, "--cluster", cluster(tmp_path, "  worker: [n1:1, n2:1]\n  reducer: [n3:1]\n"))
+    slow = plan(tmp_path, "--cluster", cluster(
+        tmp_path, "  worker: [n1:1, n2:1]\n  reducer: [n3:1]\nlinks:\n  network: {latency: 1.0e-2, bandwidth: 1.0e7}\n"))
+    assert slow["predicted_makespan_s"] > 10 * fast["predicted_makespan_s"]
+
+
+def test_a_cluster_file_for_plan_is_checked_like_one_for_run(tmp_path, capsys):
+    bad = cluster(tmp_path, "  worker: [n1:1]\n  reducer: [n3:1]\nlinks: {network: {speed: 3}}\n")
+    assert main(["plan", CG, "--cluster", bad]) == 2
+    err = capsys.readouterr().err
+    assert "c.yaml:5:19: error: unknown key 'speed' in links.network" in err
+    assert main(["plan", CG, "--cluster", cluster(tmp_path, "  worker: [n1:1]\n  reducer: [n3:1]\n")]) == 2
+    assert "job 'worker' has 1 task here but the spec's cluster gives it 2" in capsys.readouterr().err
+
+
+def test_links_between_tasks_follow_the_hosts():
+    devs = ("/job:w/task:0/device:CPU:0", "/job:w/task:1/device:CPU:0", "/job:g/task:0/device:GPU:0",
+            "/job:g/task:0/device:GPU:1")
+    p = Profile(hosts=(("w:0", "a"), ("w:1", "b"), ("g:0", "a")), network=Link(1e-3, 1e8))
+    cm = CostModel(p, devs)
+    assert cm.link(devs[0], devs[2]) == p.same_host and cm.link(devs[0], devs[1]) == p.network
+    assert cm.link(devs[2], devs[3]) == p.same_task  # two GPUs of one process
+    assert cm.share[devs[0]] == cm.share[devs[1]] == 1.0  # one CPU task per host
