@@ -470,7 +470,7 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
     """Run the spec (or each point of its sweep) into ``reports``; an exit code on failure."""
     from .diagnostics import SpecError, render_text
     from .oracle import OracleError
-    from .runtime.tf_engine import RunError
+    from .runtime.tf_engine import ClusterMismatch, RunError
 
     try:
         if not sweep:
@@ -485,6 +485,9 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
                 say(f"--- {key} = {value}")
                 args.point = (key, value)
                 reports.append(run_once(args, point, profile, say))
+    except ClusterMismatch as e:  # the servers are not the cluster asked for: the setup is wrong
+        print(f"dfc run: {e}", file=sys.stderr)
+        return EXIT_USAGE
     except RunError as e:
         print(f"dfc run: {e}", file=sys.stderr)
         return EXIT_FAILED

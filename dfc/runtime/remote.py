@@ -180,24 +180,24 @@ class RemoteCluster:
         import tensorflow as tf
 
         from .. import __version__
-        from .tf_engine import RunError
+        from .tf_engine import ClusterMismatch
 
         wrong = [f"{t.label} runs dfc {f['dfc']} with TensorFlow {f['tensorflow']}"
                  for t, f in zip(self.tasks, found) if (f["dfc"], f["tensorflow"]) != (__version__, tf.__version__)]
         if wrong:
-            raise RunError(f"this client runs dfc {__version__} with TensorFlow {tf.__version__}, but "
+            raise ClusterMismatch(f"this client runs dfc {__version__} with TensorFlow {tf.__version__}, but "
                            + "; ".join(wrong))
         mine = self.layout.cluster_dict()
         other = [f"{t.label} serves {f['cluster']}" for t, f in zip(self.tasks, found) if f.get("cluster") != mine]
         if other:
-            raise RunError(f"the servers were started for another cluster than this client's {mine}: "
+            raise ClusterMismatch(f"the servers were started for another cluster than this client's {mine}: "
                            + "; ".join(other) + "\n  hint: start every `dfc serve` and the client with the same "
                            "--cluster")
         owners: dict[tuple, str] = {}
         for t, f in zip(self.tasks, found):
             same = owners.setdefault((f["host"], f["pid"]), t.label)
             if same != t.label or (f["job"], f["task"]) != (t.job, t.index):
-                raise RunError(f"{t.label} answers as {f['job']}:{f['task']} (process {f['pid']} on {f['host']})"
+                raise ClusterMismatch(f"{t.label} answers as {f['job']}:{f['task']} (process {f['pid']} on {f['host']})"
                                + (f", the same process as {same}" if same != t.label else "")
                                + ": each task needs its own `dfc serve --job J --task I`")
 

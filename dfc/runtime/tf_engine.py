@@ -27,6 +27,12 @@ class RunError(Exception):
     """The run failed (a task died, a call timed out, TF refused the graph)."""
 
 
+class ClusterMismatch(RunError):
+    """The servers that answer are not the cluster the client needs: another dfc or
+    TensorFlow version, another cluster, one process under two names. The user's setup
+    is wrong, as with a bad cluster file (exit 2), not the run."""
+
+
 def quiet_tensorflow(verbose: bool) -> None:
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -93,7 +99,8 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
         result = _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace)
     except (ClusterError, RunError) as e:
         cluster.stop()
-        raise RunError(f"{e}\n  the servers' logs are kept in {cluster.logdir}" if cluster.logdir else str(e)) from None
+        kind = type(e) if isinstance(e, RunError) else RunError  # a ClusterMismatch stays one
+        raise kind(f"{e}\n  the servers' logs are kept in {cluster.logdir}" if cluster.logdir else str(e)) from None
     except BaseException:
         cluster.stop()
         cluster.remove_logs()

@@ -178,7 +178,7 @@ def test_servers_started_for_another_cluster_are_refused_by_the_preflight(tmp_pa
     swapped = tmp_path / "swapped.yaml"  # the client thinks each server is the other task
     swapped.write_text(f"dfc: 1\njobs:\n  ps: [{w_host}:{w_port}]\n  worker: [{ps_host}:{ps_port}]\n")
     got = run(spec, "--set", "MB=2", "--cluster", str(swapped), "--timeout", "20")
-    assert got.returncode == 1 and "the servers were started for another cluster" in got.stderr, got.stderr
+    assert got.returncode == 2 and "the servers were started for another cluster" in got.stderr, got.stderr
     assert "Traceback" not in got.stderr
 
 
@@ -197,7 +197,7 @@ def test_a_server_of_another_dfc_version_is_refused(tmp_path):
         for p in procs:
             assert p.stdout.readline().strip() == "ready", p.stderr.read()
         got = run(spec, "--set", "MB=2", "--cluster", str(file), "--timeout", "20")
-        assert got.returncode == 1 and f"worker:0 at {h2}:{p2} runs dfc 0.0.1-other" in got.stderr, got.stderr
+        assert got.returncode == 2 and f"worker:0 at {h2}:{p2} runs dfc 0.0.1-other" in got.stderr, got.stderr
     finally:
         for p in procs:
             p.kill()
@@ -216,7 +216,7 @@ def test_two_names_of_one_server_are_refused_as_one_process(tmp_path):
     try:
         assert ps.stdout.readline().strip() == "ready", ps.stderr.read()
         got = run(spec, "--set", "MB=2", "--cluster", str(file), "--timeout", "20")
-        assert got.returncode == 1 and "worker:0 at [::ffff:" in got.stderr and "answers as ps:0" in got.stderr \
+        assert got.returncode == 2 and "worker:0 at [::ffff:" in got.stderr and "answers as ps:0" in got.stderr \
             and "the same process as ps:0" in got.stderr, got.stderr
     finally:
         ps.kill()

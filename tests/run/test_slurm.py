@@ -54,25 +54,35 @@ def slurm(tmp_path_factory):
         assert not left, f"tools/local-slurm stop left {left}"
 
 
-def sbatch(env: dict, script: str, out: Path, *args: str) -> subprocess.Popen:
-    opts = [a for a in args if a.startswith("--ntasks")]
-    rest = [a for a in args if not a.startswith("--ntasks")]
-    return subprocess.Popen(["sbatch", "--wait", "--parsable", "-o", str(out), *opts,
-                             str(ROOT / "examples" / "slurm" / f"{script}.sbatch"), *rest],
+def sbatch(env: dict, script: str, out: Path, *args: str, opts: tuple = (), wait: bool = True) -> subprocess.Popen:
+    """`sbatch [--wait]` of examples/slurm/SCRIPT.sbatch with sbatch's ``opts`` and dfc's ``args``."""
+    return subprocess.Popen(["sbatch", *(["--wait"] if wait else []), "--parsable", "-o", str(out), *opts,
+                             str(ROOT / "examples" / "slurm" / f"{script}.sbatch"), *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(env: dict, proc: subprocess.Popen, timeout: float = 420) -> tuple[int, str]:
-    """The job's exit code (sbatch --wait gives it) and its id; a job past ``timeout`` is cancelled."""
+    """The job's exit code and its id: from `sbatch --wait`, or for a job submitted without
+    it, from scontrol (polled twice a second: sbatch --wait polls at up to 10 s, which the
+    tests would wait out). A job past ``timeout`` is cancelled."""
+    deadline = time.monotonic() + timeout
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        job = out.strip().split(";")[0]
-        subprocess.run(["scancel", job], env=env, timeout=30)
-        pytest.fail(f"job {job} ran past {timeout} s")
-    return proc.returncode, out.strip().split(";")[0] + err
+    job = out.strip().split(";")[0]
+    if "--wait" in proc.args and proc.returncode is not None and proc.returncode >= 0:
+        return proc.returncode, job + err
+    while time.monotonic() < deadline:
+        got = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, env=env,
+                             timeout=30).stdout
+        fields = dict(f.split("=", 1) for f in got.split() if "=" in f)
+        if fields.get("JobState") not in (None, "PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+            return int(fields["ExitCode"].split(":")[0]), job
+        time.sleep(0.5)
+    subprocess.run(["scancel", job], env=env, timeout=30)
+    pytest.fail(f"job {job} ran past {timeout} s")
 
 
 def daemons() -> list[str]:
@@ -112,19 +122,38 @@ def no_process_left(within: float = 20) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("dfc") is None, reason="the batch scripts call the dfc command")
 def test_the_four_batch_scripts_verify_on_slurm_and_leave_no_process(slurm, tmp_path):
-    jobs = {name: sbatch(slurm, name, tmp_path / f"{name}.out", *[a for s in sets for a in ("--set", s)])
-            for name, (sets, _) in PROGRAMS.items()}  # all at once: the partition oversubscribes
+    """All at once (the partition oversubscribes): the four programs, and a long STREAM on
+    one rank more than it needs (named, idle), cancelled while it runs."""
+    sets = {name: [a for s in sets for a in ("--set", s)] for name, (sets, _) in PROGRAMS.items()}
+    # one of them waited for by `sbatch --wait`, the others polled (faster)
+    jobs = {name: sbatch(slurm, name, tmp_path / f"{name}.out", *sets[name], wait=name == "stream")
+            for name in PROGRAMS}
+    cancelled = sbatch(slurm, "stream", tmp_path / "cancelled.out", "--set", "MB=2", "--set", "reps=10000000",
+                       opts=(f"--job-name=dfc-cancel-{os.getpid()}", "--ntasks=3"), wait=False)
+    deadline = time.monotonic() + 240
+    while "iteration" not in _text(tmp_path / "cancelled.out") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert "iteration" in _text(tmp_path / "cancelled.out"), _text(tmp_path / "cancelled.out")
+    # what a user's Ctrl-C is to a job
+    subprocess.run(["scancel", f"--name=dfc-cancel-{os.getpid()}"], env=slurm, timeout=30, check=True)
     codes = {name: finish(slurm, p) for name, p in jobs.items()}
+    finish(slurm, cancelled)
     for name, (code, job) in codes.items():
         log = (tmp_path / f"{name}.out").read_text()
         assert code == 0, f"{name} (job {job}) exited {code}:\n{log}"
         assert f"{name} (tf engine): verified" in log, log
         assert "'slurm' cluster" in log and log.count("released by the client") == PROGRAMS[name][1], log
+    log = _text(tmp_path / "cancelled.out")
+    assert "rank 2 on localhost has no task of the spec and stays idle" in log and "Traceback" not in log, log
     assert not no_process_left(), "left behind"
 
 
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def test_too_small_an_allocation_says_how_many_tasks_to_ask_for(slurm, tmp_path):
-    code, job = finish(slurm, sbatch(slurm, "cg", tmp_path / "cg.out", "--ntasks=2", "--set", "N=256"))
+    code, job = finish(slurm, sbatch(slurm, "cg", tmp_path / "cg.out", "--set", "N=256", opts=("--ntasks=2",)))
     log = (tmp_path / "cg.out").read_text()
     assert code == 2 and "ask for at least 3 tasks (sbatch --ntasks=3)" in log and "Traceback" not in log, log
     assert not no_process_left(), "left behind"
