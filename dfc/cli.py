@@ -153,12 +153,12 @@ def _plan(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     spec, profile = loaded
     if args.cluster != "local":  # the plan the cluster will run: its hosts and links
-        from .cost.profile import with_layout
+        from .runtime.clusters import cost_profile
 
         layout = _layout("plan", args, spec)
         if layout is None:
             return EXIT_USAGE
-        profile = with_layout(profile, layout)
+        profile = cost_profile(profile, layout)
     why = _bad_destinations("plan", args, spec, {"-o": args.output, "--gantt": args.gantt})
     if why:
         print(why, file=sys.stderr)
@@ -389,12 +389,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec, profile = loaded
     args.layout = None
     if args.cluster != "local":
-        from .cost.profile import with_layout
+        from .runtime.clusters import cost_profile
 
         args.layout = _layout("run", args, spec)
         if args.layout is None:
             return EXIT_USAGE
-        profile = with_layout(profile, args.layout)  # placed for the cluster's hosts
+        profile = cost_profile(profile, args.layout)  # placed for the cluster's hosts
     from .viz.progress import Progress
 
     progress = Progress(args.quiet)

@@ -24,12 +24,13 @@ stop_servers() {
 }
 trap stop_servers EXIT
 trap 'exit 130' INT TERM
+# (${a[@]+"${a[@]}"}: an empty array under set -u, on bash before 4.4 too)
 for task in worker:0 worker:1 reducer:0 reducer:1; do
     TF_CONFIG="{\"cluster\": $cluster, \"task\": {\"type\": \"${task%:*}\", \"index\": ${task#*:}}}" \
-        dfc serve "$spec" --cluster tf_config "${sets[@]}" ${SERVE_OPTIONS:-} >/dev/null &
+        dfc serve "$spec" --cluster tf_config ${sets[@]+"${sets[@]}"} ${SERVE_OPTIONS:-} >/dev/null </dev/null &
     servers+=($!)
 done
 # the client's preflight waits for the servers (at most 60 s), then runs and releases them
 rc=0
-TF_CONFIG="{\"cluster\": $cluster}" dfc run "$spec" --cluster tf_config "${sets[@]}" "$@" || rc=$?
+TF_CONFIG="{\"cluster\": $cluster}" dfc run "$spec" --cluster tf_config ${sets[@]+"${sets[@]}"} "$@" || rc=$?
 exit "$rc"

@@ -86,11 +86,3 @@ def load_profile(path: str | None) -> Profile:
             raise ProfileError(f"profile '{path}': bad value for '{key}': {value!r}") from None
     return replace(base, **changes)
 
-
-def with_layout(profile: Profile, layout) -> Profile:
-    """``profile`` for the cluster of ``layout`` (clusters.Layout): each task's host, and
-    the links the cluster source gives (a cluster file's ``links:``)."""
-    links = {name: Link(float(v.get("latency", getattr(profile, name).latency)),
-                        float(v.get("bandwidth", getattr(profile, name).bandwidth)))
-             for name, v in layout.links.items()}
-    return replace(profile, hosts=tuple((t.label, t.host) for t in layout.tasks), **links)

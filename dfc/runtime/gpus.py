@@ -75,6 +75,8 @@ def for_served_task(spec, layout, me, env: Mapping[str, str], bound: Sequence[st
         return server_env(None, False)
     here = [t for t in layout.tasks if machine_of(t.host) == machine_of(me.host)
             and spec.cluster[t.job].device == "gpu"]
-    mine = assign(list(bound) or machine_gpus(env), [spec.cluster[t.job].gpus for t in here])
-    gpus, shared = mine[here.index(me)]
-    return server_env(gpus, shared)
+    gpus = list(bound) or machine_gpus(env)
+    assign(gpus, [spec.cluster[me.job].gpus])  # this task's own want: an error if it cannot have it
+    # the others' turns only place this one (what they see is theirs to check)
+    turns = assign(gpus, [min(spec.cluster[t.job].gpus, len(gpus)) for t in here])
+    return server_env(*turns[here.index(me)])

@@ -32,6 +32,8 @@ RELEASE = "dfc_release"
 #: the client says it is alive this often; a server gives up on it after SILENT seconds
 KEEPALIVE_S = 5.0
 SILENT_S = 60.0
+#: a server that answers but has no identity for this long is not a `dfc serve`
+UNSET_S = 10.0
 
 
 def device(t: TaskSlot) -> str:
@@ -158,22 +160,31 @@ class RemoteCluster:
 
     def _ask(self, tf, session, read, deadline: float, t: RemoteTask) -> bytes:
         """``t``'s identity, tried in short attempts until the deadline: a server that has
-        only just started can leave the first attempt waiting a long time."""
+        only just started can leave the first attempt waiting a long time. A server that
+        answers without an identity for UNSET_S is not a `dfc serve` (which sets it before
+        it says ready)."""
         from .tf_engine import RunError
 
+        unset_since = None
         while True:
             left = deadline - time.monotonic()
             try:
                 return session.run(read, options=tf.compat.v1.RunOptions(
                     timeout_in_ms=int(max(min(left, 3.0), 0.5) * 1000)))
             except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
-                    tf.errors.FailedPreconditionError) as e:  # up, but its identity not set yet
-                if time.monotonic() >= deadline:
-                    raise RunError(f"{t.label} did not say who it is within {self.start_timeout:.0f} s "
-                                   f"({type(e).__name__}): is it `dfc serve` of this spec?") from None
+                    tf.errors.FailedPreconditionError) as e:
+                now = time.monotonic()
+                if isinstance(e, tf.errors.FailedPreconditionError):  # up, but no identity (yet)
+                    unset_since = unset_since or now
+                if now >= deadline or (unset_since is not None and now - unset_since > UNSET_S):
+                    waited = now - (deadline - self.start_timeout)
+                    raise RunError(f"{t.label} did not say who it is within {waited:.0f} s ({type(e).__name__}): "
+                                   "is it `dfc serve` of this spec?") from None
+                time.sleep(0.3)
             except tf.errors.OpError as e:
-                raise RunError(f"{t.label} did not say who it is ({type(e).__name__}: "
-                               f"{e.message.splitlines()[0]}): is it `dfc serve` of this spec?") from None
+                first = (e.message or "").splitlines()[:1]
+                raise RunError(f"{t.label} did not say who it is ({type(e).__name__}"
+                               f"{': ' + first[0] if first else ''}): is it `dfc serve` of this spec?") from None
 
     def _check(self, found: list[dict]) -> None:
         """Each task runs this dfc and TensorFlow, serves this cluster, is its own process."""

@@ -34,9 +34,9 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
         server = tf.distribute.Server(tf.train.ClusterSpec(layout.cluster_dict()), job_name=me.job,
                                       task_index=me.index, start=True)
     except tf.errors.OpError as e:
-        why = (f"port {me.port} is taken on this machine (a TensorFlow server listens on its port of every "
-               "address: two tasks of one machine need two ports)" if "Could not start gRPC server" in str(e)
-               else e.message.splitlines()[0])
+        why = (f"it cannot listen on port {me.port}: another process has it (a TensorFlow server listens on its "
+               "port of every address, so two tasks of one machine need two ports), or it is below 1024"
+               if "Could not start gRPC server" in str(e) else ((e.message or "").splitlines() or [type(e).__name__])[0])
         say(f"dfc serve: {me.label}: cannot start its server: {why}")
         return 1
     graph = tf.Graph()

@@ -63,3 +63,11 @@ def test_validate_counts_gpu_memory_of_this_machines_gpus_shared_by_tasks(monkey
         info.value.diagnostics)
     load_spec_text(text.encode(), "g.yaml")  # 256 MiB per task: fits half a GPU
     load_spec_text(big, "g.yaml", local=False)  # a plan: this machine's GPUs are not where it runs
+
+
+def test_a_task_bound_to_its_gpus_is_not_refused_for_what_another_task_wants():
+    s = spec("{a: {tasks: 1, device: gpu, gpus: 1}, b: {tasks: 1, device: gpu, gpus: 4}}")
+    tasks = (TaskSlot("a", 0, "n1", 1), TaskSlot("b", 0, "n1", 2))
+    assert for_served_task(s, Layout("slurm", tasks), tasks[0], {}, bound=("5",))["CUDA_VISIBLE_DEVICES"] == "5"
+    with pytest.raises(GPUError, match="a task wants 4 GPUs but this machine shows 1"):
+        for_served_task(s, Layout("slurm", tasks), tasks[1], {}, bound=("6",))

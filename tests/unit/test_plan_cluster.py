@@ -61,3 +61,12 @@ def test_links_between_tasks_follow_the_hosts():
     assert cm.link(devs[0], devs[2]) == p.same_host and cm.link(devs[0], devs[1]) == p.network
     assert cm.link(devs[2], devs[3]) == p.same_task  # two GPUs of one process
     assert cm.share[devs[0]] == cm.share[devs[1]] == 1.0  # one CPU task per host
+
+
+def test_loopback_hosts_are_one_machine_and_names_are_compared_without_case(tmp_path):
+    from dfc.runtime.clusters import machine_of
+
+    assert {machine_of(h) for h in ("127.0.0.2", "localhost", "::1", "::ffff:127.0.0.3", "[::1]")} == {"this machine"}
+    assert machine_of("Node1") == "node1" and machine_of("::ffff:10.0.0.1") == "10.0.0.1"
+    looped = plan(tmp_path, "--cluster", str(ROOT / "examples" / "cluster.yaml"))
+    assert {d["host"] for d in looped["devices"]} == {"this machine"}

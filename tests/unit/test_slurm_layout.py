@@ -106,6 +106,9 @@ def test_jobs_sharing_a_node_take_different_ports_below_the_ephemeral_range():
     assert [t.port for t in lay.tasks] == [20000 + 3 * 64, 20000 + 3 * 64 + 1]
     with pytest.raises(ClusterSourceError, match="DFC_PORT_BASE='x' is not a number"):
         job_port_base({"DFC_PORT_BASE": "x"})
+    with pytest.raises(ClusterSourceError, match="65 tasks on one node, more than the 64 ports .* set DFC_PORT_BASE"):
+        layout(env("n1", "65", SLURM_JOB_ID="3"), {"worker": 65})  # they would take the next job's ports
+    assert len(layout(env("n1", "65", DFC_PORT_BASE="5000"), {"worker": 65}).tasks) == 65
 
 
 def test_too_small_an_allocation_or_no_allocation_is_an_error():

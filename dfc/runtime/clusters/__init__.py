@@ -30,7 +30,7 @@ def split_address(text: str) -> tuple[str, int] | None:
 
 def machine_of(host: str) -> str:
     """Which machine ``host`` names, as far as a name tells: every loopback address
-    (``localhost``, 127.0.0.0/8, ``::1``) is this one. A TensorFlow server listens on its
+    (``localhost``, 127.0.0.0/8, ``::1``, and their IPv4-mapped forms) is this one. A TensorFlow server listens on its
     port of every address of its machine, so two tasks of one machine need two ports."""
     import ipaddress
 
@@ -38,9 +38,11 @@ def machine_of(host: str) -> str:
     if name == "localhost":
         return "this machine"
     try:
-        return "this machine" if ipaddress.ip_address(name).is_loopback else name
+        ip = ipaddress.ip_address(name)
     except ValueError:
         return name
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.2 (loopback only from Python 3.13)
+    return "this machine" if ip.is_loopback or (mapped is not None and mapped.is_loopback) else str(mapped or ip)
 
 
 def clash(host: str, label: str, other_host: str, other: str, port: int) -> str:
@@ -99,6 +101,20 @@ class Layout:
 
     def task_of_rank(self, rank: int) -> TaskSlot | None:
         return next((t for t in self.tasks if t.rank == rank), None)
+
+
+def cost_profile(profile, layout: Layout):
+    """``profile`` (cost.profile.Profile) for the cluster of ``layout``: each task's machine
+    (loopback "hosts" are this one), and the links the source gives (a cluster file's
+    ``links:``)."""
+    from dataclasses import replace
+
+    from ...cost.profile import Link
+
+    links = {name: Link(float(v.get("latency", getattr(profile, name).latency)),
+                        float(v.get("bandwidth", getattr(profile, name).bandwidth)))
+             for name, v in layout.links.items()}
+    return replace(profile, hosts=tuple((t.label, machine_of(t.host)) for t in layout.tasks), **links)
 
 
 #: the names --cluster takes besides a file

@@ -20,8 +20,9 @@ same variables, so they agree without talking):
 - **Ports**: ``base + local rank``: tasks that share a node never collide, and each task's
   address follows from the layout alone. The base is ``DFC_PORT_BASE`` if set, else
   ``PORT_FLOOR + (SLURM_JOB_ID mod JOB_SLOTS) * PORTS_PER_JOB``: two jobs that share a
-  node (an oversubscribed partition) take different ports, all below Linux's ephemeral
-  range (32768 up), where outgoing connections take theirs.
+  node (an oversubscribed partition) take different ports unless their ids differ by a
+  multiple of JOB_SLOTS, all below Linux's ephemeral range (32768 up), where outgoing
+  connections take theirs. More than PORTS_PER_JOB tasks on a node need DFC_PORT_BASE.
 
 TensorFlow's ``SlurmClusterResolver`` does the expansion too, but takes one bracket group
 per name and nothing after it, and counts GPUs per node rather than per task
@@ -141,8 +142,12 @@ def job_port_base(env: Mapping[str, str]) -> int:
 
 def layout(env: Mapping[str, str], jobs: Mapping[str, int], port_base: int | None = None) -> Layout:
     """The layout of ``jobs`` (name -> tasks, in the spec's order) over the allocation."""
-    port_base = job_port_base(env) if port_base is None else port_base
     where = ranks(env)
+    most = 1 + max(local for _, local in where)
+    if port_base is None and not env.get("DFC_PORT_BASE", "").strip() and most > PORTS_PER_JOB:
+        raise ClusterSourceError(f"{most} tasks on one node, more than the {PORTS_PER_JOB} ports of a job's slot: "
+                                 f"set DFC_PORT_BASE to a first port with {most} free after it")
+    port_base = job_port_base(env) if port_base is None else port_base
     need = sum(jobs.values())
     if need > len(where):
         raise ClusterSourceError(
