@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
+import math
 import os
 import shutil
 import subprocess
@@ -158,6 +159,8 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
         target = _target_type(ctx, task.out, scope)
         if result is not None and target is not None:
             _compare_types(ctx, task.compute, result, target, task.out)
+        if target is not None:
+            _check_one_writer(ctx, task, task.out, scope)
     if task.push is not None:
         check_push(spec, ctx, task, result, scope)
     for target_expr, value_expr in task.update:
@@ -165,6 +168,51 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
         value = _typed(ctx, value_expr, scope)
         if target is not None and value is not None:
             _compare_types(ctx, value_expr, value, target, target_expr)
+        if target is not None:
+            _check_one_writer(ctx, task, target_expr, scope)
+
+
+def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope) -> None:
+    """Refuse instances of one task that write one tile: they run at once, so all but one
+    update would be lost (and which one survives differs between engines and runs). A
+    sum over instances goes through a queue with a reducer."""
+    many = [(i, n) for i, n in task.domain if n > 1]
+    if not many:
+        return
+    subs = _subscripts(target.tree)
+    used = {n.id for sub in subs for n in ast.walk(sub) if isinstance(n, ast.Name)}
+    hint = (f"give each instance its own tile (index '{target.base()}' with every index of `for:`), or push the "
+            "values into a queue whose reducer sums them (`push:` and `queues:`)")
+    missing = [i for i, _ in many if i not in used]
+    if not subs or missing:
+        what = (f"each write the whole array '{target.text}'" if not subs else
+                f"write '{target.text}', one tile whatever {_names(missing)} {'is' if len(missing) == 1 else 'are'}")
+        ctx.report(target.error(target.tree, "lost-update", f"the {task.instances} instances of '{task.name}' {what}: "
+                                "all but one update would be lost", hint))
+        return
+    names = [i for i, _ in many]
+    if math.prod(n for _, n in many) > ENUMERATION_LIMIT:
+        return  # too many to list: the indices are all there, and a repeat is left unproven
+    seen: dict[tuple, dict] = {}
+    parts = [Expr(target.text, sub, target.pos, target.exact) for sub in subs]
+    for env in _enumerate(scope, [i for i, _ in task.domain]):
+        try:
+            key = tuple(evaluate(p, env) for p in parts)
+        except ExprError:
+            return  # reported where the target is checked
+        first = seen.setdefault(key, env)
+        if first is not env:
+            def show(e):
+                return ", ".join(f"{i}={e[i]}" for i in names)
+            tile = f"{target.base()}[{', '.join(map(str, key))}]"
+            ctx.report(target.error(target.tree, "lost-update",
+                                    f"instances {show(first)} and {show(env)} of '{task.name}' both write {tile} "
+                                    f"through '{target.text}': all but one update would be lost", hint))
+            return
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
 
 
 def _target_type(ctx: Context, target: Expr, scope: Scope) -> TensorType | None:

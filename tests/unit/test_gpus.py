@@ -71,3 +71,13 @@ def test_a_task_bound_to_its_gpus_is_not_refused_for_what_another_task_wants():
     assert for_served_task(s, Layout("slurm", tasks), tasks[0], {}, bound=("5",))["CUDA_VISIBLE_DEVICES"] == "5"
     with pytest.raises(GPUError, match="a task wants 4 GPUs but this machine shows 1"):
         for_served_task(s, Layout("slurm", tasks), tasks[1], {}, bound=("6",))
+
+
+def test_a_local_cluster_without_the_gpus_asked_for_starts_nothing(monkeypatch):
+    from dfc.runtime.cluster import ClusterError, LocalCluster
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    cluster = LocalCluster(spec("{worker: {tasks: 1, device: gpu, gpus: 2}}"))
+    with pytest.raises(ClusterError, match="a task wants 2 GPUs but this machine shows 1 \\(0\\)"):
+        cluster.spawn()
+    assert cluster.tasks == [] and not cluster.logdir  # no server, no log folder

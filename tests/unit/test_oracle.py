@@ -114,10 +114,13 @@ def test_oracle_refuses_two_writes_of_one_tile():
     text = spec_text("""arrays:
   x: {shape: [N], dtype: float64, tile: [N/P], init: ones, output: true}
 tasks:
-  both: {for: {i: P}, compute: "x[i] + i", out: "x[0]"}
+  both: {for: {i: P}, compute: "x[i] + i", out: "x[i // P]"}
 """)
-    with pytest.raises(OracleError, match="more than once"):
-        run_oracle(load_spec_text(text, "t.yaml"))
+    from dfc.diagnostics import SpecError
+
+    with pytest.raises(SpecError) as info:  # validation refuses it now, before the oracle would
+        load_spec_text(text, "t.yaml")
+    assert "instances i=0 and i=1 of 'both' both write x[0]" in str(info.value.diagnostics)
 
 
 def test_oracle_imports_nothing_downstream_of_the_spec():
@@ -151,8 +154,8 @@ def test_dfc_run_engine_oracle_refuses_a_program_without_one_meaning(tmp_path, c
 tasks:
   both: {for: {i: P}, compute: "x[i] + i", out: "x[0]"}
 """))
-    assert main(["run", str(f), "--engine", "oracle", "--quiet"]) == 2
-    assert "no single meaning" in capsys.readouterr().err
+    assert main(["run", str(f), "--engine", "oracle", "--quiet"]) == 2  # refused by validation (lost updates)
+    assert "the 3 instances of 'both' write 'x[0]', one tile whatever 'i' is" in capsys.readouterr().err
 
 
 # ---- what the differential fuzzer found, one regression test each
