@@ -1,9 +1,11 @@
 """dfc against the natural single-machine alternatives, side by side, in one sitting.
 
-    python benchmarks/run.py --set quick      # under 3 minutes; CI runs it as a smoke test
+    python benchmarks/run.py --set quick      # under 3 minutes
+    python benchmarks/run.py --set quick --smoke   # one run of each figure (no medians): CI's smoke test
     python benchmarks/run.py --set full       # matmul 4096/8192, CG 8192x100, FFT 2^22/2^24, STREAM 2-128 MB
 
-Every figure is the median of ``--repeats`` runs (at least 3), measured in this run:
+Every figure is the median of ``--repeats`` runs (at least 3; one with ``--smoke``, whose
+figures are not to be quoted), measured in this run:
 
 - matmul (float32): ``dfc run specs/matmul.yaml`` against NumPy/BLAS and Dask arrays with
   the same chunks (threaded scheduler, and a 2-process ``distributed.LocalCluster``);
@@ -339,10 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--skip-dask", action="store_true", help="leave out the Dask baselines")
+    p.add_argument("--smoke", action="store_true",
+                   help="one run of each figure, not a median: checks the harness works (CI), figures not to quote")
     p.add_argument("--scaling-only", action="store_true",
                    help="only the compiler's scaling (plan time and peak memory); prints, writes nothing")
     a = p.parse_args(argv)
-    repeats = max(3, a.repeats)
+    repeats = 1 if a.smoke else max(3, a.repeats)
     cfg = SETS[a.set]
     if a.scaling_only:
         report_scaling(scaling(cfg["scaling"], repeats))
@@ -387,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = {"set": a.set, "repeats": repeats, "machine": machine(), "peak_blas_gflops": peak,
+    result = {"set": a.set, "repeats": repeats, "smoke": a.smoke, "machine": machine(), "peak_blas_gflops": peak,
               "memory_copy_gbps": bandwidth, "rows": rows, "fixed_costs": fixed, "compiler_scaling": scale,
               "seconds": time.perf_counter() - t_start,
               "benchmark_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}

@@ -449,8 +449,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for r in reports:
             if not r["verified"]:
                 print(f"dfc run: {r['name']}: verification failed: {r['verification']['detail']}", file=sys.stderr)
-        if len(reports) > 1:
-            print(_sweep_table(next(iter(sweep)), reports))
+    if len(reports) > 1:  # a sweep: its table, quiet or not
+        print(_sweep_table(next(iter(sweep)), reports))
     from .outputs import OutputError
 
     key = next(iter(sweep)) if sweep else None

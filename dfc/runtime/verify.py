@@ -98,7 +98,9 @@ def verify(spec: Spec, arrays: dict[str, np.ndarray], scalars: dict[str, float] 
                        f"{v.trials} random vectors: relative error {worst:.2e} (bound {bound:.1e})", worst)
     if isinstance(v, VerifyResidual):
         value = float(np_eval(v.residual, v.residual.tree, env))
-        return Verdict(bool(value < v.below), "residual", f"{v.residual.text} = {value:.3e} (below {v.below:g})", value)
+        ok = bool(value < v.below)  # NaN never passes
+        why = ("below" if ok else "not a number: the computation broke down, not" if np.isnan(value) else "not below")
+        return Verdict(ok, "residual", f"{v.residual.text} = {value:.3e} ({why} {v.below:g})", value)
     if isinstance(v, VerifyReference):
         outputs = [a.name for a in spec.arrays.values() if a.output]
         of = v.of or outputs[0]
@@ -113,13 +115,15 @@ def verify(spec: Spec, arrays: dict[str, np.ndarray], scalars: dict[str, float] 
         tree = v.exact.tree
         a = np.asarray(np_eval(v.exact, tree.left, env))
         b = np.asarray(np_eval(v.exact, tree.comparators[0], env))
-        if v.rtol:
-            ok = bool(np.allclose(a, b, rtol=v.rtol, atol=0))
-        else:
-            ok = bool(np.array_equal(a, np.asarray(b, dtype=a.dtype)))
-        bad = int(np.count_nonzero(~np.isclose(a, b, rtol=v.rtol, atol=0))) if not ok else 0
-        return Verdict(ok, "exact", f"{v.exact.text}: " + ("every element matches" if ok else f"{bad} elements differ"),
-                       float(bad))
+        try:  # a side may be one number (`a == 4`): it stands for every element
+            a, b = np.broadcast_arrays(a, b)
+        except ValueError:
+            return Verdict(False, "exact", f"{v.exact.text}: the sides have shapes {a.shape} and {b.shape}",
+                           float("inf"))
+        same = np.isclose(a, b, rtol=v.rtol, atol=0) if v.rtol else a == b.astype(a.dtype)
+        bad = int(np.count_nonzero(~same))  # NaN equals nothing, itself included
+        return Verdict(bad == 0, "exact", f"{v.exact.text}: " + ("every element matches" if bad == 0 else
+                                                                  f"{bad} of {a.size} elements differ"), float(bad))
     raise AssertionError(v)
 
 

@@ -84,6 +84,14 @@ def check_arrays(spec: Spec, ctx: Context) -> None:
                 ctx.errors.error(spec.source.value(p), "shape-mismatch",
                                  f"'{a.name}' ({a.type}) cannot start as a copy of '{src.name}' ({src.type})",
                                  f"make '{a.name}' `like: {src.name}`")
+            elif "cyclic" in (a.tiling.kind, src.tiling.kind) and \
+                    (a.tiling.kind, a.tiling.grid) != (src.tiling.kind, src.tiling.grid):
+                ctx.errors.error(spec.source.value(p), "bad-init",
+                                 f"'{a.name}' ({a.tiling.kind}, {a.tiling.grid[0]} tiles) cannot start as a copy of "
+                                 f"'{src.name}' ({src.tiling.kind}, {src.tiling.grid[0]} tiles): a copy is made tile "
+                                 "by tile, and a cyclic tile holds every P-th element",
+                                 f"give '{a.name}' the tiling of '{src.name}', or compute it with a task "
+                                 f"(`out: {a.name}[i]`)")
         if isinstance(a.init, InitRandom) and a.init.random == "spd" and (
                 len(a.shape) != 2 or a.shape[0] != a.shape[1]):
             ctx.errors.error(spec.source.value(p), "shape-mismatch",

@@ -1,5 +1,5 @@
-"""The quick benchmark set runs end to end and every dfc run verifies (a smoke test: it
-checks that the harness works, not speed)."""
+"""The quick benchmark set runs end to end and every dfc run verifies (a smoke test, with
+--smoke: one run of each figure, so it checks that the harness works, not speed)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_quick_set_runs_and_verifies(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--set", "quick", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--set", "quick", "--smoke",
+                           "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     (result,) = tmp_path.glob("quick-*.json")
@@ -28,6 +29,7 @@ def test_quick_set_runs_and_verifies(tmp_path):
         {r["baseline"] for r in data["rows"]}
     assert data["peak_blas_gflops"] > 0 and data["memory_copy_gbps"] > 0
     assert data["machine"]["cores"] and data["machine"]["tensorflow"]
+    assert data["smoke"] and data["repeats"] == 1  # one run each: the figures are not medians
     (scale,) = data["compiler_scaling"]
     assert scale["tile_tasks"] >= 1000 and len(scale["seconds_all"]) == data["repeats"]
     assert scale["seconds"] == sorted(scale["seconds_all"])[len(scale["seconds_all"]) // 2]
