@@ -8,9 +8,9 @@ Policy:
   tasks of one machine take the GPUs it shows them in turn, in task order: the first task
   GPUs 0..k-1, the next k..2k-1, wrapping around when there are more GPU slots than GPUs.
   What a machine shows a task is what its resource manager bound to it (Slurm's per-task
-  ``CUDA_VISIBLE_DEVICES``, else the step's ``SLURM_STEP_GPUS``), else every GPU there: a
-  task bound to exactly k GPUs keeps them. (TensorFlow's ``SlurmClusterResolver`` gives every task all of its
-  node's GPUs: tensorflow#36094.)
+  ``CUDA_VISIBLE_DEVICES``, else the step's ``SLURM_STEP_GPUS``), else every GPU there:
+  a task bound to exactly k GPUs keeps them. (TensorFlow's ``SlurmClusterResolver`` gives
+  every task all of its node's GPUs: tensorflow#36094.)
 - A GPU that several tasks see gets memory growth in each of them
   (``TF_FORCE_GPU_ALLOW_GROWTH``): TensorFlow takes nearly all of a GPU's memory at its
   first op otherwise, and the second process on it fails (seed 000 §II-A). Tasks bound to
