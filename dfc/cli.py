@@ -153,12 +153,10 @@ def _plan(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     spec, profile = loaded
     if args.cluster != "local":  # the plan the cluster will run: its hosts and links
-        from .runtime.clusters import cost_profile
-
-        layout = _layout("plan", args, spec)
-        if layout is None:
+        placed = _placed_for("plan", args, spec, profile)
+        if placed is None:
             return EXIT_USAGE
-        profile = cost_profile(profile, layout)
+        profile = placed[1]
     why = _bad_destinations("plan", args, spec, {"-o": args.output, "--gantt": args.gantt})
     if why:
         print(why, file=sys.stderr)
@@ -389,12 +387,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec, profile = loaded
     args.layout = None
     if args.cluster != "local":
-        from .runtime.clusters import cost_profile
-
-        args.layout = _layout("run", args, spec)
-        if args.layout is None:
+        placed = _placed_for("run", args, spec, profile)
+        if placed is None:
             return EXIT_USAGE
-        profile = cost_profile(profile, args.layout)  # placed for the cluster's hosts
+        args.layout, profile = placed
     from .viz.progress import Progress
 
     progress = Progress(args.quiet)
@@ -550,6 +546,14 @@ def _plot_sweep(key: str, reports: list[dict], path: str) -> None:
         write_files({path: lambda f: fig.savefig(f, dpi=120, format=os.path.splitext(path)[1][1:].lower())})
     finally:
         plt.close(fig)
+
+
+def _placed_for(command: str, args, spec, profile):
+    """(layout, profile for its hosts and links) of ``args.cluster``, or None after printing why not."""
+    from .runtime.clusters import cost_profile
+
+    layout = _layout(command, args, spec)
+    return None if layout is None else (layout, cost_profile(profile, layout))
 
 
 def _layout(command: str, args, spec):

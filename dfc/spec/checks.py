@@ -210,11 +210,10 @@ def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope) -> N
             return  # reported where the target is checked
         first = seen.setdefault(key, env)
         if first is not env:
-            def show(e):
-                return ", ".join(f"{i}={e[i]}" for i in names)
+            a, b = (", ".join(f"{i}={e[i]}" for i in names) for e in (first, env))
             tile = f"{target.base()}[{', '.join(map(str, key))}]"
             ctx.report(target.error(target.tree, "lost-update",
-                                    f"instances {show(first)} and {show(env)} of '{task.name}' both write {tile} "
+                                    f"instances {a} and {b} of '{task.name}' both write {tile} "
                                     f"through '{target.text}': all but one update would be lost", hint))
             return
 
