@@ -1,7 +1,8 @@
 """The ``dfc`` command line: parse arguments, call the stages, print.
 
 Exit codes: 0 success; 1 a run or its verification failed; 2 bad input (the spec, a
-flag); 70 an internal error in dfc (a bug: it asks for a report); 130 interrupted.
+flag); 70 an internal error in dfc (a bug: it asks for a report); 130 interrupted (Ctrl-C); 143
+terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Sequence
 
 from . import __version__
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 70, 130, 143
 ISSUES_URL = "https://github.com/dfc-hpc/dfc/issues"
 
 
@@ -232,8 +233,9 @@ def run_once(args, spec, profile, say) -> dict:
             from .runtime.trace import Trace
 
             trace = Trace()
-        result = run_tf(g, timeout=args.timeout, verbose=args.verbose, say=say, trace=trace,
-                        layout=getattr(args, "layout", None))
+        saver = _checkpointer(args, spec, g, say)
+        result, retries = _run_retrying(args, g, saver, dict(timeout=args.timeout, verbose=args.verbose, say=say,
+                                                             trace=trace, layout=getattr(args, "layout", None)))
         if trace is not None:
             traced = trace.summary()
             try:
@@ -244,18 +246,22 @@ def run_once(args, spec, profile, say) -> dict:
     else:
         from .ir.interp import run_numpy
 
-        say("running on the NumPy engine (one process)")
+        say("running on the NumPy engine (one process)"
+            + (": it writes no checkpoints (loop.checkpoint is for the TF engine)"
+               if spec.loop and spec.loop.checkpoint else ""))
         result = run_numpy(g)
     t2 = time.perf_counter()
     say("verifying")
     verdict = verify(spec, result.arrays, result.scalars)
     verify_s = time.perf_counter() - t2
     m = metrics(spec, result.iterations_run)
+    resumed_at = getattr(result, "resumed_at", 0)  # the oracle resumes nothing
+    here = metrics(spec, result.iterations_run - resumed_at) if resumed_at else m  # this run's work
     compute = result.seconds["compute"]
     if "flops" in m:
-        m["gflops"] = m["flops"] / compute / 1e9 if compute > 0 else float("inf")
+        m["gflops"] = here["flops"] / compute / 1e9 if compute > 0 else float("inf")
     if "bytes" in m:
-        m["gbps"] = m["bytes"] / compute / 1e9 if compute > 0 else float("inf")
+        m["gbps"] = here["bytes"] / compute / 1e9 if compute > 0 else float("inf")
     predicted = simulate(g, CostModel(profile, devices(spec)), result.iterations_run) if g is not None else None
     seconds = {"compile": compile_s, **result.seconds, "verify": verify_s, "total": time.perf_counter() - t0}
     if args.out:
@@ -266,7 +272,69 @@ def run_once(args, spec, profile, say) -> dict:
             "predicted_seconds": predicted.makespan if predicted else None,
             "strategy": g.graph.get("strategy") if g is not None else None,
             **({"trace": traced} if traced is not None else {}),
+            **({"checkpoints": result.checkpoints} if getattr(result, "checkpoints", None) else {}),
+            **({"retries": retries} if args.engine == "tf" and retries else {}),
             **({"output_error": "; ".join(unsaved)} if unsaved else {})}
+
+
+def _run_retrying(args, g, saver, options: dict):
+    """Run on the TF engine; when a task dies, up to ``--retries`` times, start the cluster
+    again and resume from the newest checkpoint. (result, what each retry said)."""
+    from .runtime.tf_engine import TaskLost, run_tf
+
+    retries: list[str] = []
+    resume = args.resume is not None
+    if saver is not None:
+        saver.store.prepare()
+        if resume:
+            saver.check()
+    while True:
+        try:
+            return run_tf(g, checkpoint=saver, resume=resume, **options), retries
+        except TaskLost as e:
+            if saver is None and args.retries:
+                raise TaskLost(f"{e}\n  --retries {args.retries}: nothing can be resumed: the loop has no "
+                               "`checkpoint:` (add `checkpoint: {every: 50}` to `loop:`)") from None
+            if saver is None or len(retries) >= args.retries:
+                _resumable(saver)
+                raise
+            first = str(e).splitlines()[0]
+            where = (f"resuming from the checkpoint of iteration {saver.newest[1]}" if saver.newest else
+                     "no checkpoint was written yet, so from the beginning")
+            retries.append(f"{first}; {where}")
+            print(f"dfc run: retry {len(retries)} of {args.retries}: {first}; starting the cluster again, {where}",
+                  file=sys.stderr)
+            resume = saver.newest is not None
+        except (KeyboardInterrupt, SystemExit):
+            _resumable(saver)
+            raise
+
+
+def _resumable(saver) -> None:
+    """After a run that stopped early: where its newest checkpoint is, if it wrote one."""
+    if saver is not None and saver.newest:
+        print(f"dfc run: the newest checkpoint (iteration {saver.newest[1]}) is in {saver.store.folder}: "
+              "run again with --resume to go on from it", file=sys.stderr)
+
+
+def _checkpointer(args, spec, g, say):
+    """The checkpointer of a run whose loop has ``checkpoint:`` (None without); its folder
+    is made, and checked writable, by ``_run_retrying``."""
+    from .runtime.checkpoint import Checkpointer, Store, identity
+
+    if not (spec.loop and spec.loop.checkpoint):
+        return None
+    return Checkpointer(Store(_checkpoint_folder(args, spec)), spec.loop.checkpoint.every, identity(spec, g), say)
+
+
+def _checkpoint_folder(args, spec) -> str:
+    from .runtime.checkpoint import default_folder
+
+    point = getattr(args, "point", None)
+    given = args.resume or args.checkpoint_dir
+    if given:
+        return os.path.join(given, f"{point[0]}={point[1]}") if point else given
+    return default_folder(spec, args.out, point)
 
 
 def _out_folder(args) -> str:
@@ -347,10 +415,25 @@ def _summary_lines(r: dict) -> list[str]:
         lines.append(f"  {m['bytes'] / 1e9:.3f} GB in {c:.3f} s = {m['gbps']:.2f} GB/s")
     if r["predicted_seconds"] is not None:
         lines.append(f"  compute: predicted {r['predicted_seconds']:.3f} s, measured {c:.3f} s")
+    if r.get("checkpoints"):
+        lines += _checkpoint_lines(r["checkpoints"])
+    for retry in r.get("retries", []):
+        lines.append(f"  retried: {retry}")
     if r.get("trace"):
         from .runtime.trace import summary_lines
 
         lines += summary_lines(r["trace"])
+    return lines
+
+
+def _checkpoint_lines(c: dict) -> list[str]:
+    lines = []
+    if c.get("resumed_from"):
+        lines.append(f"  resumed from: the checkpoint of iteration {c['resumed_from']['iteration']} "
+                     f"in {c['resumed_from']['folder']}")
+    each = f", {c['seconds_each']:.3f} s and {c['bytes'] / 1e6:.3g} MB each" if c["written"] else ""
+    lines.append(f"  checkpoints: {c['written']} written every {c['every']} iterations{each}, in {c['folder']}"
+                 + (f"; {len(c['failed'])} failed" if c["failed"] else ""))
     return lines
 
 
@@ -366,6 +449,35 @@ def _seconds(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"'{text}': give a number of seconds above 0, such as 300")
     return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"'{text}': give a whole number, 0 or more")
+    return value
+
+
+def _checkpoint_flags(args, spec, sweep) -> str | None:
+    """Why --resume, --retries or --checkpoint-dir cannot be used as given (None: they can)."""
+    has = bool(spec.loop and spec.loop.checkpoint)
+    for flag, given in (("--resume", args.resume is not None), ("--checkpoint-dir", args.checkpoint_dir)):
+        if not given:
+            continue
+        if args.engine != "tf":
+            return f"{flag}: the {args.engine} engine writes no checkpoints; checkpoints are the TF engine's"
+        if not has:
+            return (f"{flag}: {spec.file}: the loop has no `checkpoint:`, so no run of it saves its state"
+                    + ("" if spec.loop else " (the spec has no loop)")
+                    + "\n  hint: add `checkpoint: {every: 50}` to `loop:`")
+    if args.resume is not None and sweep:
+        return f"--resume: a sweep runs several programs; pin the param (--set {next(iter(sweep))}=...) and resume one"
+    if args.retries and args.engine != "tf":
+        return f"--retries: the {args.engine} engine runs in this process; it has no tasks that can die"
+    return None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -414,6 +526,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dfc run: --cluster {args.cluster}: the spec sweeps {key}, and each point of a sweep runs on "
               f"fresh servers, but `dfc serve` serves one run; pin the param (--set {key}=...) and run one job "
               "per point", file=sys.stderr)
+        return EXIT_USAGE
+    why = _checkpoint_flags(args, spec, sweep)
+    if why:
+        print(f"dfc run: {why}", file=sys.stderr)
         return EXIT_USAGE
     if args.plot and not sweep:
         print("dfc run: --plot draws a sweep: give --sweep K=a,b,c (or a spec with `sweep:`)", file=sys.stderr)
@@ -466,6 +582,7 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
     """Run the spec (or each point of its sweep) into ``reports``; an exit code on failure."""
     from .diagnostics import SpecError, render_text
     from .oracle import OracleError
+    from .runtime.checkpoint import CheckpointError
     from .runtime.tf_engine import ClusterMismatch, RunError
 
     try:
@@ -481,7 +598,7 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
                 say(f"--- {key} = {value}")
                 args.point = (key, value)
                 reports.append(run_once(args, point, profile, say))
-    except ClusterMismatch as e:  # the servers are not the cluster asked for: the setup is wrong
+    except (ClusterMismatch, CheckpointError) as e:  # the setup is wrong, not the run
         print(f"dfc run: {e}", file=sys.stderr)
         return EXIT_USAGE
     except RunError as e:
@@ -699,6 +816,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cluster", default="local", metavar="SOURCE",
                    help="local (default: servers started here, in a private network), a cluster FILE, "
                         "tf_config or slurm (servers started by `dfc serve`)")
+    r.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where a loop with `checkpoint:` saves its state (default: the spec's checkpoint.path, "
+                        "else OUT/checkpoints with --out, else ./checkpoints/NAME); each task writes on its own machine")
+    r.add_argument("--resume", nargs="?", const="", metavar="DIR",
+                   help="start from the newest complete checkpoint (in DIR, else where the run saves them)")
+    r.add_argument("--retries", type=_count, default=0, metavar="N",
+                   help="when a task dies: start the cluster again and resume from the last checkpoint, "
+                        "up to N times (default 0)")
     r.set_defaults(func=cmd_run)
 
     sv = sub.add_parser("serve", help="serve one task of a cluster across hosts",
@@ -730,8 +855,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        print("dfc: interrupted", file=sys.stderr)
+        print("dfc: interrupted: stopped, with every server it started", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except SystemExit as e:
+        if type(e).__name__ != "Terminated":  # the SIGTERM of dfc.runtime.cluster
+            raise
+        print("dfc: terminated (SIGTERM): stopped, with every server it started", file=sys.stderr)
+        return EXIT_TERMINATED
     except BrokenPipeError:
         return EXIT_OK
     except Exception:  # a bug in dfc, not a user mistake

@@ -27,8 +27,10 @@ from .node import Node, topo
 class Result:
     arrays: dict[str, np.ndarray]  # every array, assembled from its tiles
     scalars: dict[str, float]
-    iterations_run: int
+    iterations_run: int  # in all, with those before the checkpoint a run resumed from
     seconds: dict[str, float] = field(default_factory=dict)
+    resumed_at: int = 0  # the iteration of the checkpoint this run resumed from
+    checkpoints: dict | None = None  # what the run's checkpoints cost (Checkpointer.report)
 
 
 def init_tile(node: Node, initial: dict[str, np.ndarray]) -> np.ndarray:

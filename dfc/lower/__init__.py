@@ -45,6 +45,23 @@ class Lowered:
     # every read written by its owner as a serialized TensorProto into the directory fed
     # to ``dump_dir``: (placeholder, the op, variable node -> file name)
     dump: tuple | None = None
+    checkpoint: Checkpointing | None = None  # with ``loop.checkpoint``
+
+
+@dataclass
+class Checkpointing:
+    """Each task saves and restores its own state variables (see dfc/runtime/checkpoint.py):
+    run ``save`` feeding ``folder`` (the slot), ``stamp`` and ``note`` (the manifest, a copy
+    kept next to each owner's files); run ``restore`` with ``stamps`` (one per owner)."""
+
+    folder: object
+    stamp: object
+    note: object
+    save: object
+    restore: object
+    stamps: list
+    owners: list[str]  # 'job:task', in the order of ``stamps``
+    nbytes: int
 
 
 def _safe(name: str) -> str:
@@ -450,9 +467,46 @@ class Lowering:
                     writes.append(tf.io.write_file(tf.strings.join([folder, files[name]], "/"),
                                                    tf.io.serialize_tensor(reads[name])))
             dump = (folder, tf.group(*writes, name="dfc_dump"), files)
-        loop = self.g.nodes["loop"]["node"] if "loop" in self.g else None
+            loop = self.g.nodes["loop"]["node"] if "loop" in self.g else None
+            checkpoint = self.checkpointing() if loop is not None and loop.attr("checkpoint_every") else None
         return Lowered(graph, init, prologue, body, self.until, reads,
-                       loop.attr("max") if loop else 0, self.vars, dump)
+                       loop.attr("max") if loop else 0, self.vars, dump, checkpoint)
+
+    def checkpointing(self) -> Checkpointing:
+        """Save and restore ops for the variables the program writes, on their owners' CPUs."""
+        from ..ir.devices import device_name, task_of
+        from ..runtime.checkpoint import state_variables
+
+        tf = self.tf
+        string = lambda name: tf.compat.v1.placeholder(tf.string, [], name=name)  # noqa: E731
+        folder, stamp, note = string("dfc_checkpoint_dir"), string("dfc_checkpoint_stamp"), string("dfc_checkpoint_note")
+        by_task: dict[tuple, list[str]] = {}
+        for name in state_variables(self.g):
+            by_task.setdefault(task_of(self.node(name).device), []).append(name)
+        saves, assigns, stamps, owners = [], [], [], []
+        for (job, task), names in sorted(by_task.items()):
+            keys = [*names, "dfc:stamp"]
+            values = []
+            for name in names:
+                with tf.device(self.node(name).device):
+                    values.append(self.vars[name].read_value())
+            with tf.device(device_name(job, task)):
+                prefix = tf.strings.join([folder, f"{job}-{task}"], "/")
+                # WriteFile makes the folder on the owner's machine, which SaveV2 does not
+                copy = tf.io.write_file(tf.strings.join([prefix, ".json"]), note)
+                with tf.control_dependencies([copy]):
+                    saves.append(tf.raw_ops.SaveV2(prefix=prefix, tensor_names=keys, shape_and_slices=[""] * len(keys),
+                                                   tensors=[*values, stamp]))
+                loaded = tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=keys, shape_and_slices=[""] * len(keys),
+                                              dtypes=[*(self.vars[n].dtype for n in names), tf.string])
+            for name, value in zip(names, loaded):
+                with tf.device(self.node(name).device):
+                    assigns.append(tf.raw_ops.AssignVariableOp(resource=self.vars[name].handle, value=value))
+            stamps.append(loaded[-1])
+            owners.append(f"{job}:{task}")
+        nbytes = sum(self.node(n).out_bytes for ns in by_task.values() for n in ns)
+        return Checkpointing(folder, stamp, note, tf.group(*saves, name="dfc_checkpoint_save"),
+                             tf.group(*assigns, name="dfc_checkpoint_restore"), stamps, owners, nbytes)
 
 
 def lower(g: nx.DiGraph):

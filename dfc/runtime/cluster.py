@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ..spec.model import Spec
 from .gpus import GPUError, assign, machine_gpus, server_env
 from .private import state
+from .watch import exit_reason
 
 
 class ClusterError(Exception):
@@ -151,7 +152,7 @@ class LocalCluster:
                     [sys.executable, "-m", "dfc.runtime.server", "--job", t.job,
                      "--task", str(t.index), "--intra", str(intra), "--inter", str(inter), "--watch-parent"],
                     stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=task_env,
-                    start_new_session=True)
+                    start_new_session=True, preexec_fn=_die_with_parent)
         self._started = time.monotonic()
         return self
 
@@ -173,11 +174,11 @@ class LocalCluster:
                         del waiting[fd]
                     elif not line:
                         t.process.wait(timeout=5)
-                        raise ClusterError(f"task {t.label} exited while starting (code {t.process.returncode})"
+                        raise ClusterError(f"task {t.label} exited while starting ({exit_reason(t.process.returncode)})"
                                            + (f":\n{t.log_tail()}" if t.log_tail() else ""))
                 for t in list(waiting.values()):
                     if t.process.poll() is not None:
-                        raise ClusterError(f"task {t.label} exited while starting (code {t.process.returncode})"
+                        raise ClusterError(f"task {t.label} exited while starting ({exit_reason(t.process.returncode)})"
                                            + (f":\n{t.log_tail()}" if t.log_tail() else ""))
         except BaseException:
             self.stop()
@@ -187,11 +188,17 @@ class LocalCluster:
     def dead(self) -> list[Task]:
         return [t for t in self.tasks if t.process is not None and t.process.poll() is not None]
 
+    def stopped(self) -> list[Task]:
+        """The tasks that are alive but stopped (SIGSTOP, or a debugger): they never answer."""
+        return [t for t in self.tasks if t.process is not None and t.process.poll() is None
+                and _state(t.process.pid) in ("T", "t")]
+
     def stop(self, grace: float = 5.0) -> None:
         for t in self.tasks:
             if t.process is not None and t.process.poll() is None:
                 try:
                     os.killpg(t.process.pid, signal.SIGTERM)
+                    os.killpg(t.process.pid, signal.SIGCONT)  # a stopped server acts on SIGTERM once continued
                 except ProcessLookupError:
                     pass
         deadline = time.monotonic() + grace
@@ -228,6 +235,27 @@ class LocalCluster:
 _LIVE: list[LocalCluster] = []
 
 
+def _state(pid: int) -> str:
+    """A process's state letter from /proc (R, S, T for stopped, ...; '' when unknown)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _die_with_parent() -> None:
+    """In a server, before it starts: the kernel sends it SIGKILL when the thread that
+    started it dies. That also ends a server that is stopped (SIGSTOP) when dfc is killed,
+    which its own parent watch cannot (Linux; elsewhere the watch alone)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 @atexit.register
 def stop_all() -> None:
     """Stop every cluster this process started and has not stopped (at exit, or before
@@ -236,7 +264,16 @@ def stop_all() -> None:
         c.stop(grace=2.0)
 
 
+class Terminated(SystemExit):
+    """SIGTERM arrived (a batch system ending the job, ``kill``): unwinds like Ctrl-C."""
+
+
+def _terminate(*_) -> None:
+    raise Terminated(143)
+
+
 def install_sigterm_handler() -> None:
-    """Turn SIGTERM into SystemExit so context managers and atexit stop the servers."""
+    """Turn SIGTERM into :class:`Terminated` (a SystemExit) so context managers and atexit
+    stop the servers, and the CLI says what it stopped."""
     if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        signal.signal(signal.SIGTERM, _terminate)

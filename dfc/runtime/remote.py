@@ -248,15 +248,7 @@ class RemoteCluster:
         """Close the control session, waiting at most ``within`` seconds: once the master
         is released and gone, TensorFlow's close retries it until its own deadline (60 s),
         and nothing is left on the servers for it to free."""
-        import tensorflow as tf
+        from .watch import close_within
 
         control, self._control = self._control, None
-
-        def close():
-            try:
-                control.close()
-            except tf.errors.OpError:  # the master has exited, released
-                pass
-        closer = threading.Thread(target=close, daemon=True, name="dfc-close")
-        closer.start()
-        closer.join(timeout=within)
+        close_within(control, within)

@@ -18,13 +18,20 @@ import time
 import networkx as nx
 import numpy as np
 
+from .. import __version__
 from ..ir.interp import Result, gather
 from .cluster import ClusterError, LocalCluster
 from .private import state
+from .watch import Runner, close_within
 
 
 class RunError(Exception):
     """The run failed (a task died, a call timed out, TF refused the graph)."""
+
+
+class TaskLost(RunError):
+    """A task of the cluster died, or stopped answering, during the run: ``--retries`` may
+    start the cluster again and resume from the last checkpoint."""
 
 
 class ClusterMismatch(RunError):
@@ -62,10 +69,14 @@ def _dead_soon(cluster, wait: float = 3.0) -> list:
 
 
 def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lambda *a: None,
-           max_iterations: int | None = None, trace=None, layout=None) -> Result:
+           max_iterations: int | None = None, trace=None, layout=None, checkpoint=None,
+           resume: bool = False) -> Result:
     """Run ``g`` on a local cluster, or on the servers of ``layout`` (a
     :class:`~dfc.runtime.clusters.Layout` that ``dfc serve`` started); with ``trace`` (a
-    :class:`~dfc.runtime.trace.Trace`), every call of the compute phase is traced into it."""
+    :class:`~dfc.runtime.trace.Trace`), every call of the compute phase is traced into it.
+    With ``checkpoint`` (a :class:`~dfc.runtime.checkpoint.Checkpointer`) the loop's state
+    is saved as ``loop.checkpoint`` asks; with ``resume`` too, the run starts from the
+    newest usable checkpoint instead of the first pass."""
     spec = g.graph["spec"]
     quiet_tensorflow(verbose)
     seconds: dict[str, float] = {}
@@ -96,7 +107,10 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
         seconds["build"] = time.perf_counter() - t1
         cluster.wait()
         seconds["startup"] = time.perf_counter() - t0 - seconds["build"]
-        result = _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace)
+        if checkpoint is not None:
+            checkpoint.store.local = getattr(cluster, "local", True)
+        result = _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace,
+                        checkpoint if lowered.checkpoint is not None else None, resume)
     except (ClusterError, RunError) as e:
         cluster.stop()
         kind = type(e) if isinstance(e, RunError) else RunError  # a ClusterMismatch stays one
@@ -176,7 +190,7 @@ def _tensor_file(path: str, dtype, shape: tuple[int, ...]):
 
 
 def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: dict, max_iterations,
-           trace=None) -> Result:
+           trace=None, saver=None, resume: bool = False) -> Result:
     from tensorflow.core.protobuf import rewriter_config_pb2
 
     ms = int(timeout * 1000)
@@ -187,59 +201,97 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
     options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
     traced = tf.compat.v1.RunOptions(timeout_in_ms=ms, trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
 
+    runner = Runner(cluster, TaskLost, say)
+
+    def fatal(e: Exception) -> bool:
+        """The error ends the run: a task is lost (not a full disk under a checkpoint)."""
+        return isinstance(e, TaskLost) or bool(cluster.dead())
+
+    def run(fetches, traces: bool, feed: dict | None):
+        if trace is not None and traces:
+            meta = tf.compat.v1.RunMetadata()
+            out = sess.run(fetches, options=traced, run_metadata=meta)
+            trace.add(meta)
+            return out
+        return sess.run(fetches, options=options, feed_dict=feed)
+
     def call(fetches, what: str, traces: bool = False, feed: dict | None = None):
         try:
-            if trace is not None and traces:
-                meta = tf.compat.v1.RunMetadata()
-                out = sess.run(fetches, options=traced, run_metadata=meta)
-                trace.add(meta)
-                return out
-            return sess.run(fetches, options=options, feed_dict=feed)
+            return runner.run(lambda: run(fetches, traces, feed), what, timeout)
         except tf.errors.OpError as e:
             # a lost connection may be seen before the task's exit: give it a moment
             lost = isinstance(e, (tf.errors.UnavailableError, tf.errors.AbortedError))
             dead = _dead_soon(cluster) if lost else cluster.dead()
             if dead:
-                names = ", ".join(t.label for t in dead)
-                raise RunError(f"task {names} died during {what}" + (f":\n{dead[0].log_tail()}" if dead[0].log_tail() else "")) from None
+                raise TaskLost(Runner.died(dead, what)) from None
             if "Could not satisfy" in e.message or "device specification" in e.message:
                 wanted = sorted(set(re.findall(r"/job:[\w-]+/(?:replica:\d+/)?task:\d+/device:\w+:\d+", e.message)))
                 raise RunError(f"TensorFlow cannot place the graph during {what}: no such device on this cluster"
                                + (f" ({', '.join(wanted[:3])})" if wanted else "")
                                + "\n  hint: a job with `device: gpu` needs a GPU per task on the machine that runs it") from None
             if isinstance(e, tf.errors.DeadlineExceededError):
+                stopped = cluster.stopped() if hasattr(cluster, "stopped") else []
+                if stopped:
+                    raise TaskLost(f"no answer from the cluster within {timeout:.0f} s during {what}: task "
+                                   f"{', '.join(t.label for t in stopped)} is stopped (SIGSTOP): hung, not dead") from None
                 raise RunError(f"no answer from the cluster within {timeout:.0f} s during {what} "
                                "(--timeout sets the limit)") from None
             raise RunError(f"TensorFlow failed during {what}: {type(e).__name__}: {e.message.splitlines()[0]}") from None
 
-    with tf.compat.v1.Session(cluster.target, graph=lowered.graph, config=config) as sess:
-        t = time.perf_counter()
-        say("initialising variables on their owners")
-        call(lowered.init, "initialisation")
-        seconds["init"] = time.perf_counter() - t
-        t = time.perf_counter()
-        if lowered.prologue:
-            say("running")
-            call(lowered.prologue, "the first pass", traces=True)
-        iterations = 0
-        limit = lowered.max_iterations if max_iterations is None else min(max_iterations, lowered.max_iterations)
-        if lowered.body:
-            fetch = [lowered.body, lowered.until] if lowered.until is not None else [lowered.body]
-            last = time.perf_counter()
-            while iterations < limit:
-                out = call(fetch, f"iteration {iterations + 1}", traces=True)
-                iterations += 1
-                if time.perf_counter() - last >= 1.0 or iterations == limit:
-                    say(f"iteration {iterations}/{limit}")
-                    last = time.perf_counter()
-                if lowered.until is not None and bool(out[1]):
-                    break
-        seconds["compute"] = time.perf_counter() - t
-        t = time.perf_counter()
-        values = read_back(tf, lowered, call, g, getattr(cluster, "local", True))
-        seconds["fetch"] = time.perf_counter() - t
+    sess = tf.compat.v1.Session(cluster.target, graph=lowered.graph, config=config)
+    finished = False
+    try:
+        result = _loop(tf, lowered, g, call, fatal, cluster, say, seconds, max_iterations, saver, resume)
+        finished = True
+        return result
+    finally:
+        runner.close()
+        # after a failure the servers are stopped next: a close would wait on a lost one
+        close_within(sess, 10.0 if finished else 0.0)
+
+
+def _loop(tf, lowered, g, call, fatal, cluster, say, seconds: dict, max_iterations, saver, resume: bool) -> Result:
+    """Initialise, run the first pass (or restore a checkpoint), the loop, and read back."""
+    t = time.perf_counter()
+    say("initialising variables on their owners")
+    call(lowered.init, "initialisation")
+    seconds["init"] = time.perf_counter() - t
+    t = time.perf_counter()
+    iterations = 0
+    if resume:
+        iterations = saver.restore(call, lowered.checkpoint, lowered.init, fatal)
+        say(f"resuming at iteration {iterations + 1} from {saver.resumed['folder']} "
+            f"(written {saver.resumed['written']}): the first pass and iterations 1-{iterations} are skipped")
+    elif lowered.prologue:
+        say("running")
+        call(lowered.prologue, "the first pass", traces=True)
+    start = iterations
+    limit = lowered.max_iterations if max_iterations is None else min(max_iterations, lowered.max_iterations)
+    versions = {"dfc": __version__, "tensorflow": tf.__version__} if saver is not None else {}
+    checkpointing = 0.0
+    if lowered.body:
+        fetch = [lowered.body, lowered.until] if lowered.until is not None else [lowered.body]
+        last = time.perf_counter()
+        while iterations < limit:
+            out = call(fetch, f"iteration {iterations + 1}", traces=True)
+            iterations += 1
+            if time.perf_counter() - last >= 1.0 or iterations == limit:
+                say(f"iteration {iterations}/{limit}")
+                last = time.perf_counter()
+            if lowered.until is not None and bool(out[1]):
+                break
+            if saver is not None and saver.due(iterations) and iterations < limit:
+                c = time.perf_counter()
+                saver.save(call, lowered.checkpoint, iterations, versions, fatal)
+                checkpointing += time.perf_counter() - c
+    if saver is not None:
+        seconds["checkpoint"] = checkpointing
+    seconds["compute"] = time.perf_counter() - t - seconds.get("checkpoint", 0.0)
+    t = time.perf_counter()
+    values = read_back(tf, lowered, call, g, getattr(cluster, "local", True))
+    seconds["fetch"] = time.perf_counter() - t
     storage = dict(values)
     arrays = gather(g, storage)
     scalars = {n.attr("scalar"): np.asarray(storage[name]).item() for name, n in
                ((k, g.nodes[k]["node"]) for k in lowered.reads) if n.attr("scalar")}
-    return Result(arrays, scalars, iterations, seconds)
+    return Result(arrays, scalars, iterations, seconds, start, saver.report() if saver is not None else None)
