@@ -288,6 +288,17 @@ def _same_dtype(fn):
     return apply
 
 
+def _of_floats(fn):
+    """A function of floats (sqrt, log2, ceil, floor, norm): an integer array or scalar is
+    computed in float64 and the result takes its dtype; a number gives a number."""
+    def apply(x):
+        out = fn(x)
+        if isinstance(x, (np.ndarray, np.generic)) and np.issubdtype(x.dtype, np.integer):
+            return np.asarray(out).astype(x.dtype)[()]
+        return out
+    return apply
+
+
 def _elementwise_extreme(fn):
     def apply(*xs):
         out = xs[0]
@@ -300,9 +311,10 @@ def _elementwise_extreme(fn):
 
 FUNCTIONS = {
     "matmul": np.matmul, "matvec": np.matmul, "dot": np.dot,
-    "norm": lambda x: np.linalg.norm(np.ravel(x)),
+    "norm": _of_floats(lambda x: np.linalg.norm(np.ravel(x))),
     "max": _elementwise_extreme(np.maximum), "min": _elementwise_extreme(np.minimum),
-    "abs": np.abs, "sqrt": np.sqrt, "log2": np.log2, "ceil": np.ceil, "floor": np.floor,
+    "abs": np.abs, "sqrt": _of_floats(np.sqrt), "log2": _of_floats(np.log2), "ceil": _of_floats(np.ceil),
+    "floor": _of_floats(np.floor),
     "fft": _same_dtype(np.fft.fft), "ifft": _same_dtype(np.fft.ifft), "fft_merge": _fft_merge,
     "transpose": np.transpose, "copy": np.copy,
 }

@@ -112,7 +112,8 @@ def _matvec(a: TensorType, x: TensorType) -> TensorType:
 def _dot(a: TensorType, b: TensorType) -> TensorType:
     a, b = _tensor(a, 0, "dot"), _tensor(b, 1, "dot")
     if a.rank != 1 or b.rank != 1 or a.shape != b.shape:
-        raise OpTypeError(f"dot needs two vectors of the same length, got {a} and {b}", arg=1)
+        raise OpTypeError(f"dot needs two vectors of the same length, got {a} and {b}",
+                          "take both one tile (dot(r[i], r[i])) or both whole (dot(r, r))", arg=1)
     return TensorType((), unify_dtype(a, b))
 
 
@@ -404,16 +405,26 @@ def _tf_log2(tf, x):
     return tf.math.log(x) / tf.math.log(tf.constant(2.0, dtype=x.dtype))
 
 
+def _tf_of_floats(fn: Callable) -> Callable:
+    """``fn`` for a TF op that takes floats only (sqrt, floor, norm, ...): an integer input
+    is computed in float64, as NumPy computes it; the lowering casts the result to the
+    node's dtype, as the NumPy engine does."""
+    def lower(tf, x):
+        return fn(tf, tf.cast(x, tf.float64) if x.dtype.is_integer else x)
+    return lower
+
+
 TF_LOWERING: dict[str, Callable] = {
     "add": lambda tf, a, b: tf.math.add(a, b), "sub": lambda tf, a, b: tf.math.subtract(a, b),
     "mul": lambda tf, a, b: tf.math.multiply(a, b), "div": lambda tf, a, b: tf.math.divide(a, b),
     "pow": lambda tf, a, b: tf.math.pow(a, b), "neg": lambda tf, a: tf.math.negative(a),
     "matmul": lambda tf, a, b: tf.linalg.matmul(a, b), "matvec": lambda tf, a, x: tf.linalg.matvec(a, x),
-    "dot": lambda tf, a, b: tf.tensordot(a, b, 1), "norm": _tf_norm,
+    "dot": lambda tf, a, b: tf.tensordot(a, b, 1), "norm": _tf_of_floats(_tf_norm),
     "sum": _tf_reduce("reduce_sum", "add"), "max": _tf_reduce("reduce_max", "maximum"),
     "min": _tf_reduce("reduce_min", "minimum"), "abs": lambda tf, x: tf.math.abs(x),
-    "sqrt": lambda tf, x: tf.math.sqrt(x), "log2": _tf_log2, "ceil": lambda tf, x: tf.math.ceil(x),
-    "floor": lambda tf, x: tf.math.floor(x), "fft": lambda tf, x: tf.signal.fft(x),
+    "sqrt": _tf_of_floats(lambda tf, x: tf.math.sqrt(x)), "log2": _tf_of_floats(_tf_log2),
+    "ceil": _tf_of_floats(lambda tf, x: tf.math.ceil(x)), "floor": _tf_of_floats(lambda tf, x: tf.math.floor(x)),
+    "fft": lambda tf, x: tf.signal.fft(x),
     "ifft": lambda tf, x: tf.signal.ifft(x), "fft_merge": _tf_fft_merge,
     "transpose": lambda tf, x: tf.transpose(x), "copy": lambda tf, x: tf.identity(x),
     "assign_add": lambda tf, a, b: tf.math.add(a, b), "accumulate": _tf_accumulate,

@@ -83,7 +83,7 @@ def mismatch(saved: dict, now: dict) -> list[str]:
         if old.get(k) != new.get(k):
             out.append(f"param {k}: {old.get(k, '(none)')} then, {new.get(k, '(none)')} now")
     if saved.get("cluster") != now["cluster"]:
-        shape = lambda c: ", ".join(f"{j}: {v['tasks']}" for j, v in (c or {}).items())  # noqa: E731
+        shape = lambda c: ", ".join(f"{j}: {v['tasks']}" for j, v in sorted((c or {}).items()))  # noqa: E731
         out.append(f"the cluster: {shape(saved.get('cluster'))} then, {shape(now['cluster'])} now")
     elif saved.get("placement") != now["placement"]:
         moved = [v for v in now["placement"] if saved.get("placement", {}).get(v) != now["placement"][v]]
@@ -202,6 +202,7 @@ class Checkpointer:
     newest: tuple[int, int] | None = None  # (slot, iteration) of the newest complete checkpoint
     bytes: int = 0
     resumed: dict | None = None
+    _failing: int = 0  # checkpoints failed since the last one written
 
     def due(self, iteration: int) -> bool:
         return self.every > 0 and iteration % self.every == 0
@@ -229,14 +230,21 @@ class Checkpointer:
                 raise
             self._failed(iteration, str(e))
             return
+        if self._failing:
+            self.say(f"the checkpoint of iteration {iteration} is written, after {self._failing} that failed")
+            self._failing = 0
         self.written.append((iteration, time.perf_counter() - t))
         self.bytes = ck.nbytes
         self.newest = (s, iteration)
 
     def _failed(self, iteration: int, why: str) -> None:
+        """Say the first of a series of failures (a full disk stays full), count the rest."""
         kept = f"the previous one (iteration {self.newest[1]}) is kept" if self.newest else "there is no earlier one"
+        if not self._failing:
+            self.say(f"warning: the checkpoint of iteration {iteration} was not written ({why}); {kept}"
+                     + (f"; dfc goes on and tries again every {self.every} iterations" if self.every else ""))
+        self._failing += 1
         self.failed.append(f"iteration {iteration}: {why}")
-        self.say(f"warning: the checkpoint of iteration {iteration} was not written ({why}); {kept}")
 
     def check(self) -> tuple[list[dict], list[str]]:
         """The complete checkpoints to resume from, newest first, and why others were

@@ -57,6 +57,18 @@ def quiet_tensorflow(verbose: bool) -> None:
     threading.excepthook = hook
 
 
+def tf_reason(message: str) -> str:
+    """The line of a TF error that says what failed, without the graph-mode preamble
+    ('Graph execution error:', 'Detected at node ... defined at', the Python frames)."""
+    for line in message.splitlines():
+        text = re.sub(r"^[A-Z_]+: ", "", line.strip())  # 'DATA_LOSS: ', the status code
+        if text and not line.startswith((" ", "\t")) and not text.startswith(
+                ("Graph execution error", "Detected at node", "Node: ", "From /job:", "Hint: ")) \
+                and text.strip("=") and not text.startswith("[["):
+            return text
+    return message.splitlines()[0] if message else "(no message)"
+
+
 def _dead_soon(cluster, wait: float = 3.0) -> list:
     """The tasks that have exited within ``wait`` seconds (none: the error is another)."""
     deadline = time.monotonic() + wait
@@ -236,7 +248,7 @@ def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: 
                                    f"{', '.join(t.label for t in stopped)} is stopped (SIGSTOP): hung, not dead") from None
                 raise RunError(f"no answer from the cluster within {timeout:.0f} s during {what} "
                                "(--timeout sets the limit)") from None
-            raise RunError(f"TensorFlow failed during {what}: {type(e).__name__}: {e.message.splitlines()[0]}") from None
+            raise RunError(f"TensorFlow failed during {what}: {type(e).__name__}: {tf_reason(e.message)}") from None
 
     sess = tf.compat.v1.Session(cluster.target, graph=lowered.graph, config=config)
     finished = False

@@ -61,14 +61,17 @@ class Builder:
 
     def expr(self, value: Any, path: tuple, functions=COMPUTE_FUNCTIONS, essential: bool = False) -> Expr | None:
         """The parsed expression, or None after reporting why not. An ``essential`` one (a
-        param, size or number) is needed to build the rest; others may be left out."""
+        param, size or number) is needed to build the rest; others may be left out. A
+        compute expression whose only mistakes are unknown functions is kept, so that the
+        checks find the mistakes in the rest of it (they skip the unknown calls); a number
+        expression is evaluated, where an unknown call would be reported again."""
         start = self.smap.content_start(path)
         try:
             return parse_expr(value, start or self.smap.value(path), start is not None, functions)
         except ExprError as e:
-            self.errors.extend([e.diagnostic])
-            self.dropped += not essential
-            return None
+            self.errors.extend(e.diagnostics)
+            self.dropped += 0 if essential else len(e.diagnostics)
+            return e.parsed if not essential and functions == COMPUTE_FUNCTIONS else None
 
     def size(self, value: Any, path: tuple, what: str, minimum: int | None = 1, default: int = 1) -> int:
         e = self.expr(value, path, MATH_FUNCTIONS, essential=True)
@@ -126,7 +129,7 @@ class Builder:
                 try:
                     exprs[name] = parse_expr(value, opos.shifted(len(name) + 1, len(value)), True, MATH_FUNCTIONS)
                 except ExprError as e:
-                    self.errors.extend([e.diagnostic])
+                    self.errors.extend(e.diagnostics)
             elif (e := self.expr(value, path, MATH_FUNCTIONS, essential=True)) is not None:
                 exprs[name] = e
         for name in _dependency_order(exprs, self.errors):
@@ -255,8 +258,11 @@ class Builder:
             diagonal = self.number(v["diagonal"], p + ("diagonal",), "diagonal") if "diagonal" in v else None
             return InitRandom(v["random"], v.get("seed", 0), v.get("low", 0.0), v.get("high", 1.0),
                               v.get("mean", 0.0), v.get("std", 1.0), diagonal)
-        path = v["file"]
-        return InitFile(path if os.path.isabs(path) else os.path.normpath(os.path.join(self.dir, path)))
+        return InitFile(self.relative(v["file"]))
+
+    def relative(self, path: str) -> str:
+        """A path the spec names: relative ones are from the spec file's folder."""
+        return path if os.path.isabs(path) else os.path.normpath(os.path.join(self.dir, path))
 
     def build_scalars(self) -> dict[str, Scalar]:
         return {name: Scalar(name, self.pos("scalars", name),
@@ -291,18 +297,21 @@ class Builder:
             try:
                 target = parse_expr(t, self.smap.key(kp), True, ())
             except ExprError as e:
-                self.errors.extend([e.diagnostic])
-                self.dropped += 1
+                self.errors.extend(e.diagnostics)
+                self.dropped += len(e.diagnostics)
                 target = None
             value = self.expr(v, kp)
             if target is not None and value is not None:
                 update.append((target, value))
+        push = self.target(d, "push", p)
+        # a push whose key has a mistake (reported) still names its queue: it has a producer
+        unparsed = isinstance(d.get("push"), str) and push is None and re.match(r"\s*([A-Za-z_]\w*)", d["push"])
         task = Task(name, self.pos(*p), domain,
                     self.expr(d["compute"], p + ("compute",)) if "compute" in d else None,
-                    self.target(d, "push", p), d.get("pop"), self.target(d, "out", p),
+                    push, d.get("pop"), self.target(d, "out", p),
                     tuple(update),
                     self.location(d.get("on"), p + ("on",), jobs), d.get("schedule", "static"),
-                    d.get("description", ""))
+                    d.get("description", ""), unparsed[1] if unparsed else None)
         self.check_task_shape(task, d, p)
         return task
 
@@ -354,7 +363,7 @@ class Builder:
         return Loop(self.pos("loop"), self.size(d["max"], ("loop", "max"), "loop.max"),
                     self.expr(d["until"], ("loop", "until")) if "until" in d else None,
                     Checkpoint(self.size(cp["every"], ("loop", "checkpoint", "every"), "checkpoint.every"),
-                               cp.get("path")) if cp else None,
+                               self.relative(cp["path"]) if cp.get("path") else None) if cp else None,
                     tuple(steps))
 
     def build_verify(self):

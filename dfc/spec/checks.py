@@ -171,6 +171,8 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
             _check_one_writer(ctx, task, task.out, scope)
     if task.push is not None:
         check_push(spec, ctx, task, result, scope)
+    elif task.push_unparsed in spec.queues:  # its target's mistake is reported: the queue has a producer
+        ctx.producers.setdefault(task.push_unparsed, []).append(task.name)
     for target_expr, value_expr in task.update:
         target = _target_type(ctx, target_expr, scope)
         value = _typed(ctx, value_expr, scope)

@@ -39,11 +39,14 @@ Number = int | float | Fraction | bool
 
 class ExprError(Exception):
     """A mistake in an expression: ``diagnostic``, the first of ``diagnostics`` when one
-    expression holds several (they are in the order of their positions)."""
+    expression holds several (they are in the order of their positions). ``parsed``: the
+    expression all the same, when its only mistakes are calls to unknown functions, so
+    that the mistakes in the rest of it (types, tile indices) can be found too."""
 
-    def __init__(self, diagnostic: Diagnostic, *more: Diagnostic):
+    def __init__(self, diagnostic: Diagnostic, *more: Diagnostic, parsed: Expr | None = None):
         self.diagnostic = diagnostic
         self.diagnostics = [diagnostic, *more]
+        self.parsed = parsed
         super().__init__(diagnostic.message)
 
 
@@ -152,10 +155,16 @@ def parse_expr(text: object, pos: Pos, exact: bool = False,
 
 
 def _check_whitelist(expr: Expr, tree: ast.AST, functions: tuple[str, ...]) -> None:
-    """Refuse what is not in the language. Depth counts nesting, not length: the left
-    operand of a binary operator continues its chain (``P+P+...+P`` is one level however
-    long; the length limit bounds it). Mistakes in an operator or context node (``&``,
-    ``is``), which has no position, are reported at the expression that holds it."""
+    """Refuse what is not in the language, every mistake at once, in the order of their
+    positions (a mistake repeated, the same message again, only where it first occurs).
+    What is not in the language is not looked into; the arguments of an unknown function
+    are, and when unknown functions are the only mistakes the error carries the parsed
+    expression (``ExprError.parsed``). Depth counts nesting, not length: the left operand
+    of a binary operator continues its chain (``P+P+...+P`` is one level however long; the
+    length limit bounds it), and an expression nested too deeply is that one mistake.
+    Mistakes in an operator or context node (``&``, ``is``), which has no position, are
+    reported at the expression that holds it."""
+    found: list[Diagnostic] = []
     stack: list[tuple[ast.AST, int, ast.AST]] = [(tree, 0, tree.body)]
     while stack:
         node, depth, where = stack.pop()
@@ -164,34 +173,57 @@ def _check_whitelist(expr: Expr, tree: ast.AST, functions: tuple[str, ...]) -> N
         if depth > MAX_EXPR_DEPTH:
             raise expr.error(where, "expr-too-long", "expression nests too deeply",
                              f"at most {MAX_EXPR_DEPTH} levels; split it with params")
-        if not isinstance(node, _ALLOWED):
-            what = _DESCRIBE.get(type(node), type(node).__name__)
-            raise expr.error(where, "expr-forbidden", f"{what} is not allowed in an expression",
-                             "expressions allow numbers, names, + - * / // % ** @, comparisons, "
-                             "and/or/not, tile subscripts and calls to known functions")
-        if isinstance(node, ast.Constant) and (
-            isinstance(node.value, (str, bytes, complex)) or node.value is None or node.value is ...
-        ):
-            raise expr.error(node, "expr-forbidden", f"the literal {node.value!r} is not allowed",
-                             "only numbers and True/False are literals in expressions")
-        if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
-            check_number(expr, node, node.value, f"the literal {expr.written(node)}")
-        if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name):
-                raise expr.error(node.func, "expr-forbidden", "only named functions can be called",
-                                 "call a function such as sum(...), dot(...) or log2(...)")
-            if node.func.id not in functions:
-                raise expr.error(node.func, "unknown-function", f"unknown function '{node.func.id}'",
-                                 did_you_mean(node.func.id, functions))
-            if any(k.arg is None for k in node.keywords):
-                raise expr.error(node, "expr-forbidden", "'**' unpacking is not allowed")
-        if isinstance(node, ast.Slice) and (node.lower or node.upper or node.step):
-            raise expr.error(node, "expr-forbidden", "only ':' (all tiles) is allowed as a slice",
-                             "index tiles with names such as A[i, :]; ranges are not supported")
-        if isinstance(node, ast.Name) and node.id.startswith("__"):
-            raise expr.error(node, "expr-forbidden", f"the name '{node.id}' is not allowed")
+        try:
+            _check_node(expr, node, where, functions)
+        except ExprError as e:
+            found.append(e.diagnostic)
+            if e.diagnostic.code != "unknown-function":
+                continue
         chain = node.left if isinstance(node, ast.BinOp) and isinstance(node.left, ast.BinOp) else None
-        stack.extend((child, depth + (child is not chain), where) for child in ast.iter_child_nodes(node))
+        func = node.func if isinstance(node, ast.Call) else None  # checked with its call
+        children = [(child, depth + (child is not chain), where) for child in ast.iter_child_nodes(node)
+                    if child is not func]
+        stack.extend(reversed(children))  # left to right: the order of the source when positions tie
+    if found:
+        seen, first = set(), []
+        for d in sorted(found, key=lambda d: (d.pos.line, d.pos.col)):
+            if (d.code, d.message) not in seen:
+                seen.add((d.code, d.message))
+                first.append(d)
+        raise ExprError(*first, parsed=expr if all(d.code == "unknown-function" for d in first) else None)
+
+
+def _check_node(expr: Expr, node: ast.AST, where: ast.AST, functions: tuple[str, ...]) -> None:
+    """Raise ExprError if ``node`` itself (not its children) is not in the language."""
+    if not isinstance(node, _ALLOWED):
+        what = _DESCRIBE.get(type(node), type(node).__name__)
+        raise expr.error(where, "expr-forbidden", f"{what} is not allowed in an expression",
+                         "expressions allow numbers, names, + - * / // % ** @, comparisons, "
+                         "and/or/not, tile subscripts and calls to known functions")
+    if isinstance(node, ast.Constant) and (
+        isinstance(node.value, (str, bytes, complex)) or node.value is None or node.value is ...
+    ):
+        raise expr.error(node, "expr-forbidden", f"the literal {node.value!r} is not allowed",
+                         "only numbers and True/False are literals in expressions")
+    if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
+        check_number(expr, node, node.value, f"the literal {expr.written(node)}")
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name):
+            raise expr.error(node.func, "expr-forbidden", "only named functions can be called",
+                             "call a function such as sum(...), dot(...) or log2(...)")
+        if node.func.id not in functions:
+            raise expr.error(node.func, "unknown-function", f"unknown function '{node.func.id}'",
+                             did_you_mean(node.func.id, functions) or (
+                                 f"the functions are {', '.join(functions)}" if functions else
+                                 "no function can be called in a target or a queue key: index it with "
+                                 "`for:` indices and params, e.g. 'y[i + 1]'"))
+        if any(k.arg is None for k in node.keywords):
+            raise expr.error(node, "expr-forbidden", "'**' unpacking is not allowed")
+    if isinstance(node, ast.Slice) and (node.lower or node.upper or node.step):
+        raise expr.error(node, "expr-forbidden", "only ':' (all tiles) is allowed as a slice",
+                         "index tiles with names such as A[i, :]; ranges are not supported")
+    if isinstance(node, ast.Name) and node.id.startswith("__"):
+        raise expr.error(node, "expr-forbidden", f"the name '{node.id}' is not allowed")
 
 
 def type_name(value: object) -> str:

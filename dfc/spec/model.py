@@ -194,6 +194,9 @@ class Task:
     on: Location | None = key("on")
     schedule: str = key("schedule", "static")
     description: str = key("description", "")
+    #: the queue a ``push:`` names whose target has a mistake (reported, so the spec is
+    #: invalid): the task still counts as that queue's producer while the rest is checked
+    push_unparsed: str | None = None
 
     @property
     def instances(self) -> int:

@@ -227,6 +227,8 @@ class _Typer:
                                "index arrays with the same number of tiles")
             free.setdefault(sub.id, (extent, sub))
             return
+        if _unknown_call(sub):
+            return  # reported when parsed, and no value to check
         names = sorted({n.id for n in ast.walk(sub) if isinstance(n, ast.Name)})
         for n in names:
             if n not in s.indices and n not in s.params:
@@ -320,10 +322,13 @@ class _Typer:
         return TensorType((), "bool"), free
 
     def visit_Call(self, node):
-        op = REGISTRY[node.func.id]
+        op = REGISTRY.get(node.func.id)
         parts = [self.visit(a) for a in node.args]
         free = _merge(self, *(f for _, f in parts))
+        if op is None or not op.callable:  # reported when parsed: only its arguments are checked
+            return None, {}  # it may have been meant to reduce over them
         types = [t for t, _ in parts]
+        bound = {} if op.reduction and len(types) == 1 else free  # a reduction's, even after a mistake
         if not op.nargs[0] <= len(node.args) <= op.nargs[1]:
             n = op.nargs[0] if op.nargs[0] == op.nargs[1] else f"{op.nargs[0]} to {op.nargs[1]}"
             raise self.err(node, "bad-call", f"{op.name}() takes {n} argument(s), got {len(node.args)}",
@@ -333,10 +338,12 @@ class _Typer:
             if k.arg not in op.kwargs:
                 raise self.err(k, "bad-call", f"{op.name}() has no argument '{k.arg}'",
                                did_you_mean(k.arg, op.kwargs) if op.kwargs else f"{op.name}() takes no keywords")
+            if _unknown_call(k.value):
+                return None, bound  # reported when parsed
             kwargs[k.arg] = evaluate(Expr(self.expr.text, k.value, self.expr.pos, self.expr.exact),
                                      self.scope.params)
-        if any(t is None for t in types):
-            return None, free
+        if any(t is None for t in types):  # a mistake inside, already recorded
+            return None, bound
         if node.args and all(a in self.numbers for a in node.args):
             self.numbers[node] = self.fold_call(node, op, [self.numbers[a] for a in node.args])
         if op.reduction and len(types) == 1 and free:
@@ -364,6 +371,13 @@ class _Typer:
 
     def visit_Tuple(self, node):
         raise self.err(node, "expr-forbidden", "a tuple is only allowed inside [...]")
+
+
+def _unknown_call(node: ast.AST) -> bool:
+    """Whether ``node`` calls a function that is not in the language (reported when the
+    expression was parsed: the expression was kept to find its other mistakes)."""
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+               and not getattr(REGISTRY.get(n.func.id), "callable", False) for n in ast.walk(node))
 
 
 def _merge(typer: _Typer, *frees: Free) -> Free:

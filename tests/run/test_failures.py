@@ -1,20 +1,14 @@
-"""A server killed mid-run: dfc exits 1 within the timeout, names the task, and leaves no
-process behind. Ctrl-C stops every server too."""
+"""A port taken between choosing it and the server binding it. (Killed servers, Ctrl-C and
+the other faults are tests/run/test_faults.py.)"""
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-
-from procs import server_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -35,47 +29,6 @@ def wait_for_iterations(proc: subprocess.Popen, timeout: float = 90) -> None:
         if not line and proc.poll() is not None:
             raise AssertionError(f"dfc exited early: {proc.returncode}")
     raise AssertionError("dfc never started iterating")
-
-
-def server_of(job: str, task: int) -> int:
-    for pid in server_processes():
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        if b"--job" in cmd and cmd[cmd.index(b"--job") + 1] == job.encode() and cmd[cmd.index(b"--task") + 1] == str(task).encode():
-            return pid
-    raise AssertionError(f"no server for {job}:{task}")
-
-
-def test_a_dead_worker_is_an_error_naming_the_task():
-    proc = start("--timeout", "8")
-    try:
-        wait_for_iterations(proc)
-        os.kill(server_of("ps", 0), signal.SIGKILL)
-        t = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-        assert time.monotonic() - t < 30  # within the timeout, plus teardown
-        assert proc.returncode == 1, err
-        assert "ps:0" in err and "Traceback" not in err
-        logs = re.search(r"the servers' logs are kept in (\S+)", err)  # kept after a failure, and named
-        assert logs and (Path(logs[1]) / "worker-0.log").is_file(), err
-        shutil.rmtree(logs[1])
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def test_ctrl_c_stops_every_server():
-    proc = start()
-    try:
-        wait_for_iterations(proc)
-        assert server_processes()
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
-        assert proc.returncode == 130
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_a_port_taken_before_the_server_binds_it_is_retried(monkeypatch):

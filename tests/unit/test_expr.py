@@ -57,6 +57,23 @@ def test_whitelist_rejects(text, code):
     assert info.value.diagnostic.code == code
 
 
+def test_every_unknown_function_is_reported_and_the_rest_kept_to_check():
+    with pytest.raises(ExprError) as info:
+        parse_expr("foo(x[i + 9]) + bar(y) + foo(z)", POS, True, FUNCTIONS)
+    got = [(d.code, d.pos.col, d.message) for d in info.value.diagnostics]
+    assert got == [("unknown-function", 10, "unknown function 'foo'"),
+                   ("unknown-function", 26, "unknown function 'bar'")]  # a repeat only where first used
+    assert info.value.parsed is not None and info.value.parsed.text.startswith("foo(")
+
+
+def test_every_mistake_outside_the_language_is_reported_and_nothing_kept():
+    with pytest.raises(ExprError) as info:
+        parse_expr("foo(x) + 'a' + y.z", POS, True)
+    assert [(d.code, d.pos.col) for d in info.value.diagnostics] == [
+        ("unknown-function", 10), ("expr-forbidden", 19), ("expr-forbidden", 25)]
+    assert info.value.parsed is None
+
+
 def test_op_functions_are_allowed_when_asked():
     parse_expr("sum(dot(r[i], r[i]))", POS, True, FUNCTIONS)
     with pytest.raises(ExprError):
