@@ -290,7 +290,8 @@ def _run_retrying(args, g, saver, options: dict):
             saver.check()
     while True:
         try:
-            return run_tf(g, checkpoint=saver, resume=resume, **options), retries
+            again = saver is not None and len(retries) < args.retries
+            return run_tf(g, checkpoint=saver, resume=resume, again=again, **options), retries
         except TaskLost as e:
             if saver is None and args.retries:
                 raise TaskLost(f"{e}\n  --retries {args.retries}: nothing can be resumed: the loop has no "
@@ -725,8 +726,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except GPUError as e:
         print(f"dfc serve: {me.label}: {e}", file=sys.stderr)
         return EXIT_USAGE
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    if not args.child:  # the supervisor: it starts the server (again when it dies)
+        from .runtime.serve import supervise
+
+        return supervise(sys.argv[2:] if sys.argv[1:2] == ["serve"] else _serve_argv(args), me.label, say)
     # run() then leaves at once, skipping TensorFlow's teardown of the server (it can hang)
-    return serve(layout, me, args.idle_timeout, say=lambda m: print(m, file=sys.stderr, flush=True))
+    return serve(layout, me, args.idle_timeout, say=say)
+
+
+def _serve_argv(args) -> list[str]:
+    """The arguments of ``dfc serve`` (for its child) when it was not called from the command line."""
+    out = [args.file, *(a for s in (args.set or []) for a in ("--set", s)), "--cluster", args.cluster,
+           "--idle-timeout", str(args.idle_timeout)]
+    if args.job is not None:
+        out += ["--job", args.job]
+    if args.task is not None:
+        out += ["--task", str(args.task)]
+    return out + (["--trust-network"] if args.trust_network else [])
 
 
 def _my_task(args, layout):
@@ -836,6 +853,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--task", type=int, help="the task index this process serves (with a cluster file)")
     sv.add_argument("--idle-timeout", type=_seconds, default=600.0, metavar="S",
                     help="exit when no client says hello within S seconds (default 600)")
+    sv.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the server under the supervisor
     sv.add_argument("--trust-network", action="store_true",
                     help="serve although this machine has a globally reachable address (no authentication!)")
     sv.set_defaults(func=cmd_serve)

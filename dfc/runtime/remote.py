@@ -244,6 +244,47 @@ class RemoteCluster:
                 pass
         self._close()
 
+    def restart(self, grace: float = 5.0) -> None:
+        """Ask every server that answers to start again with fresh state (``dfc run
+        --retries``; its supervisor restarts a dead one by itself), each through a session
+        of its own: the master may be the task that died."""
+        import tensorflow as tf
+
+        self._stop.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=KEEPALIVE_S + grace)
+        if self._control is not None:
+            self._close(within=0.0)
+        self._released = True
+        options = tf.compat.v1.RunOptions(timeout_in_ms=int(grace * 1000))
+        asked = []
+        for t in self.layout.tasks:
+            if not answers(t, timeout=grace):
+                continue
+            asked.append(t)
+            graph = tf.Graph()
+            with graph.as_default():
+                word = release_queue(tf, t).enqueue(tf.constant("restart"))
+            session = tf.compat.v1.Session(f"grpc://{t.address}", graph=graph)
+            try:
+                session.run(word, options=options)
+            except tf.errors.OpError:
+                pass
+            finally:
+                self._close_session(session)
+        # the next preflight must not meet a server that is about to exit: wait for each
+        # to close its port (its successor needs seconds to load TensorFlow)
+        deadline = time.monotonic() + grace
+        while asked and time.monotonic() < deadline:
+            asked = [t for t in asked if answers(t, timeout=0.2)]
+            time.sleep(0.05)
+
+    @staticmethod
+    def _close_session(session) -> None:
+        from .watch import close_within
+
+        close_within(session, 0.0)
+
     def _close(self, within: float = 2.0) -> None:
         """Close the control session, waiting at most ``within`` seconds: once the master
         is released and gone, TensorFlow's close retries it until its own deadline (60 s),

@@ -5,17 +5,78 @@ reachable address unless ``--trust-network``), and says every address it can be
 reached on; it prints one ``ready`` line once it listens; it exits when the client
 releases it, when no client says hello within the idle deadline, when a client that said
 hello goes silent for SILENT_S, on SIGTERM or SIGINT (srun's end of step) — never lingers.
+
+Restarts: ``dfc serve`` is a small supervisor (it never loads TensorFlow) of one child
+process that runs the server. When the child dies (killed, out of memory), or the client
+says ``restart`` (``dfc run --retries`` after a lost task: every server must start with
+fresh state, no queue holding items of the failed run), the supervisor starts a new child
+on the same port, up to MAX_RESTARTS times; released, abandoned or refused, it exits with
+the child's code.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 from .clusters import Layout, TaskSlot
 from .remote import SILENT_S, identity, identity_handle, release_queue
 from .trust import interface_addresses
+from .watch import exit_reason
+
+#: the child's exit code when the client asked for a restart
+RESTART = 4
+MAX_RESTARTS = 8
+
+
+def supervise(argv: list[str], label: str, say=print) -> int:
+    """Run ``dfc serve ARGV --child`` until it is released, abandoned or refused; start it
+    again when it dies or is asked to restart. Its first ``ready`` line is passed on."""
+    stopping: list[int] = []
+    child: list[subprocess.Popen] = []
+
+    def stop(signum, _frame):  # the server's own SIGTERM is its default: it ends at once
+        stopping.append(signum)
+        if child and child[0].poll() is None:
+            child[0].send_signal(signal.SIGTERM)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    ready = False
+    for attempt in range(MAX_RESTARTS + 1):
+        proc = subprocess.Popen([sys.executable, "-m", "dfc", "serve", *argv, "--child"], stdout=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        child[:] = [proc]
+        for line in proc.stdout:
+            if line.strip() == b"ready" and not ready:
+                ready = True
+                print("ready", flush=True)
+        while True:
+            try:
+                code = proc.wait()
+                break
+            except InterruptedError:  # pragma: no cover - PEP 475 retries
+                continue
+        proc.stdout.close()
+        if stopping:
+            return 128 + stopping[0] if code < 0 else code
+        if code == RESTART:
+            say(f"dfc serve: {label}: the client asked for a fresh server; starting it again")
+        elif code < 0:
+            say(f"dfc serve: {label}: its server died ({exit_reason(code)}); starting it again "
+                f"({attempt + 1} of {MAX_RESTARTS})")
+        else:
+            return code
+    say(f"dfc serve: {label}: its server was started {MAX_RESTARTS + 1} times; giving up")
+    return 1
+
+
+def _die_with_parent() -> None:
+    from .cluster import _die_with_parent as die
+
+    die()
 
 
 def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
@@ -58,6 +119,8 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
             if word == b"release":
                 say(f"dfc serve: {me.label}: released by the client; exiting")
                 return 0
+            if word == b"restart":
+                return RESTART
             if word == b"hello":
                 waiting = "the client"
             deadline = SILENT_S if waiting == "the client" else max(idle_timeout - (time.monotonic() - t0), 1.0)

@@ -82,13 +82,14 @@ def _dead_soon(cluster, wait: float = 3.0) -> list:
 
 def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lambda *a: None,
            max_iterations: int | None = None, trace=None, layout=None, checkpoint=None,
-           resume: bool = False) -> Result:
+           resume: bool = False, again: bool = False) -> Result:
     """Run ``g`` on a local cluster, or on the servers of ``layout`` (a
     :class:`~dfc.runtime.clusters.Layout` that ``dfc serve`` started); with ``trace`` (a
     :class:`~dfc.runtime.trace.Trace`), every call of the compute phase is traced into it.
     With ``checkpoint`` (a :class:`~dfc.runtime.checkpoint.Checkpointer`) the loop's state
     is saved as ``loop.checkpoint`` asks; with ``resume`` too, the run starts from the
-    newest usable checkpoint instead of the first pass."""
+    newest usable checkpoint instead of the first pass. ``again``: when a task is lost,
+    the servers of ``layout`` are asked to start afresh (for a retry), not released."""
     spec = g.graph["spec"]
     quiet_tensorflow(verbose)
     seconds: dict[str, float] = {}
@@ -124,7 +125,10 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
         result = _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace,
                         checkpoint if lowered.checkpoint is not None else None, resume)
     except (ClusterError, RunError) as e:
-        cluster.stop()
+        if again and isinstance(e, TaskLost) and hasattr(cluster, "restart"):
+            cluster.restart()
+        else:
+            cluster.stop()
         kind = type(e) if isinstance(e, RunError) else RunError  # a ClusterMismatch stays one
         raise kind(f"{e}\n  the servers' logs are kept in {cluster.logdir}" if cluster.logdir else str(e)) from None
     except BaseException:

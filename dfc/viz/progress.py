@@ -1,5 +1,5 @@
 """Progress of a run: a live rich status line on a terminal, plain lines otherwise
-(logs, CI), nothing with ``--quiet``. Always on standard error."""
+(logs, CI), nothing with ``--quiet`` but warnings. Always on standard error."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Progress:
         return self
 
     def say(self, message: str) -> None:
-        if self.quiet:
+        if self.quiet and not message.startswith("warning:"):  # a failed checkpoint, a stopped task
             return
         if self.status is not None:
             if message.startswith(("iteration", "---")):

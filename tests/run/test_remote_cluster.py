@@ -191,9 +191,11 @@ def test_a_server_of_another_dfc_version_is_refused(tmp_path):
     file.write_text(f"dfc: 1\njobs:\n  ps: [{h1}:{p1}]\n  worker: [{h2}:{p2}]\n")
     other = ("import sys, dfc; dfc.__version__ = '0.0.1-other'; from dfc.cli import main; "
              "sys.exit(main(sys.argv[1:]))")  # a real dfc serve that says it is another version
+    # (--child: the server itself, without the supervisor, which would start a real dfc)
     procs = [subprocess.Popen([sys.executable, *(["-c", other] if job == "worker" else ["-m", "dfc"]), "serve",
                                spec, "--cluster", str(file), "--job", job, "--task", "0", "--idle-timeout", "30",
-                               "--trust-network"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               "--trust-network", *(["--child"] if job == "worker" else [])],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for job in ("ps", "worker")]
     try:
         for p in procs:
@@ -243,3 +245,34 @@ def test_a_port_taken_on_the_machine_is_a_clear_error(tmp_path):
                               "--task", "0", "--trust-network"], capture_output=True, text=True, timeout=60)
     assert got.returncode == 1 and f"it cannot listen on port {port}: another process has it" in got.stderr, got.stderr
     assert "Traceback" not in got.stderr
+
+
+def test_retries_restart_every_server_and_resume(tmp_path, tmp_path_factory, servers):
+    """A server of a cluster file killed mid-run: its `dfc serve` starts it again, the client
+    asks the others to start afresh too, and the run resumes from its last checkpoint, with
+    the local cluster's answer bit for bit."""
+    spec = str(ROOT / "specs" / "cg.yaml")
+    sets = ["N=512", "iterations=2000", "tol=0", "diag=20"]
+    s = servers(spec, {"worker": 2, "reducer": 1}, sets)
+    client = dfc("run", spec, *[a for v in sets for a in ("--set", v)], "--cluster", str(s.file), "--retries", "1",
+                 "--out", str(tmp_path), "--quiet")
+    manifest = tmp_path / "checkpoints" / "slot-1" / "manifest.json"  # the checkpoint of iteration 100
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not manifest.exists() and client.poll() is None:
+        time.sleep(0.02)
+    supervisor = s.procs[("worker", 1)].pid
+    children = subprocess.run(["pgrep", "-P", str(supervisor)], capture_output=True, text=True).stdout.split()
+    assert len(children) == 1, children
+    os.kill(int(children[0]), signal.SIGKILL)  # the server; its `dfc serve` stays
+    try:
+        _, err = client.communicate(timeout=180)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert client.returncode == 0, err
+    assert "retry 1 of 1: task worker:1 at" in err and "resuming from the checkpoint of iteration" in err, err
+    assert s.exited(), "a server was not released"
+    serve_err = s.procs[("worker", 1)].stderr.read()
+    assert "its server died (killed by SIGKILL); starting it again" in serve_err, serve_err
+    assert "the client asked for a fresh server" in s.procs[("worker", 0)].stderr.read()
+    assert_same_answers(tmp_path, local_answers(tmp_path_factory, "cg", sets))
