@@ -25,12 +25,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from procs import server_processes
+from procs import CG_SETS, server_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 CG = str(ROOT / "specs" / "cg.yaml")
-# 268 iterations (tol=0 stops at the exact solution), about 2 s of compute: checkpoints at 50, 100, ... 250
-PARAMS = ["--set", "N=512", "--set", "iterations=2000", "--set", "tol=0", "--set", "diag=20"]
+PARAMS = [a for s in CG_SETS for a in ("--set", s)]
 pytestmark = pytest.mark.slow
 
 
@@ -130,14 +129,10 @@ def iterations_of(folder: Path) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> np.ndarray:
-    """x of the uninterrupted run."""
-    out = tmp_path_factory.mktemp("ref")
-    r = Run("--out", str(out), "--quiet")
-    r.finish()
-    assert r.proc.returncode == 0, r.err
-    assert iterations_of(out / "checkpoints") == [200, 250]  # the last two are kept
-    return np.load(out / "x.npy")
+def reference(cg_runs) -> np.ndarray:
+    """x of the uninterrupted run (two ran at once: test_two_runs_at_once)."""
+    assert iterations_of(cg_runs[0] / "checkpoints") == [200, 250]  # the last two are kept
+    return np.load(cg_runs[0] / "x.npy")
 
 
 def same(x: np.ndarray, ref: np.ndarray) -> bool:
@@ -275,13 +270,12 @@ def test_a_dead_master_is_named_at_once_and_its_logs_kept(tmp_path):
     shutil.rmtree(logs[1])
 
 
-def test_two_runs_at_once(tmp_path, reference):
-    runs = [Run("--out", str(tmp_path / str(i)), "--quiet") for i in range(2)]
-    for r in runs:
-        r.finish()
-        assert r.proc.returncode == 0, r.err
-    for i in range(2):
-        assert same(np.load(tmp_path / str(i) / "x.npy"), reference)
+def test_two_runs_at_once(cg_runs):
+    """Two runs started together (the reference above) verify, each with its own servers,
+    ports and checkpoints, and agree bit for bit."""
+    for out in cg_runs:
+        assert iterations_of(out / "checkpoints") == [200, 250]
+    assert same(np.load(cg_runs[0] / "x.npy"), np.load(cg_runs[1] / "x.npy"))
 
 
 SCRIPT = r"""
@@ -289,6 +283,7 @@ set -e
 mount -t tmpfs -o size=200k tmpfs "$FULL"
 mkdir -p "$RO" && mount -t tmpfs -o ro tmpfs "$RO"
 "$PY" -m dfc run "$CG" $PARAMS --checkpoint-dir "$RO/ck" > "$LOG/ro.out" 2> "$LOG/ro.err" || echo $? > "$LOG/ro.rc"
+"$PY" -m dfc run "$CG" $PARAMS --out "$RO/out" > "$LOG/ro-out.out" 2> "$LOG/ro-out.err" || echo $? > "$LOG/ro-out.rc"
 "$PY" -m dfc run "$CG" $PARAMS --checkpoint-dir "$FULL/ck" --out "$FULL/out" > "$LOG/full.out" 2> "$LOG/full.err" &
 pid=$!
 while [ ! -f "$FULL/ck/slot-1/manifest.json" ]; do sleep 0.05; kill -0 $pid; done
@@ -317,6 +312,8 @@ def test_a_full_or_read_only_disk(tmp_path):
     read = lambda name: (log / name).read_text() if (log / name).exists() else ""  # noqa: E731
     assert read("ro.rc").strip() == "2" and "checkpoint folder" in read("ro.err") \
         and "Read-only file system" in read("ro.err") and "starting" not in read("ro.err"), read("ro.err")
+    assert read("ro-out.rc").strip() == "2" and "--out" in read("ro-out.err") \
+        and "starting" not in read("ro-out.err"), read("ro-out.err")
     # full: each later checkpoint fails, is reported, and the run goes on; --out cannot be written either
     err = read("full.err")
     assert "was not written" in err and "the previous one (iteration" in err and "is kept" in err, err

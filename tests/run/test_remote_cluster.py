@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from procs import CG_SETS
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -247,12 +248,12 @@ def test_a_port_taken_on_the_machine_is_a_clear_error(tmp_path):
     assert "Traceback" not in got.stderr
 
 
-def test_retries_restart_every_server_and_resume(tmp_path, tmp_path_factory, servers):
+def test_retries_restart_every_server_and_resume(tmp_path, servers, cg_runs):
     """A server of a cluster file killed mid-run: its `dfc serve` starts it again, the client
     asks the others to start afresh too, and the run resumes from its last checkpoint, with
     the local cluster's answer bit for bit."""
     spec = str(ROOT / "specs" / "cg.yaml")
-    sets = ["N=512", "iterations=2000", "tol=0", "diag=20"]
+    sets = CG_SETS
     s = servers(spec, {"worker": 2, "reducer": 1}, sets)
     client = dfc("run", spec, *[a for v in sets for a in ("--set", v)], "--cluster", str(s.file), "--retries", "1",
                  "--out", str(tmp_path), "--quiet")
@@ -275,4 +276,4 @@ def test_retries_restart_every_server_and_resume(tmp_path, tmp_path_factory, ser
     serve_err = s.procs[("worker", 1)].stderr.read()
     assert "its server died (killed by SIGKILL); starting it again" in serve_err, serve_err
     assert "the client asked for a fresh server" in s.procs[("worker", 0)].stderr.read()
-    assert_same_answers(tmp_path, local_answers(tmp_path_factory, "cg", sets))
+    assert_same_answers(tmp_path, cg_runs[0])  # the local cluster's
