@@ -82,7 +82,8 @@ def dfc_run(spec: str, sets: list[str], repeats: int) -> dict:
         for s in sets:
             cmd += ["--set", s]
         wall = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        with tempfile.TemporaryDirectory() as work:  # where a spec's checkpoints go (./checkpoints)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, cwd=work)
         wall = time.perf_counter() - wall
         if proc.returncode != 0:
             raise RuntimeError(f"dfc run {spec} {' '.join(sets)} failed ({proc.returncode}): {proc.stderr[-800:]}")

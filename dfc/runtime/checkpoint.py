@@ -16,8 +16,8 @@ manifest is incomplete and never used; the manifest is removed before its slot i
 again. Two slots alternate, so the last two complete checkpoints are kept, and a save that
 fails (a full disk) leaves the previous one intact. When the owners share this machine's
 file system (the local cluster) the client also fsyncs their files before the manifest;
-``SaveV2`` itself does not fsync, so on other machines a checkpoint survives a dead task
-but not necessarily a power cut of that machine (its checksums then refuse it).
+on other machines ``SaveV2`` does not fsync, and the client asks each ``dfc serve`` to
+fsync its files (and folder) before it writes the manifest.
 """
 
 from __future__ import annotations
@@ -109,6 +109,19 @@ def _fsync(path: str, folder: bool = False) -> None:
         os.close(fd)
 
 
+def fsync_folder(folder: str) -> str:
+    """fsync every file of ``folder`` and the folder itself; '' when done, else why not
+    (run where the files are: by the client for the local cluster, by ``dfc serve``)."""
+    try:
+        for name in os.listdir(folder):
+            if name != MANIFEST and os.path.isfile(os.path.join(folder, name)):
+                _fsync(os.path.join(folder, name))
+        _fsync(folder, folder=True)
+    except OSError as e:
+        return f"{e.filename or folder}: {e.strerror or e}"
+    return ""
+
+
 @dataclass
 class Store:
     """The checkpoint folder as the client sees it: the manifests (and, on the local
@@ -116,6 +129,7 @@ class Store:
 
     folder: str
     local: bool = True  # the owners write on this machine's file system
+    sync: object = None  # sync(folder, owners): the servers make their files durable (dfc serve)
 
     def slot(self, s: int) -> str:
         return os.path.join(self.folder, f"slot-{s}")
@@ -167,10 +181,12 @@ class Store:
     def commit(self, s: int, manifest: dict) -> None:
         """Slot ``s`` holds a complete checkpoint: its files are written; say so durably."""
         folder = self.slot(s)
-        if self.local:
-            for name in os.listdir(folder):
-                if name != MANIFEST:
-                    _fsync(os.path.join(folder, name))
+        if self.sync is not None:  # the servers wrote them, wherever they are
+            self.sync(os.path.abspath(folder), manifest.get("owners"))
+        elif self.local:
+            why = fsync_folder(folder)
+            if why:
+                raise OSError(why)
         tmp = os.path.join(folder, f".{MANIFEST}.{os.getpid()}")
         try:
             with open(tmp, "w") as f:

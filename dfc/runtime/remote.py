@@ -29,6 +29,7 @@ from .clusters import Layout, TaskSlot
 
 IDENTITY = "dfc_identity"
 RELEASE = "dfc_release"
+SYNCED = "dfc_synced"
 #: the client says it is alive this often; a server gives up on it after SILENT seconds
 KEEPALIVE_S = 5.0
 SILENT_S = 60.0
@@ -43,6 +44,13 @@ def device(t: TaskSlot) -> str:
 def release_queue(tf, t: TaskSlot):
     with tf.device(device(t)):
         return tf.queue.FIFOQueue(64, [tf.string], shapes=[[]], shared_name=RELEASE, name=f"release_{t.job}_{t.index}")
+
+
+def synced_queue(tf, t: TaskSlot):
+    """Where ``dfc serve`` answers a ``sync FOLDER`` word: '' when the folder's files are
+    durable, else why not."""
+    with tf.device(device(t)):
+        return tf.queue.FIFOQueue(8, [tf.string], shapes=[[]], shared_name=SYNCED, name=f"synced_{t.job}_{t.index}")
 
 
 def identity_handle(tf, t: TaskSlot):
@@ -136,6 +144,9 @@ class RemoteCluster:
         with graph.as_default():
             queues = [release_queue(tf, t) for t in self.layout.tasks]
             self._say = {word: [q.enqueue(tf.constant(word)) for q in queues] for word in ("hello", "alive", "release")}
+            self._folder = tf.compat.v1.placeholder(tf.string, [])
+            self._sync = [(q.enqueue(tf.strings.join(["sync ", self._folder])), synced_queue(tf, t).dequeue())
+                          for q, t in zip(queues, self.layout.tasks)]
         self._control = tf.compat.v1.Session(self.target, graph=graph, config=config)
         self._options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
         self._control.run(self._say["hello"], options=self._options)
@@ -243,6 +254,22 @@ class RemoteCluster:
             except tf.errors.OpError:
                 pass
         self._close()
+
+    def sync(self, folder: str, owners=None) -> None:
+        """Have each server (of ``owners``, labels 'job:task'; all by default) fsync the
+        checkpoint files it wrote into ``folder``; OSError when one cannot."""
+        import tensorflow as tf
+
+        for (ask, answer), t in zip(self._sync, self.layout.tasks):
+            if owners is not None and f"{t.job}:{t.index}" not in owners:
+                continue
+            try:
+                self._control.run(ask, {self._folder: folder}, options=self._options)
+                why = self._control.run(answer, options=self._options).decode()
+            except tf.errors.OpError as e:
+                why = f"no answer ({type(e).__name__})"
+            if why:
+                raise OSError(f"{t.label} at {t.address} could not fsync its checkpoint files: {why}")
 
     def restart(self, grace: float = 5.0) -> None:
         """Ask every server that answers to start again with fresh state (``dfc run

@@ -23,7 +23,8 @@ import sys
 import time
 
 from .clusters import Layout, TaskSlot
-from .remote import SILENT_S, identity, identity_handle, release_queue
+from .checkpoint import fsync_folder
+from .remote import SILENT_S, identity, identity_handle, release_queue, synced_queue
 from .trust import interface_addresses
 from .watch import exit_reason
 
@@ -105,6 +106,8 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
         handle = identity_handle(tf, me)
         known = tf.raw_ops.AssignVariableOp(resource=handle, value=tf.constant(identity(me.job, me.index, layout.cluster_dict())))
         message = release_queue(tf, me).dequeue()
+        answer = tf.compat.v1.placeholder(tf.string, [])
+        reply = synced_queue(tf, me).enqueue(answer)
     with tf.compat.v1.Session(server.target, graph=graph) as sess:
         sess.run(known)
         print("ready", flush=True)
@@ -121,6 +124,8 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
                 return 0
             if word == b"restart":
                 return RESTART
+            if word.startswith(b"sync "):  # a checkpoint's files, written here: make them durable
+                sess.run(reply, {answer: fsync_folder(word[5:].decode())})
             if word == b"hello":
                 waiting = "the client"
             deadline = SILENT_S if waiting == "the client" else max(idle_timeout - (time.monotonic() - t0), 1.0)

@@ -122,6 +122,7 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
         seconds["startup"] = time.perf_counter() - t0 - seconds["build"]
         if checkpoint is not None:
             checkpoint.store.local = getattr(cluster, "local", True)
+            checkpoint.store.sync = getattr(cluster, "sync", None)  # each `dfc serve` fsyncs its files
         result = _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace,
                         checkpoint if lowered.checkpoint is not None else None, resume)
     except (ClusterError, RunError) as e:
@@ -274,6 +275,10 @@ def _loop(tf, lowered, g, call, fatal, cluster, say, seconds: dict, max_iteratio
     seconds["init"] = time.perf_counter() - t
     t = time.perf_counter()
     iterations = 0
+    if resume and saver is None:
+        from .checkpoint import CheckpointError
+
+        raise CheckpointError("--resume: the program saves no checkpoints (its loop has no `checkpoint:`)")
     if resume:
         iterations = saver.restore(call, lowered.checkpoint, lowered.init, fatal)
         say(f"resuming at iteration {iterations + 1} from {saver.resumed['folder']} "

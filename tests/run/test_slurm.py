@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -18,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 #: small sizes of the four programs, and the tasks each batch script asks for
-PROGRAMS = {"stream": (["MB=2", "reps=5"], 2), "cg": (["N=256"], 3), "matmul": (["N=256", "T=128"], 4),
+PROGRAMS = {"stream": (["MB=2", "reps=5"], 2), "cg": (["N=256", "diag=20", "tol=0"], 3), "matmul": (["N=256", "T=128"], 4),
             "fft": (["N=2**12"], 3)}
 
 
@@ -129,7 +130,11 @@ def test_the_four_batch_scripts_verify_on_slurm_and_leave_no_process(slurm, tmp_
     mine = f"dfc-test-{os.getpid()}"  # every job of this test, cancelled if the test fails
     try:
         # STREAM waited for by `sbatch --wait`, the others polled (faster)
+        # CG checkpoints where the test says (the job's folder is the repository's), each
+        # `dfc serve` fsyncing its own files
+        extra = {"cg": ("--checkpoint-dir", str(tmp_path / "ck"))}
         jobs = {name: sbatch(slurm, name, tmp_path / f"{name}.out", *[a for s in sets for a in ("--set", s)],
+                             *extra.get(name, ()),
                              wait=name == "stream", opts=(f"--job-name={mine}",) + (("--ntasks=3",) if name == "stream"
                                                                                      else ()))
                 for name, (sets, _) in PROGRAMS.items()}
@@ -142,6 +147,8 @@ def test_the_four_batch_scripts_verify_on_slurm_and_leave_no_process(slurm, tmp_
         assert f"{name} (tf engine): verified" in log, log
         assert "'slurm' cluster" in log and log.count("released by the client") == PROGRAMS[name][1], log
     assert "rank 2 on localhost has no task of the spec and stays idle" in (tmp_path / "stream.out").read_text()
+    assert re.search(r"checkpoints: [1-9]\d* written every 50 iterations", (tmp_path / "cg.out").read_text())
+    assert len(list((tmp_path / "ck").glob("slot-*/manifest.json"))) >= 1
     assert not no_process_left(), "left behind"
 
 
