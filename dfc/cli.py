@@ -226,8 +226,6 @@ def run_once(args, spec, profile, say) -> dict:
         say("evaluating the program's meaning on whole arrays (the oracle)")
         result = run_oracle(spec)
     elif args.engine == "tf":
-        from .runtime.tf_engine import run_tf
-
         trace = None
         if args.trace:
             from .runtime.trace import Trace
@@ -730,13 +728,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not args.child:  # the supervisor: it starts the server (again when it dies)
         from .runtime.serve import supervise
 
-        return supervise(sys.argv[2:] if sys.argv[1:2] == ["serve"] else _serve_argv(args), me.label, say)
+        return supervise(_serve_argv(args), me.label, say)
     # run() then leaves at once, skipping TensorFlow's teardown of the server (it can hang)
     return serve(layout, me, args.idle_timeout, say=say)
 
 
 def _serve_argv(args) -> list[str]:
-    """The arguments of ``dfc serve`` (for its child) when it was not called from the command line."""
+    """The arguments of this ``dfc serve``, for its child."""
     out = [args.file, *(a for s in (args.set or []) for a in ("--set", s)), "--cluster", args.cluster,
            "--idle-timeout", str(args.idle_timeout)]
     if args.job is not None:

@@ -7,11 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-
-from dfc.passes import compile_spec  # noqa: E402
-from dfc.runtime.tf_engine import run_tf  # noqa: E402
-from dfc.spec import load_spec  # noqa: E402
+from dfc.passes import compile_spec
+from dfc.runtime.tf_engine import run_tf
+from dfc.spec import load_spec
 
 pytestmark = pytest.mark.slow
 

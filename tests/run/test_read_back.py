@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import tensorflow as tf  # a hard dependency: a broken install fails here, not skips
 
 from dfc.runtime.tf_engine import RunError, _tensor_file
-
-tf = pytest.importorskip("tensorflow")
 
 
 def serialized(value) -> bytes:  # graph mode: other tests may have turned eager execution off

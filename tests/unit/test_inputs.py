@@ -114,7 +114,6 @@ def test_run_refuses_a_plot_it_cannot_write_before_running(tmp_path, capsys):
 
 def test_json_report_has_no_bare_nan(tmp_path):
     import json
-    from pathlib import Path
 
     from dfc.cli import main
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dfc.ir.interp import run_numpy
-from dfc.oracle import OracleError, run_oracle
+from dfc.oracle import run_oracle
 from dfc.ops.random import uniform01
 from dfc.passes import compile_spec
 from dfc.spec import load_spec, load_spec_text
