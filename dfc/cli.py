@@ -164,9 +164,9 @@ def _plan(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     from .cost.model import CostModel
     from .cost.plan import make_plan
-    from .outputs import OutputError
     from .ir.devices import devices
     from .ir.node import describe
+    from .outputs import OutputError
 
     if args.print_after:
         shown = {}
@@ -208,9 +208,8 @@ def run_once(args, spec, profile, say) -> dict:
     from .cost.model import CostModel
     from .cost.simulate import simulate
     from .ir.devices import devices
-    from .runtime.verify import metrics, verify
-
     from .outputs import OutputError
+    from .runtime.verify import metrics, verify
 
     t0 = time.perf_counter()
     traced = g = None
@@ -480,9 +479,8 @@ def _checkpoint_flags(args, spec, sweep) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runtime.cluster import install_sigterm_handler
-
     from .outputs import unwritable
+    from .runtime.cluster import install_sigterm_handler
 
     if args.plot and os.path.splitext(args.plot)[1].lower() not in PLOT_FORMATS:
         print(f"dfc run: --plot {args.plot}: a plot is {', '.join(PLOT_FORMATS)}", file=sys.stderr)
@@ -890,10 +888,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _private_network() -> None:
     """Before ``dfc run`` starts a local cluster, move into a network of its own (see
     dfc/runtime/private.py); through a user namespace, dfc executes itself again inside it."""
-    from .runtime import private
-
     import contextlib
     import io
+
+    from .runtime import private
 
     try:  # silently: main() parses again and reports a usage error, or prints --help
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

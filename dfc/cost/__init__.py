@@ -1,6 +1,6 @@
 """The cost model: device profiles, op costs, and the schedule simulator."""
 
-from .profile import Profile, load_profile
 from .model import CostModel
+from .profile import Profile, load_profile
 
 __all__ = ["Profile", "load_profile", "CostModel"]

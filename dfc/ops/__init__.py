@@ -13,8 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from .types import (COMPLEX_OF, DTYPES, ITEMSIZE, REAL_OF, ItemsType, OpTypeError,
-                    TensorType, unify_dtype)
+from .types import COMPLEX_OF, DTYPES, ITEMSIZE, REAL_OF, ItemsType, OpTypeError, TensorType, unify_dtype
 
 Infer = Callable[..., TensorType]
 

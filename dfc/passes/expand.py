@@ -23,13 +23,13 @@ from typing import Callable
 
 import networkx as nx
 
-from ..ops import MATMUL_BY_RANK, REGISTRY, ItemsType, TensorType
 from ..diagnostics import Pos
-from ..spec.expr import Expr, compiled
-from ..spec.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
 from ..ir.build import entries
 from ..ir.devices import allowed
 from ..ir.node import Node, add, topo, verify_ir
+from ..ops import MATMUL_BY_RANK, REGISTRY, ItemsType, TensorType
+from ..spec.expr import Expr, compiled
+from ..spec.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
 
 _OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.USub: "neg",
         ast.Not: "not", ast.And: "and", ast.Or: "or", ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt",

@@ -21,8 +21,8 @@ import subprocess
 import sys
 import time
 
-from .clusters import Layout, TaskSlot
 from .checkpoint import fsync_folder
+from .clusters import Layout, TaskSlot
 from .remote import SILENT_S, identity, identity_handle, release_queue, synced_queue
 from .trust import interface_addresses
 from .watch import exit_reason

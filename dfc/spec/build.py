@@ -20,9 +20,32 @@ from typing import Any, Callable
 from ..diagnostics import Collector, Pos, did_you_mean
 from ..ops import FUNCTIONS
 from .expr import MATH_FUNCTIONS, Expr, ExprError, as_number, evaluate, parse_expr, whole
-from .model import (Array, Checkpoint, InitConstant, InitCopy, InitFile, InitFill, InitRandom,
-                    Job, Let, Location, Loop, Metrics, Placement, Queue, Reduce, Scalar, Spec, Task,
-                    Threads, Tiling, VerifyExact, VerifyFreivalds, VerifyReference, VerifyResidual)
+from .model import (
+    Array,
+    Checkpoint,
+    InitConstant,
+    InitCopy,
+    InitFile,
+    InitFill,
+    InitRandom,
+    Job,
+    Let,
+    Location,
+    Loop,
+    Metrics,
+    Placement,
+    Queue,
+    Reduce,
+    Scalar,
+    Spec,
+    Task,
+    Threads,
+    Tiling,
+    VerifyExact,
+    VerifyFreivalds,
+    VerifyReference,
+    VerifyResidual,
+)
 from .yamlsrc import SourceMap
 
 COMPUTE_FUNCTIONS = tuple(sorted(set(FUNCTIONS) | set(MATH_FUNCTIONS)))

@@ -5,7 +5,6 @@ matplotlib (the optional extra ``dfc[plot]``)."""
 from __future__ import annotations
 
 import io
-
 from html import escape
 
 from ..cost.plan import Plan

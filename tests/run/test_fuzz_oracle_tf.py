@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fuzz import disagreements, program  # noqa: E402
-
 from dfc.oracle import run_oracle  # noqa: E402
 from dfc.passes import compile_spec  # noqa: E402
 from dfc.runtime.tf_engine import run_tf  # noqa: E402
 from dfc.spec import load_spec_text  # noqa: E402
+
+from fuzz import disagreements, program  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SEEDS = {0: "complex128", 2: "float32", 4: "float64", 5: "int32", 13: "complex64", 19: "int64"}

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_failures import start, wait_for_iterations
 
 from procs import server_processes
-from test_failures import start, wait_for_iterations
 
 pytestmark = pytest.mark.slow
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from procs import CG_SETS
 
 ROOT = Path(__file__).resolve().parents[2]

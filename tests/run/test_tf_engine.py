@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-
 import sys
 from pathlib import Path
 
@@ -11,15 +10,15 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fuzz import disagreements  # noqa: E402
-from gen import random_spec  # noqa: E402
-
 from dfc.ir.interp import run_numpy  # noqa: E402
 from dfc.oracle import run_oracle  # noqa: E402
 from dfc.passes import compile_spec  # noqa: E402
 from dfc.runtime.tf_engine import run_tf  # noqa: E402
 from dfc.runtime.verify import verify  # noqa: E402
 from dfc.spec import load_spec, load_spec_text  # noqa: E402
+
+from fuzz import disagreements  # noqa: E402
+from gen import random_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"stream": ["MB=1", "reps=3"], "matmul": ["N=256", "T=64"], "cg": ["N=256", "diag=48"], "fft": ["N=1024", "P=4"]}

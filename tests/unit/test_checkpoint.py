@@ -8,8 +8,16 @@ import os
 import pytest
 
 from dfc.passes import compile_spec
-from dfc.runtime.checkpoint import SLOTS, CheckpointError, Checkpointer, Store, default_folder, identity, mismatch, \
-    state_variables
+from dfc.runtime.checkpoint import (
+    SLOTS,
+    Checkpointer,
+    CheckpointError,
+    Store,
+    default_folder,
+    identity,
+    mismatch,
+    state_variables,
+)
 from dfc.spec import load_spec
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "specs", "cg.yaml")

@@ -16,16 +16,17 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, assume, given, note, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fuzz import disagreements, finite, program  # noqa: E402
-
 from dfc.diagnostics import SpecError  # noqa: E402
 from dfc.ir.interp import run_numpy  # noqa: E402
 from dfc.oracle import OracleError, run_oracle  # noqa: E402
 from dfc.passes import compile_spec  # noqa: E402
 from dfc.spec import load_spec_text  # noqa: E402
+
+from fuzz import disagreements, finite, program  # noqa: E402
 
 EXAMPLES = int(os.environ.get("DFC_FUZZ_EXAMPLES", "200"))
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from dfc.diagnostics import Pos
-from dfc.ops import TensorType
 from dfc.ir.interp import run_numpy
+from dfc.ops import TensorType
 from dfc.oracle import run_oracle
 from dfc.passes import compile_spec
 from dfc.spec import SpecError, load_spec, load_spec_text

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from dfc.ir.interp import run_numpy
-from dfc.oracle import run_oracle
 from dfc.ops.random import uniform01
+from dfc.oracle import run_oracle
 from dfc.passes import compile_spec
 from dfc.spec import load_spec, load_spec_text
 

@@ -11,8 +11,6 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from gen import random_spec  # noqa: E402
-
 from dfc.cost.model import CostModel  # noqa: E402
 from dfc.cost.profile import Profile  # noqa: E402
 from dfc.cost.simulate import Predictor, simulate  # noqa: E402
@@ -24,6 +22,8 @@ from dfc.passes.comm import comm  # noqa: E402
 from dfc.passes.cse import cse  # noqa: E402
 from dfc.passes.place import greedy_bytes, heft_variant, round_robin  # noqa: E402
 from dfc.spec import load_spec, load_spec_text  # noqa: E402
+
+from gen import random_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SEEDS = range(12)

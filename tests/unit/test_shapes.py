@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from dfc.diagnostics import Pos
@@ -5,8 +7,6 @@ from dfc.ops import FUNCTIONS, ItemsType, TensorType
 from dfc.spec import load_spec
 from dfc.spec.expr import ExprError, parse_expr
 from dfc.spec.shapes import Scope, infer
-
-from pathlib import Path
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 

@@ -11,8 +11,15 @@ import subprocess
 import pytest
 
 from dfc.runtime.clusters import ClusterSourceError
-from dfc.runtime.clusters.slurm import (PORT_FLOOR, job_port_base, expand_nodelist, expand_tasks_per_node,
-                                         gpus_of_this_task, layout, this_rank)
+from dfc.runtime.clusters.slurm import (
+    PORT_FLOOR,
+    expand_nodelist,
+    expand_tasks_per_node,
+    gpus_of_this_task,
+    job_port_base,
+    layout,
+    this_rank,
+)
 
 CASES = {
     "node01": ["node01"],
