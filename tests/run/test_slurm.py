@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 #: small sizes of the four programs, and the tasks each batch script asks for
-PROGRAMS = {"stream": (["MB=2", "reps=5"], 2), "cg": (["N=256", "diag=20", "tol=0"], 3), "matmul": (["N=256", "T=128"], 4),
+PROGRAMS = {"stream": (["MB=2", "reps=5"], 2), "cg": (["N=256", "diag=20", "tol=0", "iterations=120"], 3), "matmul": (["N=256", "T=128"], 4),
             "fft": (["N=2**12"], 3)}
 
 
