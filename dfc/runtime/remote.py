@@ -26,6 +26,7 @@ import threading
 import time
 
 from .clusters import Layout, TaskSlot
+from .watch import close_within
 
 IDENTITY = "dfc_identity"
 RELEASE = "dfc_release"
@@ -298,7 +299,7 @@ class RemoteCluster:
             except tf.errors.OpError:
                 pass
             finally:
-                self._close_session(session)
+                close_within(session, 0.0)
         # the next preflight must not meet a server that is about to exit: wait for each
         # to close its port (its successor needs seconds to load TensorFlow)
         deadline = time.monotonic() + grace
@@ -306,17 +307,9 @@ class RemoteCluster:
             asked = [t for t in asked if answers(t, timeout=0.2)]
             time.sleep(0.05)
 
-    @staticmethod
-    def _close_session(session) -> None:
-        from .watch import close_within
-
-        close_within(session, 0.0)
-
     def _close(self, within: float = 2.0) -> None:
         """Close the control session, waiting at most ``within`` seconds: once the master
         is released and gone, TensorFlow's close retries it until its own deadline (60 s),
         and nothing is left on the servers for it to free."""
-        from .watch import close_within
-
         control, self._control = self._control, None
         close_within(control, within)

@@ -22,6 +22,7 @@ import sys
 import time
 
 from .checkpoint import fsync_folder
+from .cluster import _die_with_parent
 from .clusters import Layout, TaskSlot
 from .remote import SILENT_S, identity, identity_handle, release_queue, synced_queue
 from .trust import interface_addresses
@@ -53,12 +54,7 @@ def supervise(argv: list[str], label: str, say=print) -> int:
             if line.strip() == b"ready" and not ready:
                 ready = True
                 print("ready", flush=True)
-        while True:
-            try:
-                code = proc.wait()
-                break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries
-                continue
+        code = proc.wait()
         proc.stdout.close()
         if stopping:
             return 128 + stopping[0] if code < 0 else code
@@ -72,11 +68,6 @@ def supervise(argv: list[str], label: str, say=print) -> int:
     say(f"dfc serve: {label}: its server was started {MAX_RESTARTS + 1} times; giving up")
     return 1
 
-
-def _die_with_parent() -> None:
-    from .cluster import _die_with_parent as die
-
-    die()
 
 
 def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
