@@ -9,7 +9,7 @@ proportional share (``pss``: pages shared with other processes, TensorFlow's lib
 above all, divided among them) and the process's own memory (``anon``); then the peak of
 their sums. The sum of RSS counts the shared libraries once per process, so it overstates
 what a cluster takes; PSS does not. These figures back the constants of the memory check
-(``dfc/spec/checks.py``, docs/running.md "Memory"): re-measure them after a TensorFlow upgrade.
+(``dfc/lang/checks.py``, docs/running.md "Memory"): re-measure them after a TensorFlow upgrade.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from dfc.lang import load_spec_text  # noqa: E402
 from dfc.runtime.cluster import LocalCluster  # noqa: E402
-from dfc.spec import load_spec_text  # noqa: E402
 
 SPEC = b"dfc: 1\nname: loop\ncluster: {worker: {tasks: 1}}\n"
 

@@ -247,7 +247,7 @@ def fixed_costs(repeats: int) -> dict:
 
 SCALING = """
 import dataclasses, json, resource, sys, time
-from dfc.spec import load_spec
+from dfc.lang import load_spec
 from dfc.passes import compile_spec
 from dfc.cost.model import CostModel
 from dfc.cost.profile import Profile

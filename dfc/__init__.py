@@ -1,6 +1,6 @@
 """dfc: a declarative dataflow compiler for HPC.
 
-A YAML program of tiled arrays, tasks, queues and loops is validated (``dfc.spec``),
+A YAML program of tiled arrays, tasks, queues and loops is validated (``dfc.lang``),
 built into a networkx IR, placed by a cost model and lowered to a TensorFlow 1 graph.
 Importing dfc never imports TensorFlow.
 """

@@ -36,7 +36,7 @@ def _summary(spec) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from .diagnostics import render_json, render_text
-    from .spec import SpecError, load_spec
+    from .lang import SpecError, load_spec
 
     all_diags, sources, status = [], {}, EXIT_OK
     for file in args.files:
@@ -63,7 +63,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _read_text(file: str) -> str:
     """The source lines the diagnostics quote ("" for a file that cannot be a spec)."""
     from .inputs import InputError, read_bounded
-    from .spec.yamlsrc import MAX_BYTES
+    from .lang.yamlsrc import MAX_BYTES
 
     try:
         return read_bounded(file, MAX_BYTES).decode("utf-8", errors="replace")
@@ -75,7 +75,7 @@ def _load(args, local: bool = True) -> object:
     """The spec of ``args.file`` with ``--set``; prints every error and returns None if
     invalid. ``local``: it will run on the local cluster (its servers' memory counts)."""
     from .diagnostics import render_text
-    from .spec import SpecError, load_spec
+    from .lang import SpecError, load_spec
 
     try:
         return load_spec(args.file, args.set or (), local)
@@ -370,7 +370,7 @@ def _save_outputs(args, spec, arrays, say) -> list[str]:
 
 def _inputs(args, spec) -> list[str]:
     """Every file this command reads: the spec, its profile, its .npy inputs."""
-    from .spec.model import InitFile
+    from .lang.model import InitFile
 
     return [args.file, getattr(args, "profile", None) or spec.placement.profile,
             *(a.init.file for a in spec.arrays.values() if isinstance(a.init, InitFile))]
@@ -764,7 +764,7 @@ def _my_task(args, layout):
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from .spec import schema_text
+    from .lang import schema_text
 
     sys.stdout.write(schema_text())
     return EXIT_OK

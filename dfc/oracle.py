@@ -41,10 +41,10 @@ from fractions import Fraction
 
 import numpy as np
 
+from .lang.expr import Expr
+from .lang.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
 from .ops.npyfile import load as load_npy
 from .ops.random import generate
-from .spec.expr import Expr
-from .spec.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
 
 REDUCERS = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multiply}
 ALL = {"sum": np.sum, "max": np.max, "min": np.min}

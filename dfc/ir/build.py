@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..spec.model import Let, Spec, Task
+from ..lang.model import Let, Spec, Task
 from .node import Node, verify_ir
 
 

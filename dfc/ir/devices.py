@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from ..spec.model import Location, Spec
+from ..lang.model import Location, Spec
 
 
 def device_name(job: str, task: int, kind: str = "cpu", index: int = 0) -> str:

@@ -1,14 +1,18 @@
 """The kernel library: one registry entry per op.
 
-Each entry holds, in one place, the op's shape and dtype rule, its flop count, and its
-NumPy reference (TensorFlow lowerings join each entry in ``dfc/lower``). Every stage looks
-ops up here: there are no ``if op == "matmul"`` chains anywhere else.
+An entry (:class:`Op`) holds everything about its op in one place: its shape and dtype
+rule, its flop count, its NumPy reference, its TensorFlow lowering, whether its inputs are
+cast to a common dtype first, and the operator that spells it in an expression (``+``,
+``@``, ``<``) if any. Every stage looks ops up here: the type checker, the expander and the
+verifier derive their operator tables from the entries (:func:`by_symbol`), the parser
+the names an expression may call (:func:`functions`), and the lowering its TF rule. There
+are no ``if op == "matmul"`` chains anywhere else, and adding an op is adding an entry.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -16,6 +20,7 @@ import numpy as np
 from .types import COMPLEX_OF, DTYPES, ITEMSIZE, REAL_OF, ItemsType, OpTypeError, TensorType, unify_dtype
 
 Infer = Callable[..., TensorType]
+MANY = 1 << 30  # no upper bound on the number of arguments
 
 
 @dataclass(frozen=True)
@@ -25,14 +30,15 @@ class Op:
     infer: Infer  # (*arg_types, **kwargs) -> result type; raises OpTypeError
     flops: Callable[[tuple, TensorType], int]
     numpy: Callable
+    # TensorFlow lowering: (tf, *input tensors, **attrs) -> tensor. ``tf`` is passed in so
+    # that importing the registry never imports TensorFlow.
+    tf: Callable
     nargs: tuple[int, int] = (1, 1)
     kwargs: tuple[str, ...] = ()
     callable: bool = True  # may be called by name in an expression
     reduction: bool = False  # with one argument: reduces over free tile indices
-    symbol: str = ""  # the operator that spells it, if any
-    # TensorFlow lowering: (tf, *input tensors, **attrs) -> tensor. ``tf`` is passed in so
-    # that importing the registry never imports TensorFlow.
-    tf: Callable | None = None
+    symbol: str = ""  # the operator that spells it, if any ('+', '@', '<', 'not')
+    ranks: tuple[int, ...] = ()  # the operands' ranks it takes, where one symbol spells several ops ('@')
     cast_inputs: bool = False  # inputs are converted to a common dtype first (elementwise ops)
 
     def bytes(self, args: tuple, out: TensorType) -> int:
@@ -43,16 +49,43 @@ class Op:
 
 
 REGISTRY: dict[str, Op] = {}
+_BY_SYMBOL: dict[str, list[Op]] = {}
 
 
 def register(op: Op) -> Op:
-    assert op.name not in REGISTRY, op.name
+    """Add an op: from here on, expressions may use it (by name if ``callable``, by its
+    ``symbol`` if any) and every stage knows it."""
+    if op.name in REGISTRY:
+        raise ValueError(f"an op named {op.name!r} is registered already")
     REGISTRY[op.name] = op
+    if op.symbol:
+        _BY_SYMBOL.setdefault(op.symbol, []).append(op)
     return op
+
+
+def unregister(name: str) -> None:
+    """Remove an op that :func:`register` added (a plug-in's, or a test's)."""
+    op = REGISTRY.pop(name)
+    if op.symbol:
+        _BY_SYMBOL[op.symbol].remove(op)
 
 
 def get(name: str) -> Op:
     return REGISTRY[name]
+
+
+def by_symbol(symbol: str, ranks: tuple[int | None, ...]) -> Op | None:
+    """The op an operator spells with operands of these ranks (None: unknown), if any:
+    '-' with one operand is ``neg``, with two ``sub``; '@' is matmul, matvec or dot."""
+    for op in _BY_SYMBOL.get(symbol, ()):
+        if op.nargs[0] <= len(ranks) <= op.nargs[1] and (not op.ranks or op.ranks == ranks):
+            return op
+    return None
+
+
+def functions() -> tuple[str, ...]:
+    """The names an expression may call, sorted."""
+    return tuple(sorted(n for n, op in REGISTRY.items() if op.callable))
 
 
 # ------------------------------------------------------------------------ shape rules
@@ -200,64 +233,7 @@ def _nlogn(n: int) -> int:
     return int(5 * n * math.log2(n)) if n > 1 else 0
 
 
-_ELEMENTWISE_BINARY = [
-    ("add", "+", np.add), ("sub", "-", np.subtract), ("mul", "*", np.multiply),
-    ("div", "/", np.divide), ("pow", "**", np.power),
-]
-for _name, _sym, _fn in _ELEMENTWISE_BINARY:
-    register(Op(_name, f"elementwise a {_sym} b; scalars broadcast", _elementwise,
-                lambda args, out: _n(out), _fn, nargs=(2, 2), callable=False, symbol=_sym))
-
-register(Op("neg", "elementwise -a", _unary_same("neg"), lambda a, o: _n(o), np.negative,
-            callable=False, symbol="-"))
-register(Op("matmul", "matrix product of two tiles", _matmul,
-            lambda a, o: 2 * a[0].shape[0] * a[0].shape[1] * a[1].shape[1], np.matmul,
-            nargs=(2, 2), symbol="@"))
-register(Op("matvec", "matrix-vector product", _matvec,
-            lambda a, o: 2 * a[0].shape[0] * a[0].shape[1], np.matmul, nargs=(2, 2), symbol="@"))
-register(Op("dot", "inner product of two vectors (conjugates neither)", _dot,
-            lambda a, o: 2 * a[0].shape[0], np.dot, nargs=(2, 2), symbol="@"))
-register(Op("norm", "Euclidean (Frobenius) norm", _norm, lambda a, o: 2 * a[0].size,
-            lambda x: np.linalg.norm(np.ravel(x))))
-register(Op("sum", "sum of all elements, or over a free tile index", _reduce_all("sum"),
-            lambda a, o: a[0].size, np.sum, reduction=True))
-register(Op("max", "largest element, over a free tile index, or of several values",
-            _reduce_all("max"), lambda a, o: sum(t.size for t in a),
-            lambda *xs: np.max(xs[0]) if len(xs) == 1 else np.maximum.reduce(xs), nargs=(1, 8),
-            reduction=True))
-register(Op("min", "smallest element, over a free tile index, or of several values",
-            _reduce_all("min"), lambda a, o: sum(t.size for t in a),
-            lambda *xs: np.min(xs[0]) if len(xs) == 1 else np.minimum.reduce(xs), nargs=(1, 8),
-            reduction=True))
-register(Op("abs", "elementwise absolute value", _real_valued("abs"), lambda a, o: _n(o), np.abs))
-register(Op("sqrt", "elementwise square root", _unary_same("sqrt"), lambda a, o: _n(o), np.sqrt))
-register(Op("log2", "elementwise base-2 logarithm", _unary_same("log2"), lambda a, o: _n(o), np.log2))
-register(Op("ceil", "elementwise ceiling", _unary_same("ceil"), lambda a, o: _n(o), np.ceil))
-register(Op("floor", "elementwise floor", _unary_same("floor"), lambda a, o: _n(o), np.floor))
-register(Op("fft", "1-D discrete Fourier transform", _fft("fft"),
-            lambda a, o: _nlogn(o.size), np.fft.fft))
-register(Op("ifft", "1-D inverse discrete Fourier transform", _fft("ifft"),
-            lambda a, o: _nlogn(o.size), np.fft.ifft))
-register(Op("fft_merge", "merge P interleaved sub-spectra with twiddle factors (radix-P stage)",
-            _fft_merge, lambda a, o: 6 * o.size + _nlogn(o.size) - _nlogn(a[0].item.size) * a[0].count,
-            fft_merge_numpy, kwargs=("stride",)))
-register(Op("transpose", "matrix transpose", _transpose, lambda a, o: 0, np.transpose))
-register(Op("copy", "a copy of a tile", _unary_same("copy"), lambda a, o: 0, np.copy))
-register(Op("assign_add", "a += b, in place on the owner of a", _assign_add,
-            lambda a, o: _n(o), np.add, nargs=(2, 2), callable=False))
-for _name, _sym, _fn in [("eq", "==", np.equal), ("ne", "!=", np.not_equal), ("lt", "<", np.less),
-                         ("le", "<=", np.less_equal), ("gt", ">", np.greater),
-                         ("ge", ">=", np.greater_equal)]:
-    register(Op(_name, f"scalar comparison a {_sym} b", _compare, lambda a, o: 1, _fn,
-                nargs=(2, 2), callable=False, symbol=_sym))
-register(Op("and", "logical and", _logical, lambda a, o: 1, np.logical_and, nargs=(2, 8),
-            callable=False, symbol="and"))
-register(Op("or", "logical or", _logical, lambda a, o: 1, np.logical_or, nargs=(2, 8),
-            callable=False, symbol="or"))
-register(Op("not", "logical not", _logical, lambda a, o: 1, np.logical_not, callable=False,
-            symbol="not"))
-
-# ---- structural ops the compiler inserts (never written in a spec)
+# ------------------------------------------------------------------------ structural ops (shape rules, NumPy)
 
 ACCUMULATE = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multiply}
 
@@ -305,14 +281,6 @@ def _interleave_numpy(*tiles):
     return np.stack(tiles, axis=1).reshape(-1)
 
 
-register(Op("accumulate", "combine many values with the reducer's op (sum, max, min, prod)",
-            _accumulate, _accumulate_flops, _accumulate_numpy, nargs=(1, 1 << 30),
-            kwargs=("op",), callable=False))
-register(Op("assemble", "block tiles (row-major grid order) into one array", _assemble,
-            lambda a, o: 0, _assemble_numpy, nargs=(1, 1 << 30), kwargs=("grid",), callable=False))
-register(Op("interleave", "cyclic tiles into one array: tile p holds elements p, p+P, ...",
-            _interleave, lambda a, o: 0, _interleave_numpy, nargs=(1, 1 << 30), callable=False))
-
 def _take_tile(x: TensorType, tiling: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()) -> TensorType:
     return TensorType(tuple(tile), x.dtype)
 
@@ -323,10 +291,8 @@ def _take_tile_numpy(x, tiling: str = "block", index: tuple = (), tile: tuple = 
     return x[tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, tile))]
 
 
-register(Op("take_tile", "one tile of a whole array", _take_tile, lambda a, o: 0, _take_tile_numpy,
-            kwargs=("tiling", "index", "tile", "grid"), callable=False))
-
-# ---- TensorFlow lowerings, one per op (``tf`` is the module, passed in lazily)
+# ------------------------------------------------------------------------ TensorFlow rules
+# (``tf`` is the module, passed in: importing the registry never imports TensorFlow)
 
 def _tf_norm(tf, x):
     return tf.norm(tf.reshape(x, [-1]))
@@ -413,37 +379,94 @@ def _tf_of_floats(fn: Callable) -> Callable:
     return lower
 
 
-TF_LOWERING: dict[str, Callable] = {
-    "add": lambda tf, a, b: tf.math.add(a, b), "sub": lambda tf, a, b: tf.math.subtract(a, b),
-    "mul": lambda tf, a, b: tf.math.multiply(a, b), "div": lambda tf, a, b: tf.math.divide(a, b),
-    "pow": lambda tf, a, b: tf.math.pow(a, b), "neg": lambda tf, a: tf.math.negative(a),
-    "matmul": lambda tf, a, b: tf.linalg.matmul(a, b), "matvec": lambda tf, a, x: tf.linalg.matvec(a, x),
-    "dot": lambda tf, a, b: tf.tensordot(a, b, 1), "norm": _tf_of_floats(_tf_norm),
-    "sum": _tf_reduce("reduce_sum", "add"), "max": _tf_reduce("reduce_max", "maximum"),
-    "min": _tf_reduce("reduce_min", "minimum"), "abs": lambda tf, x: tf.math.abs(x),
-    "sqrt": _tf_of_floats(lambda tf, x: tf.math.sqrt(x)), "log2": _tf_of_floats(_tf_log2),
-    "ceil": _tf_of_floats(lambda tf, x: tf.math.ceil(x)), "floor": _tf_of_floats(lambda tf, x: tf.math.floor(x)),
-    "fft": lambda tf, x: tf.signal.fft(x),
-    "ifft": lambda tf, x: tf.signal.ifft(x), "fft_merge": _tf_fft_merge,
-    "transpose": lambda tf, x: tf.transpose(x), "copy": lambda tf, x: tf.identity(x),
-    "assign_add": lambda tf, a, b: tf.math.add(a, b), "accumulate": _tf_accumulate,
-    "assemble": _tf_assemble, "interleave": _tf_interleave, "take_tile": _tf_take_tile,
-    "eq": lambda tf, a, b: tf.math.equal(a, b), "ne": lambda tf, a, b: tf.math.not_equal(a, b),
-    "lt": lambda tf, a, b: tf.math.less(a, b), "le": lambda tf, a, b: tf.math.less_equal(a, b),
-    "gt": lambda tf, a, b: tf.math.greater(a, b), "ge": lambda tf, a, b: tf.math.greater_equal(a, b),
-    "and": lambda tf, *xs: tf.math.reduce_all(tf.stack(list(xs))),
-    "or": lambda tf, *xs: tf.math.reduce_any(tf.stack(list(xs))),
-    "not": lambda tf, x: tf.math.logical_not(x),
-}
-_CAST = {"add", "sub", "mul", "div", "pow", "neg", "assign_add", "accumulate", "eq", "ne", "lt", "le", "gt",
-         "ge", "max", "min", "matmul", "matvec", "dot"}
-for _name, _fn in TF_LOWERING.items():
-    REGISTRY[_name] = replace(REGISTRY[_name], tf=_fn, cast_inputs=_name in _CAST)
+# ------------------------------------------------------------------------ the entries
 
-#: Names an expression may call.
-FUNCTIONS: tuple[str, ...] = tuple(sorted(n for n, op in REGISTRY.items() if op.callable))
-#: Which op '@' means, by the ranks of its operands.
-MATMUL_BY_RANK: dict[tuple[int, int], str] = {(2, 2): "matmul", (2, 1): "matvec", (1, 1): "dot"}
+def _elementwise_op(name: str, symbol: str, numpy: Callable, tf: Callable) -> None:
+    register(Op(name, f"elementwise a {symbol} b; scalars broadcast", _elementwise, lambda a, o: _n(o), numpy,
+                tf, nargs=(2, 2), callable=False, symbol=symbol, cast_inputs=True))
 
-__all__ = ["Op", "REGISTRY", "FUNCTIONS", "MATMUL_BY_RANK", "register", "get", "TensorType",
+
+def _comparison(name: str, symbol: str, numpy: Callable, tf: Callable) -> None:
+    register(Op(name, f"scalar comparison a {symbol} b", _compare, lambda a, o: 1, numpy, tf,
+                nargs=(2, 2), callable=False, symbol=symbol, cast_inputs=True))
+
+
+def _elementwise_function(name: str, doc: str, numpy: Callable, tf: Callable, infer: Infer | None = None) -> None:
+    register(Op(name, doc, infer or _unary_same(name), lambda a, o: _n(o), numpy, tf))
+
+
+# operators
+_elementwise_op("add", "+", np.add, lambda tf, a, b: tf.math.add(a, b))
+_elementwise_op("sub", "-", np.subtract, lambda tf, a, b: tf.math.subtract(a, b))
+_elementwise_op("mul", "*", np.multiply, lambda tf, a, b: tf.math.multiply(a, b))
+_elementwise_op("div", "/", np.divide, lambda tf, a, b: tf.math.divide(a, b))
+_elementwise_op("pow", "**", np.power, lambda tf, a, b: tf.math.pow(a, b))
+register(Op("neg", "elementwise -a", _unary_same("neg"), lambda a, o: _n(o), np.negative,
+            lambda tf, a: tf.math.negative(a), callable=False, symbol="-", cast_inputs=True))
+register(Op("matmul", "matrix product of two tiles", _matmul,
+            lambda a, o: 2 * a[0].shape[0] * a[0].shape[1] * a[1].shape[1], np.matmul,
+            lambda tf, a, b: tf.linalg.matmul(a, b), nargs=(2, 2), symbol="@", ranks=(2, 2), cast_inputs=True))
+register(Op("matvec", "matrix-vector product", _matvec, lambda a, o: 2 * a[0].shape[0] * a[0].shape[1],
+            np.matmul, lambda tf, a, x: tf.linalg.matvec(a, x), nargs=(2, 2), symbol="@", ranks=(2, 1),
+            cast_inputs=True))
+register(Op("dot", "inner product of two vectors (conjugates neither)", _dot, lambda a, o: 2 * a[0].shape[0],
+            np.dot, lambda tf, a, b: tf.tensordot(a, b, 1), nargs=(2, 2), symbol="@", ranks=(1, 1),
+            cast_inputs=True))
+_comparison("eq", "==", np.equal, lambda tf, a, b: tf.math.equal(a, b))
+_comparison("ne", "!=", np.not_equal, lambda tf, a, b: tf.math.not_equal(a, b))
+_comparison("lt", "<", np.less, lambda tf, a, b: tf.math.less(a, b))
+_comparison("le", "<=", np.less_equal, lambda tf, a, b: tf.math.less_equal(a, b))
+_comparison("gt", ">", np.greater, lambda tf, a, b: tf.math.greater(a, b))
+_comparison("ge", ">=", np.greater_equal, lambda tf, a, b: tf.math.greater_equal(a, b))
+register(Op("and", "logical and", _logical, lambda a, o: 1, lambda *xs: np.logical_and.reduce(xs),
+            lambda tf, *xs: tf.math.reduce_all(tf.stack(list(xs))), nargs=(2, MANY), callable=False,
+            symbol="and"))
+register(Op("or", "logical or", _logical, lambda a, o: 1, lambda *xs: np.logical_or.reduce(xs),
+            lambda tf, *xs: tf.math.reduce_any(tf.stack(list(xs))), nargs=(2, MANY), callable=False,
+            symbol="or"))
+register(Op("not", "logical not", _logical, lambda a, o: 1, np.logical_not, lambda tf, x: tf.math.logical_not(x),
+            callable=False, symbol="not"))
+
+# functions
+register(Op("norm", "Euclidean (Frobenius) norm", _norm, lambda a, o: 2 * a[0].size,
+            lambda x: np.linalg.norm(np.ravel(x)), _tf_of_floats(_tf_norm)))
+register(Op("sum", "sum of all elements, or over a free tile index", _reduce_all("sum"), lambda a, o: a[0].size,
+            np.sum, _tf_reduce("reduce_sum", "add"), reduction=True))
+register(Op("max", "largest element, over a free tile index, or of several values", _reduce_all("max"),
+            lambda a, o: sum(t.size for t in a), lambda *xs: np.max(xs[0]) if len(xs) == 1 else np.maximum.reduce(xs),
+            _tf_reduce("reduce_max", "maximum"), nargs=(1, 8), reduction=True, cast_inputs=True))
+register(Op("min", "smallest element, over a free tile index, or of several values", _reduce_all("min"),
+            lambda a, o: sum(t.size for t in a), lambda *xs: np.min(xs[0]) if len(xs) == 1 else np.minimum.reduce(xs),
+            _tf_reduce("reduce_min", "minimum"), nargs=(1, 8), reduction=True, cast_inputs=True))
+_elementwise_function("abs", "elementwise absolute value", np.abs, lambda tf, x: tf.math.abs(x),
+                      _real_valued("abs"))
+_elementwise_function("sqrt", "elementwise square root", np.sqrt, _tf_of_floats(lambda tf, x: tf.math.sqrt(x)))
+_elementwise_function("log2", "elementwise base-2 logarithm", np.log2, _tf_of_floats(_tf_log2))
+_elementwise_function("ceil", "elementwise ceiling", np.ceil, _tf_of_floats(lambda tf, x: tf.math.ceil(x)))
+_elementwise_function("floor", "elementwise floor", np.floor, _tf_of_floats(lambda tf, x: tf.math.floor(x)))
+register(Op("fft", "1-D discrete Fourier transform", _fft("fft"), lambda a, o: _nlogn(o.size), np.fft.fft,
+            lambda tf, x: tf.signal.fft(x)))
+register(Op("ifft", "1-D inverse discrete Fourier transform", _fft("ifft"), lambda a, o: _nlogn(o.size),
+            np.fft.ifft, lambda tf, x: tf.signal.ifft(x)))
+register(Op("fft_merge", "merge P interleaved sub-spectra with twiddle factors (radix-P stage)", _fft_merge,
+            lambda a, o: 6 * o.size + _nlogn(o.size) - _nlogn(a[0].item.size) * a[0].count, fft_merge_numpy,
+            _tf_fft_merge, kwargs=("stride",)))
+register(Op("transpose", "matrix transpose", _transpose, lambda a, o: 0, np.transpose,
+            lambda tf, x: tf.transpose(x)))
+register(Op("copy", "a copy of a tile", _unary_same("copy"), lambda a, o: 0, np.copy, lambda tf, x: tf.identity(x)))
+
+# structural ops the compiler inserts (never written in a spec)
+register(Op("assign_add", "a += b, in place on the owner of a", _assign_add, lambda a, o: _n(o), np.add,
+            lambda tf, a, b: tf.math.add(a, b), nargs=(2, 2), callable=False, cast_inputs=True))
+register(Op("accumulate", "combine many values with the reducer's op (sum, max, min, prod)", _accumulate,
+            _accumulate_flops, _accumulate_numpy, _tf_accumulate, nargs=(1, MANY), kwargs=("op",), callable=False,
+            cast_inputs=True))
+register(Op("assemble", "block tiles (row-major grid order) into one array", _assemble, lambda a, o: 0,
+            _assemble_numpy, _tf_assemble, nargs=(1, MANY), kwargs=("grid",), callable=False))
+register(Op("interleave", "cyclic tiles into one array: tile p holds elements p, p+P, ...", _interleave,
+            lambda a, o: 0, _interleave_numpy, _tf_interleave, nargs=(1, MANY), callable=False))
+register(Op("take_tile", "one tile of a whole array", _take_tile, lambda a, o: 0, _take_tile_numpy, _tf_take_tile,
+            kwargs=("tiling", "index", "tile", "grid"), callable=False))
+
+__all__ = ["Op", "REGISTRY", "register", "unregister", "get", "by_symbol", "functions", "TensorType",
            "ItemsType", "OpTypeError", "DTYPES", "ITEMSIZE"]

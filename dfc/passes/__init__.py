@@ -11,7 +11,7 @@ import networkx as nx
 from ..cost.profile import Profile
 from ..ir.build import build
 from ..ir.node import gc_paused
-from ..spec.model import Spec
+from ..lang.model import Spec
 from .combine import combine
 from .comm import comm
 from .cse import cse

@@ -27,13 +27,10 @@ from ..diagnostics import Pos
 from ..ir.build import entries
 from ..ir.devices import allowed
 from ..ir.node import Node, add, topo, verify_ir
-from ..ops import MATMUL_BY_RANK, REGISTRY, ItemsType, TensorType
-from ..spec.expr import Expr, compiled
-from ..spec.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
-
-_OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.USub: "neg",
-        ast.Not: "not", ast.And: "and", ast.Or: "or", ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt",
-        ast.LtE: "le", ast.Gt: "gt", ast.GtE: "ge"}
+from ..lang.expr import Expr, compiled
+from ..lang.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
+from ..lang.walk import Walker
+from ..ops import REGISTRY, ItemsType, Op, TensorType
 
 Type = TensorType | ItemsType
 
@@ -234,52 +231,9 @@ class Expander:
         return out
 
     def ex(self, ctx: _Ctx, node: ast.AST, name: str | None = None) -> tuple[str, Type]:
-        spec = self.spec
-        if isinstance(node, ast.Constant):
-            return self.const(node.value), self.types[self.const(node.value)]
-        if isinstance(node, ast.Name):
-            n = node.id
-            if n in ctx.env:
-                return self.const(ctx.env[n]), TensorType((), None)
-            if n in spec.params:
-                return self.const(spec.params[n]), TensorType((), None)
-            if n in self.bound:
-                return self.bound[n], self.types[self.bound[n]]
-            if n in spec.scalars:
-                return self.scalar(n), TensorType((), spec.scalars[n].dtype)
-            if n in ctx.items:
-                return ctx.items[n], self.types[ctx.items[n]]
-            return self.read(ctx, n, None, node)
-        if isinstance(node, ast.Subscript):
-            subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-            return self.read(ctx, node.value.id, list(subs), node)
-        if isinstance(node, ast.BinOp):
-            left, right = self.ex(ctx, node.left), self.ex(ctx, node.right)
-            if isinstance(node.op, ast.MatMult):
-                op = MATMUL_BY_RANK[(left[1].rank, right[1].rank)]
-            else:
-                op = _OPS[type(node.op)]
-            return self.op(ctx, op, [left, right], node, name)
-        if isinstance(node, ast.UnaryOp):
-            v = self.ex(ctx, node.operand)
-            return v if isinstance(node.op, ast.UAdd) else self.op(ctx, _OPS[type(node.op)], [v], node, name)
-        if isinstance(node, ast.BoolOp):
-            return self.op(ctx, _OPS[type(node.op)], [self.ex(ctx, v) for v in node.values], node, name)
-        if isinstance(node, ast.Compare):
-            parts, left = [], self.ex(ctx, node.left)
-            for op, right_node in zip(node.ops, node.comparators):
-                right = self.ex(ctx, right_node)
-                parts.append(self.op(ctx, _OPS[type(op)], [left, right], node))
-                left = right
-            return parts[0] if len(parts) == 1 else self.op(ctx, "and", parts, node, name)
-        if isinstance(node, ast.Call):
-            op = REGISTRY[node.func.id]
-            kw = {k.arg: self.value_of(ctx.expr, k.value, spec.params) for k in node.keywords}
-            free = self.free_indices(ctx, node.args[0]) if op.reduction and len(node.args) == 1 else {}
-            if free:
-                return self.reduction(ctx, op.name, node, free, name)
-            return self.op(ctx, op.name, [self.ex(ctx, a) for a in node.args], node, name, **kw)
-        raise AssertionError(ast.dump(node))
+        """The nodes of expression ``node`` in ``ctx``: (the node giving its value, its type);
+        ``name`` names that node."""
+        return _Expression(self, ctx, node, name).walk(node)
 
     def reduction(self, ctx: _Ctx, op: str, node: ast.Call, free: dict[str, int], name: str | None):
         """sum/max/min over free tile indices: one term per index tuple, combined locally or,
@@ -487,3 +441,50 @@ class Expander:
 def expand(template: nx.DiGraph) -> nx.DiGraph:
     return Expander(template.graph["spec"]).run(template)
 
+
+
+class _Expression(Walker[tuple[str, Type]]):
+    """One expression of one instance, walked into IR nodes: (node name, type) values."""
+
+    def __init__(self, x: Expander, ctx: _Ctx, top: ast.AST, name: str | None):
+        self.x, self.ctx, self.top, self.top_name = x, ctx, top, name
+
+    def constant(self, node):
+        c = self.x.const(node.value)
+        return c, self.x.types[c]
+
+    def name(self, node):
+        x, ctx, n = self.x, self.ctx, node.id
+        if n in ctx.env:
+            return x.const(ctx.env[n]), TensorType((), None)
+        if n in x.spec.params:
+            return x.const(x.spec.params[n]), TensorType((), None)
+        if n in x.bound:
+            return x.bound[n], x.types[x.bound[n]]
+        if n in x.spec.scalars:
+            return x.scalar(n), TensorType((), x.spec.scalars[n].dtype)
+        if n in ctx.items:
+            return ctx.items[n], x.types[ctx.items[n]]
+        return x.read(ctx, n, None, node)
+
+    def subscript(self, node):
+        subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        return self.x.read(self.ctx, node.value.id, list(subs), node)
+
+    def rank(self, value):
+        return value[1].rank
+
+    def apply(self, node, op, args, arg_nodes, **kw):
+        # the expression's own name goes to its last op: a comparison chain's `and`, or
+        # its one comparison's op keeps a numbered name
+        named = node is self.top and (op == "and" or not isinstance(node, ast.Compare))
+        return self.x.op(self.ctx, op, args, node, self.top_name if named else None, **kw)
+
+    def keywords(self, node: ast.Call, op: Op) -> dict:
+        return {k.arg: self.x.value_of(self.ctx.expr, k.value, self.x.spec.params) for k in node.keywords}
+
+    def call(self, node: ast.Call, op: Op):
+        free = self.x.free_indices(self.ctx, node.args[0]) if op.reduction and len(node.args) == 1 else {}
+        if free:
+            return self.x.reduction(self.ctx, op.name, node, free, self.top_name if node is self.top else None)
+        return super().call(node, op)

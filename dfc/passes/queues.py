@@ -11,7 +11,7 @@ import networkx as nx
 
 from ..ir.devices import allowed
 from ..ir.node import verify_ir, with_nodes
-from ..spec.expr import compiled
+from ..lang.expr import compiled
 
 
 def shard_device(spec, queue: str, shard: int) -> str:

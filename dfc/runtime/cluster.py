@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
-from ..spec.model import Spec
+from ..lang.model import Spec
 from .gpus import GPUError, assign, machine_gpus, server_env
 from .private import state
 from .watch import exit_reason

@@ -35,7 +35,7 @@ def machine_gpus(env: Mapping[str, str]) -> list[str]:
     every GPU nvidia-smi lists."""
     if "CUDA_VISIBLE_DEVICES" in env:
         return [g.strip() for g in env["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
-    from ..spec.checks import local_gpu_memory
+    from ..lang.checks import local_gpu_memory
 
     return [str(i) for i in range(len(local_gpu_memory()))]
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops import MATMUL_BY_RANK, REGISTRY
-from ..spec.expr import Expr, evaluate
-from ..spec.model import Spec, VerifyExact, VerifyFreivalds, VerifyReference, VerifyResidual
-
-_OPS = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow", ast.USub: "neg"}
+from ..lang.expr import Expr, evaluate
+from ..lang.model import Spec, VerifyExact, VerifyFreivalds, VerifyReference, VerifyResidual
+from ..lang.walk import Walker
+from ..ops import REGISTRY
 
 
 @dataclass(frozen=True)
@@ -35,22 +34,37 @@ class Verdict:
 
 def np_eval(expr: Expr, node: ast.AST, env: dict):
     """Evaluate an expression on whole arrays with the registry's NumPy references."""
-    if isinstance(node, ast.Constant):
+    return _Whole(expr, env).walk(node)
+
+
+class _Whole(Walker):
+    """An expression on whole arrays (names only, no tiles)."""
+
+    def __init__(self, expr: Expr, env: dict):
+        self.expr, self.env = expr, env
+
+    def constant(self, node):
         return node.value
-    if isinstance(node, ast.Name):
-        return env[node.id]
-    if isinstance(node, ast.UnaryOp):
-        v = np_eval(expr, node.operand, env)
-        return v if isinstance(node.op, ast.UAdd) else REGISTRY[_OPS[type(node.op)]].numpy(v)
-    if isinstance(node, ast.BinOp):
-        a, b = np_eval(expr, node.left, env), np_eval(expr, node.right, env)
-        if isinstance(node.op, ast.MatMult):
-            return REGISTRY[MATMUL_BY_RANK[(np.ndim(a), np.ndim(b))]].numpy(a, b)
-        return REGISTRY[_OPS[type(node.op)]].numpy(a, b)
-    if isinstance(node, ast.Call):
-        kw = {k.arg: evaluate(Expr(expr.text, k.value, expr.pos), env) for k in node.keywords}
-        return REGISTRY[node.func.id].numpy(*[np_eval(expr, a, env) for a in node.args], **kw)
-    raise ValueError(f"verification cannot evaluate '{ast.unparse(node)}' (use whole arrays)")
+
+    def name(self, node):
+        return self.env[node.id]
+
+    def rank(self, value):
+        return np.ndim(value)
+
+    def apply(self, node, op, args, arg_nodes, **kwargs):
+        return REGISTRY[op].numpy(*args, **kwargs)
+
+    def keywords(self, node, op):
+        return {k.arg: evaluate(Expr(self.expr.text, k.value, self.expr.pos), self.env) for k in node.keywords}
+
+    def forbidden(self, node):
+        raise ValueError(f"verification cannot evaluate '{ast.unparse(node)}' (use whole arrays)")
+
+    subscript = unknown_call = forbidden
+
+    def no_operator(self, node, symbol, args):
+        return self.forbidden(node)
 
 
 def _times_vector(expr: Expr, node: ast.AST, env: dict, r: np.ndarray) -> np.ndarray:

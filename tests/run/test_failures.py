@@ -34,8 +34,8 @@ def wait_for_iterations(proc: subprocess.Popen, timeout: float = 90) -> None:
 def test_a_port_taken_before_the_server_binds_it_is_retried(monkeypatch):
     import socket
 
+    from dfc.lang import load_spec_text
     from dfc.runtime import cluster as cl
-    from dfc.spec import load_spec_text
 
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))

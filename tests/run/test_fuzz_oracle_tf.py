@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from dfc.lang import load_spec_text  # noqa: E402
 from dfc.oracle import run_oracle  # noqa: E402
 from dfc.passes import compile_spec  # noqa: E402
 from dfc.runtime.tf_engine import run_tf  # noqa: E402
-from dfc.spec import load_spec_text  # noqa: E402
 
 from fuzz import disagreements, program  # noqa: E402
 

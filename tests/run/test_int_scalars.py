@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from dfc.ir.interp import run_numpy
+from dfc.lang import load_spec
 from dfc.oracle import run_oracle
 from dfc.passes import compile_spec
-from dfc.spec import load_spec
 
 N, P = 8, 2
 A = np.array([0, 1, 3, 4, 9, 15, 16, 50])  # read from a .npy file: known without any dfc code

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dfc.lang import load_spec
 from dfc.passes import compile_spec
 from dfc.runtime.tf_engine import run_tf
-from dfc.spec import load_spec
 
 pytestmark = pytest.mark.slow
 

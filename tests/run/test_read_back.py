@@ -41,9 +41,9 @@ def test_without_room_for_the_files_results_come_through_the_session(monkeypatch
     from pathlib import Path
 
     from dfc.ir.interp import run_numpy
+    from dfc.lang import load_spec
     from dfc.passes import compile_spec
     from dfc.runtime import tf_engine
-    from dfc.spec import load_spec
 
     monkeypatch.setattr(tf_engine, "_scratch", lambda need: None)
     root = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dfc.ir.interp import run_numpy  # noqa: E402
+from dfc.lang import load_spec, load_spec_text  # noqa: E402
 from dfc.oracle import run_oracle  # noqa: E402
 from dfc.passes import compile_spec  # noqa: E402
 from dfc.runtime.tf_engine import run_tf  # noqa: E402
 from dfc.runtime.verify import verify  # noqa: E402
-from dfc.spec import load_spec, load_spec_text  # noqa: E402
 
 from fuzz import disagreements  # noqa: E402
 from gen import random_spec  # noqa: E402

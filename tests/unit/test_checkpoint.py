@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from dfc.lang import load_spec
 from dfc.passes import compile_spec
 from dfc.runtime.checkpoint import (
     SLOTS,
@@ -18,7 +19,6 @@ from dfc.runtime.checkpoint import (
     mismatch,
     state_variables,
 )
-from dfc.spec import load_spec
 
 SPEC = os.path.join(os.path.dirname(__file__), "..", "..", "specs", "cg.yaml")
 

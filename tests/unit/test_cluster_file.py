@@ -51,7 +51,7 @@ def test_a_fifo_is_refused_without_waiting(tmp_path):
 def test_the_cluster_schema_is_valid_and_shipped_with_the_package():
     import jsonschema
 
-    from dfc.spec.schema import schema, schema_text
+    from dfc.lang.schema import schema, schema_text
 
     jsonschema.Draft202012Validator.check_schema(schema("cluster"))
     repo = Path(__file__).resolve().parents[2] / "schemas" / "cluster.schema.json"

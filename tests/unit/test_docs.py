@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dfc.spec import load_spec_text
+from dfc.lang import load_spec_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 BLOCKS = [(p.name, i, b) for p in sorted(DOCS.glob("*.md"))

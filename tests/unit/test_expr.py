@@ -3,8 +3,8 @@ from fractions import Fraction
 import pytest
 
 from dfc.diagnostics import Pos
-from dfc.ops import FUNCTIONS
-from dfc.spec.expr import MAX_MAGNITUDE, ExprError, compiled, evaluate, parse_expr, whole
+from dfc.lang.expr import MAX_MAGNITUDE, ExprError, compiled, evaluate, parse_expr, whole
+from dfc.ops import functions
 
 POS = Pos("t.yaml", 3, 10, 10)
 
@@ -59,7 +59,7 @@ def test_whitelist_rejects(text, code):
 
 def test_every_unknown_function_is_reported_and_the_rest_kept_to_check():
     with pytest.raises(ExprError) as info:
-        parse_expr("foo(x[i + 9]) + bar(y) + foo(z)", POS, True, FUNCTIONS)
+        parse_expr("foo(x[i + 9]) + bar(y) + foo(z)", POS, True, functions())
     got = [(d.code, d.pos.col, d.message) for d in info.value.diagnostics]
     assert got == [("unknown-function", 10, "unknown function 'foo'"),
                    ("unknown-function", 26, "unknown function 'bar'")]  # a repeat only where first used
@@ -75,7 +75,7 @@ def test_every_mistake_outside_the_language_is_reported_and_nothing_kept():
 
 
 def test_op_functions_are_allowed_when_asked():
-    parse_expr("sum(dot(r[i], r[i]))", POS, True, FUNCTIONS)
+    parse_expr("sum(dot(r[i], r[i]))", POS, True, functions())
     with pytest.raises(ExprError):
         parse_expr("sum(dot(r[i], r[i]))", POS, True)
 

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dfc.diagnostics import SpecError  # noqa: E402
 from dfc.ir.interp import run_numpy  # noqa: E402
+from dfc.lang import load_spec_text  # noqa: E402
 from dfc.oracle import OracleError, run_oracle  # noqa: E402
 from dfc.passes import compile_spec  # noqa: E402
-from dfc.spec import load_spec_text  # noqa: E402
 
 from fuzz import disagreements, finite, program  # noqa: E402
 

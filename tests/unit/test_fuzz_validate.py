@@ -95,8 +95,8 @@ def compiles(text: str) -> None:
     from dfc.cost.profile import Profile
     from dfc.cost.simulate import simulate
     from dfc.ir.devices import devices
+    from dfc.lang import load_spec_text
     from dfc.passes import compile_spec
-    from dfc.spec import load_spec_text
 
     spec = load_spec_text(text.encode(), "mutated.yaml")
     if spec.tile_tasks + spec.ntiles <= 2000:

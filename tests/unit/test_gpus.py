@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from dfc.ir.devices import devices, short
+from dfc.lang import load_spec_text
 from dfc.runtime.clusters import Layout, TaskSlot
 from dfc.runtime.gpus import GPUError, assign, for_served_task, server_env
-from dfc.spec import load_spec_text
 
 
 def spec(cluster: str):
@@ -51,7 +51,7 @@ def test_a_served_task_takes_its_turn_of_its_machines_gpus():
 
 def test_validate_counts_gpu_memory_of_this_machines_gpus_shared_by_tasks(monkeypatch):
     from dfc.diagnostics import SpecError
-    from dfc.spec import checks
+    from dfc.lang import checks
 
     monkeypatch.setattr(checks, "local_gpu_memory", lambda: (2**30, 2**30))  # two GPUs of 1 GiB here
     text = ("dfc: 1\nname: g\ncluster: {worker: {tasks: 4, device: gpu}}\narrays:\n"

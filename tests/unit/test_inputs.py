@@ -14,7 +14,7 @@ import pytest
 
 from dfc.cost.profile import ProfileError, load_profile
 from dfc.inputs import InputError, read_bounded
-from dfc.spec import SpecError, load_spec
+from dfc.lang import SpecError, load_spec
 
 
 def dfc(*args, timeout=30) -> subprocess.CompletedProcess:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from dfc.diagnostics import SpecError
-from dfc.spec import checks, load_spec, load_spec_text
-from dfc.spec.checks import CLIENT_FOOTPRINT, MAX_LOCAL_TASKS, NPY_READ_COPIES, SERVER_FOOTPRINT
+from dfc.lang import checks, load_spec, load_spec_text
+from dfc.lang.checks import CLIENT_FOOTPRINT, MAX_LOCAL_TASKS, NPY_READ_COPIES, SERVER_FOOTPRINT
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB, GiB = 2**20, 2**30

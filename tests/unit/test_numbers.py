@@ -16,12 +16,12 @@ import pytest
 
 from dfc.diagnostics import Pos
 from dfc.ir.interp import run_numpy
+from dfc.lang import SpecError, load_spec, load_spec_text
+from dfc.lang.expr import MAX_EXPR_CHARS, ExprError, parse_expr
+from dfc.lang.shapes import Scope, infer
 from dfc.ops import TensorType
 from dfc.oracle import run_oracle
 from dfc.passes import compile_spec
-from dfc.spec import SpecError, load_spec, load_spec_text
-from dfc.spec.expr import MAX_EXPR_CHARS, ExprError, parse_expr
-from dfc.spec.shapes import Scope, infer
 
 POS = Pos("t.yaml", 3, 10, 10)
 

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 
 from dfc.ir.interp import run_numpy
+from dfc.lang import load_spec, load_spec_text
 from dfc.ops.random import uniform01
 from dfc.oracle import run_oracle
 from dfc.passes import compile_spec
-from dfc.spec import load_spec, load_spec_text
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"stream": ["MB=1", "reps=3"], "matmul": ["N=64", "T=16"], "cg": ["N=64"], "fft": ["N=2**10"]}
@@ -128,7 +128,7 @@ def test_oracle_imports_nothing_downstream_of_the_spec():
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     allowed = {"__future__", "ast", "itertools", "time", "dataclasses", "fractions", "numpy",
-               "spec.expr", "spec.model", "ops.random", "ops.npyfile"}  # npyfile: validation's own reader
+               "lang.expr", "lang.model", "ops.random", "ops.npyfile"}  # npyfile: validation's own reader
     assert imported <= allowed, imported - allowed
 
 

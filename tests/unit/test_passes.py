@@ -17,11 +17,11 @@ from dfc.cost.simulate import Predictor, simulate  # noqa: E402
 from dfc.ir.devices import devices  # noqa: E402
 from dfc.ir.interp import run_numpy  # noqa: E402
 from dfc.ir.node import verify_ir, with_nodes  # noqa: E402
+from dfc.lang import load_spec, load_spec_text  # noqa: E402
 from dfc.passes import compile_spec  # noqa: E402
 from dfc.passes.comm import comm  # noqa: E402
 from dfc.passes.cse import cse  # noqa: E402
 from dfc.passes.place import greedy_bytes, heft_variant, round_robin  # noqa: E402
-from dfc.spec import load_spec, load_spec_text  # noqa: E402
 
 from gen import random_spec  # noqa: E402
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from dfc.ir.interp import run_numpy
+from dfc.lang import load_spec_text
 from dfc.ops.random import uniform01
 from dfc.passes import compile_spec
-from dfc.spec import load_spec_text
 
 N, P = 8, 2
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from dfc.spec import schema
-from dfc.spec.model import SCHEMA_DEFS
+from dfc.lang import schema
+from dfc.lang.model import SCHEMA_DEFS
 
 ROOT = Path(__file__).resolve().parents[2]
 # keys a schema definition has beyond its dataclass's YAML fields, and why
@@ -56,7 +56,7 @@ def test_closed_objects_and_descriptions_everywhere():
 
 
 def test_package_copy_is_the_repository_schema():
-    shipped = json.loads((ROOT / "dfc" / "spec" / "dfc.schema.json").read_text())
+    shipped = json.loads((ROOT / "dfc" / "lang" / "dfc.schema.json").read_text())
     assert shipped == json.loads((ROOT / "schemas" / "dfc.schema.json").read_text())
 
 

@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 
 from dfc.diagnostics import Pos
-from dfc.ops import FUNCTIONS, ItemsType, TensorType
-from dfc.spec import load_spec
-from dfc.spec.expr import ExprError, parse_expr
-from dfc.spec.shapes import Scope, infer
+from dfc.lang import load_spec
+from dfc.lang.expr import ExprError, parse_expr
+from dfc.lang.shapes import Scope, infer
+from dfc.ops import ItemsType, TensorType, functions
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 
@@ -17,7 +17,7 @@ def cg():
 
 
 def typ(text, scope, allow_free=False):
-    return infer(parse_expr(text, Pos("t", 1, 1, 1), True, FUNCTIONS + ("log2",)), scope, allow_free)
+    return infer(parse_expr(text, Pos("t", 1, 1, 1), True, functions() + ("log2",)), scope, allow_free)
 
 
 def test_tiles_rows_and_whole_arrays(cg):
@@ -85,7 +85,7 @@ def test_range_hints_are_right_for_offsets(cg):
 
 
 def test_hints_write_0_along_dimensions_of_one_tile():
-    from dfc.spec.shapes import tile_example
+    from dfc.lang.shapes import tile_example
 
     assert tile_example("o", (4, 1), ["i"]) == "o[i, 0]"
     assert tile_example("o", (1, 4), ["k"]) == "o[0, k]"

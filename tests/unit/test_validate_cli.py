@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from dfc.cli import main
-from dfc.spec import load_spec
+from dfc.lang import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "specs").glob("*.yaml"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dfc.lang import load_spec_text
 from dfc.runtime.verify import verify
-from dfc.spec import load_spec_text
 
 
 def spec(check: str):

@@ -1,7 +1,7 @@
 import pytest
 
 from dfc.diagnostics import SpecError
-from dfc.spec.yamlsrc import load_yaml
+from dfc.lang.yamlsrc import load_yaml
 
 
 def load(text: str):

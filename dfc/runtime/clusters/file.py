@@ -24,8 +24,8 @@ from typing import Mapping
 
 from ...diagnostics import Diagnostic, Pos, SpecError, did_you_mean, sorted_unique
 from ...inputs import InputError, read_bounded
-from ...spec.schema import check_schema
-from ...spec.yamlsrc import load_yaml
+from ...lang.schema import check_schema
+from ...lang.yamlsrc import load_yaml
 from . import Layout, TaskSlot, clash, machine_of, split_address
 from .slurm import DEFAULT_PORT_BASE
 

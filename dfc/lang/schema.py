@@ -25,7 +25,7 @@ def schema(name: str = "dfc") -> dict:
 
 
 def schema_text(name: str = "dfc") -> str:
-    return resources.files("dfc.spec").joinpath(f"{name}.schema.json").read_text("utf-8")
+    return resources.files("dfc.lang").joinpath(f"{name}.schema.json").read_text("utf-8")
 
 
 @functools.cache

@@ -9,7 +9,8 @@ Rules of the language:
   indexes, and is only allowed inside a reduction (``sum(dot(r[i], r[i]))``), which sums
   over it.
 - ``@`` means matmul, matvec or dot by the operands' ranks; other operators and calls
-  are looked up in the op registry, whose entry supplies the shape rule.
+  are looked up in the op registry (through the walker shared with the expander and the
+  verifier, ``lang/walk.py``), whose entry supplies the shape rule.
 
 Inference does not stop at the first mistake: a sub-expression that fails gets no type
 (``None``), the expressions around it skip their own checks, and :func:`infer` raises one
@@ -22,21 +23,17 @@ import ast
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from ..diagnostics import Diagnostic, did_you_mean
-from ..ops import MATMUL_BY_RANK, REGISTRY, ItemsType, OpTypeError, TensorType
+from ..ops import REGISTRY, ItemsType, OpTypeError, TensorType
 from .expr import FOLDABLE, Expr, ExprError, Number, approx, check_number, evaluate, fold
 from .model import Array
+from .walk import Walker
 
 ENUMERATION_LIMIT = 20_000
-
-_SYMBOL = {ast.Add: "add", ast.Sub: "sub", ast.Mult: "mul", ast.Div: "div", ast.Pow: "pow",
-           ast.FloorDiv: None, ast.Mod: None, ast.USub: "neg", ast.Not: "not", ast.And: "and",
-           ast.Or: "or", ast.Eq: "eq", ast.NotEq: "ne", ast.Lt: "lt", ast.LtE: "le", ast.Gt: "gt",
-           ast.GtE: "ge"}
 
 Type = TensorType | ItemsType
 Free = dict[str, tuple[int, ast.AST]]  # free index -> (extent, where first used)
@@ -62,7 +59,7 @@ def infer(expr: Expr, scope: Scope, allow_free: bool = False) -> Type:
     """The type of ``expr``; raises ExprError with every mistake in it, each pointing at
     the offending sub-expression."""
     typer = _Typer(expr, scope)
-    t, free = typer.visit(expr.tree)
+    t, free = typer.walk(expr.tree)
     if free and not allow_free:
         for name, (_, node) in free.items():
             typer.found.append(expr.error(node, "free-index", f"index '{name}' is not bound",
@@ -141,7 +138,10 @@ def fits(value: Number, dtype: str) -> bool:
     return True
 
 
-class _Typer:
+Typed = tuple[Type | None, Free]  # a sub-expression's type (None after a mistake) and free indices
+
+
+class _Typer(Walker[Typed]):
     def __init__(self, expr: Expr, scope: Scope):
         self.expr, self.scope = expr, scope
         self.found: list[ExprError] = []
@@ -150,25 +150,31 @@ class _Typer:
     def err(self, node, code, message, hint="") -> ExprError:
         return self.expr.error(node, code, message, hint)
 
-    def visit(self, node: ast.AST) -> tuple[Type | None, Free]:
+    def walk(self, node: ast.AST) -> Typed:
         """The type of ``node`` and its free indices; ``None`` after a mistake (recorded)."""
-        method = getattr(self, "visit_" + type(node).__name__, None)
         try:
-            if method is None:
-                raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}' is not allowed here")
-            return method(node)
+            return super().walk(node)
         except ExprError as e:
             self.found.append(e)
             return None, {}
 
+    def forbidden(self, node):
+        if isinstance(node, ast.Tuple):
+            raise self.err(node, "expr-forbidden", "a tuple is only allowed inside [...]")
+        raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}' is not allowed here")
+
+    def rank(self, value: Typed) -> int | None:
+        t = value[0]
+        return t.rank if isinstance(t, TensorType) else None
+
     # ------------------------------------------------------------------ leaves
-    def visit_Constant(self, node):
+    def constant(self, node):
         if isinstance(node.value, bool):
             return TensorType((), "bool"), {}
         self.numbers[node] = node.value
         return TensorType((), None), {}
 
-    def visit_Name(self, node):
+    def name(self, node):
         s, name = self.scope, node.id
         if name in s.indices:
             return TensorType((), "int64"), {}
@@ -188,12 +194,12 @@ class _Typer:
                        did_you_mean(name, s.visible()) or "define it under `params:`, `arrays:` or `scalars:`")
 
     # ------------------------------------------------------------------ tiles
-    def visit_Subscript(self, node):
+    def subscript(self, node):
         if not isinstance(node.value, ast.Name):
             raise self.err(node, "expr-forbidden", "only arrays can be indexed", "write ARRAY[i, j]")
         name = node.value.id
         if name not in self.scope.arrays:
-            self.visit_Name(node.value)  # undefined, or not an array: report it
+            self.name(node.value)  # undefined, or not an array: report it
             raise self.err(node.value, "expr-type", f"'{name}' is not an array and cannot be indexed",
                            "only arrays have tiles")
         arr = self.scope.arrays[name]
@@ -255,7 +261,35 @@ class _Typer:
                                     dim, s)
 
     # ------------------------------------------------------------------ ops
-    def apply(self, node, op_name: str, args: list[Type | None], arg_nodes: list[ast.AST],
+    def apply(self, node, op, args, arg_nodes, **kw) -> Typed:
+        self.fold(node, arg_nodes)
+        free = _merge(self, *(f for _, f in args))
+        return self.infer(node, op, [t for t, _ in args], arg_nodes, **kw), free
+
+    def fold(self, node, arg_nodes) -> None:
+        """A number computed from numbers (``2**40``) is known at its node."""
+        if isinstance(node, (ast.BinOp, ast.UnaryOp)) and isinstance(node.op, FOLDABLE) \
+                and all(n in self.numbers for n in arg_nodes):
+            self.numbers[node] = fold(self.expr, node, *(self.numbers[n] for n in arg_nodes))
+
+    def plus(self, node, value):
+        self.fold(node, (node.operand,))
+        return value
+
+    def no_operator(self, node, symbol, args):
+        if symbol in ("//", "%"):
+            raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}': '//' and '%' work on sizes, not arrays",
+                           "use them in params, extents and shard expressions")
+        free = _merge(self, *(f for _, f in args))
+        types = [t for t, _ in args]
+        if any(t is None for t in types):  # a mistake inside, already recorded
+            return None, free
+        if symbol == "@":
+            raise self.err(node, "shape-mismatch", f"'@' cannot multiply {types[0]} by {types[1]}",
+                           "'@' takes matrix @ matrix, matrix @ vector or vector @ vector")
+        raise self.err(node, "shape-mismatch", f"'{symbol}' cannot take {' and '.join(map(str, types))}")
+
+    def infer(self, node, op_name: str, args: list[Type | None], arg_nodes: Sequence[ast.AST],
               **kw) -> TensorType | None:
         if any(a is None for a in args):  # a mistake inside, already recorded
             return None
@@ -268,7 +302,7 @@ class _Typer:
                 where = node
             raise self.err(where, e.code, f"{e.message} in '{ast.unparse(node)}'", e.hint) from None
 
-    def check_numbers(self, node, args: list[Type], arg_nodes: list[ast.AST]) -> None:
+    def check_numbers(self, node, args: list[Type], arg_nodes: Sequence[ast.AST]) -> None:
         """A number takes the dtype of the array it meets: it must fit in it."""
         dtype = next((t.dtype for t in args if isinstance(t, TensorType) and t.dtype not in (None, "bool")), None)
         for n in arg_nodes:
@@ -279,54 +313,14 @@ class _Typer:
                     f"the dtype of '{self.expr.written(node)}'",
                     "a number takes the dtype of the array it meets: use a smaller number or a wider dtype"))
 
-    def visit_BinOp(self, node):
-        (a, fa), (b, fb) = self.visit(node.left), self.visit(node.right)
-        if node.left in self.numbers and node.right in self.numbers and isinstance(node.op, FOLDABLE):
-            self.numbers[node] = fold(self.expr, node, self.numbers[node.left], self.numbers[node.right])
-        free = _merge(self, fa, fb)
-        if isinstance(node.op, ast.MatMult):
-            if a is None or b is None:
-                return None, free
-            ranks = (getattr(a, "rank", -1), getattr(b, "rank", -1))
-            op = MATMUL_BY_RANK.get(ranks)
-            if op is None:
-                raise self.err(node, "shape-mismatch", f"'@' cannot multiply {a} by {b}",
-                               "'@' takes matrix @ matrix, matrix @ vector or vector @ vector")
-            return self.apply(node, op, [a, b], [node.left, node.right]), free
-        op = _SYMBOL.get(type(node.op))
-        if op is None:
-            raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}': '//' and '%' work on sizes, not arrays",
-                           "use them in params, extents and shard expressions")
-        return self.apply(node, op, [a, b], [node.left, node.right]), free
+    def unknown_call(self, node):  # reported when parsed: only its arguments are checked
+        for a in node.args:
+            self.walk(a)
+        return None, {}  # it may have been meant to reduce over them
 
-    def visit_UnaryOp(self, node):
-        t, free = self.visit(node.operand)
-        if node.operand in self.numbers and isinstance(node.op, FOLDABLE):
-            self.numbers[node] = fold(self.expr, node, self.numbers[node.operand])
-        if isinstance(node.op, ast.UAdd):
-            return t, free
-        return self.apply(node, _SYMBOL[type(node.op)], [t], [node.operand]), free
-
-    def visit_BoolOp(self, node):
-        parts = [self.visit(v) for v in node.values]
-        return self.apply(node, _SYMBOL[type(node.op)], [t for t, _ in parts], node.values), \
-            _merge(self, *(f for _, f in parts))
-
-    def visit_Compare(self, node):
-        left, free = self.visit(node.left)
-        for op, right_node in zip(node.ops, node.comparators):
-            right, f = self.visit(right_node)
-            free = _merge(self, free, f)
-            self.apply(node, _SYMBOL[type(op)], [left, right], [node.left, right_node])
-            left = right
-        return TensorType((), "bool"), free
-
-    def visit_Call(self, node):
-        op = REGISTRY.get(node.func.id)
-        parts = [self.visit(a) for a in node.args]
+    def call(self, node, op):
+        parts = [self.walk(a) for a in node.args]
         free = _merge(self, *(f for _, f in parts))
-        if op is None or not op.callable:  # reported when parsed: only its arguments are checked
-            return None, {}  # it may have been meant to reduce over them
         types = [t for t, _ in parts]
         bound = {} if op.reduction and len(types) == 1 else free  # a reduction's, even after a mistake
         if not op.nargs[0] <= len(node.args) <= op.nargs[1]:
@@ -350,7 +344,7 @@ class _Typer:
             if not isinstance(types[0], TensorType):
                 raise self.err(node, "expr-type", f"{op.name}() cannot reduce {types[0]}")
             return types[0], {}  # a reduction over the free indices: one term's type
-        return self.apply(node, op.name, types, node.args, **kwargs), free
+        return self.infer(node, op.name, types, node.args, **kwargs), free
 
     def fold_call(self, node, op, args: list[Number]) -> Number:
         """A function of numbers (``abs(-2**62) * 4``), computed as the engines compute it
@@ -368,9 +362,6 @@ class _Typer:
             raise self.err(node, "expr-value", f"cannot compute '{self.expr.written(node)}': {e}",
                            "a function of numbers must give a finite number") from None
         return check_number(self.expr, node, value, f"'{self.expr.written(node)}'")
-
-    def visit_Tuple(self, node):
-        raise self.err(node, "expr-forbidden", "a tuple is only allowed inside [...]")
 
 
 def _unknown_call(node: ast.AST) -> bool:

@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 
 from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
-from ..ops import FUNCTIONS, ItemsType, TensorType
+from ..ops import REGISTRY, ItemsType, TensorType
 from .expr import Expr, ExprError, evaluate
 from .model import Array, InitCopy, InitFile, InitRandom, Let, Spec, Task
 from .shapes import ENUMERATION_LIMIT, INDEX_LETTERS, Scope, index_range_error, infer, tile_example
@@ -59,7 +59,7 @@ def check_names(spec: Spec, ctx: Context) -> None:
                         ("queue", spec.queues)):
         for name in names:
             where = spec.source.key((kind + "s", name))
-            if name in FUNCTIONS:
+            if name in REGISTRY and REGISTRY[name].callable:
                 ctx.errors.error(where, "name-clash", f"{kind} '{name}' has the name of a function",
                                  "rename it")
             elif name in seen:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..diagnostics import Collector, Pos, did_you_mean
-from ..ops import FUNCTIONS
+from ..ops import functions as op_functions
 from .expr import MATH_FUNCTIONS, Expr, ExprError, as_number, evaluate, parse_expr, whole
 from .model import (
     Array,
@@ -48,7 +48,6 @@ from .model import (
 )
 from .yamlsrc import SourceMap
 
-COMPUTE_FUNCTIONS = tuple(sorted(set(FUNCTIONS) | set(MATH_FUNCTIONS)))
 DEFAULT_CLUSTER = {"worker": {"tasks": 1}}
 _MEM = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)(i?)B?$")
 
@@ -82,19 +81,25 @@ class Builder:
     def pos(self, *path) -> Pos:
         return self.smap.value(path)
 
-    def expr(self, value: Any, path: tuple, functions=COMPUTE_FUNCTIONS, essential: bool = False) -> Expr | None:
-        """The parsed expression, or None after reporting why not. An ``essential`` one (a
+    def expr(self, value: Any, path: tuple, functions: tuple[str, ...] | None = None,
+             essential: bool = False) -> Expr | None:
+        """The parsed expression, or None after reporting why not; ``functions``: the names
+        it may call (default: a compute expression's, the registry's ops and the math
+        functions). An ``essential`` one (a
         param, size or number) is needed to build the rest; others may be left out. A
         compute expression whose only mistakes are unknown functions is kept, so that the
         checks find the mistakes in the rest of it (they skip the unknown calls); a number
         expression is evaluated, where an unknown call would be reported again."""
         start = self.smap.content_start(path)
+        compute = functions is None
+        if compute:
+            functions = tuple(sorted({*op_functions(), *MATH_FUNCTIONS}))
         try:
             return parse_expr(value, start or self.smap.value(path), start is not None, functions)
         except ExprError as e:
             self.errors.extend(e.diagnostics)
             self.dropped += 0 if essential else len(e.diagnostics)
-            return e.parsed if not essential and functions == COMPUTE_FUNCTIONS else None
+            return e.parsed if not essential and compute else None
 
     def size(self, value: Any, path: tuple, what: str, minimum: int | None = 1, default: int = 1) -> int:
         e = self.expr(value, path, MATH_FUNCTIONS, essential=True)

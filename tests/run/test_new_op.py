@@ -1,0 +1,77 @@
+"""An op is one registry entry: registered in one place, it validates, plans and runs on
+both engines (issue 13). The answers are checked against NumPy on whole arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dfc import ops
+from dfc.cost.model import CostModel
+from dfc.cost.plan import make_plan
+from dfc.cost.profile import Profile
+from dfc.ir.devices import devices
+from dfc.ir.interp import run_numpy
+from dfc.lang import SpecError, load_spec_text
+from dfc.passes import compile_spec
+from dfc.runtime.tf_engine import run_tf
+
+SPEC = """\
+dfc: 1
+name: newop
+params: {N: 64, T: 16}
+cluster: {worker: {tasks: 2}}
+arrays:
+  x: {shape: [N], dtype: float64, tile: [T], init: {file: x.npy}}
+  y: {shape: [N], dtype: float64, tile: [T], output: true}
+tasks:
+  f: {for: {i: N/T}, compute: "exp(x[i]) % 2", out: "y[i]"}
+"""
+
+
+def _elementwise(a, b):
+    return ops.TensorType(a.shape or b.shape, ops.types.unify_dtype(a, b))
+
+
+# the whole of adding two ops: a function and an operator, one entry each
+NEW = [
+    ops.Op("exp", "elementwise e**x", lambda a: a, lambda args, out: out.size, np.exp, lambda tf, x: tf.math.exp(x)),
+    ops.Op("mod", "elementwise a % b (floored, as Python's)", _elementwise, lambda args, out: out.size, np.mod,
+           lambda tf, a, b: tf.math.floormod(a, b), nargs=(2, 2), callable=False, symbol="%", cast_inputs=True),
+]
+
+
+@pytest.fixture
+def new_ops():
+    for op in NEW:
+        ops.register(op)
+    yield
+    for op in NEW:
+        ops.unregister(op.name)
+
+
+@pytest.fixture
+def spec_text(tmp_path):
+    x = np.random.default_rng(7).uniform(-2, 2, 64)
+    np.save(tmp_path / "x.npy", x)
+    return SPEC.encode(), str(tmp_path / "newop.yaml"), x
+
+
+def test_without_the_entries_the_program_is_refused(spec_text):
+    data, file, _ = spec_text
+    with pytest.raises(SpecError) as info:
+        load_spec_text(data, file)
+    messages = [d.message for d in info.value.diagnostics]
+    assert any("exp" in m for m in messages), messages
+
+
+@pytest.mark.slow
+def test_a_new_op_validates_plans_and_runs_on_both_engines(new_ops, spec_text):
+    data, file, x = spec_text
+    spec = load_spec_text(data, file)
+    g = compile_spec(spec)
+    plan = make_plan(g, CostModel(Profile(), devices(spec)))
+    assert plan.schedule.makespan > 0 and any(c["flops"] for c in plan.task_classes())
+    want = np.mod(np.exp(x), 2)
+    np.testing.assert_allclose(run_numpy(g).arrays["y"], want, rtol=1e-12)
+    np.testing.assert_allclose(run_tf(g, timeout=120).arrays["y"], want, rtol=1e-12)
