@@ -71,45 +71,33 @@ def _read_text(file: str) -> str:
         return ""
 
 
-def _load(args, local: bool = True) -> object:
-    """The spec of ``args.file`` with ``--set``; prints every error and returns None if
+def _load(args, local: bool = True):
+    """The program of ``args.file`` with ``--set``; prints every error and returns None if
     invalid. ``local``: it will run on the local cluster (its servers' memory counts)."""
+    from . import api
     from .diagnostics import render_text
-    from .lang import SpecError, load_spec
 
     try:
-        return load_spec(args.file, args.set or (), local)
-    except SpecError as e:
+        return api.load(args.file, args.set or (), local=local)
+    except api.SpecError as e:
         sources = {args.file: _read_text(args.file),
                    "<command line>": " ".join(f"--set {s}" for s in (args.set or []))}
         print(render_text(e.diagnostics, sources, _color(sys.stderr)), file=sys.stderr)
         return None
 
 
-def _profile(args, spec):
-    from .cost.profile import ProfileError, load_profile
+def _program_and_profile(args, local: bool = True):
+    """(program, its cost profile) for a command, or None after printing why not."""
+    from .cost.profile import ProfileError
 
-    path = getattr(args, "profile", None) or spec.placement.profile
+    program = _load(args, local)
+    if program is None:
+        return None
     try:
-        return load_profile(path)
+        return program, program.profile(getattr(args, "profile", None))
     except ProfileError as e:
         print(f"dfc: {e}", file=sys.stderr)
         return None
-
-
-def _spec_and_profile(args, local: bool = True):
-    """(spec, profile) for a command, or None after printing why not."""
-    spec = _load(args, local)
-    if spec is None:
-        return None
-    profile = _profile(args, spec)
-    return None if profile is None else (spec, profile)
-
-
-def _compile(args, spec, profile, observe=None):
-    from .passes import compile_spec
-
-    return compile_spec(spec, args.strategy, profile, observe=observe)
 
 
 def _write(path: str | None, data: str | bytes) -> None:
@@ -149,36 +137,33 @@ def _plan(args: argparse.Namespace) -> int:
     if args.print_after and args.print_after not in PASS_NAMES:
         print(f"dfc plan: no pass '{args.print_after}'; the passes are: {', '.join(PASS_NAMES)}", file=sys.stderr)
         return EXIT_USAGE
-    loaded = _spec_and_profile(args, local=False)  # plans start no server
+    loaded = _program_and_profile(args, local=False)  # plans start no server
     if loaded is None:
         return EXIT_USAGE
-    spec, profile = loaded
+    program, profile = loaded
+    spec, layout = program.spec, None
     if args.cluster != "local":  # the plan the cluster will run: its hosts and links
-        placed = _placed_for("plan", args, spec, profile)
-        if placed is None:
+        layout = _layout("plan", args, program)
+        if layout is None:
             return EXIT_USAGE
-        profile = placed[1]
     why = _bad_destinations("plan", args, spec, {"-o": args.output, "--gantt": args.gantt})
     if why:
         print(why, file=sys.stderr)
         return EXIT_USAGE
-    from .cost.model import CostModel
-    from .cost.plan import make_plan
-    from .ir.devices import devices
     from .ir.node import describe
     from .outputs import OutputError
 
     if args.print_after:
         shown = {}
-        _compile(args, spec, profile, lambda name, g: shown.setdefault(name, g) if name == args.print_after else None)
+        program.compile(args.strategy, profile, layout=layout,
+                        observe=lambda name, g: shown.setdefault(name, g) if name == args.print_after else None)
         try:
             _write(args.output, describe(shown[args.print_after]))
         except OutputError as e:
             print(f"dfc plan: {e}", file=sys.stderr)
             return EXIT_FAILED
         return EXIT_OK
-    g = _compile(args, spec, profile)
-    plan = make_plan(g, CostModel(profile, devices(spec)), timeline=True if args.gantt else None)
+    plan = program.plan(args.strategy, profile, layout=layout, timeline=True if args.gantt else None)
     from .viz import dot, gantt, text
 
     try:
@@ -199,173 +184,6 @@ def _plan(args: argparse.Namespace) -> int:
         print(f"dfc plan: {e}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
-
-
-def run_once(args, spec, profile, say) -> dict:
-    """Compile, run, verify and measure one spec; returns the JSON report."""
-    import time
-
-    from .cost.model import CostModel
-    from .cost.simulate import simulate
-    from .ir.devices import devices
-    from .outputs import OutputError
-    from .runtime.verify import metrics, verify
-
-    t0 = time.perf_counter()
-    traced = g = None
-    unsaved: list[str] = []  # why an output could not be written
-    if args.engine != "oracle":  # the oracle reads the spec alone: nothing is compiled for it
-        g = _compile(args, spec, profile)
-        say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {time.perf_counter() - t0:.2f} s "
-            f"({g.graph.get('strategy')})")
-    compile_s = time.perf_counter() - t0
-    if args.engine == "oracle":
-        from .oracle import run_oracle
-
-        say("evaluating the program's meaning on whole arrays (the oracle)")
-        result = run_oracle(spec)
-    elif args.engine == "tf":
-        trace = None
-        if args.trace:
-            from .runtime.trace import Trace
-
-            trace = Trace()
-        saver = _checkpointer(args, spec, g, say)
-        result, retries = _run_retrying(args, g, saver, dict(timeout=args.timeout, verbose=args.verbose, say=say,
-                                                             trace=trace, layout=getattr(args, "layout", None)))
-        if trace is not None:
-            traced = trace.summary()
-            try:
-                _write(args.trace, trace.chrome())
-            except OutputError as e:
-                print(f"dfc run: --trace: {e}", file=sys.stderr)
-                unsaved.append(str(e))
-    else:
-        from .ir.interp import run_numpy
-
-        say("running on the NumPy engine (one process)"
-            + (": it writes no checkpoints (loop.checkpoint is for the TF engine)"
-               if spec.loop and spec.loop.checkpoint else ""))
-        result = run_numpy(g)
-    t2 = time.perf_counter()
-    say("verifying")
-    verdict = verify(spec, result.arrays, result.scalars)
-    verify_s = time.perf_counter() - t2
-    m = metrics(spec, result.iterations_run)
-    resumed_at = getattr(result, "resumed_at", 0)  # the oracle resumes nothing
-    here = metrics(spec, result.iterations_run - resumed_at) if resumed_at else m  # this run's work
-    compute = result.seconds["compute"]
-    if "flops" in m:
-        m["gflops"] = here["flops"] / compute / 1e9 if compute > 0 else float("inf")
-    if "bytes" in m:
-        m["gbps"] = here["bytes"] / compute / 1e9 if compute > 0 else float("inf")
-    predicted = simulate(g, CostModel(profile, devices(spec)), result.iterations_run) if g is not None else None
-    seconds = {"compile": compile_s, **result.seconds, "verify": verify_s, "total": time.perf_counter() - t0}
-    if args.out:
-        unsaved += _save_outputs(args, spec, result.arrays, say)
-    return {"name": spec.name, "params": dict(spec.params), "engine": args.engine,
-            "verified": verdict is None or verdict.ok, "verification": verdict.to_json() if verdict else None,
-            "seconds": seconds, "metrics": m, "iterations_run": result.iterations_run,
-            "predicted_seconds": predicted.makespan if predicted else None,
-            "strategy": g.graph.get("strategy") if g is not None else None,
-            **({"trace": traced} if traced is not None else {}),
-            **({"checkpoints": result.checkpoints} if getattr(result, "checkpoints", None) else {}),
-            **({"retries": retries} if args.engine == "tf" and retries else {}),
-            **({"output_error": "; ".join(unsaved)} if unsaved else {})}
-
-
-def _run_retrying(args, g, saver, options: dict):
-    """Run on the TF engine; when a task dies, up to ``--retries`` times, start the cluster
-    again and resume from the newest checkpoint. (result, what each retry said)."""
-    from .runtime.tf_engine import TaskLost, run_tf
-
-    retries: list[str] = []
-    resume = args.resume is not None
-    if saver is not None:
-        saver.store.prepare()
-        if resume:
-            saver.check()
-    while True:
-        try:
-            again = saver is not None and len(retries) < args.retries
-            return run_tf(g, checkpoint=saver, resume=resume, again=again, **options), retries
-        except TaskLost as e:
-            if saver is None and args.retries:
-                raise TaskLost(f"{e}\n  --retries {args.retries}: nothing can be resumed: the loop has no "
-                               "`checkpoint:` (add `checkpoint: {every: 50}` to `loop:`)") from None
-            if saver is None or len(retries) >= args.retries:
-                _resumable(saver)
-                raise
-            first = str(e).splitlines()[0]
-            where = (f"resuming from the checkpoint of iteration {saver.newest[1]}" if saver.newest else
-                     "no checkpoint was written yet, so from the beginning")
-            retries.append(f"{first}; {where}")
-            print(f"dfc run: retry {len(retries)} of {args.retries}: {first}; starting the cluster again, {where}",
-                  file=sys.stderr)
-            resume = saver.newest is not None
-        except (KeyboardInterrupt, SystemExit):
-            _resumable(saver)
-            raise
-
-
-def _resumable(saver) -> None:
-    """After a run that stopped early: where its newest checkpoint is, if it wrote one."""
-    if saver is not None and saver.newest:
-        print(f"dfc run: the newest checkpoint (iteration {saver.newest[1]}) is in {saver.store.folder}: "
-              "run again with --resume to go on from it", file=sys.stderr)
-
-
-def _checkpointer(args, spec, g, say):
-    """The checkpointer of a run whose loop has ``checkpoint:`` (None without); its folder
-    is made, and checked writable, by ``_run_retrying``."""
-    from .runtime.checkpoint import Checkpointer, Store, identity
-
-    if not (spec.loop and spec.loop.checkpoint):
-        return None
-    return Checkpointer(Store(_checkpoint_folder(args, spec)), spec.loop.checkpoint.every, identity(spec, g), say)
-
-
-def _checkpoint_folder(args, spec) -> str:
-    from .runtime.checkpoint import default_folder
-
-    point = getattr(args, "point", None)
-    given = args.resume or args.checkpoint_dir
-    if given:
-        return os.path.join(given, f"{point[0]}={point[1]}") if point else given
-    return default_folder(spec, args.out, point)
-
-
-def _out_folder(args) -> str:
-    """Where ``--out`` puts a run's arrays: DIR, or DIR/KEY=VALUE for each point of a sweep."""
-    point = getattr(args, "point", None)
-    return os.path.join(args.out, f"{point[0]}={point[1]}") if point else args.out
-
-
-def _out_files(args, spec) -> dict[str, str]:
-    """Output array name -> the .npy file ``--out`` writes it to."""
-    folder = _out_folder(args)
-    return {a.name: os.path.join(folder, f"{a.name}.npy") for a in spec.arrays.values() if a.output}
-
-
-def _save_outputs(args, spec, arrays, say) -> list[str]:
-    """Save the output arrays for ``--out``, all or none; why not (nothing when saved)."""
-    import numpy as np
-
-    from .outputs import OutputError, write_files
-
-    files = _out_files(args, spec)
-    try:
-        os.makedirs(_out_folder(args), exist_ok=True)
-        write_files({path: (lambda f, x=arrays[name]: np.save(f, x)) for name, path in files.items()})
-    except OSError as e:
-        why = f"cannot make {_out_folder(args)}: {e.strerror or e}"
-    except OutputError as e:
-        why = str(e)
-    else:
-        say(f"saved {', '.join(files)} in {_out_folder(args)}")
-        return []
-    print(f"dfc run: --out: {why}", file=sys.stderr)
-    return [why]
 
 
 def _inputs(args, spec) -> list[str]:
@@ -395,44 +213,6 @@ def _bad_destinations(command: str, args, spec, destinations: dict[str, str | No
             return f"dfc {command}: {flag}: {why}"
     why = clashes({**named, **(made or {})}, _inputs(args, spec))
     return f"dfc {command}: {why}" if why else None
-
-
-def _summary_lines(r: dict) -> list[str]:
-    v = r["verification"]
-    state = "no verification" if v is None else "verified" if r["verified"] else "VERIFICATION FAILED"
-    lines = [f"{r['name']} ({r['engine']} engine): {state}",
-             "  time: " + ", ".join(f"{k} {x:.3f} s" for k, x in r["seconds"].items())]
-    if r["iterations_run"]:
-        lines.append(f"  iterations: {r['iterations_run']}")
-    if v:
-        lines.append(f"  verify: {v['detail']}")
-    m, c = r["metrics"], r["seconds"]["compute"]
-    if "gflops" in m:
-        lines.append(f"  {m['flops'] / 1e9:.3f} GFLOP in {c:.3f} s = {m['gflops']:.2f} GFLOP/s")
-    if "gbps" in m:
-        lines.append(f"  {m['bytes'] / 1e9:.3f} GB in {c:.3f} s = {m['gbps']:.2f} GB/s")
-    if r["predicted_seconds"] is not None:
-        lines.append(f"  compute: predicted {r['predicted_seconds']:.3f} s, measured {c:.3f} s")
-    if r.get("checkpoints"):
-        lines += _checkpoint_lines(r["checkpoints"])
-    for retry in r.get("retries", []):
-        lines.append(f"  retried: {retry}")
-    if r.get("trace"):
-        from .runtime.trace import summary_lines
-
-        lines += summary_lines(r["trace"])
-    return lines
-
-
-def _checkpoint_lines(c: dict) -> list[str]:
-    lines = []
-    if c.get("resumed_from"):
-        lines.append(f"  resumed from: the checkpoint of iteration {c['resumed_from']['iteration']} "
-                     f"in {c['resumed_from']['folder']}")
-    each = f", {c['seconds_each']:.3f} s and {c['bytes'] / 1e6:.3g} MB each" if c["written"] else ""
-    lines.append(f"  checkpoints: {c['written']} written every {c['every']} iterations{each}, in {c['folder']}"
-                 + (f"; {len(c['failed'])} failed" if c["failed"] else ""))
-    return lines
 
 
 def _seconds(text: str) -> float:
@@ -481,6 +261,7 @@ def _checkpoint_flags(args, spec, sweep) -> str | None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .outputs import unwritable
     from .runtime.cluster import install_sigterm_handler
+    from .viz.report import PLOT_FORMATS
 
     if args.plot and os.path.splitext(args.plot)[1].lower() not in PLOT_FORMATS:
         print(f"dfc run: --plot {args.plot}: a plot is {', '.join(PLOT_FORMATS)}", file=sys.stderr)
@@ -490,20 +271,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dfc run: --cluster {args.cluster}: the {args.engine} engine runs in this process; "
               "a cluster needs the TF engine", file=sys.stderr)
         return EXIT_USAGE
-    loaded = _spec_and_profile(args, local=args.engine == "tf" and args.cluster == "local")
+    loaded = _program_and_profile(args, local=args.engine == "tf" and args.cluster == "local")
     if loaded is None:
         return EXIT_USAGE
-    spec, profile = loaded
-    args.layout = None
+    program, profile = loaded
+    spec, layout = program.spec, None
     if args.cluster != "local":
-        placed = _placed_for("run", args, spec, profile)
-        if placed is None:
+        layout = _layout("run", args, program)
+        if layout is None:
             return EXIT_USAGE
-        args.layout, profile = placed
     from .viz.progress import Progress
 
     progress = Progress(args.quiet)
-    say = progress.say
     pinned = {s.partition("=")[0].strip() for s in (args.set or [])}
     sweep = {k: v for k, v in spec.sweep.items() if k not in pinned}  # --set K=V pins a swept param
     if args.sweep:
@@ -518,7 +297,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"it traces one run: pin the swept param, e.g. --set {next(iter(sweep))}=..."
         print(f"dfc run: --trace: {why}", file=sys.stderr)
         return EXIT_USAGE
-    if sweep and args.layout is not None:
+    if sweep and layout is not None:
         key = next(iter(sweep))
         print(f"dfc run: --cluster {args.cluster}: the spec sweeps {key}, and each point of a sweep runs on "
               f"fresh servers, but `dfc serve` serves one run; pin the param (--set {key}=...) and run one job "
@@ -531,52 +310,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.plot and not sweep:
         print("dfc run: --plot draws a sweep: give --sweep K=a,b,c (or a spec with `sweep:`)", file=sys.stderr)
         return EXIT_USAGE
-    arrays = {}
-    if args.out:
-        key, values = next(iter(sweep.items()), (None, ()))
-        for point in [(key, v) for v in values] or [None]:
-            args.point = point
-            arrays.update({f"--out ({name})": path for name, path in _out_files(args, spec).items()})
-        args.point = None
     why = (f"dfc run: --out {args.out}: {unwritable(args.out, folder=True)}"
            if args.out and unwritable(args.out, folder=True) else
            _bad_destinations("run", args, spec, {"--json": args.json, "--trace": args.trace, "--plot": args.plot},
-                             arrays))
+                             _out_arrays(args, spec, sweep)))
     if why:
         print(why, file=sys.stderr)
         return EXIT_USAGE
-    reports = []
+    options = dict(engine=args.engine, strategy=args.strategy, profile=profile, layout=layout, timeout=args.timeout,
+                   out=args.out, trace=args.trace, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
+                   retries=args.retries, verbose=args.verbose, say=progress.say)
     with progress:
-        status = _run_all(args, spec, profile, say, sweep, reports)
-    if status is not None:
-        return status
-    ok = all(r["verified"] for r in reports)
-    if not args.quiet:
-        for r in reports:
-            print("\n".join(_summary_lines(r)))
-    else:  # quiet still says why it fails
-        for r in reports:
-            if not r["verified"]:
-                print(f"dfc run: {r['name']}: verification failed: {r['verification']['detail']}", file=sys.stderr)
-    if len(reports) > 1:  # a sweep: its table, quiet or not
-        print(_sweep_table(next(iter(sweep)), reports))
-    from .outputs import OutputError
-
-    key = next(iter(sweep)) if sweep else None
-    report = reports[0] if len(reports) == 1 else {"sweep": key, "runs": reports}
-    try:
-        if args.json:
-            _write(args.json, json.dumps(_no_nan(report), indent=1, allow_nan=False) + "\n")
-        if args.plot:
-            _plot_sweep(key, reports, args.plot)
-    except (OSError, RuntimeError, OutputError) as e:
-        print(f"dfc run: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK if ok and not any("output_error" in r for r in reports) else EXIT_FAILED
+        reports = _run_all(program, options, sweep)
+    if isinstance(reports, int):
+        return reports
+    return _report(args, reports, next(iter(sweep)) if sweep else None)
 
 
-def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
-    """Run the spec (or each point of its sweep) into ``reports``; an exit code on failure."""
+def _out_arrays(args, spec, sweep) -> dict[str, str]:
+    """'--out (NAME)' -> the file each output array goes to, at every point of a sweep."""
+    from .api import out_files
+
+    if not args.out:
+        return {}
+    key, values = next(iter(sweep.items()), (None, ()))
+    return {f"--out ({name})": path for point in [(key, v) for v in values] or [None]
+            for name, path in out_files(spec, args.out, point).items()}
+
+
+def _run_all(program, options: dict, sweep: dict):
+    """The reports of the program's run (or of each point of its sweep); an exit code on failure."""
     from .diagnostics import SpecError, render_text
     from .oracle import OracleError
     from .runtime.checkpoint import CheckpointError
@@ -584,17 +347,9 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
 
     try:
         if not sweep:
-            reports.append(run_once(args, spec, profile, say))
-        else:
-            (key, values), = list(sweep.items())[:1]
-            for value in values:
-                args_set = [*(args.set or []), f"{key}={value}"]
-                point = _load(argparse.Namespace(file=args.file, set=args_set), args.engine == "tf")
-                if point is None:
-                    return EXIT_USAGE
-                say(f"--- {key} = {value}")
-                args.point = (key, value)
-                reports.append(run_once(args, point, profile, say))
+            return [program.run(**options)]
+        (key, values), = list(sweep.items())[:1]
+        return program.sweep(key, values, **options)
     except (ClusterMismatch, CheckpointError) as e:  # the setup is wrong, not the run
         print(f"dfc run: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -602,82 +357,48 @@ def _run_all(args, spec, profile, say, sweep, reports) -> int | None:
         print(f"dfc run: {e}", file=sys.stderr)
         return EXIT_FAILED
     except OracleError as e:
-        print(f"dfc run: {spec.file}: the program has no single meaning: {e}", file=sys.stderr)
+        print(f"dfc run: {program.file}: the program has no single meaning: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except SpecError as e:  # an input that changed after validation (a .npy cut short)
-        print(render_text(e.diagnostics, {spec.file: _read_text(spec.file)}, _color(sys.stderr)), file=sys.stderr)
+    except SpecError as e:  # a sweep's point that is not valid, an input that changed after validation
+        sources = {program.file: _read_text(program.file),
+                   "<command line>": " ".join(f"--set {s}" for s in program.overrides)}
+        print(render_text(e.diagnostics, sources, _color(sys.stderr)), file=sys.stderr)
         return EXIT_USAGE
-    return None
 
 
-def _rate(r: dict) -> tuple[str, float]:
-    m = r["metrics"]
-    return ("GFLOP/s", m["gflops"]) if "gflops" in m else ("GB/s", m.get("gbps", 0.0))
+def _report(args, reports: list, key: str | None) -> int:
+    """Print the reports (the summaries, a sweep's table), write --json and --plot; the exit code."""
+    from .outputs import OutputError
+    from .viz.report import plot_sweep, summary_lines, sweep_table
 
-
-def _sweep_table(key: str, reports: list[dict]) -> str:
-    unit = _rate(reports[0])[0]
-    lines = [f"{key:>10}  {'compute s':>10}  {unit:>9}  verified"]
-    for r in reports:
-        lines.append(f"{r['params'][key]:>10}  {r['seconds']['compute']:>10.4f}  {_rate(r)[1]:>9.3f}  {r['verified']}")
-    return "\n".join(lines)
-
-
-def _no_nan(value):
-    """The report with every NaN or infinity as null: they are not JSON."""
-    if isinstance(value, float):
-        return value if value == value and value not in (float("inf"), float("-inf")) else None
-    if isinstance(value, dict):
-        return {k: _no_nan(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_no_nan(v) for v in value]
-    return value
-
-
-#: what --plot writes (by the file's extension)
-PLOT_FORMATS = (".png", ".svg", ".pdf")
-
-
-def _plot_sweep(key: str, reports: list[dict], path: str) -> None:
+    if not args.quiet:
+        for r in reports:
+            print("\n".join(summary_lines(r)))
+    else:  # quiet still says why it fails
+        for r in reports:
+            if not r.verified:
+                print(f"dfc run: {r.name}: verification failed: {r.verification['detail']}", file=sys.stderr)
+    if len(reports) > 1:  # a sweep: its table, quiet or not
+        print(sweep_table(key, reports))
+    document = reports[0].to_json() if len(reports) == 1 else {"sweep": key, "runs": [r.to_json() for r in reports]}
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError("--plot needs matplotlib (pip install 'dfc[plot]')") from None
-    unit = _rate(reports[0])[0]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["params"][key] for r in reports], [_rate(r)[1] for r in reports], marker="o")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel(key)
-    ax.set_ylabel(unit)
-    ax.set_title(reports[0]["name"])
-    fig.tight_layout()
-    from .outputs import write_files
-
-    try:
-        write_files({path: lambda f: fig.savefig(f, dpi=120, format=os.path.splitext(path)[1][1:].lower())})
-    finally:
-        plt.close(fig)
+        if args.json:
+            _write(args.json, json.dumps(document, indent=1, allow_nan=False) + "\n")
+        if args.plot:
+            plot_sweep(key, reports, args.plot)
+    except (OSError, RuntimeError, OutputError) as e:
+        print(f"dfc run: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
-def _placed_for(command: str, args, spec, profile):
-    """(layout, profile for its hosts and links) of ``args.cluster``, or None after printing why not."""
-    from .runtime.clusters import cost_profile
-
-    layout = _layout(command, args, spec)
-    return None if layout is None else (layout, cost_profile(profile, layout))
-
-
-def _layout(command: str, args, spec):
-    """The layout of ``args.cluster`` for the spec's jobs, or None after printing why not."""
+def _layout(command: str, args, program):
+    """The layout of ``args.cluster`` for the program's jobs, or None after printing why not."""
     from .diagnostics import SpecError, render_text
-    from .runtime.clusters import ClusterSourceError, resolve
+    from .runtime.clusters import ClusterSourceError
 
-    jobs = {j.name: j.tasks for j in spec.cluster.values()}
     try:
-        layout = resolve(args.cluster, jobs)
+        layout = program.layout(args.cluster)
     except SpecError as e:
         print(render_text(e.diagnostics, {args.cluster: _read_text(args.cluster)}, _color(sys.stderr)),
               file=sys.stderr)
@@ -695,10 +416,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .runtime.serve import serve
     from .runtime.trust import check_serve
 
-    spec = _load(args, local=False)
-    if spec is None:
+    program = _load(args, local=False)
+    if program is None:
         return EXIT_USAGE
-    layout = _layout("serve", args, spec)
+    spec = program.spec
+    layout = _layout("serve", args, program)
     if layout is None:
         return EXIT_USAGE
     try:
@@ -787,7 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text (default) or a JSON list of diagnostics for editors and CI")
     v.set_defaults(func=cmd_validate)
 
-    strategies = ("heft", "round-robin", "greedy-bytes", "manual")
+    from .api import ENGINES, STRATEGIES
+
+    strategies = tuple(STRATEGIES)
     pl = sub.add_parser("plan", help="compile and place a spec; show the plan",
                         description="Compile a spec, place it on its cluster and predict the run: task classes, "
                         "devices with load and memory, bytes per link, predicted makespan and lower bound.")
@@ -810,7 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Exit 0 when verified, 1 when verification fails, 2 on bad input.")
     r.add_argument("file", metavar="FILE", help="spec file")
     r.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
-    r.add_argument("--engine", choices=("tf", "numpy", "oracle"), default="tf",
+    r.add_argument("--engine", choices=ENGINES, default="tf",
                    help="tf (default): TensorFlow servers, one per task, on 127.0.0.1; "
                    "numpy: the compiled graph interpreted in this process; "
                    "oracle: the program's meaning on whole arrays, not compiled (the tests' reference)")
@@ -887,19 +611,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _private_network() -> None:
     """Before ``dfc run`` starts a local cluster, move into a network of its own (see
-    dfc/runtime/private.py); through a user namespace, dfc executes itself again inside it."""
-    import contextlib
-    import io
-
+    dfc/runtime/private.py); through a user namespace, dfc executes itself again inside it.
+    It must happen while dfc runs one thread, before NumPy (and its BLAS threads) loads, so
+    the command line is read here by a parser of its own that imports nothing: main()
+    parses it again, and reports any mistake in it."""
     from .runtime import private
 
-    try:  # silently: main() parses again and reports a usage error, or prints --help
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            args = build_parser().parse_args()
-    except SystemExit:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("command", nargs="?")
+    pre.add_argument("--engine", default="tf")
+    pre.add_argument("--cluster", default="local")
+    try:
+        args, _ = pre.parse_known_args()
+    except SystemExit:  # silently: main() reports it
         return
-    if getattr(args, "func", None) is not cmd_run or args.engine != "tf" or args.cluster != "local" \
-            or private.ENV in os.environ:
+    if args.command != "run" or args.engine != "tf" or args.cluster != "local" or private.ENV in os.environ:
         return
     if private.enter() == "user+net":  # exactly as started: the same script, flags and arguments
         os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])

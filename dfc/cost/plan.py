@@ -78,6 +78,5 @@ class Plan:
 
 
 def make_plan(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None) -> Plan:
-    spec = g.graph["spec"]
-    return Plan(spec.name, g.graph.get("strategy", ""), g, simulate(g, cm, iterations, timeline), cm.devices,
+    return Plan(g.graph["facts"].name, g.graph.get("strategy", ""), g, simulate(g, cm, iterations, timeline), cm.devices,
                 dict(cm.host))

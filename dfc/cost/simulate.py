@@ -132,7 +132,7 @@ class Predictor:
         self.cm = cm
         order = topo(g)
         loop = g.nodes["loop"]["node"] if "loop" in g else None
-        self.iterations = loop.attr("max") if loop else 0
+        self.iterations = loop.data.max if loop else 0
         self.nodes = {n.name: n for n in order}
         self.scopes = {scope: [n.name for n in _scope_nodes(order, scope)] for scope in ("", "loop")}
         self.made_order = [d["node"] for d in g._node.values()  # in the order comm walks them
@@ -197,7 +197,7 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
              bound: bool = True) -> Schedule:
     """``bound=False`` skips the lower bound (reported as 0): for the placement search."""
     loop = g.nodes["loop"]["node"] if "loop" in g else None
-    iters = (loop.attr("max") if iterations is None else iterations) if loop else 0
+    iters = (loop.data.max if iterations is None else iterations) if loop else 0
     keep = g.number_of_nodes() <= TIMELINE_LIMIT if timeline is None else timeline
     slots: list[Slot] | None = [] if keep else None
     order = topo(g)
@@ -226,7 +226,7 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
         times = iters if n.scope == "loop" else 1
         best = 0.0
         if kind == "recv":
-            src = n.attr("from")
+            src = n.data.from_
             cost[name] = cm.transfer(n.out_bytes, src, n.device)
             resource[name] = f"{src}->{n.device}"
             key = (src, n.device)

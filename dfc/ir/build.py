@@ -7,7 +7,8 @@ from __future__ import annotations
 import networkx as nx
 
 from ..lang.model import Let, Spec, Task
-from .node import Node, verify_ir
+from .facts import facts_of
+from .node import Node
 
 
 def entries(spec: Spec) -> list[tuple[str, object, str]]:
@@ -43,7 +44,7 @@ def reads_writes(spec: Spec, obj) -> tuple[set[str], set[str]]:
 
 
 def build(spec: Spec) -> nx.DiGraph:
-    g = nx.DiGraph(spec=spec)
+    g = nx.DiGraph(facts=facts_of(spec))
     items = entries(spec)
     rw = {name: reads_writes(spec, obj) for name, obj, _ in items}
     for name, obj, scope in items:
@@ -63,5 +64,4 @@ def build(spec: Spec) -> nx.DiGraph:
     for n in g.nodes:  # keep Node.inputs equal to the predecessors (an IR invariant)
         node = g.nodes[n]["node"]
         g.nodes[n]["node"] = Node(**{**node.__dict__, "inputs": tuple(sorted(g.predecessors(n)))})
-    verify_ir(g, "build")
     return g

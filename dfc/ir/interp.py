@@ -13,7 +13,7 @@ Semantics it defines:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -35,20 +35,20 @@ class Result:
 
 def init_tile(node: Node, initial: dict[str, np.ndarray]) -> np.ndarray:
     """The initial value of one tile (or scalar) variable."""
-    a = dict(node.attrs)
-    kind, dtype = a["init"], node.dtype
-    if kind == "constant":
-        return np.full(node.shape, a["value"], dtype=dtype)
-    if kind == "copy":  # the source tile's initial value (whatever route its data takes)
-        return initial[f"{a['source']}[{','.join(map(str, a['index']))}]"].copy()
-    coords = rnd.tile_indices(a["array_shape"], a["kind"], a["tile"], a["index"], a["grid"])
-    if kind == "random":
-        return rnd.generate(a["dist"], a, coords, a["array_shape"], dtype)
-    if kind == "file":
-        whole = npyfile.load(a["file"], a["array_shape"], dtype, node.pos)
-        return np.array(REGISTRY["take_tile"].numpy(whole, tiling=a["kind"], index=a["index"], tile=a["tile"],
-                                                    grid=a["grid"]), dtype=dtype)
-    raise ValueError(f"unknown init {kind!r}")
+    v, dtype = node.data, node.dtype
+    if v.init == "constant":
+        return np.full(node.shape, v.value, dtype=dtype)
+    if v.init == "copy":  # the source tile's initial value (whatever route its data takes)
+        return initial[v.source_tile()].copy()
+    t = v.tile
+    coords = rnd.tile_indices(t.array_shape, t.tiling, t.tile, t.index, t.grid)
+    if v.init == "random":
+        return rnd.generate(v.random.dist, asdict(v.random), coords, t.array_shape, dtype)
+    if v.init == "file":
+        whole = npyfile.load(v.file, t.array_shape, dtype, node.pos)
+        return np.array(REGISTRY["take_tile"].numpy(whole, tiling=t.tiling, index=t.index, tile=t.tile,
+                                                    grid=t.grid), dtype=dtype)
+    raise ValueError(f"unknown init {v.init!r}")
 
 
 class NumpyEngine:
@@ -76,7 +76,7 @@ class NumpyEngine:
     def step(self, node: Node) -> None:
         kind = node.kind
         if kind == "const":
-            self.values[node.name] = node.attr("value")
+            self.values[node.name] = node.data.value
         elif kind == "variable":
             value = init_tile(node, self.initial)
             self.initial[node.name] = value
@@ -87,12 +87,12 @@ class NumpyEngine:
             if op.cast_inputs:
                 args = self.numbers_in_dtype(node, args)
             with np.errstate(all="ignore"):  # a NaN or inf is the verifier's to report, not a warning's
-                out = op.numpy(*args, **{k: v for k, v in node.attrs if k in op.kwargs})
+                out = op.numpy(*args, **dict(node.data.kwargs))
             if node.dtype and node.dtype != "bool":
                 out = np.asarray(out, dtype=node.dtype)
             self.values[node.name] = out
         elif kind == "assign":
-            target = node.attr("target")
+            target = node.data.target
             value = np.array(self.val(node.inputs[0]), dtype=node.dtype).reshape(node.shape)
             self.storage[target] = value
             self.values[node.name] = value
@@ -118,8 +118,8 @@ class NumpyEngine:
         iterations = 0
         loop = self.g.nodes["loop"]["node"] if "loop" in self.g else None
         if loop is not None:
-            limit = loop.attr("max") if max_iterations is None else min(max_iterations, loop.attr("max"))
-            until = loop.attr("until")
+            limit = loop.data.max if max_iterations is None else min(max_iterations, loop.data.max)
+            until = loop.data.until
             while iterations < limit:
                 for node in body:
                     self.step(node)
@@ -133,8 +133,8 @@ class NumpyEngine:
         return gather(self.g, self.storage)
 
     def scalars(self) -> dict[str, float]:
-        return {n.attr("scalar"): self.storage[n.name].item() for n in topo(self.g, "")
-                if n.kind == "variable" and n.attr("scalar")}
+        return {n.data.scalar: self.storage[n.name].item() for n in topo(self.g, "")
+                if n.kind == "variable" and n.data.scalar}
 
 
 def gather(g: nx.DiGraph, storage: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -142,19 +142,19 @@ def gather(g: nx.DiGraph, storage: dict[str, np.ndarray]) -> dict[str, np.ndarra
     tiles: dict[str, list[Node]] = {}
     for name in sorted(g.nodes):
         n = g.nodes[name]["node"]
-        if n.kind == "variable" and n.attr("array"):
-            tiles.setdefault(n.attr("array"), []).append(n)
+        if n.kind == "variable" and n.data.tile is not None:
+            tiles.setdefault(n.data.tile.array, []).append(n)
     out = {}
     for array, nodes_ in tiles.items():
-        nodes_.sort(key=lambda n: n.attr("index"))
+        nodes_.sort(key=lambda n: n.data.tile.index)
         values = [storage[n.name] for n in nodes_]
         first = nodes_[0]
         if len(values) == 1:
             out[array] = values[0]
-        elif first.attr("kind") == "cyclic":
+        elif first.data.tile.tiling == "cyclic":
             out[array] = REGISTRY["interleave"].numpy(*values)
         else:
-            out[array] = REGISTRY["assemble"].numpy(*values, grid=first.attr("grid"))
+            out[array] = REGISTRY["assemble"].numpy(*values, grid=first.data.tile.grid)
     return out
 
 

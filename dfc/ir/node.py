@@ -8,14 +8,17 @@ task       a whole task or loop step, before ``expand`` (one per spec entry)
 const      a number (a literal, a param, an index value)
 variable   one tile of an array, or a scalar that is loop state; holds its init
 compute    one registry op on whole tiles
-assign     writes its input into a variable (``attrs["target"]``)
-enqueue    pushes its input into a queue (``attrs["queue"]``, ``attrs["key"]``)
+assign     writes its input into a variable (``data.target``)
+enqueue    pushes its input into a queue (``data.queue``, ``data.key``)
 dequeue    takes the items of one key (or all items) out of a queue
 reduce     combines items with the queue's reducer op
 broadcast  the reduced value, copied to every task of a job
 send/recv  a transfer between devices (inserted by the ``comm`` pass)
 loop       loop control: runs the ``scope == "loop"`` nodes until ``until`` or ``max``
 =========  ================================================================
+
+What each kind carries besides the common fields is its payload, ``Node.data`` (a frozen
+dataclass per kind: ``dfc/ir/payload.py``).
 
 Node names are stable and readable (``product[i=1,j=0,k=2]``, ``A[0,1]``,
 ``send:A[0,1]->/job:worker/task:1``); every iteration over the graph is sorted by name.
@@ -58,14 +61,13 @@ class Node:
     scope: str = ""  # "" (runs once) or "loop" (the loop body)
     group: str = ""  # the task class it came from, for reports and collapsing
     pos: Pos = field(default_factory=Pos)
-    attrs: tuple[tuple[str, Any], ...] = ()
+    data: Any = None  # what its kind carries (a payload of dfc/ir/payload.py)
     after: tuple[str, ...] = ()  # control dependencies: run after these (no data flows)
 
     def __init__(self, name: str, kind: str, op: str = "", inputs: tuple[str, ...] = (),
                  shape: tuple[int, ...] = (), dtype: str = "float64", flops: int = 0, out_bytes: int = 0,
                  mem_bytes: int = 0, device: str = "", allowed: tuple[str, ...] = (), scope: str = "",
-                 group: str = "", pos: Pos | None = None, attrs: tuple[tuple[str, Any], ...] = (),
-                 after: tuple[str, ...] = ()):
+                 group: str = "", pos: Pos | None = None, data: Any = None, after: tuple[str, ...] = ()):
         # the fields' own defaults (a test keeps them equal). The dataclass's generated
         # __init__ sets each field through object.__setattr__ (it is frozen); stores into
         # the instance dict, in field order, are twice as fast and keep the dict sharing
@@ -75,13 +77,7 @@ class Node:
         d["name"], d["kind"], d["op"], d["inputs"] = name, kind, op, inputs
         d["shape"], d["dtype"], d["flops"], d["out_bytes"] = shape, dtype, flops, out_bytes
         d["mem_bytes"], d["device"], d["allowed"], d["scope"] = mem_bytes, device, allowed, scope
-        d["group"], d["pos"], d["attrs"], d["after"] = group, Pos() if pos is None else pos, attrs, after
-
-    def attr(self, key: str, default: Any = None) -> Any:
-        for k, v in self.attrs:
-            if k == key:
-                return v
-        return default
+        d["group"], d["pos"], d["data"], d["after"] = group, Pos() if pos is None else pos, data, after
 
     def evolve(self, **changes) -> Node:
         """A copy with some fields changed: ``dataclasses.replace`` without re-running
@@ -92,11 +88,6 @@ class Node:
         object.__setattr__(new, "__dict__", fields_)
         return new
 
-    def with_attrs(self, **kw) -> Node:
-        merged = dict(self.attrs)
-        merged.update(kw)
-        return self.evolve(attrs=tuple(sorted(merged.items())))
-
     def to_json(self) -> dict:
         return {
             "name": self.name, "kind": self.kind, "op": self.op, "inputs": list(self.inputs),
@@ -104,7 +95,7 @@ class Node:
             "shape": list(self.shape), "dtype": self.dtype, "flops": self.flops,
             "bytes": self.out_bytes, "mem_bytes": self.mem_bytes, "device": self.device, "scope": self.scope, "group": self.group,
             "pos": f"{self.pos}" if self.pos.line else "",
-            "attrs": {k: _jsonable(v) for k, v in self.attrs},
+            "attrs": {k: _jsonable(v) for k, v in sorted(self.data.fields())} if self.data is not None else {},
         }
 
 
@@ -148,6 +139,11 @@ def node_of(g: nx.DiGraph, name: str) -> Node:
 def nodes(g: nx.DiGraph) -> list[Node]:
     """All nodes, sorted by name."""
     return [g.nodes[n]["node"] for n in sorted(g.nodes)]
+
+
+def state_variables(g: nx.DiGraph) -> list[str]:
+    """The variables the program writes (in its first pass or its loop), sorted: its state."""
+    return sorted({d["node"].data.target for d in g._node.values() if d["node"].kind == "assign"})
 
 
 def add(g: nx.DiGraph, node: Node) -> str:

@@ -9,6 +9,9 @@ compare engines bit for bit on inputs.
 
 from __future__ import annotations
 
+import math
+from typing import Mapping
+
 import numpy as np
 
 GOLDEN = 0x9E3779B97F4A7C15
@@ -61,12 +64,12 @@ def flat_index(coords: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     return flat
 
 
-def spd_diagonal(params: dict, n: int) -> float:
+def spd_diagonal(params: Mapping, n: int) -> float:
     d = params.get("diagonal")
     return float(n if d is None else d)
 
 
-def generate(dist: str, params: dict, coords: list[np.ndarray], shape: tuple[int, ...], dtype: str) -> np.ndarray:
+def generate(dist: str, params: Mapping, coords: list[np.ndarray], shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """Random values of a tile whose elements sit at ``coords`` of an array of ``shape``."""
     seed = int(params.get("seed", 0))
     is_complex = dtype.startswith("complex")
@@ -86,3 +89,67 @@ def generate(dist: str, params: dict, coords: list[np.ndarray], shape: tuple[int
             out = float(params.get("mean", 0.0)) + float(params.get("std", 1.0)) * out
     out = np.broadcast_to(out, np.broadcast_shapes(*[c.shape for c in coords]))
     return np.asarray(out).astype(dtype)
+
+
+class TFRandom:
+    """The same generator in TensorFlow ops, built on the owner device (``tf`` is passed in:
+    importing this module never imports TensorFlow)."""
+
+    def __init__(self, tf):
+        self.tf = tf
+
+    def splitmix(self, index, seed: int, stream: int):
+        tf = self.tf
+        u64 = lambda v: tf.constant(v, dtype=tf.uint64)  # noqa: E731
+        z = tf.cast(index, tf.uint64) + u64(offset(seed, stream))
+        z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(30))) * u64(MIX1)
+        z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(27))) * u64(MIX2)
+        return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(31)))
+
+    def uniform(self, index, seed: int, stream: int = 0):
+        tf = self.tf
+        bits = tf.bitwise.right_shift(self.splitmix(index, seed, stream), tf.constant(11, dtype=tf.uint64))
+        return tf.cast(bits, tf.float64) * (2.0 ** -53)
+
+    def normal(self, index, seed: int, stream: int = 0):
+        tf = self.tf
+        u1 = self.uniform(index, seed, 2 * stream)
+        u2 = self.uniform(index, seed, 2 * stream + 1)
+        return tf.sqrt(-2.0 * tf.math.log1p(-u1)) * tf.cos(2.0 * math.pi * u2)
+
+    def tile_indices(self, kind: str, tile: tuple[int, ...], index: tuple[int, ...], grid: tuple[int, ...]):
+        """As :func:`tile_indices`: a tile's global coordinates, one broadcastable tensor per dimension."""
+        tf = self.tf
+        if kind == "cyclic":
+            return [tf.range(tile[0], dtype=tf.int64) * grid[0] + index[0]]
+        out = []
+        for d, (t, i) in enumerate(zip(tile, index)):
+            r = tf.range(t, dtype=tf.int64) + i * t
+            out.append(tf.reshape(r, [-1 if k == d else 1 for k in range(len(tile))]))
+        return out
+
+    def generate(self, dist: str, params: Mapping, coords: list, shape: tuple[int, ...], out_shape: tuple[int, ...],
+                 dtype):
+        """As :func:`generate`: the values at ``coords`` of an array of ``shape``, as a tensor of ``out_shape``."""
+        tf = self.tf
+        seed = int(params.get("seed", 0))
+        if dist == "spd":
+            i, j = coords
+            n = shape[0]
+            u = 0.5 * (self.uniform(i * n + j, seed) + self.uniform(j * n + i, seed))
+            out = u + tf.where(tf.equal(i, j), tf.constant(spd_diagonal(params, n), tf.float64),
+                               tf.constant(0.0, tf.float64))
+        else:
+            flat = tf.zeros([], tf.int64)
+            for c, n in zip(coords, shape):
+                flat = flat * n + c
+            one = self.uniform if dist == "uniform" else self.normal
+            # as generate: the (complex) value first, then one affine map
+            out = tf.complex(one(flat, seed, 0), one(flat, seed, 1)) if dtype.is_complex else one(flat, seed, 0)
+            if dist == "uniform":
+                low = float(params.get("low", 0.0))
+                offset, factor = low, float(params.get("high", 1.0)) - low
+            else:
+                offset, factor = float(params.get("mean", 0.0)), float(params.get("std", 1.0))
+            out = tf.cast(offset, out.dtype) + tf.cast(factor, out.dtype) * out
+        return tf.cast(tf.broadcast_to(out, out_shape), dtype)

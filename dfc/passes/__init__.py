@@ -1,5 +1,6 @@
-"""The compiler's passes, in order. Each is a named function graph -> graph; the IR is
-verified after every one (``verify_ir``), and ``dfc plan --passes`` prints this list."""
+"""The compiler's passes, in order. Each is a named function ``run(g, ctx) -> g`` over a
+frozen :class:`PassContext`; the pass manager (:func:`compile_spec`) verifies the IR after
+every one (``verify_ir``), and ``dfc plan --passes`` prints this list."""
 
 from __future__ import annotations
 
@@ -10,21 +11,25 @@ import networkx as nx
 
 from ..cost.profile import Profile
 from ..ir.build import build
-from ..ir.node import gc_paused
+from ..ir.devices import devices
+from ..ir.node import gc_paused, verify_ir
 from ..lang.model import Spec
 from .combine import combine
 from .comm import comm
+from .context import PassContext
 from .cse import cse
 from .expand import expand
 from .place import STRATEGIES, place
 from .queues import queues
+
+__all__ = ["PIPELINE", "PASS_NAMES", "Pass", "PassContext", "compile_spec", "STRATEGIES"]
 
 
 @dataclass(frozen=True)
 class Pass:
     name: str
     doc: str
-    run: Callable[..., nx.DiGraph]
+    run: Callable[[nx.DiGraph, PassContext], nx.DiGraph]
 
 
 PIPELINE: tuple[Pass, ...] = (
@@ -46,13 +51,16 @@ def compile_spec(spec: Spec, strategy: str | None = None, profile: Profile | Non
     strategy = strategy or spec.placement.strategy
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}")
+    ctx = PassContext(spec, strategy, profile or Profile(), devices(spec))
     g = build(spec)
+    verify_ir(g, "build")
     if observe:
         observe("build", g)
     if stop_after == "build":
         return g
     for p in PIPELINE:
-        g = p.run(g, strategy, profile or Profile()) if p.name == "place" else p.run(g)
+        g = p.run(g, ctx)
+        verify_ir(g, p.name)
         if observe:
             observe(p.name, g)
         if stop_after == p.name:

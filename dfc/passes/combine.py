@@ -13,41 +13,47 @@ deliver their items (``pop:``)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import networkx as nx
 
 from ..cost.model import CostModel
 from ..ir.devices import short
-from ..ir.node import Node, copy_graph, verify_ir
+from ..ir.node import Node, copy_graph
+from ..ir.payload import Compute
+from .context import PassContext
 
 
 def _worth_it(cm: CostModel, nbytes: int, src: str, dst: str) -> bool:
     return src == dst or cm.transfer(nbytes, src, dst) > 2 * cm.link(src, dst).latency
 
 
-def combine(g: nx.DiGraph) -> nx.DiGraph:
-    spec = g.graph["spec"]
-    cm = CostModel(g.graph["profile"], g.graph["devices"])
+def combine(g: nx.DiGraph, ctx: PassContext) -> nx.DiGraph:
+    return combine_with(g, ctx.cost_model)
+
+
+def combine_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
+    """The pass, with the cost model that decides where combining is worth it."""
+    queues = g.graph["facts"].queues
     nodes_ = g._node
     plan = []  # (dequeue, queue op, [(device, [enqueue, ...]), ...]) with something to combine
     for d in (data["node"] for data in nodes_.values()):
-        if d.kind != "dequeue" or d.attr("key") == "*":
+        if d.kind != "dequeue" or d.data.key == "*":
             continue
-        q = spec.queues[d.attr("queue")]
+        q = queues[d.data.queue]
         if q.reduce is None:
             continue
         groups: dict[tuple[str, str], list[Node]] = {}
         for e in d.inputs:
             enq = nodes_[e]["node"]
             producer = nodes_[enq.inputs[0]]["node"]
-            if enq.attr("instance") is None and producer.device and \
+            if enq.data.instance is None and producer.device and \
                     _worth_it(cm, enq.out_bytes, producer.device, enq.device or enq.allowed[0]):
                 groups.setdefault((producer.device, enq.scope), []).append(enq)
         merged = [(dev, members) for (dev, _), members in groups.items() if len(members) > 1]
         if merged:
-            plan.append((d, q.reduce.op, merged))
+            plan.append((d, q.reduce, merged))
     if not plan:
-        verify_ir(g, "combine")
         return g
     g2 = copy_graph(g)
     replaced: dict[str, str] = {}  # removed enqueue -> the one that now carries its item
@@ -56,10 +62,10 @@ def combine(g: nx.DiGraph) -> nx.DiGraph:
             first = members[0]
             prefix = "loop/" if first.scope == "loop" else ""
             size = math.prod(first.shape)
-            acc = Node(f"{prefix}combine:{d.attr('queue')}[{d.attr('key')}]@{short(dev)}", "compute", "accumulate",
+            acc = Node(f"{prefix}combine:{d.data.queue}[{d.data.key}]@{short(dev)}", "compute", "accumulate",
                        tuple(m.inputs[0] for m in members), first.shape, first.dtype, size * (len(members) - 1),
                        first.out_bytes, first.out_bytes * (len(members) + 1), device=dev, allowed=(dev,),
-                       scope=first.scope, group=d.attr("queue"), pos=first.pos, attrs=(("op", op),))
+                       scope=first.scope, group=d.data.queue, pos=first.pos, data=Compute((("op", op),)))
             g2.add_node(acc.name, node=acc)
             for m in members:
                 g2.add_edge(m.inputs[0], acc.name, bytes=first.out_bytes)
@@ -71,12 +77,13 @@ def combine(g: nx.DiGraph) -> nx.DiGraph:
                 replaced[m.name] = first.name
                 g2.remove_node(m.name)
         inputs = tuple(e for e in d.inputs if e not in replaced)
-        item = d.out_bytes // max(d.attr("count"), 1)
-        g2.nodes[d.name]["node"] = d.with_attrs(count=len(inputs)).evolve(inputs=inputs, out_bytes=item * len(inputs))
+        item = d.out_bytes // max(d.data.count, 1)
+        g2.nodes[d.name]["node"] = d.evolve(data=replace(d.data, count=len(inputs)), inputs=inputs,
+                                            out_bytes=item * len(inputs))
         for r in list(g2.successors(d.name)):
             red = g2.nodes[r]["node"]
             if red.kind == "reduce":
-                g2.nodes[r]["node"] = red.evolve(flops=red.flops // max(d.attr("count") - 1, 1) * (len(inputs) - 1))
+                g2.nodes[r]["node"] = red.evolve(flops=red.flops // max(d.data.count - 1, 1) * (len(inputs) - 1))
     for name in list(g2.nodes):  # control dependencies on a removed push: on the one that carries it
         n = g2.nodes[name]["node"]
         if any(a in replaced for a in n.after):
@@ -85,6 +92,5 @@ def combine(g: nx.DiGraph) -> nx.DiGraph:
                 if not g2.has_edge(a, name):
                     g2.add_edge(a, name, bytes=0)
             g2.nodes[name]["node"] = n.evolve(after=after)
-    verify_ir(g2, "combine")
     return g2
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..ir.node import EFFECTFUL, copy_graph, topo, verify_ir
+from ..ir.node import EFFECTFUL, copy_graph, topo
+from .context import PassContext
 
 
-def cse(g: nx.DiGraph) -> nx.DiGraph:
+def cse(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
     canon: dict[str, str] = {}
     seen: dict[tuple, str] = {}
     changed = []
@@ -20,13 +21,12 @@ def cse(g: nx.DiGraph) -> nx.DiGraph:
                          after=tuple(sorted({canon.get(i, i) for i in n.after})))
             changed.append(n)
         if n.kind not in EFFECTFUL:
-            key = (n.kind, n.op, n.inputs, n.attrs, n.scope, n.allowed, n.shape, n.dtype)
+            key = (n.kind, n.op, n.inputs, n.data, n.scope, n.allowed, n.shape, n.dtype)
             if key in seen:
                 canon[n.name] = seen[key]
             else:
                 seen[key] = n.name
     if not canon:  # nothing merged: the same graph
-        verify_ir(g, "cse")
         return g
     g2 = copy_graph(g)
     for n in changed:  # rewire consumers of merged nodes, then drop the duplicates
@@ -39,5 +39,4 @@ def cse(g: nx.DiGraph) -> nx.DiGraph:
             if not g2.has_edge(src, n.name):
                 g2.add_edge(src, n.name, bytes=0)
     g2.remove_nodes_from(canon)
-    verify_ir(g2, "cse")
     return g2

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ast
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import networkx as nx
@@ -26,11 +26,14 @@ import networkx as nx
 from ..diagnostics import Pos
 from ..ir.build import entries
 from ..ir.devices import allowed
-from ..ir.node import Node, add, topo, verify_ir
+from ..ir.facts import facts_of
+from ..ir.node import Node, add, topo
+from ..ir.payload import Assign, Broadcast, Compute, Const, Dequeue, Enqueue, Loop, Random, Tile, Variable
 from ..lang.expr import Expr, compiled
 from ..lang.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
 from ..lang.walk import Walker
 from ..ops import REGISTRY, ItemsType, Op, TensorType
+from .context import PassContext
 
 Type = TensorType | ItemsType
 
@@ -43,20 +46,20 @@ def instance_label(prefix: str, env: dict[str, int]) -> str:
     return f"{prefix}[{','.join(f'{k}={v}' for k, v in env.items())}]" if env else prefix
 
 
-def init_attrs(a: Array) -> dict:
+def initial(a: Array) -> Variable:
+    """How the tiles of ``a`` start (their payload, less where each tile sits)."""
     i = a.init
     if isinstance(i, InitFill):
-        return {"init": "constant", "value": i.value}
+        return Variable("constant", value=i.value)
     if isinstance(i, InitConstant):
-        return {"init": "constant", "value": i.constant}
+        return Variable("constant", value=i.constant)
     if isinstance(i, InitRandom):
-        spd = {"diagonal": i.diagonal} if i.random == "spd" else {}
-        return {"init": "random", "dist": i.random, "seed": i.seed, "low": i.low, "high": i.high,
-                "mean": i.mean, "std": i.std, **spd}
+        return Variable("random", random=Random(i.random, i.seed, i.low, i.high, i.mean, i.std,
+                                                i.diagonal if i.random == "spd" else None))
     if isinstance(i, InitFile):
-        return {"init": "file", "file": i.file}
+        return Variable("file", file=i.file)
     if isinstance(i, InitCopy):
-        return {"init": "copy", "source": i.source}
+        return Variable("copy", source=i.source)
     raise AssertionError(i)
 
 
@@ -87,7 +90,7 @@ class _Ctx:
 class Expander:
     def __init__(self, spec: Spec):
         self.spec = spec
-        self.g = nx.DiGraph(spec=spec)
+        self.g = nx.DiGraph(facts=facts_of(spec))
         self.version: dict[tuple, str] = {}  # (array, index) or ("scalar", name) -> current node
         self.bound: dict[str, str] = {}  # let name -> node (loop-local)
         self.pending: dict[str, list[str]] = {}  # queue -> enqueue nodes not yet drained
@@ -145,11 +148,11 @@ class Expander:
 
     def const(self, value) -> str:
         if isinstance(value, bool):
-            return self.add(Node(f"const:{value}", "const", "const", dtype="bool", attrs=(("value", value),)),
+            return self.add(Node(f"const:{value}", "const", "const", dtype="bool", data=Const(value)),
                             TensorType((), "bool"))
         value = float(value) if not isinstance(value, int) else value
         return self.add(Node(f"const:{value!r}", "const", "const", dtype="", out_bytes=8,
-                             attrs=(("value", value),)), TensorType((), None))
+                             data=Const(value)), TensorType((), None))
 
     def tile(self, array: str, index: tuple[int, ...]) -> str:
         return self.version.get((array, index), tile_name(array, index))
@@ -161,31 +164,28 @@ class Expander:
     def variables(self) -> None:
         spec = self.spec
         for a in spec.arrays.values():
-            attrs = init_attrs(a)
+            init = initial(a)
             where = allowed(spec, a.on or spec.placement.constraints.get(a.name))
             for index in itertools.product(*(range(g) for g in a.tiling.grid)):
-                inputs = (tile_name(attrs["source"], index),) if attrs["init"] == "copy" else ()
+                inputs = (tile_name(init.source, index),) if init.init == "copy" else ()
                 t = a.tile_type
+                tile = Tile(a.name, index, a.tiling.kind, a.tiling.tile, a.tiling.grid, a.shape, a.resident, a.output)
                 self.add(Node(tile_name(a.name, index), "variable", "variable", inputs, t.shape, a.dtype,
-                              t.size if attrs["init"] == "random" else 0, t.nbytes, allowed=where,
-                              group=a.name, pos=a.pos,
-                              attrs=tuple(sorted({**attrs, "array": a.name, "index": index, "kind": a.tiling.kind,
-                                                  "tile": a.tiling.tile, "grid": a.tiling.grid,
-                                                  "array_shape": a.shape, "resident": a.resident,
-                                                  "output": a.output}.items()))))
+                              t.size if init.init == "random" else 0, t.nbytes, allowed=where,
+                              group=a.name, pos=a.pos, data=replace(init, tile=tile)))
         for s in spec.scalars.values():
             self.add(Node(f"scalar:{s.name}", "variable", "variable", (), (), s.dtype, 0, 8, group=s.name,
-                          pos=s.pos, attrs=(("init", "constant"), ("scalar", s.name), ("value", 0.0))))
+                          pos=s.pos, data=Variable("constant", value=0.0, scalar=s.name)))
 
     # ---------------------------------------------------------------- expressions
     def op(self, ctx: _Ctx, op_name: str, args: list[tuple[str, Type]], node: ast.AST | None,
            name: str | None = None, kind: str = "compute", **kw) -> tuple[str, Type]:
         out, flops, mem = self.typed(op_name, [t for _, t in args], kw)
         name = name or f"{ctx.label}/{next(ctx.counter)}:{op_name}"
-        attrs = tuple(sorted({**kw, **({"instance": ctx.instance} if ctx.instance else {})}.items()))
+        data = Compute(tuple(sorted(kw.items())), ctx.instance or None)
         n = Node(name, kind, op_name, tuple(a for a, _ in args), out.shape, out.dtype or "", flops,
                  out.nbytes, mem, allowed=ctx.allowed, scope=ctx.scope, group=ctx.group,
-                 pos=self.pos(ctx.expr, node) if node is not None else ctx.expr.pos, attrs=attrs)
+                 pos=self.pos(ctx.expr, node) if node is not None else ctx.expr.pos, data=data)
         return self.add(n, out), out
 
     def index_values(self, ctx: _Ctx, sub: ast.AST, extent: int) -> list[int]:
@@ -263,9 +263,8 @@ class Expander:
         name, typ = value
         n = Node(f"{ctx.label}/enqueue:{queue}[{','.join(map(str, key))}]", "enqueue", "enqueue", (name,),
                  typ.shape, typ.dtype or "", 0, typ.nbytes, scope=ctx.scope, group=ctx.group,
-                 pos=self.pos(ctx.expr, node), attrs=tuple(sorted({"env": tuple(sorted(ctx.env.items())), "key": key,
-                                                            "queue": queue,
-                                                            **({"instance": ctx.instance} if ctx.instance else {})}.items())))
+                 pos=self.pos(ctx.expr, node),
+                 data=Enqueue(queue, key, tuple(sorted(ctx.env.items())), ctx.instance or None))
         self.add(n, typ)
         self.pending.setdefault(queue, []).append(n.name)
         return n.name
@@ -275,7 +274,7 @@ class Expander:
         items = ItemsType(TensorType(item.shape, item.dtype), len(enqueues))
         n = Node(f"{prefix}dequeue:{queue}[{key}]", "dequeue", "dequeue", tuple(enqueues), item.shape,
                  item.dtype or "", 0, item.nbytes * len(enqueues), scope=ctx.scope, group=queue,
-                 pos=self.spec.queues[queue].pos, attrs=(("count", len(enqueues)), ("key", key), ("queue", queue)))
+                 pos=self.spec.queues[queue].pos, data=Dequeue(queue, key, len(enqueues)))
         gone = set(enqueues)
         self.pending[queue] = [e for e in self.pending.get(queue, []) if e not in gone]
         return self.add(n, items), items
@@ -286,7 +285,7 @@ class Expander:
         into = self.spec.arrays[q.reduce.into]
         by_key: dict[tuple, list[str]] = {}
         for e in self.pending.get(queue, []):
-            by_key.setdefault(self.g._node[e]["node"].attr("key"), []).append(e)
+            by_key.setdefault(self.g._node[e]["node"].data.key, []).append(e)
         self.pending[queue] = []
         drains = self.drains[(queue, scope)] = self.drains.get((queue, scope), 0) + 1
         tag = f".{drains - 1}" if drains > 1 else ""  # the first drain keeps the plain names
@@ -307,7 +306,7 @@ class Expander:
         if target in self.version:
             after.add(self.version[target])
         n = Node(name, "assign", "assign", (value[0],), vnode.shape, vnode.dtype, 0, vnode.out_bytes,
-                 scope=ctx.scope, group=ctx.group, pos=ctx.expr.pos, attrs=(("target", var),),
+                 scope=ctx.scope, group=ctx.group, pos=ctx.expr.pos, data=Assign(var),
                  after=tuple(sorted(after)))
         self.add(n, TensorType(vnode.shape, vnode.dtype))
         self.version[target] = n.name
@@ -371,7 +370,7 @@ class Expander:
     def drain_pop(self, queue: str, scope: str) -> None:
         if queue in self.popped:
             return
-        enq = sorted(self.pending.get(queue, []), key=lambda e: (self.g._node[e]["node"].attr("key"), e))
+        enq = sorted(self.pending.get(queue, []), key=lambda e: (self.g._node[e]["node"].data.key, e))
         item = self.types[enq[0]]
         ctx = _Ctx(queue, scope, queue, Expr(queue, ast.Constant(0), self.spec.queues[queue].pos), {})
         self.popped[queue] = self.dequeue(ctx, queue, "*", enq, item)[0]
@@ -384,8 +383,9 @@ class Expander:
         q = self.spec.queues.get(via) if via else None
         if q is not None and q.reduce and q.reduce.broadcast:
             value = self.op(ctx, "copy", [value], None, f"{pos_label}/broadcast", kind="broadcast")
-            self.g.nodes[value[0]]["node"] = self.g.nodes[value[0]]["node"].with_attrs(
-                to=q.reduce.broadcast, queue=q.name)
+            n = self.g.nodes[value[0]]["node"]
+            self.g.nodes[value[0]]["node"] = n.evolve(data=Broadcast(n.data.kwargs, n.data.instance, q.name,
+                                                                     q.reduce.broadcast))
         if declared:
             self.assign(ctx, ("scalar", name), value, f"{pos_label}/assign:scalar:{name}")
             self.bound.pop(name, None)
@@ -430,16 +430,14 @@ class Expander:
                 inputs = (self.ex(ctx, spec.loop.until.tree, "loop/until")[0],)
             cp = spec.loop.checkpoint
             self.add(Node("loop", "loop", "loop", inputs, (), "bool", 0, 0, scope="loop", group="loop",
-                          pos=spec.loop.pos, attrs=(("checkpoint_every", cp.every if cp else 0),
-                                                    ("max", spec.loop.max), ("until", inputs[0] if inputs else ""))))
+                          pos=spec.loop.pos,
+                          data=Loop(spec.loop.max, inputs[0] if inputs else "", cp.every if cp else 0)))
             self.version = {**saved, **self.version}
-        self.g.graph["versions"] = dict(self.version)
-        verify_ir(self.g, "expand")
         return self.g
 
 
-def expand(template: nx.DiGraph) -> nx.DiGraph:
-    return Expander(template.graph["spec"]).run(template)
+def expand(template: nx.DiGraph, ctx: PassContext) -> nx.DiGraph:
+    return Expander(ctx.spec).run(template)
 
 
 

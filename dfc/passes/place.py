@@ -30,20 +30,20 @@ from typing import Callable
 import networkx as nx
 
 from ..cost.model import CostModel
-from ..cost.profile import Profile
-from ..ir.devices import devices, job_of
-from ..ir.node import Node, topo, verify_ir, with_nodes
+from ..ir.devices import job_of
+from ..ir.node import Node, topo, with_nodes
+from .context import PassContext
 
 Assignment = dict[str, str]
 
 
 def _candidates(g: nx.DiGraph, n: Node, devs: tuple[str, ...], where: Assignment) -> tuple[str, ...]:
     if n.kind == "assign":
-        return (where[n.attr("target")],)
+        return (where[n.data.target],)
     if n.kind == "loop":
         return (where[n.inputs[0]],) if n.inputs and n.inputs[0] in where else devs[:1]
     if n.scope == "loop" and n.kind == "compute":
-        pinned = {where[i] for i in n.inputs if i in where and g.nodes[i]["node"].attr("resident")}
+        pinned = {where[i] for i in n.inputs if i in where and _resident(g.nodes[i]["node"])}
         if pinned:
             return tuple(sorted(pinned))
     return n.allowed or devs
@@ -115,153 +115,213 @@ def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_cluste
     is placed with the first node that uses it, initialised there or (``data="slack"``,
     before the loop) on the device that can make and ship it soonest; a variable read in
     the loop lives with its reader (it would cross every iteration otherwise)."""
-    order = topo(g)
-    index = {n.name: i for i, n in enumerate(order)}  # ties follow program order, never names
-    succ_of, pred_of = g._succ, g._pred  # adjacency dicts: the views are slow at this scale
-    node = {n.name: n for n in order}
-    mean = {n.name: cm.mean_compute(n, n.allowed) for n in order if n.kind != "const"}
-    rank: dict[str, float] = {}
-    for n in reversed(order):
-        if n.kind == "const":
-            continue
-        tail = 0.0
-        for s, e in succ_of[n.name].items():
-            t = cm.mean_transfer(e["bytes"]) + rank[s]
-            if t > tail:
-                tail = t
-        rank[n.name] = max(mean[n.name], 1e-12) + tail
-    cluster, cluster_allowed = clusters(g, cm, order, index, mean) if use_clusters else ({}, {})
-    cluster_device: dict[str, str] = {}
-    where: Assignment = {}
-    lazy = {n.name for n in order if n.kind == "variable" and len(n.allowed) != 1}
-    for n in order:  # pinned to one device
-        if n.kind == "variable" and n.name not in lazy:
-            where[n.name] = n.allowed[0]
-    slack = data == "slack"
-    if data == "cyclic":  # tiles dealt cyclically over the devices (those used only before the loop)
-        turn: dict[tuple[str, ...], int] = {}
-        for n in order:
-            if n.name in lazy and n.scope == "" and not any(node[s].scope == "loop" for s in succ_of[n.name]):
-                pool = n.allowed or devs
-                where[n.name] = pool[turn.get(pool, 0) % len(pool)]
-                turn[pool] = turn.get(pool, 0) + 1
-                lazy.discard(n.name)
-    projected = {d: 0.0 for d in devs}  # expected work per device over the run
-    iterations = node["loop"].attr("max") if "loop" in node else 1
-    for n in order:
-        if n.kind not in ("const", "variable"):
-            share = n.allowed or devs
-            work = (iterations if n.scope == "loop" else 1) * mean[n.name] / len(share)
-            for d in share:
-                projected[d] += work
-    wires = {(a, b): cm.link(a, b) for a in devs for b in devs if a != b}
+    h = _Heft(g, cm, devs, data == "slack")
+    h.rank_upward()
+    if use_clusters:
+        h.cluster, h.cluster_allowed = clusters(g, cm, h.order, h.index, h.mean)
+    h.pin_data()
+    if data == "cyclic":
+        h.deal_cyclic()
+    h.project_work()
     for scope in ("loop", ""):  # the body repeats: it decides where loop state lives
-        finish: dict[str, float] = {}
-        avail = {d: 0.0 for d in devs}
-        link: dict[tuple[str, str], float] = {}
+        h.schedule(scope)
+    h.place_unused()
+    return h.where
 
-        def ship(preds: list[tuple], d: str, links: dict) -> float:
-            """When the inputs ``preds`` (name, bytes, device, done) are all on ``d``: each
-            transfer waits for its link (``links``, updated) and takes latency + bytes /
-            bandwidth (``cm.transfer``, with the links looked up once)."""
-            ready = 0.0
-            for _, b, src, t in preds:
-                if src != d and b:
-                    busy = links.get((src, d), 0.0)
-                    wire = wires[(src, d)]
-                    t = (t if t > busy else busy) + (wire.latency + b / wire.bandwidth)
-                    links[(src, d)] = t
-                if t > ready:
-                    ready = t
-            return ready
 
-        def make(v: Node, d: str, load: dict[str, float], links: dict, user: Node) -> tuple[str, float]:
-            """Where to initialise ``v`` for a use on ``d``: (device, when it is on d).
-            In the loop, or when the user is the assign that writes ``v``: with its user.
-            Before the loop: on another device (the one with most projected slack) when the
-            transfer is hidden, i.e. the tile arrives, behind the link's other traffic,
-            before ``d`` would be free anyway; otherwise on ``d`` itself."""
-            if scope == "loop" or (user.kind == "assign" and user.attr("target") == v.name):
-                return (d if not v.allowed or d in v.allowed else v.allowed[0]), load[d] if scope == "" else 0.0
-            if not slack and (not v.allowed or d in v.allowed):
-                return d, load[d] + cm.compute(v, d)
-            local = not v.allowed or d in v.allowed
-            remote = []
-            for e in v.allowed or devs:
-                if e != d:
-                    made = load[e] + cm.compute(v, e)
-                    at = max(made, links.get((e, d), 0.0)) + cm.transfer(v.out_bytes, e, d)
-                    remote.append((projected[e] + cm.compute(v, e), at, e))
-            hidden = [r for r in remote if r[1] <= load[d] + 1e-12]  # arrives before d is free
-            if hidden:
-                _, at, e = min(hidden)
-                return e, at
-            if local:
-                return d, load[d] + cm.compute(v, d)
-            _, at, e = min(remote, key=lambda r: (r[1], r[2]))
-            return e, at
+class _Heft:
+    """HEFT's state while it places one graph: the nodes in topological order, their mean
+    costs and upward ranks, the small-op clusters, where each node is (``where``), the
+    variables still free to move (``lazy``), the work each device is expected to do over the
+    run (``projected``); and, for the scope being scheduled, when each node finishes, when
+    each device and link is next free."""
 
-        names = sorted((k for k in rank if node[k].scope == scope), key=index.__getitem__)
-        names.sort(key=rank.__getitem__, reverse=True)  # stable: equal ranks stay in index order
-        for name in names:
-            n = node[name]
-            if n.kind == "variable":  # placed with their first user, or pinned
+    def __init__(self, g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], slack: bool):
+        self.g, self.cm, self.devs, self.slack = g, cm, devs, slack
+        self.order = topo(g)
+        self.index = {n.name: i for i, n in enumerate(self.order)}  # ties follow program order, never names
+        self.node = {n.name: n for n in self.order}
+        self.mean = {n.name: cm.mean_compute(n, n.allowed) for n in self.order if n.kind != "const"}
+        self.rank: dict[str, float] = {}
+        self.cluster: dict[str, str] = {}
+        self.cluster_allowed: dict[str, frozenset | None] = {}
+        self.cluster_device: dict[str, str] = {}
+        self.where: Assignment = {}
+        self.lazy = {n.name for n in self.order if n.kind == "variable" and len(n.allowed) != 1}
+        self.projected = {d: 0.0 for d in devs}
+        self.wires = {(a, b): cm.link(a, b) for a in devs for b in devs if a != b}
+        self.scope = ""
+        self.finish: dict[str, float] = {}
+        self.avail: dict[str, float] = {}
+        self.link: dict[tuple[str, str], float] = {}
+
+    # ---------------------------------------------------------------- before scheduling
+    def rank_upward(self) -> None:
+        """Each node's mean cost plus the costliest path to the exit, transfers included."""
+        succ_of, cm = self.g._succ, self.cm
+        for n in reversed(self.order):
+            if n.kind == "const":
                 continue
-            if n.kind == "assign" and n.attr("target") in lazy:
-                cands = node[n.attr("target")].allowed or devs
-            elif cluster.get(name) in cluster_device:
-                cands = (cluster_device[cluster[name]],)
-            else:
-                cands = _candidates(g, n, devs, where)
-                shared = cluster_allowed.get(cluster.get(name, ""))
-                if shared:
-                    cands = tuple(d for d in cands if d in shared) or cands
-            # (input, bytes, its device, when it is done there)
-            preds = [(p, e["bytes"], where[p], finish.get(p, 0.0)) for p, e in pred_of[name].items() if p in where]
-            fresh = [p for p in pred_of[name] if p in lazy]
-            fresh = [node[p] for p in (sorted(fresh, key=index.get) if len(fresh) > 1 else fresh)]
-            best = None
-            cost_on = cm.costs(n)
-            for d in cands:
-                links = dict(link)
-                ready = ship(preds, d, links)
-                load = dict(avail)
-                for v in fresh:
-                    e, at = make(v, d, load, links, n)
-                    if scope == "":
-                        load[e] += cm.compute(v, e)
-                        if e != d:
-                            links[(e, d)] = at
-                    ready = max(ready, at)
-                eft = max(load[d], ready) + cost_on[d]
-                # ties (within a microsecond) go to the device with the most slack
-                if best is None or eft < best[0] - 1e-6 or (eft <= best[0] + 1e-6 and projected[d] < projected[best[1]]):
-                    best = (eft, d)
-            d = best[1]
+            tail = 0.0
+            for s, e in succ_of[n.name].items():
+                t = cm.mean_transfer(e["bytes"]) + self.rank[s]
+                if t > tail:
+                    tail = t
+            self.rank[n.name] = max(self.mean[n.name], 1e-12) + tail
+
+    def pin_data(self) -> None:
+        """Variables pinned to one device are there."""
+        for n in self.order:
+            if n.kind == "variable" and n.name not in self.lazy:
+                self.where[n.name] = n.allowed[0]
+
+    def deal_cyclic(self) -> None:
+        """Tiles dealt cyclically over the devices (those used only before the loop)."""
+        turn: dict[tuple[str, ...], int] = {}
+        succ_of, node = self.g._succ, self.node
+        for n in self.order:
+            if n.name in self.lazy and n.scope == "" and not any(node[s].scope == "loop" for s in succ_of[n.name]):
+                pool = n.allowed or self.devs
+                self.where[n.name] = pool[turn.get(pool, 0) % len(pool)]
+                turn[pool] = turn.get(pool, 0) + 1
+                self.lazy.discard(n.name)
+
+    def project_work(self) -> None:
+        """The work each device can expect over the run, each node's shared among its devices."""
+        iterations = self.node["loop"].data.max if "loop" in self.node else 1
+        for n in self.order:
+            if n.kind not in ("const", "variable"):
+                share = n.allowed or self.devs
+                work = (iterations if n.scope == "loop" else 1) * self.mean[n.name] / len(share)
+                for d in share:
+                    self.projected[d] += work
+
+    # ---------------------------------------------------------------- one scope
+    def schedule(self, scope: str) -> None:
+        """Place the nodes of ``scope`` by decreasing upward rank, each on the candidate
+        device where it finishes first."""
+        self.scope, self.finish, self.avail, self.link = scope, {}, {d: 0.0 for d in self.devs}, {}
+        names = sorted((k for k in self.rank if self.node[k].scope == scope), key=self.index.__getitem__)
+        names.sort(key=self.rank.__getitem__, reverse=True)  # stable: equal ranks stay in index order
+        for name in names:
+            n = self.node[name]
+            if n.kind != "variable":  # variables are placed with their first user, or pinned
+                self.place(n)
+
+    def candidates(self, n: Node) -> tuple[str, ...]:
+        if n.kind == "assign" and n.data.target in self.lazy:
+            return self.node[n.data.target].allowed or self.devs
+        if self.cluster.get(n.name) in self.cluster_device:
+            return (self.cluster_device[self.cluster[n.name]],)
+        cands = _candidates(self.g, n, self.devs, self.where)
+        shared = self.cluster_allowed.get(self.cluster.get(n.name, ""))
+        if shared:
+            cands = tuple(d for d in cands if d in shared) or cands
+        return cands
+
+    def place(self, n: Node) -> None:
+        pred_of, where, name = self.g._pred, self.where, n.name
+        # (input, bytes, its device, when it is done there)
+        preds = [(p, e["bytes"], where[p], self.finish.get(p, 0.0)) for p, e in pred_of[name].items() if p in where]
+        fresh = [p for p in pred_of[name] if p in self.lazy]
+        fresh = [self.node[p] for p in (sorted(fresh, key=self.index.get) if len(fresh) > 1 else fresh)]
+        eft, d = self.earliest_finish(n, preds, fresh)
+        self.commit(n, d, eft, preds, fresh)
+
+    def earliest_finish(self, n: Node, preds: list[tuple], fresh: list[Node]) -> tuple[float, str]:
+        """(finish time, device) of ``n`` on its best candidate, its fresh inputs made for it."""
+        best = None
+        cost_on = self.cm.costs(n)
+        for d in self.candidates(n):
+            links = dict(self.link)
+            ready = self.ship(preds, d, links)
+            load = dict(self.avail)
             for v in fresh:
-                e, at = make(v, d, avail, link, n)
-                if scope == "" and e != d:
-                    link[(e, d)] = at
-                where[v.name] = e
-                if scope == "":
-                    avail[e] += cm.compute(v, e)
-                    projected[e] += cm.compute(v, e)
-                    finish[v.name] = avail[e]
-                lazy.discard(v.name)
-            if n.kind == "assign":
-                d = where[n.attr("target")]
-            ship(preds, d, link)  # the transfers now occupy their links
-            if name in cluster:
-                cluster_device.setdefault(cluster[name], d)
-            where[name], finish[name] = d, best[0]
-            avail[d] = max(avail[d], best[0])
-    load = {d: 0.0 for d in devs}
-    for var in sorted(lazy):  # never used: wherever there is room
-        v = g.nodes[var]["node"]
-        e = min(v.allowed or devs, key=lambda x: (load[x], x))
-        where[var] = e
-        load[e] += cm.compute(v, e)
-    return where
+                e, at = self.make(v, d, load, links, n)
+                if self.scope == "":
+                    load[e] += self.cm.compute(v, e)
+                    if e != d:
+                        links[(e, d)] = at
+                ready = max(ready, at)
+            eft = max(load[d], ready) + cost_on[d]
+            # ties (within a microsecond) go to the device with the most slack
+            if best is None or eft < best[0] - 1e-6 or (eft <= best[0] + 1e-6 and
+                                                        self.projected[d] < self.projected[best[1]]):
+                best = (eft, d)
+        return best
+
+    def commit(self, n: Node, d: str, eft: float, preds: list[tuple], fresh: list[Node]) -> None:
+        """Put ``n`` on ``d``, its fresh inputs where :meth:`make` says, and occupy the
+        devices and links they use."""
+        for v in fresh:
+            e, at = self.make(v, d, self.avail, self.link, n)
+            if self.scope == "" and e != d:
+                self.link[(e, d)] = at
+            self.where[v.name] = e
+            if self.scope == "":
+                self.avail[e] += self.cm.compute(v, e)
+                self.projected[e] += self.cm.compute(v, e)
+                self.finish[v.name] = self.avail[e]
+            self.lazy.discard(v.name)
+        if n.kind == "assign":
+            d = self.where[n.data.target]
+        self.ship(preds, d, self.link)  # the transfers now occupy their links
+        if n.name in self.cluster:
+            self.cluster_device.setdefault(self.cluster[n.name], d)
+        self.where[n.name], self.finish[n.name] = d, eft
+        self.avail[d] = max(self.avail[d], eft)
+
+    def ship(self, preds: list[tuple], d: str, links: dict) -> float:
+        """When the inputs ``preds`` (name, bytes, device, done) are all on ``d``: each
+        transfer waits for its link (``links``, updated) and takes latency + bytes /
+        bandwidth (``cm.transfer``, with the links looked up once)."""
+        ready = 0.0
+        for _, b, src, t in preds:
+            if src != d and b:
+                busy = links.get((src, d), 0.0)
+                wire = self.wires[(src, d)]
+                t = (t if t > busy else busy) + (wire.latency + b / wire.bandwidth)
+                links[(src, d)] = t
+            if t > ready:
+                ready = t
+        return ready
+
+    def make(self, v: Node, d: str, load: dict[str, float], links: dict, user: Node) -> tuple[str, float]:
+        """Where to initialise ``v`` for a use on ``d``: (device, when it is on d).
+        In the loop, or when the user is the assign that writes ``v``: with its user.
+        Before the loop: on another device (the one with most projected slack) when the
+        transfer is hidden, i.e. the tile arrives, behind the link's other traffic,
+        before ``d`` would be free anyway; otherwise on ``d`` itself."""
+        cm = self.cm
+        if self.scope == "loop" or (user.kind == "assign" and user.data.target == v.name):
+            return (d if not v.allowed or d in v.allowed else v.allowed[0]), load[d] if self.scope == "" else 0.0
+        if not self.slack and (not v.allowed or d in v.allowed):
+            return d, load[d] + cm.compute(v, d)
+        local = not v.allowed or d in v.allowed
+        remote = []
+        for e in v.allowed or self.devs:
+            if e != d:
+                made = load[e] + cm.compute(v, e)
+                at = max(made, links.get((e, d), 0.0)) + cm.transfer(v.out_bytes, e, d)
+                remote.append((self.projected[e] + cm.compute(v, e), at, e))
+        hidden = [r for r in remote if r[1] <= load[d] + 1e-12]  # arrives before d is free
+        if hidden:
+            _, at, e = min(hidden)
+            return e, at
+        if local:
+            return d, load[d] + cm.compute(v, d)
+        _, at, e = min(remote, key=lambda r: (r[1], r[2]))
+        return e, at
+
+    # ---------------------------------------------------------------- after
+    def place_unused(self) -> None:
+        """Variables nothing uses: wherever there is room."""
+        load = {d: 0.0 for d in self.devs}
+        for var in sorted(self.lazy):
+            v = self.node[var]
+            e = min(v.allowed or self.devs, key=lambda x: (load[x], x))
+            self.where[var] = e
+            load[e] += self.cm.compute(v, e)
 
 
 #: Graphs up to this many nodes get HEFT's variants compared by the simulator and then a
@@ -303,11 +363,10 @@ def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
 def _final_makespan(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], where: Assignment) -> float:
     """The makespan the plan will report for this placement: after the combiner and comm."""
     from ..cost.simulate import simulate
-    from .combine import combine
+    from .combine import combine_with
     from .comm import comm
 
-    placed = _with_devices(g, where, {"profile": cm.profile, "devices": devs})
-    return simulate(comm(combine(placed), verify=False), cm, timeline=False, bound=False).makespan
+    return simulate(comm(combine_with(_with_devices(g, where), cm)), cm, timeline=False, bound=False).makespan
 
 
 def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: float,
@@ -321,7 +380,7 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
     for k in g.nodes:
         n = g.nodes[k]["node"]
         if n.kind == "assign":
-            writers.setdefault(n.attr("target"), []).append(k)
+            writers.setdefault(n.data.target, []).append(k)
     def remote(v: Node) -> int:  # bytes this variable sends to or receives from other devices
         mine = {v.name, *writers.get(v.name, [])}
         total = 0
@@ -408,15 +467,15 @@ STRATEGIES: dict[str, Callable[[nx.DiGraph, CostModel, tuple[str, ...]], Assignm
 }
 
 
-def place(g: nx.DiGraph, strategy: str, profile: Profile) -> nx.DiGraph:
-    spec = g.graph["spec"]
-    devs = devices(spec)
-    cm = CostModel(profile, devs)
-    where = STRATEGIES[strategy](g, cm, devs)
-    g2 = _with_devices(g, where)
-    g2.graph.update(strategy=strategy, profile=profile, devices=devs)
-    verify_ir(g2, "place")
+def place(g: nx.DiGraph, ctx: PassContext) -> nx.DiGraph:
+    where = STRATEGIES[ctx.strategy](g, ctx.cost_model, ctx.devices)
+    g2 = _with_devices(g, where, {"strategy": ctx.strategy})
     for n in (d["node"] for d in g2._node.values()):
         if n.kind != "const" and n.allowed and n.device not in n.allowed and n.kind != "assign":
-            raise AssertionError(f"{strategy} put {n.name} on {n.device}, outside {n.allowed}")
+            raise AssertionError(f"{ctx.strategy} put {n.name} on {n.device}, outside {n.allowed}")
     return g2
+
+
+def _resident(n: Node) -> bool:
+    """A tile loaded once by its owner and reused every iteration."""
+    return n.kind == "variable" and n.data.tile is not None and n.data.tile.resident

@@ -7,30 +7,26 @@ pushing instance's indices) and the device of that shard: shard ``s`` of a queue
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import networkx as nx
 
-from ..ir.devices import allowed
-from ..ir.node import verify_ir, with_nodes
+from ..ir.node import with_nodes
 from ..lang.expr import compiled
+from .context import PassContext
 
 
-def shard_device(spec, queue: str, shard: int) -> str:
-    devs = allowed(spec, spec.queues[queue].on)
-    return devs[shard % len(devs)]
-
-
-def queues(g: nx.DiGraph) -> nx.DiGraph:
-    spec = g.graph["spec"]
+def queues(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
+    facts = g.graph["facts"]
     placed: dict[str, str] = {}
     out = []
     kinds = ("enqueue", "dequeue", "reduce", "broadcast")
     for n in sorted((d["node"] for d in g._node.values() if d["node"].kind in kinds), key=lambda n: n.name):
         if n.kind == "enqueue":
-            q = spec.queues[n.attr("queue")]
-            env = {**spec.params, **dict(n.attr("env", ()))}
+            q = facts.queues[n.data.queue]
+            env = {**facts.params, **dict(n.data.env)}
             shard = int(compiled(q.shard)(env)) % q.shards if q.shard is not None else 0
-            dev = shard_device(spec, q.name, shard)
-            n = n.with_attrs(shard=shard).evolve(allowed=(dev,))
+            n = n.evolve(data=replace(n.data, shard=shard), allowed=(q.device_of_shard(shard),))
         out.append(n)
     for n in out:
         if n.kind == "enqueue":
@@ -39,7 +35,7 @@ def queues(g: nx.DiGraph) -> nx.DiGraph:
     for n in out:
         if n.kind == "dequeue":
             devs = sorted({placed[i] for i in n.inputs})
-            dev = devs[0] if len(devs) == 1 else shard_device(spec, n.attr("queue"), 0)
+            dev = devs[0] if len(devs) == 1 else facts.queues[n.data.queue].device_of_shard(0)
             n = n.evolve(allowed=(dev,))
             placed[n.name] = dev
         result.append(n)
@@ -48,9 +44,7 @@ def queues(g: nx.DiGraph) -> nx.DiGraph:
         if n.kind == "reduce":  # where its dequeue delivers the items
             n = n.evolve(allowed=(placed[n.inputs[0]],))
         elif n.kind == "broadcast":  # from the queue's (first) task to every consumer
-            n = n.evolve(allowed=(shard_device(spec, n.attr("queue"), 0),))
+            n = n.evolve(allowed=(facts.queues[n.data.queue].device_of_shard(0),))
         final.append(n)
-    g2 = with_nodes(g, [n for n in final if n.kind in ("enqueue", "dequeue", "reduce", "broadcast")])
-    verify_ir(g2, "queues")
-    return g2
+    return with_nodes(g, [n for n in final if n.kind in ("enqueue", "dequeue", "reduce", "broadcast")])
 

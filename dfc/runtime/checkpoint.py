@@ -29,6 +29,8 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from ..ir.node import state_variables
+
 SLOTS = 2
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -38,10 +40,6 @@ class CheckpointError(Exception):
     """Cannot checkpoint or resume as asked (a bad folder, no usable checkpoint, another
     spec): the user's setup, exit 2."""
 
-
-def state_variables(g) -> list[str]:
-    """The variables the program writes (in its first pass or its loop), sorted."""
-    return sorted({g.nodes[n]["node"].attr("target") for n in g if g.nodes[n]["node"].kind == "assign"})
 
 
 def identity(spec, g) -> dict:

@@ -90,7 +90,7 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
     is saved as ``loop.checkpoint`` asks; with ``resume`` too, the run starts from the
     newest usable checkpoint instead of the first pass. ``again``: when a task is lost,
     the servers of ``layout`` are asked to start afresh (for a retry), not released."""
-    spec = g.graph["spec"]
+    spec = g.graph["facts"]
     quiet_tensorflow(verbose)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -313,6 +313,6 @@ def _loop(tf, lowered, g, call, fatal, cluster, say, seconds: dict, max_iteratio
     seconds["fetch"] = time.perf_counter() - t
     storage = dict(values)
     arrays = gather(g, storage)
-    scalars = {n.attr("scalar"): np.asarray(storage[name]).item() for name, n in
-               ((k, g.nodes[k]["node"]) for k in lowered.reads) if n.attr("scalar")}
+    scalars = {n.data.scalar: np.asarray(storage[name]).item() for name, n in
+               ((k, g.nodes[k]["node"]) for k in lowered.reads) if n.data.scalar}
     return Result(arrays, scalars, iterations, seconds, start, saver.report() if saver is not None else None)

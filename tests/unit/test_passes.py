@@ -178,7 +178,7 @@ def test_combine_pushes_one_item_per_device_and_key():
     for d in _dequeues(g):
         producers = [g.nodes[g.nodes[e]["node"].inputs[0]]["node"] for e in d.inputs]
         devices_ = [p.device for p in producers]
-        assert len(devices_) == len(set(devices_)) == d.attr("count")  # one item per device
+        assert len(devices_) == len(set(devices_)) == d.data.count  # one item per device
         assert all(p.op == "accumulate" or p.group == "product" for p in producers)
     products = sum(1 for k in before.nodes if before.nodes[k]["node"].kind == "enqueue")
     pushes = sum(1 for k in g.nodes if g.nodes[k]["node"].kind == "enqueue")
@@ -197,7 +197,7 @@ def test_combine_leaves_small_items_and_dynamic_pushes_alone(sets):
         sets = []
     spec = load_spec_text(text.encode(), f"{name}.yaml", sets)
     placed, final = compile_spec(spec, stop_after="place"), compile_spec(spec)
-    assert [d.attr("count") for d in _dequeues(final)] == [d.attr("count") for d in _dequeues(placed)]
+    assert [d.data.count for d in _dequeues(final)] == [d.data.count for d in _dequeues(placed)]
 
 
 def test_node_constructor_keeps_the_dataclass_fields_and_defaults():
