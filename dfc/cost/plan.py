@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import networkx as nx
 
 from ..ir.devices import short
-from ..ir.node import to_json
+from ..ir.node import each_node, to_json
 from .model import CostModel
 from .simulate import Schedule, simulate
 
@@ -33,7 +33,7 @@ class Plan:
 
     def task_classes(self) -> list[dict]:
         classes: dict[tuple[str, str], dict] = {}
-        for n in (d["node"] for d in self.graph._node.values()):  # summed: no order needed
+        for n in each_node(self.graph):  # summed: no order needed
             if n.kind in ("const", "send", "recv"):  # transfers: see the links
                 continue
             c = classes.setdefault((n.group, n.kind), {"class": n.group, "kind": n.kind, "count": 0, "flops": 0,

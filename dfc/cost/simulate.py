@@ -18,7 +18,7 @@ from typing import Callable
 
 import networkx as nx
 
-from ..ir.node import Node, gc_paused, topo
+from ..ir.node import Node, each_node, gc_paused, node_table, pred_of, succ_of, topo
 from .model import CostModel
 
 
@@ -117,7 +117,7 @@ def _simulate_scope(g: nx.DiGraph, inside: dict[str, Node], cost: dict[str, floa
         timeline.append(Slot(name, n.group, n.kind, res, offset + start, offset + end, scope))
 
     # adjacency dicts: the views are too slow for graphs of a million nodes
-    return _list_schedule(list(inside), cost, resource, g._succ, idle, index,
+    return _list_schedule(list(inside), cost, resource, succ_of(g), idle, index,
                           record if timeline is not None else None)
 
 
@@ -135,9 +135,9 @@ class Predictor:
         self.iterations = loop.data.max if loop else 0
         self.nodes = {n.name: n for n in order}
         self.scopes = {scope: [n.name for n in _scope_nodes(order, scope)] for scope in ("", "loop")}
-        self.made_order = [d["node"] for d in g._node.values()  # in the order comm walks them
-                           if d["node"].kind not in ("const", "task")]
-        self.index = {k: i for i, k in enumerate(g._node)}
+        self.made_order = [n for n in each_node(g)  # in the order comm walks them
+                           if n.kind not in ("const", "task")]
+        self.index = {k: i for i, k in enumerate(node_table(g))}
 
     def __call__(self, where: dict[str, str]) -> float:
         cm, nodes = self.cm, self.nodes
@@ -201,7 +201,7 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
     keep = g.number_of_nodes() <= TIMELINE_LIMIT if timeline is None else timeline
     slots: list[Slot] | None = [] if keep else None
     order = topo(g)
-    index = {k: i for i, k in enumerate(g._node)}  # ties: build order (program order), never names
+    index = {k: i for i, k in enumerate(node_table(g))}  # ties: build order (program order), never names
     # one walk over the nodes for everything but the schedule itself: each node's time and
     # resource (a ``recv`` occupies the link ``src->dst``, ``send`` and ``loop`` no time),
     # the totals of the report, and the lower bound's longest path (every op on its
@@ -217,7 +217,7 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
     init = {d: 0.0 for d in cm.devices}
     longest: dict[str, dict[str, float]] = {"": {}, "loop": {}}  # paths within each scope
     total = {"": 0.0, "loop": 0.0}
-    pred = g._pred
+    pred = pred_of(g)
     for n in order:
         kind, name = n.kind, n.name
         if kind in ("const", "task"):

@@ -32,7 +32,7 @@ import json
 import operator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import networkx as nx
 
@@ -132,8 +132,31 @@ def gc_paused():
             gc.enable()
 
 
+# networkx's own dicts, behind these few names (its views cost more than the rest of a
+# pass on graphs of a hundred thousand nodes); only dfc/ir touches them directly
+
 def node_of(g: nx.DiGraph, name: str) -> Node:
-    return g.nodes[name]["node"]
+    return g._node[name]["node"]
+
+
+def each_node(g: nx.DiGraph) -> Iterator[Node]:
+    """Every node, in the order the graph was built (program order)."""
+    return (d["node"] for d in g._node.values())
+
+
+def node_table(g: nx.DiGraph) -> dict[str, dict]:
+    """name -> {"node": Node}, in build order: the graph's own dict (never change it in place)."""
+    return g._node
+
+
+def succ_of(g: nx.DiGraph) -> dict[str, dict[str, dict]]:
+    """name -> {successor: edge data}: the graph's own adjacency (never change it in place)."""
+    return g._succ
+
+
+def pred_of(g: nx.DiGraph) -> dict[str, dict[str, dict]]:
+    """name -> {predecessor: edge data}: the graph's own adjacency (never change it in place)."""
+    return g._pred
 
 
 def nodes(g: nx.DiGraph) -> list[Node]:

@@ -19,7 +19,7 @@ import networkx as nx
 
 from ..cost.model import CostModel
 from ..ir.devices import short
-from ..ir.node import Node, copy_graph
+from ..ir.node import Node, copy_graph, node_table
 from ..ir.payload import Compute
 from .context import PassContext
 
@@ -35,7 +35,7 @@ def combine(g: nx.DiGraph, ctx: PassContext) -> nx.DiGraph:
 def combine_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
     """The pass, with the cost model that decides where combining is worth it."""
     queues = g.graph["facts"].queues
-    nodes_ = g._node
+    nodes_ = node_table(g)
     plan = []  # (dequeue, queue op, [(device, [enqueue, ...]), ...]) with something to combine
     for d in (data["node"] for data in nodes_.values()):
         if d.kind != "dequeue" or d.data.key == "*":

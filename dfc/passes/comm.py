@@ -11,7 +11,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..ir.devices import short
-from ..ir.node import Node, copy_graph
+from ..ir.node import Node, copy_graph, node_table, pred_of, succ_of
 from ..ir.payload import Transfer
 from .context import PassContext
 
@@ -20,8 +20,8 @@ def comm(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
     g2 = copy_graph(g)
     # the adjacency dicts directly (as networkx's add_edge fills them, one attribute dict
     # shared by both directions): several times faster than the API on 100k-node graphs
-    data, succ, pred = g2._node, g2._succ, g2._pred
-    nodes_ = g._node
+    data, succ, pred = node_table(g2), succ_of(g2), pred_of(g2)
+    nodes_ = node_table(g)
     pairs: dict[tuple[str, str, str], str] = {}
 
     def edge(u: str, v: str, nbytes: int) -> None:

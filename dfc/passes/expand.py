@@ -27,7 +27,7 @@ from ..diagnostics import Pos
 from ..ir.build import entries
 from ..ir.devices import allowed
 from ..ir.facts import facts_of
-from ..ir.node import Node, add, topo
+from ..ir.node import Node, add, node_of, node_table, topo
 from ..ir.payload import Assign, Broadcast, Compute, Const, Dequeue, Enqueue, Loop, Random, Tile, Variable
 from ..lang.expr import Expr, compiled
 from ..lang.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
@@ -135,7 +135,7 @@ class Expander:
         return hit
 
     def add(self, node: Node, typ: Type | None = None) -> str:
-        data = self.g._node
+        data = node_table(self.g)
         if node.name not in data:
             add(self.g, node)
             for src in node.inputs:
@@ -285,7 +285,7 @@ class Expander:
         into = self.spec.arrays[q.reduce.into]
         by_key: dict[tuple, list[str]] = {}
         for e in self.pending.get(queue, []):
-            by_key.setdefault(self.g._node[e]["node"].data.key, []).append(e)
+            by_key.setdefault(node_of(self.g, e).data.key, []).append(e)
         self.pending[queue] = []
         drains = self.drains[(queue, scope)] = self.drains.get((queue, scope), 0) + 1
         tag = f".{drains - 1}" if drains > 1 else ""  # the first drain keeps the plain names
@@ -300,7 +300,7 @@ class Expander:
     def assign(self, ctx: _Ctx, target: tuple, value: tuple[str, Type], name: str) -> str:
         array, index = target
         var = tile_name(array, index) if array != "scalar" else f"scalar:{index}"
-        vnode = self.g._node[var]["node"]
+        vnode = node_of(self.g, var)
         # write-after-read and write-after-write: after every reader of the old value
         after = (set(self.readers.pop(var, set())) | {var}) - {value[0]}
         if target in self.version:
@@ -370,7 +370,7 @@ class Expander:
     def drain_pop(self, queue: str, scope: str) -> None:
         if queue in self.popped:
             return
-        enq = sorted(self.pending.get(queue, []), key=lambda e: (self.g._node[e]["node"].data.key, e))
+        enq = sorted(self.pending.get(queue, []), key=lambda e: (node_of(self.g, e).data.key, e))
         item = self.types[enq[0]]
         ctx = _Ctx(queue, scope, queue, Expr(queue, ast.Constant(0), self.spec.queues[queue].pos), {})
         self.popped[queue] = self.dequeue(ctx, queue, "*", enq, item)[0]

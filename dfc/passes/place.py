@@ -31,7 +31,7 @@ import networkx as nx
 
 from ..cost.model import CostModel
 from ..ir.devices import job_of
-from ..ir.node import Node, topo, with_nodes
+from ..ir.node import Node, each_node, node_table, pred_of, succ_of, topo, with_nodes
 from .context import PassContext
 
 Assignment = dict[str, str]
@@ -61,7 +61,7 @@ def clusters(g: nx.DiGraph, cm: CostModel, order: list[Node], index: dict[str, i
     ``order``: the nodes in topological order; ``mean``: each node's mean compute cost."""
     parent: dict[str, str] = {}
     allowed: dict[str, frozenset | None] = {}
-    nodes_ = g._node
+    nodes_ = node_table(g)
 
     def find(x: str) -> str:
         if x not in parent:  # a node alone so far
@@ -76,7 +76,7 @@ def clusters(g: nx.DiGraph, cm: CostModel, order: list[Node], index: dict[str, i
 
     as_set = functools.lru_cache(maxsize=None)(frozenset)  # one set per distinct `allowed`
     cost = {n.name: mean[n.name] for n in order if n.kind not in ("const", "variable", "assign", "loop")}
-    succ = g._succ  # edges in (index[u], index[v]) order (``cost`` is in topological, i.e.
+    succ = succ_of(g)  # edges in (index[u], index[v]) order (``cost`` is in topological, i.e.
     # index, order), without networkx's edge views
     edges = ((u, v, succ[u][v]) for u in cost
              for v in (succ[u] if len(succ[u]) < 2 else sorted(succ[u], key=index.get)))
@@ -158,12 +158,12 @@ class _Heft:
     # ---------------------------------------------------------------- before scheduling
     def rank_upward(self) -> None:
         """Each node's mean cost plus the costliest path to the exit, transfers included."""
-        succ_of, cm = self.g._succ, self.cm
+        succ, cm = succ_of(self.g), self.cm
         for n in reversed(self.order):
             if n.kind == "const":
                 continue
             tail = 0.0
-            for s, e in succ_of[n.name].items():
+            for s, e in succ[n.name].items():
                 t = cm.mean_transfer(e["bytes"]) + self.rank[s]
                 if t > tail:
                     tail = t
@@ -178,9 +178,9 @@ class _Heft:
     def deal_cyclic(self) -> None:
         """Tiles dealt cyclically over the devices (those used only before the loop)."""
         turn: dict[tuple[str, ...], int] = {}
-        succ_of, node = self.g._succ, self.node
+        succ, node = succ_of(self.g), self.node
         for n in self.order:
-            if n.name in self.lazy and n.scope == "" and not any(node[s].scope == "loop" for s in succ_of[n.name]):
+            if n.name in self.lazy and n.scope == "" and not any(node[s].scope == "loop" for s in succ[n.name]):
                 pool = n.allowed or self.devs
                 self.where[n.name] = pool[turn.get(pool, 0) % len(pool)]
                 turn[pool] = turn.get(pool, 0) + 1
@@ -220,10 +220,10 @@ class _Heft:
         return cands
 
     def place(self, n: Node) -> None:
-        pred_of, where, name = self.g._pred, self.where, n.name
+        pred, where = pred_of(self.g)[n.name], self.where
         # (input, bytes, its device, when it is done there)
-        preds = [(p, e["bytes"], where[p], self.finish.get(p, 0.0)) for p, e in pred_of[name].items() if p in where]
-        fresh = [p for p in pred_of[name] if p in self.lazy]
+        preds = [(p, e["bytes"], where[p], self.finish.get(p, 0.0)) for p, e in pred.items() if p in where]
+        fresh = [p for p in pred if p in self.lazy]
         fresh = [self.node[p] for p in (sorted(fresh, key=self.index.get) if len(fresh) > 1 else fresh)]
         eft, d = self.earliest_finish(n, preds, fresh)
         self.commit(n, d, eft, preds, fresh)
@@ -398,7 +398,7 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
     def partners(v: Node) -> list[str]:  # devices it exchanges data with, most bytes first
         traffic: dict[str, int] = {}
         for k in (v.name, *writers.get(v.name, [])):
-            for other, data in [*g._succ[k].items(), *g._pred[k].items()]:
+            for other, data in [*succ_of(g)[k].items(), *pred_of(g)[k].items()]:
                 d = where.get(other)
                 if d and d != where[v.name] and (not v.allowed or d in v.allowed):
                     traffic[d] = traffic.get(d, 0) + data["bytes"]
@@ -422,7 +422,7 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
 
 
 def _with_devices(g: nx.DiGraph, where: Assignment, graph_attrs: dict | None = None) -> nx.DiGraph:
-    return with_nodes(g, [d["node"].evolve(device=where.get(k, "")) for k, d in g._node.items()], graph_attrs)
+    return with_nodes(g, [d["node"].evolve(device=where.get(k, "")) for k, d in node_table(g).items()], graph_attrs)
 
 
 def round_robin(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
@@ -470,7 +470,7 @@ STRATEGIES: dict[str, Callable[[nx.DiGraph, CostModel, tuple[str, ...]], Assignm
 def place(g: nx.DiGraph, ctx: PassContext) -> nx.DiGraph:
     where = STRATEGIES[ctx.strategy](g, ctx.cost_model, ctx.devices)
     g2 = _with_devices(g, where, {"strategy": ctx.strategy})
-    for n in (d["node"] for d in g2._node.values()):
+    for n in each_node(g2):
         if n.kind != "const" and n.allowed and n.device not in n.allowed and n.kind != "assign":
             raise AssertionError(f"{ctx.strategy} put {n.name} on {n.device}, outside {n.allowed}")
     return g2

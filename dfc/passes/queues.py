@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import networkx as nx
 
-from ..ir.node import with_nodes
+from ..ir.node import each_node, with_nodes
 from ..lang.expr import compiled
 from .context import PassContext
 
@@ -21,7 +21,7 @@ def queues(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
     placed: dict[str, str] = {}
     out = []
     kinds = ("enqueue", "dequeue", "reduce", "broadcast")
-    for n in sorted((d["node"] for d in g._node.values() if d["node"].kind in kinds), key=lambda n: n.name):
+    for n in sorted((n for n in each_node(g) if n.kind in kinds), key=lambda n: n.name):
         if n.kind == "enqueue":
             q = facts.queues[n.data.queue]
             env = {**facts.params, **dict(n.data.env)}

@@ -7,6 +7,7 @@ import io
 
 from ..cost.plan import Plan
 from ..ir.devices import short
+from ..ir.node import each_node, node_table, succ_of
 
 
 def si(x: float, unit: str) -> str:
@@ -28,9 +29,9 @@ def render(plan: Plan, width: int = 110, color: bool = False) -> str:
     console = Console(file=buf, width=width, force_terminal=color, color_system="standard" if color else None)
     s = plan.schedule
     g = plan.graph  # counted on the adjacency dicts: the networkx views are slow at 1M nodes
-    pairs = sum(1 for d in g._node.values() if d["node"].kind == "send")
-    console.print(f"[bold]{plan.name}[/bold]: {len(g._node)} nodes, "
-                  f"{sum(map(len, g._succ.values()))} edges, {pairs} send/recv pairs, strategy {plan.strategy}")
+    pairs = sum(1 for n in each_node(g) if n.kind == "send")
+    console.print(f"[bold]{plan.name}[/bold]: {len(node_table(g))} nodes, "
+                  f"{sum(map(len, succ_of(g).values()))} edges, {pairs} send/recv pairs, strategy {plan.strategy}")
 
     classes = Table(title="task classes", title_justify="left")
     for col in ("class", "kind", "runs", "count", "flops"):
