@@ -226,7 +226,9 @@ class _Run:
         t0 = time.perf_counter()
         g = None
         unsaved: list[str] = []  # why an output could not be written
-        traced, retried = None, []
+        traced: dict | None = None
+        retried: list[str] = []
+        result: Any  # the engine's result: arrays, scalars, iterations_run, seconds
         if self.engine != "oracle":  # the oracle reads the spec alone: nothing is compiled for it
             g = passes.compile_spec(spec, self.strategy, self.profile)
             say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {time.perf_counter() - t0:.2f} s "
@@ -280,7 +282,7 @@ class _Run:
             trace = Trace()
         result, retried = self.retrying(g, self.checkpointer(g), dict(
             timeout=self.timeout, verbose=self.verbose, say=self.say, trace=trace, layout=self.layout))
-        if trace is None:
+        if trace is None or self.trace_file is None:
             return result, retried, None
         try:
             write_file(self.trace_file, trace.chrome())
@@ -347,11 +349,16 @@ class _Run:
 
         from .outputs import OutputError, write_files
 
+        assert self.out is not None
         folder = out_folder(self.out, self.point)
         files = out_files(self.program.spec, self.out, self.point)
+
+        def saver(x) -> Callable[[Any], None]:
+            return lambda f: np.save(f, x)
+
         try:
             os.makedirs(folder, exist_ok=True)
-            write_files({path: (lambda f, x=arrays[name]: np.save(f, x)) for name, path in files.items()})
+            write_files({path: saver(arrays[name]) for name, path in files.items()})
         except OSError as e:
             why = f"cannot make {folder}: {e.strerror or e}"
         except OutputError as e:

@@ -154,7 +154,7 @@ def _plan(args: argparse.Namespace) -> int:
     from .outputs import OutputError
 
     if args.print_after:
-        shown = {}
+        shown: dict[str, object] = {}
         program.compile(args.strategy, profile, layout=layout,
                         observe=lambda name, g: shown.setdefault(name, g) if name == args.print_after else None)
         try:
@@ -292,6 +292,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                   f"(params: {', '.join(spec.params)})", file=sys.stderr)
             return EXIT_USAGE
         sweep = {key: tuple(v.strip() for v in values.split(","))}
+    why: str | None
     if args.trace and (args.engine != "tf" or sweep):
         why = "the numpy engine has no trace" if args.engine != "tf" else \
             f"it traces one run: pin the swept param, e.g. --set {next(iter(sweep))}=..."
@@ -310,9 +311,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.plot and not sweep:
         print("dfc run: --plot draws a sweep: give --sweep K=a,b,c (or a spec with `sweep:`)", file=sys.stderr)
         return EXIT_USAGE
-    why = (f"dfc run: --out {args.out}: {unwritable(args.out, folder=True)}"
-           if args.out and unwritable(args.out, folder=True) else
-           _bad_destinations("run", args, spec, {"--json": args.json, "--trace": args.trace, "--plot": args.plot},
+    why = (
+        f"dfc run: --out {args.out}: {unwritable(args.out, folder=True)}" if args.out and unwritable(args.out, folder=True)
+        else _bad_destinations("run", args, spec, {"--json": args.json, "--trace": args.trace, "--plot": args.plot},
                              _out_arrays(args, spec, sweep)))
     if why:
         print(why, file=sys.stderr)
@@ -324,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         reports = _run_all(program, options, sweep)
     if isinstance(reports, int):
         return reports
-    return _report(args, reports, next(iter(sweep)) if sweep else None)
+    return _report(args, reports, next(iter(sweep), ""))
 
 
 def _out_arrays(args, spec, sweep) -> dict[str, str]:
@@ -334,8 +335,8 @@ def _out_arrays(args, spec, sweep) -> dict[str, str]:
     if not args.out:
         return {}
     key, values = next(iter(sweep.items()), (None, ()))
-    return {f"--out ({name})": path for point in [(key, v) for v in values] or [None]
-            for name, path in out_files(spec, args.out, point).items()}
+    points: list[tuple | None] = [(key, v) for v in values] or [None]
+    return {f"--out ({name})": path for point in points for name, path in out_files(spec, args.out, point).items()}
 
 
 def _run_all(program, options: dict, sweep: dict):
@@ -366,7 +367,7 @@ def _run_all(program, options: dict, sweep: dict):
         return EXIT_USAGE
 
 
-def _report(args, reports: list, key: str | None) -> int:
+def _report(args, reports: list, key: str) -> int:
     """Print the reports (the summaries, a sweep's table), write --json and --plot; the exit code."""
     from .outputs import OutputError
     from .viz.report import plot_sweep, summary_lines, sweep_table

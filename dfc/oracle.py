@@ -38,6 +38,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class OracleError(Exception):
 @dataclass
 class OracleResult:
     arrays: dict[str, np.ndarray]
-    scalars: dict[str, float]
+    scalars: dict[str, Any]  # numbers, or NumPy scalars of the scalar's dtype
     iterations_run: int
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -203,7 +204,8 @@ class Evaluator:
             if _is_reduction(node):
                 continue
             todo.extend(reversed(list(ast.iter_child_nodes(node))))
-            if isinstance(node, ast.Subscript) and node.value.id in self.o.spec.arrays:
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
+                    and node.value.id in self.o.spec.arrays:
                 grid = self.o.spec.arrays[node.value.id].tiling.grid
                 subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
                 for d, s in enumerate(subs):
@@ -331,7 +333,7 @@ class Oracle:
         self.arrays = {name: done[name] for name in spec.arrays}
         self.scalars = {s.name: np.asarray(0, dtype=s.dtype)[()] for s in spec.scalars.values()}
         self.lets: dict[str, object] = {}
-        self.queued: dict[str, list[tuple[tuple, np.ndarray]]] = {q: [] for q in spec.queues}
+        self.queued: dict[str, list[tuple[Any, np.ndarray]]] = {q: [] for q in spec.queues}  # (key, item)
         self.popped: dict[str, list] = {}
 
     def value(self, expr: Expr, env: dict | None = None):
@@ -352,22 +354,25 @@ class Oracle:
                     queue, key = self.target(t.push, env)
                     self.queued[queue].append((key, value))
                 else:
+                    assert t.out is not None  # validated: a result goes somewhere
                     writes.append((*self.target(t.out, env), value))
             for target, expr in t.update:
                 writes.append((*self.target(target, env), np.array(self.value(expr, env))))
         self.write_all(t, writes)
-        self.popped.pop(t.pop, None)
+        if t.pop is not None:
+            self.popped.pop(t.pop, None)
 
     def target(self, e: Expr, env: dict) -> tuple[str, tuple | None]:
         tree = e.tree
         if isinstance(tree, ast.Name):
             return tree.id, None
+        assert isinstance(tree, ast.Subscript)  # validated: NAME or NAME[key]
         subs = tree.slice.elts if isinstance(tree.slice, ast.Tuple) else [tree.slice]
         ev = Evaluator(self, e, env)
-        return tree.value.id, tuple(ev.index(s, env) for s in subs)
+        return self.target_name(e), tuple(ev.index(s, env) for s in subs)
 
     def write_all(self, t: Task, writes: list) -> None:
-        seen = set()
+        seen: set[tuple] = set()
         for array, index, value in writes:
             if (array, index) in seen or (array, None) in seen or (index is None and any(a == array for a, _ in seen)):
                 raise OracleError(f"task '{t.name}' writes {array}{list(index) if index else ''} more than once")
@@ -398,11 +403,11 @@ class Oracle:
             self.lets[name] = value
 
     # -------------------------------------------------------- order outside the loop
-    def prologue(self) -> list[object]:
+    def prologue(self) -> list[Scalar | Task]:
         spec = self.spec
-        items: list[object] = [s for s in spec.scalars.values() if s.init is not None] + list(spec.tasks.values())
+        items: list[Scalar | Task] = [*(s for s in spec.scalars.values() if s.init is not None), *spec.tasks.values()]
         rw = [self.reads_writes(x) for x in items]
-        order: list[object] = []
+        order: list[Scalar | Task] = []
         left = list(range(len(items)))
         while left:
             ready = [i for i in left if not any(j != i and rw[j][1] & rw[i][0] for j in left)]
@@ -414,9 +419,9 @@ class Oracle:
 
     def reads_writes(self, x) -> tuple[set, set]:
         if isinstance(x, Scalar):
-            return x.init.names(), {x.name}
+            return (x.init.names() if x.init is not None else set()), {x.name}
         reads = set().union(*(e.names() for e in (x.compute, *(v for _, v in x.update)) if e is not None))
-        writes = {t.tree.id if isinstance(t.tree, ast.Name) else t.tree.value.id for t, _ in x.update}
+        writes = {self.target_name(t) for t, _ in x.update}
         if x.out is not None:
             writes.add(x.out.tree.id if isinstance(x.out.tree, ast.Name) else x.out.tree.value.id)
         if x.push is not None:
@@ -431,7 +436,10 @@ class Oracle:
 
     @staticmethod
     def target_name(e: Expr) -> str:
-        return e.tree.id if isinstance(e.tree, ast.Name) else e.tree.value.id
+        """The array or queue a target names (validated: NAME or NAME[key])."""
+        tree = e.tree.value if isinstance(e.tree, ast.Subscript) else e.tree
+        assert isinstance(tree, ast.Name)
+        return tree.id
 
     # -------------------------------------------------------- driver
     def run(self, max_iterations: int | None = None) -> OracleResult:

@@ -31,7 +31,8 @@ class CostModel:
             cpu_tasks[self.host[d]] = cpu_tasks.get(self.host[d], 0) + 1
         self.share = {d: 1.0 / cpu_tasks[self.host[d]] if "GPU" not in d else 1.0 for d in devices}
         self._mean_transfer: dict[int, float] = {}
-        self._compute: dict[tuple[str, str], float] = {}
+        self._compute: dict[tuple, float] = {}  # (what a node's cost depends on, device or "mean"/"min")
+        self._rows: dict[tuple, dict[str, float]] = {}  # the same, -> its cost on each device
 
     def rate(self, device: str, dtype: str) -> float:
         table = self.profile.gpu_flops if "GPU" in device else self.profile.cpu_flops
@@ -52,10 +53,10 @@ class CostModel:
 
     def costs(self, node: Node) -> dict[str, float]:
         """Its cost on each device (one lookup where a placement tries every device)."""
-        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype, "row")
-        row = self._compute.get(key)
+        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype)
+        row = self._rows.get(key)
         if row is None:
-            row = self._compute[key] = {d: self.compute(node, d) for d in self.devices}
+            row = self._rows[key] = {d: self.compute(node, d) for d in self.devices}
         return row
 
     def _cost(self, node: Node, device: str) -> float:

@@ -7,6 +7,7 @@ a YAML file (``placement.profile`` or ``dfc plan --profile``) overrides any of t
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import yaml
 
@@ -67,7 +68,7 @@ def load_profile(path: str | None) -> Profile:
     if not isinstance(data, dict):
         raise ProfileError(f"profile '{path}' must be a mapping")
     known = {f.name: f for f in fields(Profile) if f.name != "hosts"}
-    changes = {}
+    changes: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
             raise ProfileError(f"profile '{path}': unknown key '{key}' (known: {', '.join(sorted(known))})")

@@ -114,6 +114,7 @@ def _simulate_scope(g: nx.DiGraph, inside: dict[str, Node], cost: dict[str, floa
 
     def record(name: str, res: str, start: float, end: float) -> None:
         n = inside[name]
+        assert timeline is not None
         timeline.append(Slot(name, n.group, n.kind, res, offset + start, offset + end, scope))
 
     # adjacency dicts: the views are too slow for graphs of a million nodes
@@ -145,7 +146,7 @@ class Predictor:
         cost: dict = {}
         resource: dict = {}
         idle: set = set()
-        index = dict(self.index)
+        index: dict = dict(self.index)  # names, then the (send, ...) and transfer keys
         sent: dict[str, list[tuple]] = {}  # source -> its sends and transfers, in order
         made: set[tuple] = set()
         for n in self.made_order:
@@ -177,7 +178,7 @@ class Predictor:
                 succ[key].append(n.name)
 
         def scope_order(scope: str) -> list:  # topological: each transfer right after its source
-            out = [t for src, ts in sent.items() if nodes[src].scope != scope for t in ts if t[-1] == scope]
+            out: list = [t for src, ts in sent.items() if nodes[src].scope != scope for t in ts if t[-1] == scope]
             for name in self.scopes[scope]:
                 out.append(name)
                 out.extend(t for t in sent.get(name, ()) if t[-1] == scope)

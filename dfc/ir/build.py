@@ -29,14 +29,14 @@ def reads_writes(spec: Spec, obj) -> tuple[set[str], set[str]]:
         reads = {n for e in (obj.compute, *(v for _, v in obj.update)) if e for n in e.names()}
         writes = {t.base() for t, _ in obj.update} | {obj.out.base() if obj.out else None}
         queue = obj.queue
-        if queue in spec.queues:
+        if queue is not None and queue in spec.queues:
             writes.add(queue)
             r = spec.queues[queue].reduce
             if r and r.into:
                 writes.add(r.into)
         if obj.pop:
             reads.add(obj.pop)
-        return reads, writes - {None}
+        return reads, {w for w in writes if w is not None}
     if isinstance(obj, Let):
         e = obj.reduce or obj.value
         return set(e.names()) if e else set(), {obj.let}

@@ -82,6 +82,7 @@ class Variable(Payload):
 
     def source_tile(self) -> str:
         """The name of the tile a copy starts from."""
+        assert self.tile is not None, "a copy is a tile of an array"
         return f"{self.source}[{','.join(map(str, self.tile.index))}]"
 
 

@@ -65,7 +65,9 @@ class Override:
 def parse_memory(value: int | str) -> int:
     if isinstance(value, int):
         return value
-    num, unit, binary = _MEM.match(value.strip()).groups()
+    m = _MEM.match(value.strip())
+    assert m is not None  # the schema's pattern
+    num, unit, binary = m.groups()
     base = 1024 if binary or unit else 1000
     return int(float(num) * base ** " KMGT".index(unit or " "))
 
@@ -92,10 +94,9 @@ class Builder:
         expression is evaluated, where an unknown call would be reported again."""
         start = self.smap.content_start(path)
         compute = functions is None
-        if compute:
-            functions = tuple(sorted({*op_functions(), *MATH_FUNCTIONS}))
+        names = tuple(sorted({*op_functions(), *MATH_FUNCTIONS})) if functions is None else functions
         try:
-            return parse_expr(value, start or self.smap.value(path), start is not None, functions)
+            return parse_expr(value, start or self.smap.value(path), start is not None, names)
         except ExprError as e:
             self.errors.extend(e.diagnostics)
             self.dropped += 0 if essential else len(e.diagnostics)
@@ -158,8 +159,8 @@ class Builder:
                     exprs[name] = parse_expr(value, opos.shifted(len(name) + 1, len(value)), True, MATH_FUNCTIONS)
                 except ExprError as e:
                     self.errors.extend(e.diagnostics)
-            elif (e := self.expr(value, path, MATH_FUNCTIONS, essential=True)) is not None:
-                exprs[name] = e
+            elif (parsed := self.expr(value, path, MATH_FUNCTIONS, essential=True)) is not None:
+                exprs[name] = parsed
         for name in _dependency_order(exprs, self.errors):
             if name not in exprs:
                 continue
@@ -174,7 +175,8 @@ class Builder:
     # ----------------------------------------------------------------- sections
     def build_cluster(self) -> dict[str, Job]:
         jobs = {}
-        for name, d in (self.data.get("cluster") or DEFAULT_CLUSTER).items():
+        cluster: dict[str, dict[str, Any]] = self.data.get("cluster") or DEFAULT_CLUSTER
+        for name, d in cluster.items():
             p = ("cluster", name)
             t = d.get("threads") or {}
             jobs[name] = Job(
@@ -187,7 +189,7 @@ class Builder:
 
     def build_arrays(self, jobs: dict[str, Job]) -> dict[str, Array]:
         raw = self.data.get("arrays") or {}
-        out: dict[str, Array] = {}
+        out: dict[str, Array | None] = {}  # None: a mistake, reported
         active: set[str] = set()
 
         def build(name: str) -> Array | None:
@@ -208,7 +210,7 @@ class Builder:
 
     def build_array(self, name: str, d: dict, raw: dict, jobs, build: Callable) -> Array | None:
         p = ("arrays", name)
-        base = None
+        base: Array | None = None
         if "like" in d:
             if d["like"] not in raw:
                 self.errors.error(self.pos(*p, "like"), "undefined-name", f"no array named '{d['like']}'",
@@ -224,6 +226,7 @@ class Builder:
             shape = tuple(self.size(v, p + ("shape", i), f"extent {i} of '{name}'")
                           for i, v in enumerate(d["shape"]))
         else:
+            assert base is not None  # returned above otherwise
             shape = base.shape
         dtype = d.get("dtype", base.dtype if base else "float32")
         if "tile" in d:
@@ -370,7 +373,7 @@ class Builder:
         d = self.data.get("loop")
         if d is None:
             return None
-        steps = []
+        steps: list[Let | Task] = []
         for i, s in enumerate(d["steps"]):
             p = ("loop", "steps", i)
             if "let" in s:
@@ -415,8 +418,8 @@ class Builder:
         arrays = self.build_arrays(jobs)
         tasks = {n: self.build_task(n, d, ("tasks", n), jobs) for n, d in (self.data.get("tasks") or {}).items()}
         placement = self.data.get("placement") or {}
-        constraints = {k: self.location(v, ("placement", "constraints", k), jobs)
-                       for k, v in (placement.get("constraints") or {}).items()}
+        constraints = {k: loc for k, v in (placement.get("constraints") or {}).items()  # the schema: strings
+                       if (loc := self.location(v, ("placement", "constraints", k), jobs)) is not None}
         metrics = self.data.get("metrics") or {}
         sweep = {}
         for k, values in (self.data.get("sweep") or {}).items():

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
 from ..ops import REGISTRY, ItemsType, TensorType
@@ -113,6 +114,7 @@ def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
     from ..inputs import InputError, regular_size
     from ..ops.npyfile import data_mismatch, read_header
 
+    assert isinstance(a.init, InitFile)
     path = a.init.file
     if not os.path.exists(path):
         ctx.errors.error(pos, "missing-file", f"no file '{path}' for the initial value of '{a.name}'",
@@ -161,18 +163,19 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
                 items[task.pop] = ItemsType(ctx.item_types[task.pop][0], count)
     scope = ctx.scope(task, scalars, later, items)
     # the items' type is unknown when every producer's expression has a mistake: already reported
-    untyped = task.pop in spec.queues and task.pop not in items and ctx.producers.get(task.pop)
+    untyped = task.pop is not None and task.pop in spec.queues and task.pop not in items \
+        and ctx.producers.get(task.pop)
     result = None if untyped else _typed(ctx, task.compute, scope, allow_free=False)
     if task.out is not None:
         target = _target_type(ctx, task.out, scope)
-        if result is not None and target is not None:
+        if result is not None and target is not None and task.compute is not None:
             _compare_types(ctx, task.compute, result, target, task.out)
         if target is not None:
             _check_one_writer(ctx, task, task.out, scope)
     if task.push is not None:
         check_push(spec, ctx, task, result, scope)
-    elif task.push_unparsed in spec.queues:  # its target's mistake is reported: the queue has a producer
-        ctx.producers.setdefault(task.push_unparsed, []).append(task.name)
+    elif task.push_unparsed is not None and task.push_unparsed in spec.queues:  # its target's mistake is
+        ctx.producers.setdefault(task.push_unparsed, []).append(task.name)  # reported: the queue has a producer
     for target_expr, value_expr in task.update:
         target = _target_type(ctx, target_expr, scope)
         value = _typed(ctx, value_expr, scope)
@@ -242,7 +245,7 @@ def _target_type(ctx: Context, target: Expr, scope: Scope) -> TensorType | None:
     return _typed(ctx, target, scope)
 
 
-def _subscripts(tree: ast.AST) -> list[ast.AST]:
+def _subscripts(tree: ast.AST) -> list[ast.expr]:
     """The subscripts of a target or a key: [i, j] for 'A[i, j]', [] for 'A'."""
     if not isinstance(tree, ast.Subscript):
         return []
@@ -273,7 +276,7 @@ def _compare_types(ctx: Context, expr: Expr, got, want: TensorType, target: Expr
         ctx.report(expr.error(None, "shape-mismatch", f"'{expr.text}' gives {got}, not an array"))
         return
     if got.shape != want.shape and got.rank != 0:
-        name = target.tree.value.id if isinstance(target.tree, ast.Subscript) else target.text
+        name = target.base() or target.text
         ctx.report(expr.error(None, "shape-mismatch",
                               f"'{target.text}' is {list(want.shape)} but '{expr.text}' gives {list(got.shape)}",
                               f"make {name}'s tile {list(got.shape)}, or change the expression "
@@ -285,6 +288,7 @@ def _compare_types(ctx: Context, expr: Expr, got, want: TensorType, target: Expr
 
 
 def check_push(spec: Spec, ctx: Context, task: Task, item, scope: Scope) -> None:
+    assert task.push is not None
     tree = task.push.tree
     qname = tree.value if isinstance(tree, ast.Subscript) else tree
     if not isinstance(qname, ast.Name):
@@ -365,7 +369,7 @@ def _first_uses(expr: Expr) -> dict[str, ast.Name]:
     return first
 
 
-def _check_key(ctx, push: Expr, key: ast.AST, scope: Scope, extent: int, dim: int, into: str) -> None:
+def _check_key(ctx, push: Expr, key: ast.expr, scope: Scope, extent: int, dim: int, into: str) -> None:
     sub = Expr(push.text, key, push.pos, push.exact)
     values = _values(ctx, sub, scope)
     if values and (min(values) < 0 or max(values) >= extent):
@@ -484,10 +488,12 @@ def check_cycles(spec: Spec, ctx: Context) -> None:
     for t in spec.tasks.values():
         w = {e.base() for e, _ in t.update} | {t.out.base() if t.out else None} | {t.queue}
         q = t.queue
-        if q in spec.queues and spec.queues[q].reduce and spec.queues[q].reduce.into:
-            w.add(spec.queues[q].reduce.into)
+        reducer = spec.queues[q].reduce if q is not None and q in spec.queues else None
+        if reducer is not None and reducer.into:
+            w.add(reducer.into)
         r = {n for e in (t.compute, *(v for _, v in t.update)) if e for n in e.names()} | {t.pop}
-        writes[("tasks", t.name)], reads[("tasks", t.name)] = w - {None}, r - {None}
+        writes[("tasks", t.name)] = {n for n in w if n is not None}
+        reads[("tasks", t.name)] = {n for n in r if n is not None}
     for sc in spec.scalars.values():
         if sc.init is not None:
             writes[("scalars", sc.name)], reads[("scalars", sc.name)] = {sc.name}, sc.init.names()
@@ -498,7 +504,7 @@ def check_cycles(spec: Spec, ctx: Context) -> None:
     for start in nodes:
         if state.get(start):
             continue
-        stack = [(start, iter(edges[start]), (start,))]
+        stack: list[tuple[tuple, Iterator[tuple], tuple]] = [(start, iter(edges[start]), (start,))]
         state[start] = 1
         while stack:
             node, it, chain = stack[-1]
@@ -651,7 +657,7 @@ def check_memory(spec: Spec, ctx: Context, local: bool = True) -> None:
     small = [j for j in jobs if local and j.memory is not None and j.memory < SERVER_FOOTPRINT]
     for j in small:
         ctx.errors.error(spec.source.value(("cluster", j.name, "memory")), "memory",
-                         f"each '{j.name}' task has {gib(j.memory)} but its TensorFlow server alone takes "
+                         f"each '{j.name}' task has {gib(j.memory or 0)} but its TensorFlow server alone takes "
                          f"{gib(SERVER_FOOTPRINT)}",
                          "give the job more `memory:`, or leave it out to share this machine's")
     if small:
@@ -720,7 +726,7 @@ def check_gpus(spec: Spec, ctx: Context, local: bool = True) -> None:
         share = -(-slots // len(found)) if j.gpu_memory is None and found else 1
         room = j.gpus * per_gpu // share
         pinned = [a for a in spec.arrays.values() if a.on and a.on.job == j.name]
-        one = any(a.on.task is not None for a in pinned)
+        one = any(a.on is not None and a.on.task is not None for a in pinned)
         need = sum(a.nbytes for a in pinned) // (1 if one else j.tasks)
         if need > room:
             shared = f", each GPU shared by {share} tasks" if share > 1 else ""
@@ -766,8 +772,9 @@ def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
         ref = getattr(v, "reference", None)
         if ref is not None:
             outputs = [a.name for a in spec.arrays.values() if a.output]
-            of = v.of or (outputs[0] if len(outputs) == 1 else "")
-            pos = spec.source.value(("verify", "of") if v.of else ("verify",))
+            given = getattr(v, "of", None)
+            of = given or (outputs[0] if len(outputs) == 1 else "")
+            pos = spec.source.value(("verify", "of") if given else ("verify",))
             if not of:
                 ctx.errors.error(pos, "bad-verify", "say which output the reference is compared with",
                                  "add `of: ARRAY` (outputs: " + (", ".join(outputs) or "none") + ")")

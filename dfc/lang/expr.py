@@ -14,7 +14,7 @@ import sys
 import weakref
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, cast
 
 from ..diagnostics import Diagnostic, Pos, did_you_mean
 
@@ -67,7 +67,8 @@ class Expr:
         """The source position of a sub-expression (the whole expression if unknown)."""
         if node is None or not self.exact or getattr(node, "lineno", None) != 1:
             return self.pos  # unknown, on a later line, or a node without a place (ast.Load, ast.Add)
-        start, end = node.col_offset, getattr(node, "end_col_offset", node.col_offset + 1)
+        start: int = getattr(node, "col_offset")
+        end: int = getattr(node, "end_col_offset", start + 1)
         if getattr(node, "end_lineno", 1) != 1:
             end = len(self.text)
         return self.pos.shifted(start, end - start)
@@ -154,7 +155,7 @@ def parse_expr(text: object, pos: Pos, exact: bool = False,
     return expr
 
 
-def _check_whitelist(expr: Expr, tree: ast.AST, functions: tuple[str, ...]) -> None:
+def _check_whitelist(expr: Expr, tree: ast.Expression, functions: tuple[str, ...]) -> None:
     """Refuse what is not in the language, every mistake at once, in the order of their
     positions (a mistake repeated, the same message again, only where it first occurs).
     What is not in the language is not looked into; the arguments of an unknown function
@@ -206,7 +207,7 @@ def _check_node(expr: Expr, node: ast.AST, where: ast.AST, functions: tuple[str,
         raise expr.error(node, "expr-forbidden", f"the literal {node.value!r} is not allowed",
                          "only numbers and True/False are literals in expressions")
     if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
-        check_number(expr, node, node.value, f"the literal {expr.written(node)}")
+        check_number(expr, node, cast(Number, node.value), f"the literal {expr.written(node)}")
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
             raise expr.error(node.func, "expr-forbidden", "only named functions can be called",
@@ -252,7 +253,7 @@ def _exact_sqrt(x: Number) -> Number:
     return math.sqrt(x)
 
 
-_MATH: dict[str, Callable] = {
+_MATH: dict[str, Callable[..., Any]] = {
     "abs": abs, "ceil": math.ceil, "floor": math.floor, "log2": _exact_log2,
     "max": max, "min": min, "sqrt": _exact_sqrt,
 }
@@ -271,7 +272,7 @@ def evaluate(expr: Expr, env: Mapping[str, Number]) -> Number:
 
 def _eval(expr: Expr, node: ast.AST, env: Mapping[str, Number]) -> Number:
     if isinstance(node, ast.Constant):
-        return node.value
+        return cast(Number, node.value)  # a number: the whitelist let no other literal through
     if isinstance(node, ast.Name):
         if node.id not in env:
             raise expr.error(node, "undefined-name", f"undefined name '{node.id}'",
@@ -294,6 +295,7 @@ def _eval(expr: Expr, node: ast.AST, env: Mapping[str, Number]) -> Number:
     if isinstance(node, ast.BinOp):
         return _binop(expr, node, _eval(expr, node.left, env), _eval(expr, node.right, env))
     if isinstance(node, ast.Call):
+        assert isinstance(node.func, ast.Name)  # the whitelist calls named functions only
         if node.keywords:
             raise expr.error(node, "expr-type", f"{node.func.id}() takes no keyword arguments here")
         args = [_eval(expr, a, env) for a in node.args]
@@ -360,7 +362,7 @@ def _closure(expr: Expr, node: ast.AST) -> Callable:
     return lambda env: _eval(expr, node, env)
 
 
-def _binop(expr: Expr, node: ast.BinOp, a: Number, b: Number) -> Number:
+def _binop(expr: Expr, node: ast.BinOp, a: Any, b: Any) -> Number:  # ints, floats, fractions, bools
     op = type(node.op)
     if op is ast.MatMult:
         raise expr.error(node, "expr-type", "'@' multiplies arrays, not numbers")
@@ -373,9 +375,11 @@ def _binop(expr: Expr, node: ast.BinOp, a: Number, b: Number) -> Number:
         else:
             result = Fraction(a) / Fraction(b)
     elif op is ast.Pow:
-        if isinstance(b, (int, Fraction)) and not isinstance(b, bool) and abs(b) > 4096 or (
-            isinstance(a, (int, Fraction)) and isinstance(b, int) and abs(a) > 1
-            and abs(b) * math.log2(abs(a)) > 256
+        size_a: Any = abs(a)
+        size_b: Any = abs(b)
+        if isinstance(b, (int, Fraction)) and not isinstance(b, bool) and size_b > 4096 or (
+            isinstance(a, (int, Fraction)) and isinstance(b, int) and size_a > 1
+            and size_b * math.log2(size_a) > 256
         ):
             raise expr.error(node, "too-large", f"'{expr.src(node)}' is far too large",
                              "sizes and counts must fit in 64 bits")
@@ -392,7 +396,7 @@ def _binop(expr: Expr, node: ast.BinOp, a: Number, b: Number) -> Number:
     return _check_magnitude(expr, node, _norm(result))
 
 
-def _check_magnitude(expr: Expr, node: ast.AST, v: Number) -> Number:
+def _check_magnitude(expr: Expr, node: ast.AST, v: Any) -> Number:
     if isinstance(v, float) and math.isinf(v) or not isinstance(v, float) and abs(v) > MAX_MAGNITUDE:
         raise expr.error(node, "too-large", f"'{expr.src(node)}' is far too large",
                          "sizes and counts must fit in 64 bits")
@@ -403,12 +407,12 @@ def _check_magnitude(expr: Expr, node: ast.AST, v: Number) -> Number:
 
 _FLOAT_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
               ast.Div: operator.truediv, ast.Pow: operator.pow}
-_SIGNS = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_SIGNS: dict[type, Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 #: the operators on numbers that an array expression allows, and :func:`fold` computes
 FOLDABLE = (*_FLOAT_OPS, *_SIGNS)
 
 
-def fold(expr: Expr, node: ast.BinOp | ast.UnaryOp, *args: Number) -> Number:
+def fold(expr: Expr, node: Any, *args: Any) -> Number:
     """A number computed from numbers inside an array expression (``2**40`` in
     ``x * 2**40``), as the engines compute it: integers in int64, anything else in
     float64. A result neither holds is an error, where the engines would wrap around or
@@ -435,7 +439,7 @@ def fold(expr: Expr, node: ast.BinOp | ast.UnaryOp, *args: Number) -> Number:
     return check_number(expr, node, value, f"'{expr.written(node)}'")
 
 
-def _int_pow(expr: Expr, node: ast.BinOp, a: int, b: int) -> int:
+def _int_pow(expr: Expr, node: Any, a: int, b: int) -> int:
     if b < 0:
         base = f"({float(a)!r})" if a < 0 else repr(float(a))
         raise expr.error(node, "expr-value", f"'{expr.written(node)}': an integer to a negative power",

@@ -169,7 +169,7 @@ class Reduce:
 class Queue:
     name: str
     pos: Pos
-    on: Location = key("on", None)
+    on: Location | None = key("on", None)
     shards: int = key("shards", 1)
     shard: Expr | None = key("shard")
     capacity: int = key("capacity", 8)

@@ -60,7 +60,7 @@ def _expected(sub: dict, root: dict) -> str:
     """A short description of what a (sub)schema accepts."""
     sub = _resolve(sub, root)
     if "anyOf" in sub or "oneOf" in sub:
-        parts = [_expected(s, root) for s in sub.get("anyOf", sub.get("oneOf"))]
+        parts = [_expected(s, root) for s in sub.get("anyOf", sub.get("oneOf", []))]
         return " or ".join(dict.fromkeys(parts))
     if "required" in sub and sub.get("type") == "object":
         return "{" + ", ".join(f"{k}: ..." for k in sub["required"]) + "}"

@@ -23,7 +23,7 @@ import ast
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class Scope:
         return [*self.arrays, *self.params, *self.indices, *self.scalars, *self.items]
 
 
-def infer(expr: Expr, scope: Scope, allow_free: bool = False) -> Type:
+def infer(expr: Expr, scope: Scope, allow_free: bool = False) -> Type | None:
     """The type of ``expr``; raises ExprError with every mistake in it, each pointing at
     the offending sub-expression."""
     typer = _Typer(expr, scope)
@@ -80,7 +80,7 @@ def in_order(errors: list[ExprError]) -> list[Diagnostic]:
     return out
 
 
-def tile_example(name: str, grid: tuple[int, ...], given: list[str] = ()) -> str:
+def tile_example(name: str, grid: tuple[int, ...], given: Sequence[str] = ()) -> str:
     """A subscript of ``name`` that names one tile: 0 along dimensions of a single tile,
     the user's indices (or i, j, ...) along the others: 'o[i, 0]' for an [N, 1] column."""
     wide = [n for n in grid if n > 1]
@@ -89,14 +89,14 @@ def tile_example(name: str, grid: tuple[int, ...], given: list[str] = ()) -> str
     return f"{name}[{', '.join('0' if n == 1 else next(it) for n in grid)}]"
 
 
-def index_range_error(expr: Expr, node: ast.AST, what: str, lo: int, hi: int, extent: int, dim: int,
+def index_range_error(expr: Expr, node: ast.expr, what: str, lo: int, hi: int, extent: int, dim: int,
                       scope: Scope) -> ExprError:
     return expr.error(node, "out-of-range",
                       f"{what} runs from {lo} to {hi}, but there are {extent} tile(s) along dimension {dim}",
                       range_hint(expr, node, extent, scope))
 
 
-def range_hint(expr: Expr, node: ast.AST, extent: int, scope: Scope) -> str:
+def range_hint(expr: Expr, node: ast.expr, extent: int, scope: Scope) -> str:
     """How to keep the tile index ``node`` inside ``extent`` tiles. A plain index runs from
     0, so its `for:` extent is the fix; an index with an offset (``i + 1``) needs a
     smaller extent than the grid, or no extent works (``i - 1``) and it must wrap."""
@@ -112,7 +112,7 @@ def range_hint(expr: Expr, node: ast.AST, extent: int, scope: Scope) -> str:
             f"change the index, or wrap it around for a periodic boundary: ({text}) % {extent}")
 
 
-def _largest_extent(expr: Expr, node: ast.AST, index: str, extent: int, scope: Scope) -> int:
+def _largest_extent(expr: Expr, node: ast.expr, index: str, extent: int, scope: Scope) -> int:
     """The largest `for:` extent of ``index`` (below its current one) for which ``node``
     stays inside ``extent`` tiles; 0 if there is none."""
     sub = Expr(expr.text, node, expr.pos, expr.exact)
@@ -221,7 +221,7 @@ class _Typer(Walker[Typed]):
                 self.found.append(e)
         return TensorType(tuple(shape), arr.dtype), free
 
-    def index(self, sub: ast.AST, arr: Array, dim: int, free: Free) -> None:
+    def index(self, sub: ast.expr, arr: Array, dim: int, free: Free) -> None:
         s, extent = self.scope, arr.tiling.grid[dim]
         if isinstance(sub, ast.Name) and sub.id not in s.indices and sub.id not in s.params:
             if sub.id in s.arrays or sub.id in s.scalars:
@@ -293,7 +293,7 @@ class _Typer(Walker[Typed]):
               **kw) -> TensorType | None:
         if any(a is None for a in args):  # a mistake inside, already recorded
             return None
-        self.check_numbers(node, args, arg_nodes)
+        self.check_numbers(node, [a for a in args if a is not None], arg_nodes)
         try:
             return REGISTRY[op_name].infer(*args, **kw)
         except OpTypeError as e:
@@ -350,7 +350,7 @@ class _Typer(Walker[Typed]):
         """A function of numbers (``abs(-2**62) * 4``), computed as the engines compute it
         (their NumPy reference, in int64 or float64) but exactly where Python can tell an
         integer overflow (abs, min, max, sum), which NumPy would wrap around."""
-        exact = {"abs": abs, "min": min, "max": max, "sum": lambda *xs: sum(xs)}
+        exact: dict[str, Callable[..., Number]] = {"abs": abs, "min": min, "max": max, "sum": lambda *xs: sum(xs)}
         try:
             if op.name in exact and all(type(a) is int for a in args):
                 value = exact[op.name](*args)

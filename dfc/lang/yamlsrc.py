@@ -209,7 +209,8 @@ def _check_depth(file: str, text: str) -> None:
                 depth += 1
                 if depth > MAX_DEPTH:
                     m = event.start_mark
-                    raise SpecError([_diag(file, m.line + 1, m.column + 1, "yaml-depth",
+                    line, col = (m.line + 1, m.column + 1) if m is not None else (1, 1)
+                    raise SpecError([_diag(file, line, col, "yaml-depth",
                                            f"the document nests deeper than {MAX_DEPTH} levels",
                                            "a spec never needs this much nesting")])
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):

@@ -5,6 +5,7 @@ queue by its key, the ops to run)."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -23,14 +24,15 @@ class Lowering:
     def __init__(self, g: nx.DiGraph, tf):
         self.g, self.tf = g, tf
         self.facts = g.graph["facts"]
-        self.values: dict[str, object] = {}  # node -> its tensor (or op)
-        self.vars: dict[str, object] = {}  # variable node -> tf.Variable
-        self.queues: dict[tuple, object] = {}  # (queue, key) -> tf.queue.FIFOQueue
-        self.broadcasts: dict[str, object] = {}  # broadcast node -> the queue of its copies
+        # TF objects (typed Any: TensorFlow is imported lazily and has no stubs)
+        self.values: dict[str, Any] = {}  # node -> its tensor (or op)
+        self.vars: dict[str, Any] = {}  # variable node -> tf.Variable
+        self.queues: dict[tuple, Any] = {}  # (queue, key) -> tf.queue.FIFOQueue
+        self.broadcasts: dict[str, Any] = {}  # broadcast node -> the queue of its copies
         self.random = TFRandom(tf)
         self.prologue: list = []  # ops run once, before the loop
         self.body: list = []  # ops run every iteration
-        self.until = None
+        self.until: Any = None
 
     def node(self, name: str) -> Node:
         return self.g.nodes[name]["node"]

@@ -159,7 +159,7 @@ def _reduce_all(name: str) -> Infer:
 
 def _norm(a: TensorType) -> TensorType:
     a = _tensor(a, 0, "norm")
-    return TensorType((), REAL_OF.get(a.dtype, a.dtype))
+    return TensorType((), REAL_OF.get(a.dtype, a.dtype) if a.dtype else None)
 
 
 def _fft(name: str) -> Infer:
@@ -252,9 +252,8 @@ def _accumulate_flops(args: tuple, out: TensorType) -> int:
     return _n(out) * max(count - 1, 0)
 
 
-def _accumulate_numpy(*xs, op: str = "sum"):
-    if len(xs) == 1 and isinstance(xs[0], list):
-        xs = xs[0]
+def _accumulate_numpy(*args, op: str = "sum"):
+    xs = args[0] if len(args) == 1 and isinstance(args[0], list) else args
     out = xs[0]
     for x in xs[1:]:
         out = ACCUMULATE[op](out, x)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 import itertools
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import networkx as nx
 
@@ -104,7 +104,7 @@ class Expander:
         self._typed: dict[tuple, tuple] = {}
 
     # ---------------------------------------------------------------- helpers
-    def value_of(self, expr: Expr, node: ast.AST, env: dict) -> object:
+    def value_of(self, expr: Expr, node: ast.expr, env: Mapping[str, Any]) -> Any:
         """A sub-expression's value (an index, a key, an op's keyword): compiled once."""
         fn = self._compiled.get(node)
         if fn is None:
@@ -118,7 +118,7 @@ class Expander:
             at = self._pos[key] = expr.at(node)
         return at
 
-    def typed(self, op_name: str, types: list[Type], kw: dict) -> tuple[Type, int, int]:
+    def typed(self, op_name: str, types: list[Type], kw: dict) -> tuple[TensorType, int, int]:
         """The op's result type, flops and memory bytes for these inputs (memoised: a task's
         instances have the same types)."""
         try:
@@ -167,7 +167,7 @@ class Expander:
             init = initial(a)
             where = allowed(spec, a.on or spec.placement.constraints.get(a.name))
             for index in itertools.product(*(range(g) for g in a.tiling.grid)):
-                inputs = (tile_name(init.source, index),) if init.init == "copy" else ()
+                inputs = (tile_name(init.source, index),) if init.source is not None else ()  # a copy
                 t = a.tile_type
                 tile = Tile(a.name, index, a.tiling.kind, a.tiling.tile, a.tiling.grid, a.shape, a.resident, a.output)
                 self.add(Node(tile_name(a.name, index), "variable", "variable", inputs, t.shape, a.dtype,
@@ -178,8 +178,8 @@ class Expander:
                           pos=s.pos, data=Variable("constant", value=0.0, scalar=s.name)))
 
     # ---------------------------------------------------------------- expressions
-    def op(self, ctx: _Ctx, op_name: str, args: list[tuple[str, Type]], node: ast.AST | None,
-           name: str | None = None, kind: str = "compute", **kw) -> tuple[str, Type]:
+    def op(self, ctx: _Ctx, op_name: str, args: Sequence[tuple[str, Type]], node: ast.AST | None,
+           name: str | None = None, kind: str = "compute", **kw) -> tuple[str, TensorType]:
         out, flops, mem = self.typed(op_name, [t for _, t in args], kw)
         name = name or f"{ctx.label}/{next(ctx.counter)}:{op_name}"
         data = Compute(tuple(sorted(kw.items())), ctx.instance or None)
@@ -188,14 +188,14 @@ class Expander:
                  pos=self.pos(ctx.expr, node) if node is not None else ctx.expr.pos, data=data)
         return self.add(n, out), out
 
-    def index_values(self, ctx: _Ctx, sub: ast.AST, extent: int) -> list[int]:
+    def index_values(self, ctx: _Ctx, sub: ast.expr, extent: int) -> list[int]:
         if isinstance(sub, ast.Slice):
             return list(range(extent))
         if isinstance(sub, ast.Name) and sub.id in ctx.env:  # the common case: a bound index
             return [int(ctx.env[sub.id])]
         return [int(self.value_of(ctx.expr, sub, {**self.spec.params, **ctx.env}))]
 
-    def read(self, ctx: _Ctx, array: str, subs: list[ast.AST] | None, node: ast.AST) -> tuple[str, Type]:
+    def read(self, ctx: _Ctx, array: str, subs: list[ast.expr] | None, node: ast.AST) -> tuple[str, Type]:
         a = self.spec.arrays[array]
         grid = a.tiling.grid
         ranges = [list(range(g)) for g in grid] if subs is None else \
@@ -209,7 +209,8 @@ class Expander:
         return self.op(ctx, "assemble", args, node, grid=tuple(len(r) for r in ranges))
 
     def is_reduction(self, node: ast.AST) -> bool:
-        return isinstance(node, ast.Call) and REGISTRY[node.func.id].reduction and len(node.args) == 1
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and REGISTRY[node.func.id].reduction \
+            and len(node.args) == 1
 
     def free_indices(self, ctx: _Ctx, node: ast.AST) -> dict[str, int]:
         """Indices in ``node`` (a reduction's argument) that no `for:` binds, with the
@@ -247,20 +248,22 @@ class Expander:
             sub = _Ctx(instance_label(f"{ctx.label}/term{tag}", dict(zip(free, values))), ctx.scope, ctx.group,
                        ctx.expr, env, (), ctx.items, fixed=fixed)
             terms.append(self.ex(sub, node.args[0]))
-        q = self.spec.queues[ctx.via] if ctx.via is not None else None
-        if q is None or q.reduce.op != op:  # another op than the queue's: reduced where it is needed
+        via = ctx.via
+        reducer = self.spec.queues[via].reduce if via is not None else None
+        if via is None or reducer is None or reducer.op != op:  # another op than the queue's: reduced where needed
             if len(terms) == 1:  # one term (a grid of one tile) is its own reduction
                 return self.op(ctx, "copy", terms, node, name)
             return self.op(ctx, "accumulate", terms, node, name, op=op)
         key = f"{ctx.via_key}#{number}" if number else ctx.via_key  # '.' numbers repeated lets
-        enq = [self.enqueue(ctx, ctx.via, (key, i), t, node) for i, t in enumerate(terms)]
-        deq = self.dequeue(ctx, ctx.via, key, enq, terms[0][1])
+        enq = [self.enqueue(ctx, via, (key, i), t, node) for i, t in enumerate(terms)]
+        deq = self.dequeue(ctx, via, key, enq, terms[0][1])
         return self.op(ctx, "accumulate", [deq], node, name or f"{ctx.label}/reduce{tag}", kind="reduce",
-                       op=q.reduce.op) if len(enq) else deq
+                       op=reducer.op) if len(enq) else deq
 
     # ---------------------------------------------------------------- queues
     def enqueue(self, ctx: _Ctx, queue: str, key: tuple, value: tuple[str, Type], node) -> str:
         name, typ = value
+        assert isinstance(typ, TensorType)  # a pushed value is a tensor, never a queue's items
         n = Node(f"{ctx.label}/enqueue:{queue}[{','.join(map(str, key))}]", "enqueue", "enqueue", (name,),
                  typ.shape, typ.dtype or "", 0, typ.nbytes, scope=ctx.scope, group=ctx.group,
                  pos=self.pos(ctx.expr, node),
@@ -270,6 +273,7 @@ class Expander:
         return n.name
 
     def dequeue(self, ctx: _Ctx, queue: str, key: str, enqueues: list[str], item: Type) -> tuple[str, Type]:
+        assert isinstance(item, TensorType)  # an item is a tensor
         prefix = "loop/" if ctx.scope == "loop" else ""
         items = ItemsType(TensorType(item.shape, item.dtype), len(enqueues))
         n = Node(f"{prefix}dequeue:{queue}[{key}]", "dequeue", "dequeue", tuple(enqueues), item.shape,
@@ -282,7 +286,8 @@ class Expander:
     def drain_into(self, queue: str, scope: str) -> None:
         """A reducer with `into:` sums each key's items into that tile of the target."""
         q = self.spec.queues[queue]
-        into = self.spec.arrays[q.reduce.into]
+        assert q.reduce is not None and q.reduce.into is not None  # called for such queues only
+        into, op = self.spec.arrays[q.reduce.into], q.reduce.op
         by_key: dict[tuple, list[str]] = {}
         for e in self.pending.get(queue, []):
             by_key.setdefault(node_of(self.g, e).data.key, []).append(e)
@@ -294,7 +299,7 @@ class Expander:
             ctx = _Ctx(label, scope, queue, Expr(queue, ast.Constant(0), q.pos), {})
             deq = self.dequeue(ctx, queue, f"{','.join(map(str, key))}{tag}", by_key[key], into.tile_type)
             red = self.op(ctx, "accumulate", [deq], None, f"{'loop/' if scope == 'loop' else ''}reduce:{label.split('/')[-1]}",
-                          kind="reduce", op=q.reduce.op)
+                          kind="reduce", op=op)
             self.assign(ctx, (into.name, tuple(key)), red, f"{label}/assign")
 
     def assign(self, ctx: _Ctx, target: tuple, value: tuple[str, Type], name: str) -> str:
@@ -335,6 +340,7 @@ class Expander:
                     queue, key = self.target(ctx, t.push)
                     self.enqueue(ctx, queue, tuple(key), value, t.push.tree)
                 else:
+                    assert t.out is not None  # validated: a result goes somewhere
                     writes += self.split(ctx, t.out, value)
             for target_expr, value_expr in t.update:
                 ctx = _Ctx(f"{label}/{target_expr.text}", scope, t.name, value_expr, env, where, items)
@@ -351,6 +357,7 @@ class Expander:
         tree = e.tree
         if isinstance(tree, ast.Name):
             return tree.id, []
+        assert isinstance(tree, ast.Subscript) and isinstance(tree.value, ast.Name)  # validated: NAME[key]
         subs = tree.slice.elts if isinstance(tree.slice, ast.Tuple) else [tree.slice]
         env = {**self.spec.params, **ctx.env}
         return tree.value.id, [int(self.value_of(e, s, env)) for s in subs]
@@ -402,13 +409,15 @@ class Expander:
         for node in topo(template, ""):
             obj = objs[node.name]
             if isinstance(obj, Scalar):
+                assert obj.init is not None  # entries(): the scalars that are initialised
                 self.let(obj.name, obj.init, obj.via, "", True, f"init:{obj.name}")
             else:
+                assert isinstance(obj, Task)
                 self.task(obj, "")
                 q = obj.queue
                 if q:
                     producers_left[q].discard(obj.name)
-                    if not producers_left[q] and spec.queues[q].reduce and spec.queues[q].reduce.into:
+                    if not producers_left[q] and _reduces_into(spec, q):
                         self.drain_into(q, "")
         if spec.loop:
             saved = dict(self.version)
@@ -418,13 +427,16 @@ class Expander:
             for node in topo(template, "loop"):
                 obj = objs[node.name]
                 if isinstance(obj, Let):
-                    self.let(obj.let, obj.reduce or obj.value, obj.via, "loop", obj.let in spec.scalars, node.name)
+                    value = obj.reduce or obj.value
+                    assert value is not None  # validated: one of reduce and value
+                    self.let(obj.let, value, obj.via, "loop", obj.let in spec.scalars, node.name)
                 else:
+                    assert isinstance(obj, Task)
                     self.task(obj, "loop", node.name)  # two steps of one name: numbered
                     q = obj.queue
-                    if q and spec.queues[q].reduce and spec.queues[q].reduce.into:
+                    if q and _reduces_into(spec, q):
                         self.drain_into(q, "loop")
-            inputs = ()
+            inputs: tuple[str, ...] = ()
             if spec.loop.until is not None:
                 ctx = _Ctx("loop/until", "loop", "until", spec.loop.until, {})
                 inputs = (self.ex(ctx, spec.loop.until.tree, "loop/until")[0],)
@@ -434,6 +446,12 @@ class Expander:
                           data=Loop(spec.loop.max, inputs[0] if inputs else "", cp.every if cp else 0)))
             self.version = {**saved, **self.version}
         return self.g
+
+
+def _reduces_into(spec: Spec, queue: str) -> bool:
+    """Whether ``queue``'s reducer sums its items into the tiles of an array."""
+    r = spec.queues[queue].reduce
+    return r is not None and r.into is not None
 
 
 def expand(template: nx.DiGraph, ctx: PassContext) -> nx.DiGraph:

@@ -74,12 +74,12 @@ def clusters(g: nx.DiGraph, cm: CostModel, order: list[Node], index: dict[str, i
             x = parent[x]
         return x
 
-    as_set = functools.lru_cache(maxsize=None)(frozenset)  # one set per distinct `allowed`
+    as_set: Callable[[tuple[str, ...]], frozenset] = functools.lru_cache(maxsize=None)(frozenset)  # one per `allowed`
     cost = {n.name: mean[n.name] for n in order if n.kind not in ("const", "variable", "assign", "loop")}
     succ = succ_of(g)  # edges in (index[u], index[v]) order (``cost`` is in topological, i.e.
     # index, order), without networkx's edge views
     edges = ((u, v, succ[u][v]) for u in cost
-             for v in (succ[u] if len(succ[u]) < 2 else sorted(succ[u], key=index.get)))
+             for v in (succ[u] if len(succ[u]) < 2 else sorted(succ[u], key=index.__getitem__)))
     for u, v, data in edges:
         if v not in cost or not data["bytes"]:
             continue
@@ -95,7 +95,7 @@ def clusters(g: nx.DiGraph, cm: CostModel, order: list[Node], index: dict[str, i
         both = au if av is None else av if au is None else au & av
         if both is not None and not both:
             continue
-        root, child = sorted((ru, rv), key=index.get)
+        root, child = sorted((ru, rv), key=index.__getitem__)
         parent[child] = root
         allowed[root] = both
     roots = {n: find(n) for n in parent}
@@ -223,14 +223,14 @@ class _Heft:
         pred, where = pred_of(self.g)[n.name], self.where
         # (input, bytes, its device, when it is done there)
         preds = [(p, e["bytes"], where[p], self.finish.get(p, 0.0)) for p, e in pred.items() if p in where]
-        fresh = [p for p in pred if p in self.lazy]
-        fresh = [self.node[p] for p in (sorted(fresh, key=self.index.get) if len(fresh) > 1 else fresh)]
+        lazy = [p for p in pred if p in self.lazy]
+        fresh = [self.node[p] for p in (sorted(lazy, key=self.index.__getitem__) if len(lazy) > 1 else lazy)]
         eft, d = self.earliest_finish(n, preds, fresh)
         self.commit(n, d, eft, preds, fresh)
 
     def earliest_finish(self, n: Node, preds: list[tuple], fresh: list[Node]) -> tuple[float, str]:
         """(finish time, device) of ``n`` on its best candidate, its fresh inputs made for it."""
-        best = None
+        best: tuple[float, str] | None = None
         cost_on = self.cm.costs(n)
         for d in self.candidates(n):
             links = dict(self.link)
@@ -248,6 +248,7 @@ class _Heft:
             if best is None or eft < best[0] - 1e-6 or (eft <= best[0] + 1e-6 and
                                                         self.projected[d] < self.projected[best[1]]):
                 best = (eft, d)
+        assert best is not None, f"no device for {n.name}"
         return best
 
     def commit(self, n: Node, d: str, eft: float, preds: list[tuple], fresh: list[Node]) -> None:

@@ -28,6 +28,7 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..ir.node import state_variables
 
@@ -127,7 +128,7 @@ class Store:
 
     folder: str
     local: bool = True  # the owners write on this machine's file system
-    sync: object = None  # sync(folder, owners): the servers make their files durable (dfc serve)
+    sync: Callable[[str, object], None] | None = None  # sync(folder, owners): the servers make their files durable (dfc serve)
 
     def slot(self, s: int) -> str:
         return os.path.join(self.folder, f"slot-{s}")
@@ -209,7 +210,7 @@ class Checkpointer:
     store: Store
     every: int
     ident: dict
-    say: object = print
+    say: Callable[[str], None] = print
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     written: list[tuple[int, float]] = field(default_factory=list)  # (iteration, seconds)
     failed: list[str] = field(default_factory=list)

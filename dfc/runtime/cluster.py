@@ -21,7 +21,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from ..ir.facts import Facts
 from ..lang.model import Spec
 from .gpus import GPUError, assign, machine_gpus, server_env
 from .private import state
@@ -77,6 +79,12 @@ class Task:
     def label(self) -> str:
         return f"{self.job}:{self.index}"
 
+    @property
+    def started(self) -> Any:
+        """Its server's process (a ``subprocess.Popen`` with a pipe on its standard output)."""
+        assert self.process is not None and self.process.stdout is not None, f"{self.label} was not started"
+        return self.process
+
     def log_tail(self, lines: int = 8) -> str:
         try:
             with open(self.log, errors="replace") as f:
@@ -88,7 +96,7 @@ class Task:
 
 @dataclass
 class LocalCluster:
-    spec: Spec
+    spec: Spec | Facts  # what it reads is the cluster: its jobs, their tasks, devices and threads
     start_timeout: float = 60.0
     tasks: list[Task] = field(default_factory=list)
     logdir: str = ""  # the servers' logs: removed after a successful run, kept after a failed one
@@ -159,7 +167,7 @@ class LocalCluster:
     def _wait(self) -> LocalCluster:
         """Wait until every server says it is ready (or fail, stopping them all)."""
         deadline = self._started + self.start_timeout
-        waiting = {t.process.stdout.fileno(): t for t in self.tasks}
+        waiting = {t.started.stdout.fileno(): t for t in self.tasks}
         try:
             while waiting:
                 left = deadline - time.monotonic()
@@ -169,16 +177,16 @@ class LocalCluster:
                 ready, _, _ = select.select(list(waiting), [], [], min(left, 0.5))
                 for fd in ready:
                     t = waiting[fd]
-                    line = t.process.stdout.readline()
+                    line = t.started.stdout.readline()
                     if line.strip() == b"ready":
                         del waiting[fd]
                     elif not line:
-                        t.process.wait(timeout=5)
-                        raise ClusterError(f"task {t.label} exited while starting ({exit_reason(t.process.returncode)})"
+                        t.started.wait(timeout=5)
+                        raise ClusterError(f"task {t.label} exited while starting ({exit_reason(t.started.returncode)})"
                                            + (f":\n{t.log_tail()}" if t.log_tail() else ""))
                 for t in list(waiting.values()):
-                    if t.process.poll() is not None:
-                        raise ClusterError(f"task {t.label} exited while starting ({exit_reason(t.process.returncode)})"
+                    if t.started.poll() is not None:
+                        raise ClusterError(f"task {t.label} exited while starting ({exit_reason(t.started.returncode)})"
                                            + (f":\n{t.log_tail()}" if t.log_tail() else ""))
         except BaseException:
             self.stop()

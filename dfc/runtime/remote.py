@@ -24,6 +24,7 @@ import os
 import socket
 import threading
 import time
+from typing import Any
 
 from .clusters import Layout, TaskSlot
 from .watch import close_within
@@ -95,7 +96,7 @@ class RemoteCluster:
         self.layout, self.start_timeout = layout, start_timeout
         self.tasks = [RemoteTask(t) for t in layout.tasks]
         self.logdir = ""
-        self._control = None
+        self._control: Any = None  # the session of the control queues (a tf.compat.v1.Session)
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
         self._released = False

@@ -50,6 +50,7 @@ def supervise(argv: list[str], label: str, say=print) -> int:
         proc = subprocess.Popen([sys.executable, "-m", "dfc", "serve", *argv, "--child"], stdout=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         child[:] = [proc]
+        assert proc.stdout is not None
         for line in proc.stdout:
             if line.strip() == b"ready" and not ready:
                 ready = True

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import networkx as nx
 import numpy as np
@@ -23,6 +24,9 @@ from ..ir.interp import Result, gather
 from .cluster import ClusterError, LocalCluster
 from .private import state
 from .watch import Runner, close_within
+
+if TYPE_CHECKING:
+    from .remote import RemoteCluster
 
 
 class RunError(Exception):
@@ -53,7 +57,7 @@ def quiet_tensorflow(verbose: bool) -> None:
     def hook(args):
         if getattr(args.thread, "name", "") != "SessionCloseThread":
             previous(args)
-    hook.dfc = True
+    setattr(hook, "dfc", True)
     threading.excepthook = hook
 
 
@@ -90,12 +94,12 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
     is saved as ``loop.checkpoint`` asks; with ``resume`` too, the run starts from the
     newest usable checkpoint instead of the first pass. ``again``: when a task is lost,
     the servers of ``layout`` are asked to start afresh (for a retry), not released."""
-    spec = g.graph["facts"]
+    facts = g.graph["facts"]
     quiet_tensorflow(verbose)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     if layout is None:
-        cluster = LocalCluster(spec, start_timeout=max(60.0, timeout / 5))
+        cluster: LocalCluster | RemoteCluster = LocalCluster(facts, start_timeout=max(60.0, timeout / 5))
         where = "TF servers on 127.0.0.1 " + ("in a private network" if state()[0] else "in the shared network")
     else:
         from .remote import RemoteCluster
@@ -206,7 +210,7 @@ def _tensor_file(path: str, dtype, shape: tuple[int, ...]):
         return np.fromfile(f, dtype=dtype.newbyteorder("<"), count=nbytes // dtype.itemsize).reshape(shape)
 
 
-def _drive(tf, lowered, cluster: LocalCluster, g, timeout: float, say, seconds: dict, max_iterations,
+def _drive(tf, lowered, cluster: LocalCluster | RemoteCluster, g, timeout: float, say, seconds: dict, max_iterations,
            trace=None, saver=None, resume: bool = False) -> Result:
     from tensorflow.core.protobuf import rewriter_config_pb2
 

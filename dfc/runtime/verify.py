@@ -97,12 +97,13 @@ def verify(spec: Spec, arrays: dict[str, np.ndarray], scalars: dict[str, float] 
     env = _env(spec, arrays, scalars or {})
     if isinstance(v, VerifyFreivalds):
         tree = v.freivalds.tree
+        assert isinstance(tree, ast.Compare)  # validated: an equation
         left, right = tree.left, tree.comparators[0]
         worst = 0.0
         rng = np.random.default_rng(12345)
         lhs = np.asarray(np_eval(v.freivalds, left, env))
         for _ in range(v.trials):
-            r = rng.standard_normal(lhs.shape[-1]).astype(lhs.dtype)
+            r = rng.standard_normal((lhs.shape[-1],)).astype(lhs.dtype)
             a, b = lhs @ r, _times_vector(v.freivalds, right, env, r)
             err = float(np.linalg.norm(a - b) / max(np.linalg.norm(b), np.finfo(np.float64).tiny))
             worst = max(worst, err)
@@ -127,6 +128,7 @@ def verify(spec: Spec, arrays: dict[str, np.ndarray], scalars: dict[str, float] 
                        f"{of} vs {v.reference.text}: relative error {rel:.2e} (rtol {v.rtol:g})", rel)
     if isinstance(v, VerifyExact):
         tree = v.exact.tree
+        assert isinstance(tree, ast.Compare)  # validated: an equation
         a = np.asarray(np_eval(v.exact, tree.left, env))
         b = np.asarray(np_eval(v.exact, tree.comparators[0], env))
         try:  # a side may be one number (`a == 4`): it stands for every element

@@ -8,7 +8,7 @@ import subprocess
 
 from ..cost.plan import Plan
 from ..ir.devices import short
-from ..ir.node import nodes
+from ..ir.node import Node, nodes
 
 PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
            "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f")
@@ -43,7 +43,7 @@ def render(plan: Plan, collapse_at: int = 300) -> str:
         counts: dict[str, int] = {}
         for n in shown:
             counts[key[n.name]] = counts.get(key[n.name], 0) + 1
-        first = {}
+        first: dict[str, Node] = {}
         for n in shown:
             first.setdefault(key[n.name], n)
         for k in sorted(counts):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 
 class Progress:
@@ -12,8 +13,8 @@ class Progress:
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.live = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.status = None
-        self.console = None
+        self.status: Any = None  # rich's Status and Console, on a terminal
+        self.console: Any = None
         self.t0 = time.monotonic()
 
     def __enter__(self) -> Progress:

@@ -37,7 +37,9 @@ def layout(env: Mapping[str, str], jobs: Mapping[str, int]) -> Layout:
     if not env.get(ENV, "").strip():
         raise ClusterSourceError(f"{ENV} is not set: --cluster tf_config reads the cluster from it")
     cluster = parse(env[ENV])["cluster"]
-    errors, tasks, seen = [], [], {}
+    errors: list = []
+    tasks: list = []
+    seen: dict = {}
     for job, addresses in cluster.items():
         if job not in jobs:
             errors.append(f"cluster.{job}: the spec has no job '{job}' (its jobs: {', '.join(jobs)})")
