@@ -75,10 +75,14 @@ def main(argv: list[str]) -> int:
         time.sleep(0.05)
     mib = 2**20
     for pid, p in sorted(peaks.items()):
-        print(f"{pid:8d}  hwm {p['Hwm'] / mib:6.0f}  pss {p['Pss'] / mib:6.0f}  anon {p['Anonymous'] / mib:6.0f} MiB"
-              f"  {p['cmd']}")
-    print(f"peak of the sums: rss {total['Rss'] / mib:.0f}, pss {total['Pss'] / mib:.0f}, "
-          f"anon {total['Anonymous'] / mib:.0f} MiB; exit {proc.returncode}")
+        print(
+            f"{pid:8d}  hwm {p['Hwm'] / mib:6.0f}  pss {p['Pss'] / mib:6.0f}  anon {p['Anonymous'] / mib:6.0f} MiB"
+            f"  {p['cmd']}"
+        )
+    print(
+        f"peak of the sums: rss {total['Rss'] / mib:.0f}, pss {total['Pss'] / mib:.0f}, "
+        f"anon {total['Anonymous'] / mib:.0f} MiB; exit {proc.returncode}"
+    )
     return proc.returncode
 
 

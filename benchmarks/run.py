@@ -48,11 +48,24 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
 
 SETS = {
-    "quick": {"matmul": [(1024, 512)], "cg": [(1024, 20)], "fft": [2**18], "stream": [2, 8],
-              "peak_n": 2048, "copy_mb": 128, "scaling": [1_000]},
-    "full": {"matmul": [(4096, 1024), (8192, 2048)], "cg": [(8192, 100)], "fft": [2**22, 2**24],
-             "stream": [2, 8, 32, 128], "peak_n": 8192, "copy_mb": 1024,
-             "scaling": [1_000, 10_000, 32_768, 100_000, 262_144]},
+    "quick": {
+        "matmul": [(1024, 512)],
+        "cg": [(1024, 20)],
+        "fft": [2**18],
+        "stream": [2, 8],
+        "peak_n": 2048,
+        "copy_mb": 128,
+        "scaling": [1_000],
+    },
+    "full": {
+        "matmul": [(4096, 1024), (8192, 2048)],
+        "cg": [(8192, 100)],
+        "fft": [2**22, 2**24],
+        "stream": [2, 8, 32, 128],
+        "peak_n": 8192,
+        "copy_mb": 1024,
+        "scaling": [1_000, 10_000, 32_768, 100_000, 262_144],
+    },
 }
 
 
@@ -71,6 +84,7 @@ def timed(fn) -> float:
 
 
 # ---------------------------------------------------------------- dfc
+
 
 def dfc_run(spec: str, sets: list[str], repeats: int) -> dict:
     """Median figures of ``dfc run`` (each run a fresh local cluster)."""
@@ -94,14 +108,20 @@ def dfc_run(spec: str, sets: list[str], repeats: int) -> dict:
     med = lambda k: statistics.median(r["seconds"][k] for r in runs)  # noqa: E731
     m = runs[0]["metrics"]
     compute = med("compute")
-    return {"verified": all(r["verified"] for r in runs), "compute_s": compute, "startup_s": med("startup"),
-            "init_s": med("init"), "wall_s": statistics.median(r["wall"] for r in runs),
-            "gflops": m["flops"] / compute / 1e9 if "flops" in m else None,
-            "gbps": m["bytes"] / compute / 1e9 if "bytes" in m else None,
-            "iterations": runs[0]["iterations_run"]}
+    return {
+        "verified": all(r["verified"] for r in runs),
+        "compute_s": compute,
+        "startup_s": med("startup"),
+        "init_s": med("init"),
+        "wall_s": statistics.median(r["wall"] for r in runs),
+        "gflops": m["flops"] / compute / 1e9 if "flops" in m else None,
+        "gbps": m["bytes"] / compute / 1e9 if "bytes" in m else None,
+        "iterations": runs[0]["iterations_run"],
+    }
 
 
 # ---------------------------------------------------------------- baselines
+
 
 def numpy_matmul(n: int, repeats: int) -> float:
     rng = np.random.default_rng(1)
@@ -111,6 +131,7 @@ def numpy_matmul(n: int, repeats: int) -> float:
         b = rng.random((n, n), dtype=np.float32)
         t = timed(lambda: a @ b)
         return t
+
     return 2 * n**3 / median_time(one, repeats) / 1e9
 
 
@@ -122,10 +143,12 @@ def dask_matmul(n: int, chunk: int, repeats: int, scheduler: str) -> float:
     if scheduler == "distributed":
         from distributed import Client, LocalCluster
 
-        cluster = LocalCluster(n_workers=2, threads_per_worker=max(1, (os.cpu_count() or 2) // 2),
-                               processes=True, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=2, threads_per_worker=max(1, (os.cpu_count() or 2) // 2), processes=True, dashboard_address=None
+        )
         client = Client(cluster)
     try:
+
         def one():
             # fresh inputs each run (new seeds: new keys, nothing to reuse), made by the workers
             a = da.random.default_rng(next(seeds)).random((n, n), dtype=np.float32, chunks=chunk).persist()
@@ -136,6 +159,7 @@ def dask_matmul(n: int, chunk: int, repeats: int, scheduler: str) -> float:
             t = time.perf_counter() - t
             assert c.shape == (n, n)
             return t
+
         return 2 * n**3 / median_time(one, repeats) / 1e9
     finally:
         if client:
@@ -172,7 +196,9 @@ def numpy_cg(n: int, iterations: int, repeats: int) -> float:
                 p = r + (rr_new / rr) * p
                 rr = rr_new
             return x
+
         return timed(cg)
+
     return iterations * 2 * n**2 / median_time(one, repeats) / 1e9
 
 
@@ -217,6 +243,7 @@ def socket_gbps(mb: int, repeats: int) -> float:
             t = time.perf_counter() - t
             proc.join(30)
             return t / reps
+
     return nbytes / median_time(one, repeats) / 1e9
 
 
@@ -236,12 +263,26 @@ def fixed_costs(repeats: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         spec = Path(d) / "trivial.yaml"
         spec.write_text(TRIVIAL)
-        out["trivial_run_s"] = median_time(lambda: timed(lambda: subprocess.run(
-            [sys.executable, "-m", "dfc", "run", str(spec), "--quiet"], check=True, timeout=300)), repeats)
+        out["trivial_run_s"] = median_time(
+            lambda: timed(
+                lambda: subprocess.run(
+                    [sys.executable, "-m", "dfc", "run", str(spec), "--quiet"], check=True, timeout=300
+                )
+            ),
+            repeats,
+        )
     for name in ("stream", "matmul", "cg", "fft"):
-        out[f"plan_{name}_s"] = median_time(lambda: timed(lambda: subprocess.run(
-            [sys.executable, "-m", "dfc", "plan", str(SPECS / f"{name}.yaml"), "--format", "json"],
-            check=True, capture_output=True, timeout=300)), repeats)
+        out[f"plan_{name}_s"] = median_time(
+            lambda: timed(
+                lambda: subprocess.run(
+                    [sys.executable, "-m", "dfc", "plan", str(SPECS / f"{name}.yaml"), "--format", "json"],
+                    check=True,
+                    capture_output=True,
+                    timeout=300,
+                )
+            ),
+            repeats,
+        )
     return out
 
 
@@ -279,23 +320,38 @@ def scaling(sizes: list[int], repeats: int = 1) -> list[dict]:
         g = max(2, round(target ** (1 / 3)))
         runs = []
         for _ in range(repeats if g**3 <= SCALING_REPEAT_LIMIT else 1):
-            proc = subprocess.run([sys.executable, "-c", SCALING, str(g), str(SPECS / "matmul.yaml")],
-                                  capture_output=True, text=True, timeout=3600, cwd=ROOT)
+            proc = subprocess.run(
+                [sys.executable, "-c", SCALING, str(g), str(SPECS / "matmul.yaml")],
+                capture_output=True,
+                text=True,
+                timeout=3600,
+                cwd=ROOT,
+            )
             if proc.returncode != 0:
                 raise RuntimeError(proc.stderr[-800:])
             runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        rows.append({**runs[0], "seconds": float(np.median([r["seconds"] for r in runs])),
-                     "seconds_all": [r["seconds"] for r in runs], "peak_mib": max(r["peak_mib"] for r in runs)})
+        rows.append(
+            {
+                **runs[0],
+                "seconds": float(np.median([r["seconds"] for r in runs])),
+                "seconds_all": [r["seconds"] for r in runs],
+                "peak_mib": max(r["peak_mib"] for r in runs),
+            }
+        )
     return rows
 
 
 def report_scaling(scale: list[dict]) -> None:
     for s in scale:
-        print(f"plan {s['tile_tasks']:>7} tile tasks ({s['nodes']} nodes): {s['seconds']:.2f} s "
-              f"(runs: {', '.join(f'{x:.2f}' for x in s['seconds_all'])}), peak {s['peak_mib']:.0f} MiB", flush=True)
+        print(
+            f"plan {s['tile_tasks']:>7} tile tasks ({s['nodes']} nodes): {s['seconds']:.2f} s "
+            f"(runs: {', '.join(f'{x:.2f}' for x in s['seconds_all'])}), peak {s['peak_mib']:.0f} MiB",
+            flush=True,
+        )
 
 
 # ---------------------------------------------------------------- report
+
 
 def machine() -> dict:
     cpu = platform.processor()
@@ -313,8 +369,13 @@ def machine() -> dict:
             versions[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001 — a missing optional library is reported, not fatal
             versions[mod] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), **versions}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **versions,
+    }
 
 
 def chart(rows: list[dict], path: Path) -> None:
@@ -342,10 +403,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--skip-dask", action="store_true", help="leave out the Dask baselines")
-    p.add_argument("--smoke", action="store_true",
-                   help="one run of each figure, not a median: checks the harness works (CI), figures not to quote")
-    p.add_argument("--scaling-only", action="store_true",
-                   help="only the compiler's scaling (plan time and peak memory); prints, writes nothing")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="one run of each figure, not a median: checks the harness works (CI), figures not to quote",
+    )
+    p.add_argument(
+        "--scaling-only",
+        action="store_true",
+        help="only the compiler's scaling (plan time and peak memory); prints, writes nothing",
+    )
     a = p.parse_args(argv)
     repeats = 1 if a.smoke else max(3, a.repeats)
     cfg = SETS[a.set]
@@ -356,31 +423,60 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
 
     def row(bench, size, dfc, metric, baseline, value, unit):
-        rows.append({"benchmark": bench, "size": size, "dfc": dfc[metric], "unit": unit, "baseline": baseline,
-                     "baseline_value": value, "ratio": dfc[metric] / value if value else None,
-                     "verified": dfc["verified"], "dfc_detail": dfc})
-        print(f"{bench:7s} {size:>14s}  dfc {dfc[metric]:9.3f} {unit:8s} {baseline:22s} {value:9.3f}  "
-              f"ratio {dfc[metric] / value:5.2f}  (startup {dfc['startup_s']:.1f} s)", flush=True)
+        rows.append(
+            {
+                "benchmark": bench,
+                "size": size,
+                "dfc": dfc[metric],
+                "unit": unit,
+                "baseline": baseline,
+                "baseline_value": value,
+                "ratio": dfc[metric] / value if value else None,
+                "verified": dfc["verified"],
+                "dfc_detail": dfc,
+            }
+        )
+        print(
+            f"{bench:7s} {size:>14s}  dfc {dfc[metric]:9.3f} {unit:8s} {baseline:22s} {value:9.3f}  "
+            f"ratio {dfc[metric] / value:5.2f}  (startup {dfc['startup_s']:.1f} s)",
+            flush=True,
+        )
 
     peak = numpy_matmul(cfg["peak_n"], repeats)
     bandwidth = copy_gbps(cfg["copy_mb"], repeats)
-    print(f"machine: peak BLAS float32 {peak:.1f} GFLOP/s (N={cfg['peak_n']}), memory copy {bandwidth:.1f} GB/s",
-          flush=True)
+    print(
+        f"machine: peak BLAS float32 {peak:.1f} GFLOP/s (N={cfg['peak_n']}), memory copy {bandwidth:.1f} GB/s",
+        flush=True,
+    )
     for n, t in cfg["matmul"]:
         d = dfc_run("matmul.yaml", [f"N={n}", f"T={t}"], repeats)
         row("matmul", f"N={n} T={t}", d, "gflops", "numpy", numpy_matmul(n, repeats), "GFLOP/s")
         if not a.skip_dask:
             row("matmul", f"N={n} T={t}", d, "gflops", "dask threads", dask_matmul(n, t, repeats, "threads"), "GFLOP/s")
-            row("matmul", f"N={n} T={t}", d, "gflops", "dask 2 processes",
-                dask_matmul(n, t, repeats, "distributed"), "GFLOP/s")
+            row(
+                "matmul",
+                f"N={n} T={t}",
+                d,
+                "gflops",
+                "dask 2 processes",
+                dask_matmul(n, t, repeats, "distributed"),
+                "GFLOP/s",
+            )
     for n, iters in cfg["cg"]:
         d = dfc_run("cg.yaml", [f"N={n}", f"iterations={iters}", "tol=0", f"diag={cg_diagonal(n)}"], repeats)
         row("cg", f"N={n} it={iters}", d, "gflops", "numpy CG loop", numpy_cg(n, iters, repeats), "GFLOP/s")
     for n in cfg["fft"]:
         d = dfc_run("fft.yaml", [f"N={n}"], repeats)
         row("fft", f"N=2^{int(np.log2(n))}", d, "gflops", "numpy.fft", fft_rate(n, repeats, "numpy"), "GFLOP/s")
-        row("fft", f"N=2^{int(np.log2(n))}", d, "gflops", "scipy.fft (all cores)", fft_rate(n, repeats, "scipy"),
-            "GFLOP/s")
+        row(
+            "fft",
+            f"N=2^{int(np.log2(n))}",
+            d,
+            "gflops",
+            "scipy.fft (all cores)",
+            fft_rate(n, repeats, "scipy"),
+            "GFLOP/s",
+        )
     for mb in cfg["stream"]:
         d = dfc_run("stream.yaml", [f"MB={mb}", "reps=20"], repeats)
         row("stream", f"{mb} MB", d, "gbps", "raw loopback socket", socket_gbps(mb, repeats), "GB/s")
@@ -392,10 +488,19 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(a.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    result = {"set": a.set, "repeats": repeats, "smoke": a.smoke, "machine": machine(), "peak_blas_gflops": peak,
-              "memory_copy_gbps": bandwidth, "rows": rows, "fixed_costs": fixed, "compiler_scaling": scale,
-              "seconds": time.perf_counter() - t_start,
-              "benchmark_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    result = {
+        "set": a.set,
+        "repeats": repeats,
+        "smoke": a.smoke,
+        "machine": machine(),
+        "peak_blas_gflops": peak,
+        "memory_copy_gbps": bandwidth,
+        "rows": rows,
+        "fixed_costs": fixed,
+        "compiler_scaling": scale,
+        "seconds": time.perf_counter() - t_start,
+        "benchmark_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
     path = out_dir / f"{a.set}-{stamp}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     try:

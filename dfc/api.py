@@ -92,14 +92,27 @@ class Program:
 
         return resolve(cluster, {j.name: j.tasks for j in self.spec.cluster.values()})
 
-    def compile(self, strategy: str | None = None, profile: str | Profile | None = None, *, layout=None,
-                stop_after: str | None = None, observe=None):
+    def compile(
+        self,
+        strategy: str | None = None,
+        profile: str | Profile | None = None,
+        *,
+        layout=None,
+        stop_after: str | None = None,
+        observe=None,
+    ):
         """The placed IR (a networkx graph) after every pass (or ``stop_after`` one);
         ``observe(pass name, graph)`` sees it after each."""
         return passes.compile_spec(self.spec, strategy, self._profile(profile, layout), stop_after, observe)
 
-    def plan(self, strategy: str | None = None, profile: str | Profile | None = None, *, layout=None,
-             timeline: bool | None = None):
+    def plan(
+        self,
+        strategy: str | None = None,
+        profile: str | Profile | None = None,
+        *,
+        layout=None,
+        timeline: bool | None = None,
+    ):
         """The placed graph with its predicted schedule (a :class:`~dfc.cost.plan.Plan`)."""
         from .cost.model import CostModel
         from .cost.plan import make_plan
@@ -115,11 +128,24 @@ class Program:
         prof = self.profile(profile)
         return prof if layout is None else cost_profile(prof, layout)
 
-    def run(self, *, engine: str = "tf", strategy: str | None = None, profile: str | Profile | None = None,
-            layout=None, timeout: float = 300.0, out: str | None = None, trace: str | None = None,
-            checkpoint_dir: str | None = None, resume: str | None = None, retries: int = 0,
-            verbose: bool = False, point: tuple[str, Any] | None = None, say: Say = _quiet,
-            warn: Say = _stderr) -> RunReport:
+    def run(
+        self,
+        *,
+        engine: str = "tf",
+        strategy: str | None = None,
+        profile: str | Profile | None = None,
+        layout=None,
+        timeout: float = 300.0,
+        out: str | None = None,
+        trace: str | None = None,
+        checkpoint_dir: str | None = None,
+        resume: str | None = None,
+        retries: int = 0,
+        verbose: bool = False,
+        point: tuple[str, Any] | None = None,
+        say: Say = _quiet,
+        warn: Say = _stderr,
+    ) -> RunReport:
         """Compile, run, verify and measure the program. ``layout``: servers that ``dfc
         serve`` started (see :meth:`layout`; None: a local cluster of this machine).
         ``out``: a folder for the output arrays (.npy). ``trace``: a Chrome trace file of
@@ -129,8 +155,23 @@ class Program:
         user must see even when quiet."""
         if engine not in ENGINES:
             raise ValueError(f"unknown engine {engine!r} (one of {', '.join(ENGINES)})")
-        return _Run(self, engine, strategy, self._profile(profile, layout), layout, timeout, out, trace,
-                    checkpoint_dir, resume, retries, verbose, point, say, warn).report()
+        return _Run(
+            self,
+            engine,
+            strategy,
+            self._profile(profile, layout),
+            layout,
+            timeout,
+            out,
+            trace,
+            checkpoint_dir,
+            resume,
+            retries,
+            verbose,
+            point,
+            say,
+            warn,
+        ).report()
 
     def sweep(self, key: str, values: Iterable[Any], **run: Any) -> list[RunReport]:
         """One run per value of param ``key`` (each point's files in ``OUT/KEY=VALUE``)."""
@@ -175,10 +216,18 @@ class RunReport:
         return self.verified and self.output_error is None
 
     def to_json(self) -> dict:
-        out = {"name": self.name, "params": self.params, "engine": self.engine, "verified": self.verified,
-               "verification": self.verification, "seconds": self.seconds, "metrics": self.metrics,
-               "iterations_run": self.iterations_run, "predicted_seconds": self.predicted_seconds,
-               "strategy": self.strategy}
+        out = {
+            "name": self.name,
+            "params": self.params,
+            "engine": self.engine,
+            "verified": self.verified,
+            "verification": self.verification,
+            "seconds": self.seconds,
+            "metrics": self.metrics,
+            "iterations_run": self.iterations_run,
+            "predicted_seconds": self.predicted_seconds,
+            "strategy": self.strategy,
+        }
         for key in ("trace", "checkpoints", "retries", "output_error"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
@@ -231,8 +280,10 @@ class _Run:
         result: Any  # the engine's result: arrays, scalars, iterations_run, seconds
         if self.engine != "oracle":  # the oracle reads the spec alone: nothing is compiled for it
             g = passes.compile_spec(spec, self.strategy, self.profile)
-            say(f"{spec.name}: compiled {g.number_of_nodes()} nodes in {time.perf_counter() - t0:.2f} s "
-                f"({g.graph.get('strategy')})")
+            say(
+                f"{spec.name}: compiled {g.number_of_nodes()} nodes in {time.perf_counter() - t0:.2f} s "
+                f"({g.graph.get('strategy')})"
+            )
         compile_s = time.perf_counter() - t0
         if self.engine == "oracle":
             from .oracle import run_oracle
@@ -244,9 +295,14 @@ class _Run:
         else:
             from .ir.interp import run_numpy
 
-            say("running on the NumPy engine (one process)"
-                + (": it writes no checkpoints (loop.checkpoint is for the TF engine)"
-                   if spec.loop and spec.loop.checkpoint else ""))
+            say(
+                "running on the NumPy engine (one process)"
+                + (
+                    ": it writes no checkpoints (loop.checkpoint is for the TF engine)"
+                    if spec.loop and spec.loop.checkpoint
+                    else ""
+                )
+            )
             result = run_numpy(g)
         t2 = time.perf_counter()
         say("verifying")
@@ -260,16 +316,30 @@ class _Run:
             m["gflops"] = here["flops"] / compute / 1e9 if compute > 0 else float("inf")
         if "bytes" in m:
             m["gbps"] = here["bytes"] / compute / 1e9 if compute > 0 else float("inf")
-        predicted = simulate(g, CostModel(self.profile, devices(spec)), result.iterations_run) if g is not None \
-            else None
+        predicted = (
+            simulate(g, CostModel(self.profile, devices(spec)), result.iterations_run) if g is not None else None
+        )
         seconds = {"compile": compile_s, **result.seconds, "verify": verify_s, "total": time.perf_counter() - t0}
         if self.out:
             unsaved += self.save_outputs(result.arrays)
-        return RunReport(spec.name, dict(spec.params), self.engine, verdict is None or verdict.ok,
-                         verdict.to_json() if verdict else None, seconds, m, result.iterations_run,
-                         predicted.makespan if predicted else None, g.graph.get("strategy") if g is not None else None,
-                         traced, getattr(result, "checkpoints", None) or None, retried,
-                         "; ".join(unsaved) or None, result.arrays, result.scalars)
+        return RunReport(
+            spec.name,
+            dict(spec.params),
+            self.engine,
+            verdict is None or verdict.ok,
+            verdict.to_json() if verdict else None,
+            seconds,
+            m,
+            result.iterations_run,
+            predicted.makespan if predicted else None,
+            g.graph.get("strategy") if g is not None else None,
+            traced,
+            getattr(result, "checkpoints", None) or None,
+            retried,
+            "; ".join(unsaved) or None,
+            result.arrays,
+            result.scalars,
+        )
 
     def on_tf(self, g, unsaved: list[str]):
         """(result, what each retry said, the trace's summary) of a run on TensorFlow."""
@@ -280,8 +350,11 @@ class _Run:
             from .runtime.trace import Trace
 
             trace = Trace()
-        result, retried = self.retrying(g, self.checkpointer(g), dict(
-            timeout=self.timeout, verbose=self.verbose, say=self.say, trace=trace, layout=self.layout))
+        result, retried = self.retrying(
+            g,
+            self.checkpointer(g),
+            dict(timeout=self.timeout, verbose=self.verbose, say=self.say, trace=trace, layout=self.layout),
+        )
         if trace is None or self.trace_file is None:
             return result, retried, None
         try:
@@ -308,17 +381,23 @@ class _Run:
                 return run_tf(g, checkpoint=saver, resume=resume, again=again, **options), retried
             except TaskLost as e:
                 if saver is None and self.retries:
-                    raise TaskLost(f"{e}\n  --retries {self.retries}: nothing can be resumed: the loop has no "
-                                   "`checkpoint:` (add `checkpoint: {every: 50}` to `loop:`)") from None
+                    raise TaskLost(
+                        f"{e}\n  --retries {self.retries}: nothing can be resumed: the loop has no "
+                        "`checkpoint:` (add `checkpoint: {every: 50}` to `loop:`)"
+                    ) from None
                 if saver is None or len(retried) >= self.retries:
                     self.resumable(saver)
                     raise
                 first = str(e).splitlines()[0]
-                where = (f"resuming from the checkpoint of iteration {saver.newest[1]}" if saver.newest else
-                         "no checkpoint was written yet, so from the beginning")
+                where = (
+                    f"resuming from the checkpoint of iteration {saver.newest[1]}"
+                    if saver.newest
+                    else "no checkpoint was written yet, so from the beginning"
+                )
                 retried.append(f"{first}; {where}")
-                self.warn(f"dfc run: retry {len(retried)} of {self.retries}: {first}; starting the cluster again, "
-                          f"{where}")
+                self.warn(
+                    f"dfc run: retry {len(retried)} of {self.retries}: {first}; starting the cluster again, {where}"
+                )
                 resume = saver.newest is not None
             except (KeyboardInterrupt, SystemExit):
                 self.resumable(saver)
@@ -327,8 +406,10 @@ class _Run:
     def resumable(self, saver) -> None:
         """After a run that stopped early: where its newest checkpoint is, if it wrote one."""
         if saver is not None and saver.newest:
-            self.warn(f"dfc run: the newest checkpoint (iteration {saver.newest[1]}) is in {saver.store.folder}: "
-                      "run again with --resume to go on from it")
+            self.warn(
+                f"dfc run: the newest checkpoint (iteration {saver.newest[1]}) is in {saver.store.folder}: "
+                "run again with --resume to go on from it"
+            )
 
     def checkpointer(self, g):
         """The checkpointer of a run whose loop has ``checkpoint:`` (None without); its

@@ -26,11 +26,13 @@ def _color(stream) -> bool:
 
 def _summary(spec) -> str:
     steps = len(spec.loop.steps) if spec.loop else 0
-    parts = [f"{len(spec.arrays)} array{'s' * (len(spec.arrays) != 1)}",
-             f"{len(spec.tasks)} task{'s' * (len(spec.tasks) != 1)}"
-             + (f" + {steps} loop step{'s' * (steps != 1)}" if steps else ""),
-             f"{spec.tile_tasks} tile task{'s' * (spec.tile_tasks != 1)}",
-             f"{spec.ntiles} tile{'s' * (spec.ntiles != 1)}"]
+    parts = [
+        f"{len(spec.arrays)} array{'s' * (len(spec.arrays) != 1)}",
+        f"{len(spec.tasks)} task{'s' * (len(spec.tasks) != 1)}"
+        + (f" + {steps} loop step{'s' * (steps != 1)}" if steps else ""),
+        f"{spec.tile_tasks} tile task{'s' * (spec.tile_tasks != 1)}",
+        f"{spec.ntiles} tile{'s' * (spec.ntiles != 1)}",
+    ]
     return f"{spec.file}: ok: {spec.name}: " + ", ".join(parts)
 
 
@@ -80,8 +82,7 @@ def _load(args, local: bool = True):
     try:
         return api.load(args.file, args.set or (), local=local)
     except api.SpecError as e:
-        sources = {args.file: _read_text(args.file),
-                   "<command line>": " ".join(f"--set {s}" for s in (args.set or []))}
+        sources = {args.file: _read_text(args.file), "<command line>": " ".join(f"--set {s}" for s in (args.set or []))}
         print(render_text(e.diagnostics, sources, _color(sys.stderr)), file=sys.stderr)
         return None
 
@@ -155,8 +156,12 @@ def _plan(args: argparse.Namespace) -> int:
 
     if args.print_after:
         shown: dict[str, object] = {}
-        program.compile(args.strategy, profile, layout=layout,
-                        observe=lambda name, g: shown.setdefault(name, g) if name == args.print_after else None)
+        program.compile(
+            args.strategy,
+            profile,
+            layout=layout,
+            observe=lambda name, g: shown.setdefault(name, g) if name == args.print_after else None,
+        )
         try:
             _write(args.output, describe(shown[args.print_after]))
         except OutputError as e:
@@ -190,12 +195,16 @@ def _inputs(args, spec) -> list[str]:
     """Every file this command reads: the spec, its profile, its .npy inputs."""
     from .lang.model import InitFile
 
-    return [args.file, getattr(args, "profile", None) or spec.placement.profile,
-            *(a.init.file for a in spec.arrays.values() if isinstance(a.init, InitFile))]
+    return [
+        args.file,
+        getattr(args, "profile", None) or spec.placement.profile,
+        *(a.init.file for a in spec.arrays.values() if isinstance(a.init, InitFile)),
+    ]
 
 
-def _bad_destinations(command: str, args, spec, destinations: dict[str, str | None],
-                      made: dict[str, str] | None = None) -> str | None:
+def _bad_destinations(
+    command: str, args, spec, destinations: dict[str, str | None], made: dict[str, str] | None = None
+) -> str | None:
     """Why the destinations (flag -> file) cannot be written, or None: checked before
     anything runs. ``made``: files in folders the run makes, checked for clashes only."""
     from .outputs import clashes, unwritable
@@ -207,8 +216,13 @@ def _bad_destinations(command: str, args, spec, destinations: dict[str, str | No
             return f"dfc {command}: {flag} {path}: {why}"
     for flag, path in (made or {}).items():
         folder = os.path.dirname(path)
-        why = (f"'{path}' is a folder" if os.path.isdir(path) else
-               f"'{folder}' is a file, not a folder" if os.path.exists(folder) and not os.path.isdir(folder) else None)
+        why = (
+            f"'{path}' is a folder"
+            if os.path.isdir(path)
+            else f"'{folder}' is a file, not a folder"
+            if os.path.exists(folder) and not os.path.isdir(folder)
+            else None
+        )
         if why:
             return f"dfc {command}: {flag}: {why}"
     why = clashes({**named, **(made or {})}, _inputs(args, spec))
@@ -248,9 +262,11 @@ def _checkpoint_flags(args, spec, sweep) -> str | None:
         if args.engine != "tf":
             return f"{flag}: the {args.engine} engine writes no checkpoints; checkpoints are the TF engine's"
         if not has:
-            return (f"{flag}: {spec.file}: the loop has no `checkpoint:`, so no run of it saves its state"
-                    + ("" if spec.loop else " (the spec has no loop)")
-                    + "\n  hint: add `checkpoint: {every: 50}` to `loop:`")
+            return (
+                f"{flag}: {spec.file}: the loop has no `checkpoint:`, so no run of it saves its state"
+                + ("" if spec.loop else " (the spec has no loop)")
+                + "\n  hint: add `checkpoint: {every: 50}` to `loop:`"
+            )
     if args.resume is not None and sweep:
         return f"--resume: a sweep runs several programs; pin the param (--set {next(iter(sweep))}=...) and resume one"
     if args.retries and args.engine != "tf":
@@ -268,8 +284,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     install_sigterm_handler()
     if args.cluster != "local" and args.engine != "tf":
-        print(f"dfc run: --cluster {args.cluster}: the {args.engine} engine runs in this process; "
-              "a cluster needs the TF engine", file=sys.stderr)
+        print(
+            f"dfc run: --cluster {args.cluster}: the {args.engine} engine runs in this process; "
+            "a cluster needs the TF engine",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     loaded = _program_and_profile(args, local=args.engine == "tf" and args.cluster == "local")
     if loaded is None:
@@ -288,21 +307,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.sweep:
         key, _, values = args.sweep.partition("=")
         if key not in spec.params or not values:
-            print(f"dfc run: --sweep {args.sweep}: give a param and values, e.g. --sweep MB=2,8,32 "
-                  f"(params: {', '.join(spec.params)})", file=sys.stderr)
+            print(
+                f"dfc run: --sweep {args.sweep}: give a param and values, e.g. --sweep MB=2,8,32 "
+                f"(params: {', '.join(spec.params)})",
+                file=sys.stderr,
+            )
             return EXIT_USAGE
         sweep = {key: tuple(v.strip() for v in values.split(","))}
     why: str | None
     if args.trace and (args.engine != "tf" or sweep):
-        why = "the numpy engine has no trace" if args.engine != "tf" else \
-            f"it traces one run: pin the swept param, e.g. --set {next(iter(sweep))}=..."
+        why = (
+            "the numpy engine has no trace"
+            if args.engine != "tf"
+            else f"it traces one run: pin the swept param, e.g. --set {next(iter(sweep))}=..."
+        )
         print(f"dfc run: --trace: {why}", file=sys.stderr)
         return EXIT_USAGE
     if sweep and layout is not None:
         key = next(iter(sweep))
-        print(f"dfc run: --cluster {args.cluster}: the spec sweeps {key}, and each point of a sweep runs on "
-              f"fresh servers, but `dfc serve` serves one run; pin the param (--set {key}=...) and run one job "
-              "per point", file=sys.stderr)
+        print(
+            f"dfc run: --cluster {args.cluster}: the spec sweeps {key}, and each point of a sweep runs on "
+            f"fresh servers, but `dfc serve` serves one run; pin the param (--set {key}=...) and run one job "
+            "per point",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     why = _checkpoint_flags(args, spec, sweep)
     if why:
@@ -312,15 +340,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("dfc run: --plot draws a sweep: give --sweep K=a,b,c (or a spec with `sweep:`)", file=sys.stderr)
         return EXIT_USAGE
     why = (
-        f"dfc run: --out {args.out}: {unwritable(args.out, folder=True)}" if args.out and unwritable(args.out, folder=True)
-        else _bad_destinations("run", args, spec, {"--json": args.json, "--trace": args.trace, "--plot": args.plot},
-                             _out_arrays(args, spec, sweep)))
+        f"dfc run: --out {args.out}: {unwritable(args.out, folder=True)}"
+        if args.out and unwritable(args.out, folder=True)
+        else _bad_destinations(
+            "run",
+            args,
+            spec,
+            {"--json": args.json, "--trace": args.trace, "--plot": args.plot},
+            _out_arrays(args, spec, sweep),
+        )
+    )
     if why:
         print(why, file=sys.stderr)
         return EXIT_USAGE
-    options = dict(engine=args.engine, strategy=args.strategy, profile=profile, layout=layout, timeout=args.timeout,
-                   out=args.out, trace=args.trace, checkpoint_dir=args.checkpoint_dir, resume=args.resume,
-                   retries=args.retries, verbose=args.verbose, say=progress.say)
+    options = dict(
+        engine=args.engine,
+        strategy=args.strategy,
+        profile=profile,
+        layout=layout,
+        timeout=args.timeout,
+        out=args.out,
+        trace=args.trace,
+        checkpoint_dir=args.checkpoint_dir,
+        resume=args.resume,
+        retries=args.retries,
+        verbose=args.verbose,
+        say=progress.say,
+    )
     with progress:
         reports = _run_all(program, options, sweep)
     if isinstance(reports, int):
@@ -349,7 +395,7 @@ def _run_all(program, options: dict, sweep: dict):
     try:
         if not sweep:
             return [program.run(**options)]
-        (key, values), = list(sweep.items())[:1]
+        ((key, values),) = list(sweep.items())[:1]
         return program.sweep(key, values, **options)
     except (ClusterMismatch, CheckpointError) as e:  # the setup is wrong, not the run
         print(f"dfc run: {e}", file=sys.stderr)
@@ -361,8 +407,10 @@ def _run_all(program, options: dict, sweep: dict):
         print(f"dfc run: {program.file}: the program has no single meaning: {e}", file=sys.stderr)
         return EXIT_USAGE
     except SpecError as e:  # a sweep's point that is not valid, an input that changed after validation
-        sources = {program.file: _read_text(program.file),
-                   "<command line>": " ".join(f"--set {s}" for s in program.overrides)}
+        sources = {
+            program.file: _read_text(program.file),
+            "<command line>": " ".join(f"--set {s}" for s in program.overrides),
+        }
         print(render_text(e.diagnostics, sources, _color(sys.stderr)), file=sys.stderr)
         return EXIT_USAGE
 
@@ -401,8 +449,7 @@ def _layout(command: str, args, program):
     try:
         layout = program.layout(args.cluster)
     except SpecError as e:
-        print(render_text(e.diagnostics, {args.cluster: _read_text(args.cluster)}, _color(sys.stderr)),
-              file=sys.stderr)
+        print(render_text(e.diagnostics, {args.cluster: _read_text(args.cluster)}, _color(sys.stderr)), file=sys.stderr)
         return None
     except ClusterSourceError as e:
         print(f"dfc {command}: --cluster {args.cluster}: {e}", file=sys.stderr)
@@ -440,8 +487,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .runtime.gpus import GPUError, for_served_task
 
     try:  # before TensorFlow loads: the GPUs it may see, and memory growth where they are shared
-        os.environ.update(for_served_task(spec, layout, me, os.environ,
-                                          gpus_of_this_task(os.environ) if args.cluster == "slurm" else ()))
+        os.environ.update(
+            for_served_task(
+                spec, layout, me, os.environ, gpus_of_this_task(os.environ) if args.cluster == "slurm" else ()
+            )
+        )
     except GPUError as e:
         print(f"dfc serve: {me.label}: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -456,8 +506,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _serve_argv(args) -> list[str]:
     """The arguments of this ``dfc serve``, for its child."""
-    out = [args.file, *(a for s in (args.set or []) for a in ("--set", s)), "--cluster", args.cluster,
-           "--idle-timeout", str(args.idle_timeout)]
+    out = [
+        args.file,
+        *(a for s in (args.set or []) for a in ("--set", s)),
+        "--cluster",
+        args.cluster,
+        "--idle-timeout",
+        str(args.idle_timeout),
+    ]
     if args.job is not None:
         out += ["--job", args.job]
     if args.task is not None:
@@ -472,8 +528,10 @@ def _my_task(args, layout):
     if args.job is not None or args.task is not None:
         me = next((t for t in layout.tasks if (t.job, t.index) == (args.job, args.task)), None)
         if me is None:
-            raise ClusterSourceError(f"--job {args.job} --task {args.task} is not a task of the cluster "
-                                     f"({', '.join(t.label for t in layout.tasks)})")
+            raise ClusterSourceError(
+                f"--job {args.job} --task {args.task} is not a task of the cluster "
+                f"({', '.join(t.label for t in layout.tasks)})"
+            )
         return me
     if args.cluster == "tf_config":
         from .runtime.clusters.tfconfig import this_task
@@ -495,27 +553,38 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="dfc", description="dfc: a declarative dataflow compiler for HPC. "
-        "Write a YAML program of tiled arrays, tasks and queues; dfc validates, plans and runs it.")
+        prog="dfc",
+        description="dfc: a declarative dataflow compiler for HPC. "
+        "Write a YAML program of tiled arrays, tasks and queues; dfc validates, plans and runs it.",
+    )
     p.add_argument("--version", action="version", version=f"dfc {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    v = sub.add_parser("validate", help="check specs and report every mistake as file:line:col",
-                       description="Check specs against the schema and the language's rules. "
-                       "Exit 0 when all are valid, 2 otherwise.")
+    v = sub.add_parser(
+        "validate",
+        help="check specs and report every mistake as file:line:col",
+        description="Check specs against the schema and the language's rules. Exit 0 when all are valid, 2 otherwise.",
+    )
     v.add_argument("files", nargs="+", metavar="FILE", help="spec files")
     v.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
-    v.add_argument("--format", choices=("text", "json"), default="text",
-                   help="text (default) or a JSON list of diagnostics for editors and CI")
+    v.add_argument(
+        "--format",
+        choices=("text", "json"),
+        default="text",
+        help="text (default) or a JSON list of diagnostics for editors and CI",
+    )
     v.set_defaults(func=cmd_validate)
 
     from .api import ENGINES, STRATEGIES
 
     strategies = tuple(STRATEGIES)
-    pl = sub.add_parser("plan", help="compile and place a spec; show the plan",
-                        description="Compile a spec, place it on its cluster and predict the run: task classes, "
-                        "devices with load and memory, bytes per link, predicted makespan and lower bound.")
+    pl = sub.add_parser(
+        "plan",
+        help="compile and place a spec; show the plan",
+        description="Compile a spec, place it on its cluster and predict the run: task classes, "
+        "devices with load and memory, bytes per link, predicted makespan and lower bound.",
+    )
     pl.add_argument("file", nargs="?", metavar="FILE", help="spec file")
     pl.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
     pl.add_argument("--strategy", choices=strategies, help="placement strategy (default: the spec's, or heft)")
@@ -523,24 +592,40 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-o", "--output", metavar="OUT", help="write here instead of standard output")
     pl.add_argument("--gantt", metavar="FILE", help="also draw the simulated schedule (.svg, or .png with matplotlib)")
     pl.add_argument("--profile", metavar="FILE", help="device profile (YAML) for the cost model")
-    pl.add_argument("--cluster", default="local", metavar="SOURCE",
-                    help="plan for the hosts of a cluster: a cluster FILE (with its links), tf_config or slurm "
-                         "(default local: one machine)")
+    pl.add_argument(
+        "--cluster",
+        default="local",
+        metavar="SOURCE",
+        help="plan for the hosts of a cluster: a cluster FILE (with its links), tf_config or slurm "
+        "(default local: one machine)",
+    )
     pl.add_argument("--passes", action="store_true", help="list the compiler's passes and exit")
     pl.add_argument("--print-after", metavar="PASS", help="print the IR after this pass and stop")
     pl.set_defaults(func=cmd_plan)
 
-    r = sub.add_parser("run", help="run a spec, verify the answer, report GFLOP/s or GB/s",
-                       description="Compile and run a spec, verify its result and report its metrics. "
-                       "Exit 0 when verified, 1 when verification fails, 2 on bad input.")
+    r = sub.add_parser(
+        "run",
+        help="run a spec, verify the answer, report GFLOP/s or GB/s",
+        description="Compile and run a spec, verify its result and report its metrics. "
+        "Exit 0 when verified, 1 when verification fails, 2 on bad input.",
+    )
     r.add_argument("file", metavar="FILE", help="spec file")
     r.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
-    r.add_argument("--engine", choices=ENGINES, default="tf",
-                   help="tf (default): TensorFlow servers, one per task, on 127.0.0.1; "
-                   "numpy: the compiled graph interpreted in this process; "
-                   "oracle: the program's meaning on whole arrays, not compiled (the tests' reference)")
-    r.add_argument("--timeout", type=_seconds, default=300.0, metavar="S",
-                   help="limit for each call to the cluster, in seconds (default 300)")
+    r.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="tf",
+        help="tf (default): TensorFlow servers, one per task, on 127.0.0.1; "
+        "numpy: the compiled graph interpreted in this process; "
+        "oracle: the program's meaning on whole arrays, not compiled (the tests' reference)",
+    )
+    r.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=300.0,
+        metavar="S",
+        help="limit for each call to the cluster, in seconds (default 300)",
+    )
     r.add_argument("--out", metavar="DIR", help="save the output arrays as .npy files")
     r.add_argument("--sweep", metavar="K=a,b,c", help="run once per value of a param and print a table")
     r.add_argument("--plot", metavar="FILE.png", help="with a sweep: draw it (needs matplotlib)")
@@ -548,39 +633,72 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--strategy", choices=strategies, help="placement strategy")
     r.add_argument("--profile", metavar="FILE", help="device profile (YAML) for the prediction")
     r.add_argument("--json", metavar="OUT", help="write a JSON report")
-    r.add_argument("--trace", metavar="FILE.json",
-                   help="tf engine: trace the compute phase into a Chrome trace and summarise it per device")
+    r.add_argument(
+        "--trace",
+        metavar="FILE.json",
+        help="tf engine: trace the compute phase into a Chrome trace and summarise it per device",
+    )
     r.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    r.add_argument("--cluster", default="local", metavar="SOURCE",
-                   help="local (default: servers started here, in a private network), a cluster FILE, "
-                        "tf_config or slurm (servers started by `dfc serve`)")
-    r.add_argument("--checkpoint-dir", metavar="DIR",
-                   help="where a loop with `checkpoint:` saves its state (default: the spec's checkpoint.path, "
-                        "else OUT/checkpoints with --out, else ./checkpoints/NAME); each task writes on its own machine")
-    r.add_argument("--resume", nargs="?", const="", metavar="DIR",
-                   help="start from the newest complete checkpoint (in DIR, else where the run saves them)")
-    r.add_argument("--retries", type=_count, default=0, metavar="N",
-                   help="when a task dies: start the cluster again and resume from the last checkpoint, "
-                        "up to N times (default 0)")
+    r.add_argument(
+        "--cluster",
+        default="local",
+        metavar="SOURCE",
+        help="local (default: servers started here, in a private network), a cluster FILE, "
+        "tf_config or slurm (servers started by `dfc serve`)",
+    )
+    r.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="where a loop with `checkpoint:` saves its state (default: the spec's checkpoint.path, "
+        "else OUT/checkpoints with --out, else ./checkpoints/NAME); each task writes on its own machine",
+    )
+    r.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        metavar="DIR",
+        help="start from the newest complete checkpoint (in DIR, else where the run saves them)",
+    )
+    r.add_argument(
+        "--retries",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="when a task dies: start the cluster again and resume from the last checkpoint, up to N times (default 0)",
+    )
     r.set_defaults(func=cmd_run)
 
-    sv = sub.add_parser("serve", help="serve one task of a cluster across hosts",
-                        description="Start this process's TensorFlow server for one task of the spec's "
-                                    "cluster; it exits when the client releases it.")
+    sv = sub.add_parser(
+        "serve",
+        help="serve one task of a cluster across hosts",
+        description="Start this process's TensorFlow server for one task of the spec's "
+        "cluster; it exits when the client releases it.",
+    )
     sv.add_argument("file", metavar="FILE", help="spec file")
     sv.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
     sv.add_argument("--cluster", required=True, metavar="SOURCE", help="a cluster FILE, tf_config or slurm")
     sv.add_argument("--job", help="the job this process serves (with a cluster file)")
     sv.add_argument("--task", type=int, help="the task index this process serves (with a cluster file)")
-    sv.add_argument("--idle-timeout", type=_seconds, default=600.0, metavar="S",
-                    help="exit when no client says hello within S seconds (default 600)")
+    sv.add_argument(
+        "--idle-timeout",
+        type=_seconds,
+        default=600.0,
+        metavar="S",
+        help="exit when no client says hello within S seconds (default 600)",
+    )
     sv.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the server under the supervisor
-    sv.add_argument("--trust-network", action="store_true",
-                    help="serve although this machine has a globally reachable address (no authentication!)")
+    sv.add_argument(
+        "--trust-network",
+        action="store_true",
+        help="serve although this machine has a globally reachable address (no authentication!)",
+    )
     sv.set_defaults(func=cmd_serve)
 
-    s = sub.add_parser("schema", help="print the spec's JSON Schema",
-                       description="Print schemas/dfc.schema.json (JSON Schema draft 2020-12).")
+    s = sub.add_parser(
+        "schema",
+        help="print the spec's JSON Schema",
+        description="Print schemas/dfc.schema.json (JSON Schema draft 2020-12).",
+    )
     s.set_defaults(func=cmd_schema)
     return p
 
@@ -604,8 +722,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return EXIT_OK
     except Exception:  # a bug in dfc, not a user mistake
-        print("dfc: internal error — this is a bug in dfc, not in your spec.\n"
-              f"Please report it at {ISSUES_URL} with the spec and this trace:\n", file=sys.stderr)
+        print(
+            "dfc: internal error — this is a bug in dfc, not in your spec.\n"
+            f"Please report it at {ISSUES_URL} with the spec and this trace:\n",
+            file=sys.stderr,
+        )
         traceback.print_exc()
         return EXIT_INTERNAL
 

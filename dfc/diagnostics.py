@@ -129,6 +129,12 @@ def render_json(diags: Sequence[Diagnostic]) -> str:
 
 
 __all__ = [
-    "Pos", "Diagnostic", "SpecError", "Collector", "did_you_mean",
-    "render_text", "render_json", "sorted_unique",
+    "Pos",
+    "Diagnostic",
+    "SpecError",
+    "Collector",
+    "did_you_mean",
+    "render_text",
+    "render_json",
+    "sorted_unique",
 ]

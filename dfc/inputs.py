@@ -32,8 +32,15 @@ def _open_regular(path: str, what: str) -> tuple[int, os.stat_result]:
         raise InputError(f"'{path}' is a directory, not {what}")
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode) or \
-            stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file"
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a device"
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(st.st_mode)
+            else "not a regular file"
+        )
         raise InputError(f"'{path}' is {kind}, not {what}: dfc reads only regular files")
     return fd, st
 

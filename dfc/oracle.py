@@ -65,6 +65,7 @@ class OracleResult:
 
 # ---------------------------------------------------------------- initial values
 
+
 def initial(spec: Spec, a: Array, done: dict[str, np.ndarray]) -> np.ndarray:
     i = a.init
     if isinstance(i, InitFill):
@@ -78,15 +79,17 @@ def initial(spec: Spec, a: Array, done: dict[str, np.ndarray]) -> np.ndarray:
     if isinstance(i, InitFile):
         return np.array(load_npy(i.file, a.shape, a.dtype, a.pos))
     if isinstance(i, InitRandom):
-        coords = [np.arange(n, dtype=np.int64).reshape([-1 if k == d else 1 for k in range(len(a.shape))])
-                  for d, n in enumerate(a.shape)]
-        params = {"seed": i.seed, "low": i.low, "high": i.high, "mean": i.mean, "std": i.std,
-                  "diagonal": i.diagonal}
+        coords = [
+            np.arange(n, dtype=np.int64).reshape([-1 if k == d else 1 for k in range(len(a.shape))])
+            for d, n in enumerate(a.shape)
+        ]
+        params = {"seed": i.seed, "low": i.low, "high": i.high, "mean": i.mean, "std": i.std, "diagonal": i.diagonal}
         return np.array(generate(i.random, params, coords, a.shape, a.dtype))
     raise AssertionError(i)
 
 
 # ---------------------------------------------------------------- tiles of whole arrays
+
 
 def tile_key(a: Array, index: tuple) -> tuple:
     """The NumPy index of tile ``index`` of ``a`` (``None`` in a dimension: all of it)."""
@@ -104,6 +107,7 @@ def _int(v) -> int:
 
 
 # ---------------------------------------------------------------- expressions
+
 
 class Evaluator:
     """Evaluates one expression of a program in the current state."""
@@ -164,8 +168,15 @@ class Evaluator:
         op = type(node.op)
         if op is ast.Div and np.issubdtype(np.result_type(a, b), np.integer):
             return np.divide(a, b)
-        return {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.divide,
-                ast.Pow: np.power, ast.FloorDiv: np.floor_divide, ast.Mod: np.mod}[op](a, b)
+        return {
+            ast.Add: np.add,
+            ast.Sub: np.subtract,
+            ast.Mult: np.multiply,
+            ast.Div: np.divide,
+            ast.Pow: np.power,
+            ast.FloorDiv: np.floor_divide,
+            ast.Mod: np.mod,
+        }[op](a, b)
 
     def ev_BoolOp(self, node, env):
         values = [bool(self.ev(v, env)) for v in node.values]
@@ -176,8 +187,16 @@ class Evaluator:
         for op, right_node in zip(node.ops, node.comparators):
             right = self.ev(right_node, env)
             l2, r2 = _meet(left, right)
-            ok = ok and bool({ast.Eq: np.equal, ast.NotEq: np.not_equal, ast.Lt: np.less, ast.LtE: np.less_equal,
-                              ast.Gt: np.greater, ast.GtE: np.greater_equal}[type(op)](l2, r2))
+            ok = ok and bool(
+                {
+                    ast.Eq: np.equal,
+                    ast.NotEq: np.not_equal,
+                    ast.Lt: np.less,
+                    ast.LtE: np.less_equal,
+                    ast.Gt: np.greater,
+                    ast.GtE: np.greater_equal,
+                }[type(op)](l2, r2)
+            )
             left = right
         return np.bool_(ok)
 
@@ -204,8 +223,11 @@ class Evaluator:
             if _is_reduction(node):
                 continue
             todo.extend(reversed(list(ast.iter_child_nodes(node))))
-            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) \
-                    and node.value.id in self.o.spec.arrays:
+            if (
+                isinstance(node, ast.Subscript)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in self.o.spec.arrays
+            ):
                 grid = self.o.spec.arrays[node.value.id].tiling.grid
                 subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
                 for d, s in enumerate(subs):
@@ -222,8 +244,9 @@ class Evaluator:
 
 
 def _is_reduction(node: ast.AST) -> bool:
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ALL \
-        and len(node.args) == 1
+    return (
+        isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ALL and len(node.args) == 1
+    )
 
 
 def _is_int(v) -> bool:
@@ -234,8 +257,14 @@ def _int_op(op: ast.operator, a, b):
     if isinstance(op, ast.Div):
         q = Fraction(a) / Fraction(b)
         return int(q) if q.denominator == 1 else q
-    return {ast.Add: lambda: a + b, ast.Sub: lambda: a - b, ast.Mult: lambda: a * b, ast.Pow: lambda: a ** b,
-            ast.FloorDiv: lambda: a // b, ast.Mod: lambda: a % b}[type(op)]()
+    return {
+        ast.Add: lambda: a + b,
+        ast.Sub: lambda: a - b,
+        ast.Mult: lambda: a * b,
+        ast.Pow: lambda: a**b,
+        ast.FloorDiv: lambda: a // b,
+        ast.Mod: lambda: a % b,
+    }[type(op)]()
 
 
 def _as_number(v):
@@ -243,8 +272,15 @@ def _as_number(v):
 
 
 #: int < float < complex, then the wider: how two typed scalars combine
-GENERALITY = {"bool": (0, 1), "int32": (1, 4), "int64": (1, 8), "float32": (2, 4), "float64": (2, 8),
-              "complex64": (3, 8), "complex128": (3, 16)}
+GENERALITY = {
+    "bool": (0, 1),
+    "int32": (1, 4),
+    "int64": (1, 8),
+    "float32": (2, 4),
+    "float64": (2, 8),
+    "complex64": (3, 8),
+    "complex128": (3, 16),
+}
 
 
 def _dtype(v):
@@ -286,17 +322,20 @@ def _same_dtype(fn):
     def apply(x):
         x = np.asarray(x)
         return fn(x).astype(x.dtype)
+
     return apply
 
 
 def _of_floats(fn):
     """A function of floats (sqrt, log2, ceil, floor, norm): an integer array or scalar is
     computed in float64 and the result takes its dtype; a number gives a number."""
+
     def apply(x):
         out = fn(x)
         if isinstance(x, (np.ndarray, np.generic)) and np.issubdtype(x.dtype, np.integer):
             return np.asarray(out).astype(x.dtype)[()]
         return out
+
     return apply
 
 
@@ -307,21 +346,32 @@ def _elementwise_extreme(fn):
             a, b = _meet(out, x)
             out = fn(a, b)
         return out
+
     return apply
 
 
 FUNCTIONS = {
-    "matmul": np.matmul, "matvec": np.matmul, "dot": np.dot,
+    "matmul": np.matmul,
+    "matvec": np.matmul,
+    "dot": np.dot,
     "norm": _of_floats(lambda x: np.linalg.norm(np.ravel(x))),
-    "max": _elementwise_extreme(np.maximum), "min": _elementwise_extreme(np.minimum),
-    "abs": np.abs, "sqrt": _of_floats(np.sqrt), "log2": _of_floats(np.log2), "ceil": _of_floats(np.ceil),
+    "max": _elementwise_extreme(np.maximum),
+    "min": _elementwise_extreme(np.minimum),
+    "abs": np.abs,
+    "sqrt": _of_floats(np.sqrt),
+    "log2": _of_floats(np.log2),
+    "ceil": _of_floats(np.ceil),
     "floor": _of_floats(np.floor),
-    "fft": _same_dtype(np.fft.fft), "ifft": _same_dtype(np.fft.ifft), "fft_merge": _fft_merge,
-    "transpose": np.transpose, "copy": np.copy,
+    "fft": _same_dtype(np.fft.fft),
+    "ifft": _same_dtype(np.fft.ifft),
+    "fft_merge": _fft_merge,
+    "transpose": np.transpose,
+    "copy": np.copy,
 }
 
 
 # ---------------------------------------------------------------- the program
+
 
 class Oracle:
     def __init__(self, spec: Spec):
@@ -446,8 +496,10 @@ class Oracle:
         t0 = time.perf_counter()
         spec = self.spec
         order = self.prologue()
-        producers = {q: {t.name for t in spec.tasks.values() if t.push is not None and self.target_name(t.push) == q}
-                     for q in spec.queues}
+        producers = {
+            q: {t.name for t in spec.tasks.values() if t.push is not None and self.target_name(t.push) == q}
+            for q in spec.queues
+        }
         for x in order:
             if isinstance(x, Scalar):
                 self.bind(x.name, x.init, True)

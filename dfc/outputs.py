@@ -63,8 +63,9 @@ def write_files(files: Mapping[str, Callable[[IO[bytes]], object]]) -> None:
                 _write_in_place(path, fill)
                 continue
             path = os.path.realpath(path)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                       prefix=f".{os.path.basename(path)}.", suffix=".part")
+            fd, tmp = tempfile.mkstemp(
+                dir=os.path.dirname(os.path.abspath(path)), prefix=f".{os.path.basename(path)}.", suffix=".part"
+            )
             temps.append((tmp, path))
             with os.fdopen(fd, "wb") as f:
                 fill(f)

@@ -33,14 +33,18 @@ def main() -> int:
 
     # the plan: where every tile lives and what the cost model predicts
     plan = cg.plan(strategy="heft")
-    print(f"{cg.name}: {len(plan.devices)} devices, predicted {plan.schedule.makespan * 1e3:.2f} ms "
-          f"({plan.ratio:.2f}x the lower bound)")
+    print(
+        f"{cg.name}: {len(plan.devices)} devices, predicted {plan.schedule.makespan * 1e3:.2f} ms "
+        f"({plan.ratio:.2f}x the lower bound)"
+    )
 
     # the sweep: one run per N, each verified against the residual bound of the spec
     reports = cg.sweep("N", sizes, engine=args.engine)
     print(f"{'N':>6} {'iterations':>10} {'compute s':>10} {'GFLOP/s':>8}  verified")
     for r in reports:
-        print(f"{r.params['N']:>6} {r.iterations_run:>10} {r.seconds['compute']:>10.4f} {r.rate[1]:>8.3f}  {r.verified}")
+        print(
+            f"{r.params['N']:>6} {r.iterations_run:>10} {r.seconds['compute']:>10.4f} {r.rate[1]:>8.3f}  {r.verified}"
+        )
 
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_json() for r in reports], indent=1))

@@ -47,8 +47,12 @@ class Program:
     def scalar_leaf(self, via: bool) -> str:
         """A number: a reduction over a free index, a norm, a name or a constant."""
         k, x, y = self.pick(self.indices), self.vec(), self.vec()
-        free = [f"sum(dot({x}[{k}], {y}[{k}]))", f"sum(sum({x}[{k}]))", f"sum(sum(M[{k}, {self.pick(['m', 'j'])}]))",
-                f"sum(dot(M[{k}, :] @ {x}, {y}[{k}]))"]
+        free = [
+            f"sum(dot({x}[{k}], {y}[{k}]))",
+            f"sum(sum({x}[{k}]))",
+            f"sum(sum(M[{k}, {self.pick(['m', 'j'])}]))",
+            f"sum(dot(M[{k}, :] @ {x}, {y}[{k}]))",
+        ]
         if self.real and not via:
             free += [f"max(max({x}[{k}]))", f"min(dot({x}[{k}], {y}[{k}]))", f"max(sum({x}[{k}]))"]
         if via:
@@ -84,8 +88,9 @@ class Program:
         """A vector tile expression with ``i`` bound by the task's `for:`."""
         if depth == 0:
             x = self.vec()
-            return self.pick([f"{x}[{i}]", f"{self.const()} * {x}[{i}]",
-                              *(f"{s} * {x}[{i}]" for s in self.scalars + self.lets)])
+            return self.pick(
+                [f"{x}[{i}]", f"{self.const()} * {x}[{i}]", *(f"{s} * {x}[{i}]" for s in self.scalars + self.lets)]
+            )
         kind = self.pick(["+", "-", "*", "neg", "matvec", "rowsum", "scaled", "max", "abs"])
         a = self.tile(depth - 1, i)
         if kind == "neg":
@@ -110,8 +115,9 @@ class Program:
     def init(self, seed: int) -> str:
         if self.int:
             return self.pick([f"{{random: uniform, seed: {seed}, low: -4, high: 5}}", "ones", "{constant: 2}"])
-        return self.pick([f"{{random: uniform, seed: {seed}, low: -1, high: 1}}",
-                          f"{{random: normal, seed: {seed}}}", "ones"])
+        return self.pick(
+            [f"{{random: uniform, seed: {seed}, low: -1, high: 1}}", f"{{random: normal, seed: {seed}}}", "ones"]
+        )
 
     def via(self) -> str:
         self.queues.setdefault("dots", "{on: reducer, reduce: {op: sum, broadcast: worker}}")
@@ -126,12 +132,15 @@ class Program:
         """A task over (i, j, k) pushing tiles into a reducer that fills C (``name``: a
         loop step's ``name: ...,`` prefix, or nothing)."""
         op = self.pick(["sum", "max", "min"] if self.real else ["sum"])
-        self.queues["partials"] = (f"{{on: reducer, shards: {reducers}, shard: '(i + j) % {reducers}', "
-                                   f"reduce: {{op: {op}, into: C}}}}")
+        self.queues["partials"] = (
+            f"{{on: reducer, shards: {reducers}, shard: '(i + j) % {reducers}', reduce: {{op: {op}, into: C}}}}"
+        )
         compute = self.pick(["M[i, k] @ M[k, j]", "M[i, k] * M[k, j]", "M[i, k] + M[k, j]"])
         schedule = self.pick(["static", "dynamic"]) if scope == "" else "static"
-        return (f"{{{name}for: {{i: G, j: G, k: G}}, compute: '{compute}', push: 'partials[i, j]', "
-                f"on: worker, schedule: {schedule}}}")
+        return (
+            f"{{{name}for: {{i: G, j: G, k: G}}, compute: '{compute}', push: 'partials[i, j]', "
+            f"on: worker, schedule: {schedule}}}"
+        )
 
     def text(self) -> str:
         pick = self.pick
@@ -139,12 +148,15 @@ class Program:
         workers, reducers = pick([1, 2, 3]), pick([1, 2])
         d = self.dtype
         tiles = {x: pick(["[T]", "{cyclic: G}"]) for x in VECTORS}
-        arrays = [f"  {x}: {{shape: [N], dtype: {d}, tile: {tiles[x]}, init: {self.init(s + 1)}, output: true}}"
-                  for s, x in enumerate(VECTORS)]
-        arrays += [f"  M: {{shape: [N, N], dtype: {d}, tile: {'[T, N]' if self.rows else '[T, T]'}, "
-                   f"init: {self.init(7)}}}",
-                   f"  C: {{shape: [N, N], dtype: {d}, tile: [T, T], output: true}}",
-                   f"  z: {{shape: [N], dtype: {d}, tile: {pick(['[T]', '{cyclic: G}'])}, output: true}}"]
+        arrays = [
+            f"  {x}: {{shape: [N], dtype: {d}, tile: {tiles[x]}, init: {self.init(s + 1)}, output: true}}"
+            for s, x in enumerate(VECTORS)
+        ]
+        arrays += [
+            f"  M: {{shape: [N, N], dtype: {d}, tile: {'[T, N]' if self.rows else '[T, T]'}, init: {self.init(7)}}}",
+            f"  C: {{shape: [N, N], dtype: {d}, tile: [T, T], output: true}}",
+            f"  z: {{shape: [N], dtype: {d}, tile: {pick(['[T]', '{cyclic: G}'])}, output: true}}",
+        ]
         sdtype = d if not self.dtype.startswith("float") else pick([d, "float64"])
         scalars = []
         if self.coin():
@@ -194,11 +206,24 @@ class Program:
                 until = [f'  until: "count >= {pick([1, 2])}"']
             loop = ["loop:", f"  max: {pick([1, 2, 3])}", *until, "  steps:", *steps]
         queues = ["queues:", *(f"  {q}: {v}" for q, v in self.queues.items())] if self.queues else []
-        return "\n".join([
-            "dfc: 1", "name: fuzz", f"params: {{T: {t}, G: {g}, N: {t * g}}}",
-            f"cluster: {{worker: {{tasks: {workers}}}, reducer: {{tasks: {reducers}}}}}",
-            "arrays:", *arrays, *queues, *(["scalars:", *scalars] if scalars else []),
-            "tasks:", *tasks, *loop]) + "\n"
+        return (
+            "\n".join(
+                [
+                    "dfc: 1",
+                    "name: fuzz",
+                    f"params: {{T: {t}, G: {g}, N: {t * g}}}",
+                    f"cluster: {{worker: {{tasks: {workers}}}, reducer: {{tasks: {reducers}}}}}",
+                    "arrays:",
+                    *arrays,
+                    *queues,
+                    *(["scalars:", *scalars] if scalars else []),
+                    "tasks:",
+                    *tasks,
+                    *loop,
+                ]
+            )
+            + "\n"
+        )
 
 
 def program(pick: Pick) -> str:
@@ -239,5 +264,6 @@ def disagreements(want, got) -> list[str]:
 def finite(result) -> bool:
     import numpy as np
 
-    return all(np.all(np.isfinite(a)) for a in result.arrays.values()) and \
-        all(np.isfinite(v) for v in result.scalars.values())
+    return all(np.all(np.isfinite(a)) for a in result.arrays.values()) and all(
+        np.isfinite(v) for v in result.scalars.values()
+    )

@@ -15,7 +15,9 @@ def random_spec(seed: int) -> str:
     workers, reducers = rnd.choice([1, 2, 3]), rnd.choice([1, 2])
     dtype = rnd.choice(["float32", "float64"])
     lines = [
-        "dfc: 1", f"name: gen{seed}", f"params: {{N: {n}, T: {t}, G: {g}}}",
+        "dfc: 1",
+        f"name: gen{seed}",
+        f"params: {{N: {n}, T: {t}, G: {g}}}",
         f"cluster: {{worker: {{tasks: {workers}}}, reducer: {{tasks: {reducers}}}}}",
         "arrays:",
         f"  A: {{shape: [N, N], dtype: {dtype}, tile: [T, T], init: {{random: uniform, seed: {seed % 97}}}}}",
@@ -32,8 +34,14 @@ def random_spec(seed: int) -> str:
         "tasks:",
         "  product: {for: {i: G, j: G, k: G}, compute: 'A[i, k] @ B[k, j]', push: 'q[i, j]', on: worker}",
     ]
-    ew = rnd.choice(["A[i, j] + 2*B[i, j]", "A[i, j] * B[i, j] - A[i, j]", "abs(B[i, j]) / (1 + A[i, j])",
-                     "A[i, j] @ B[j, i]" if g > 0 else "A[i, j]"])
+    ew = rnd.choice(
+        [
+            "A[i, j] + 2*B[i, j]",
+            "A[i, j] * B[i, j] - A[i, j]",
+            "abs(B[i, j]) / (1 + A[i, j])",
+            "A[i, j] @ B[j, i]" if g > 0 else "A[i, j]",
+        ]
+    )
     lines.append(f"  ew: {{for: {{i: G, j: G}}, compute: '{ew}', out: 'D[i, j]'}}")
     if rnd.random() < 0.5:
         lines.append("  mv: {for: {i: G}, compute: 'A[i, :] @ x', out: 'y[i]'}")

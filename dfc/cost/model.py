@@ -70,8 +70,9 @@ class CostModel:
 
     def _op(self, node: Node, device: str) -> float:
         moved = node.mem_bytes or node.out_bytes * (2 if node.kind in ("assign", "variable") else 1)
-        return max(node.flops / self.rate(device, node.dtype), moved / self.bandwidth(device)) \
-            + self.profile.op_overhead
+        return (
+            max(node.flops / self.rate(device, node.dtype), moved / self.bandwidth(device)) + self.profile.op_overhead
+        )
 
     def link(self, src: str, dst: str) -> Link:
         if src == dst or task_of(src) == task_of(dst):  # one process (its CPU and its GPUs)

@@ -36,8 +36,10 @@ class Plan:
         for n in each_node(self.graph):  # summed: no order needed
             if n.kind in ("const", "send", "recv"):  # transfers: see the links
                 continue
-            c = classes.setdefault((n.group, n.kind), {"class": n.group, "kind": n.kind, "count": 0, "flops": 0,
-                                                       "scope": n.scope or "once"})
+            c = classes.setdefault(
+                (n.group, n.kind),
+                {"class": n.group, "kind": n.kind, "count": 0, "flops": 0, "scope": n.scope or "once"},
+            )
             c["count"] += 1
             c["flops"] += n.flops
         return sorted(classes.values(), key=lambda c: (c["scope"] != "once", c["class"], c["kind"]))
@@ -45,8 +47,18 @@ class Plan:
     def device_rows(self) -> list[dict]:
         s = self.schedule
         top = s.makespan or 1.0
-        return [{"device": d, "short": short(d), "host": self.hosts[d], "busy_s": s.busy[d], "load": s.busy[d] / top,
-                 "flops": s.flops[d], "memory_bytes": s.memory[d]} for d in self.devices]
+        return [
+            {
+                "device": d,
+                "short": short(d),
+                "host": self.hosts[d],
+                "busy_s": s.busy[d],
+                "load": s.busy[d] / top,
+                "flops": s.flops[d],
+                "memory_bytes": s.memory[d],
+            }
+            for d in self.devices
+        ]
 
     def link_rows(self) -> list[dict]:
         return [{"from": a, "to": b, "bytes": n} for (a, b), n in sorted(self.schedule.links.items())]
@@ -54,11 +66,18 @@ class Plan:
     def to_json(self, with_graph: bool = True) -> dict:
         s = self.schedule
         out = {
-            "name": self.name, "strategy": self.strategy,
-            "predicted_makespan_s": s.makespan, "lower_bound_s": s.lower_bound, "ratio": self.ratio,
+            "name": self.name,
+            "strategy": self.strategy,
+            "predicted_makespan_s": s.makespan,
+            "lower_bound_s": s.lower_bound,
+            "ratio": self.ratio,
             "predicted_init_s": s.init,
-            "prologue_s": s.prologue, "iteration_s": s.iteration, "iterations": s.iterations,
-            "bytes_moved": s.bytes_moved, "devices": self.device_rows(), "links": self.link_rows(),
+            "prologue_s": s.prologue,
+            "iteration_s": s.iteration,
+            "iterations": s.iterations,
+            "bytes_moved": s.bytes_moved,
+            "devices": self.device_rows(),
+            "links": self.link_rows(),
             "task_classes": self.task_classes(),
         }
         if with_graph:
@@ -78,5 +97,11 @@ class Plan:
 
 
 def make_plan(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None) -> Plan:
-    return Plan(g.graph["facts"].name, g.graph.get("strategy", ""), g, simulate(g, cm, iterations, timeline), cm.devices,
-                dict(cm.host))
+    return Plan(
+        g.graph["facts"].name,
+        g.graph.get("strategy", ""),
+        g,
+        simulate(g, cm, iterations, timeline),
+        cm.devices,
+        dict(cm.host),
+    )

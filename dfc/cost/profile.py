@@ -26,13 +26,29 @@ class Link:
 @dataclass(frozen=True)
 class Profile:
     # a whole host's floating-point rate (flop/s) per dtype; tasks on one host share it
-    cpu_flops: dict = field(default_factory=lambda: {
-        "float32": 2.0e11, "float64": 1.0e11, "complex64": 2.0e11, "complex128": 1.0e11,
-        "int32": 5.0e10, "int64": 5.0e10, "bool": 5.0e10})
+    cpu_flops: dict = field(
+        default_factory=lambda: {
+            "float32": 2.0e11,
+            "float64": 1.0e11,
+            "complex64": 2.0e11,
+            "complex128": 1.0e11,
+            "int32": 5.0e10,
+            "int64": 5.0e10,
+            "bool": 5.0e10,
+        }
+    )
     cpu_mem_bandwidth: float = 3.5e10  # bytes/s per host
-    gpu_flops: dict = field(default_factory=lambda: {
-        "float32": 5.0e13, "float64": 2.5e13, "complex64": 5.0e13, "complex128": 2.5e13,
-        "int32": 1.0e13, "int64": 5.0e12, "bool": 1.0e13})
+    gpu_flops: dict = field(
+        default_factory=lambda: {
+            "float32": 5.0e13,
+            "float64": 2.5e13,
+            "complex64": 5.0e13,
+            "complex128": 2.5e13,
+            "int32": 1.0e13,
+            "int64": 5.0e12,
+            "bool": 1.0e13,
+        }
+    )
     gpu_mem_bandwidth: float = 2.0e12  # bytes/s per GPU
     op_overhead: float = 2.0e-5  # seconds per op dispatch
     same_task: Link = Link(0.0, 1.0e12)
@@ -77,8 +93,9 @@ def load_profile(path: str | None) -> Profile:
             if isinstance(current, Link) and not isinstance(value, dict):
                 raise TypeError
             if isinstance(current, Link):
-                changes[key] = Link(float(value.get("latency", current.latency)),
-                                    float(value.get("bandwidth", current.bandwidth)))
+                changes[key] = Link(
+                    float(value.get("latency", current.latency)), float(value.get("bandwidth", current.bandwidth))
+                )
             elif isinstance(current, dict):
                 changes[key] = {**current, **{k: float(v) for k, v in value.items()}}
             else:
@@ -86,4 +103,3 @@ def load_profile(path: str | None) -> Profile:
         except (TypeError, ValueError, AttributeError):
             raise ProfileError(f"profile '{path}': bad value for '{key}': {value!r}") from None
     return replace(base, **changes)
-

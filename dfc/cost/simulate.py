@@ -53,8 +53,9 @@ def _scope_nodes(order: list[Node], scope: str) -> list[Node]:
     return [n for n in order if n.scope == scope and n.kind not in ("const", "task")]
 
 
-def _list_schedule(names: list, cost: dict, resource: dict, succ: dict, idle: set, index: dict,
-                   record: Callable | None = None) -> float:
+def _list_schedule(
+    names: list, cost: dict, resource: dict, succ: dict, idle: set, index: dict, record: Callable | None = None
+) -> float:
     """The simulator's core: ``names`` (a topological order) run on their ``resource``, one
     at a time, ready ones in the order they became ready, upward rank breaking ties and then
     ``index`` (the order the graph was built in); names in ``idle`` take no resource.
@@ -106,9 +107,17 @@ def _list_schedule(names: list, cost: dict, resource: dict, succ: dict, idle: se
     return end_all
 
 
-def _simulate_scope(g: nx.DiGraph, inside: dict[str, Node], cost: dict[str, float], resource: dict[str, str],
-                    idle: set[str], scope: str, offset: float, timeline: list[Slot] | None,
-                    index: dict[str, int]) -> float:
+def _simulate_scope(
+    g: nx.DiGraph,
+    inside: dict[str, Node],
+    cost: dict[str, float],
+    resource: dict[str, str],
+    idle: set[str],
+    scope: str,
+    offset: float,
+    timeline: list[Slot] | None,
+    index: dict[str, int],
+) -> float:
     if not inside:
         return 0.0
 
@@ -118,8 +127,9 @@ def _simulate_scope(g: nx.DiGraph, inside: dict[str, Node], cost: dict[str, floa
         timeline.append(Slot(name, n.group, n.kind, res, offset + start, offset + end, scope))
 
     # adjacency dicts: the views are too slow for graphs of a million nodes
-    return _list_schedule(list(inside), cost, resource, succ_of(g), idle, index,
-                          record if timeline is not None else None)
+    return _list_schedule(
+        list(inside), cost, resource, succ_of(g), idle, index, record if timeline is not None else None
+    )
 
 
 class Predictor:
@@ -136,8 +146,11 @@ class Predictor:
         self.iterations = loop.data.max if loop else 0
         self.nodes = {n.name: n for n in order}
         self.scopes = {scope: [n.name for n in _scope_nodes(order, scope)] for scope in ("", "loop")}
-        self.made_order = [n for n in each_node(g)  # in the order comm walks them
-                           if n.kind not in ("const", "task")]
+        self.made_order = [
+            n
+            for n in each_node(g)  # in the order comm walks them
+            if n.kind not in ("const", "task")
+        ]
         self.index = {k: i for i, k in enumerate(node_table(g))}
 
     def __call__(self, where: dict[str, str]) -> float:
@@ -194,8 +207,9 @@ TIMELINE_LIMIT = 20_000
 
 
 @gc_paused()
-def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None,
-             bound: bool = True) -> Schedule:
+def simulate(
+    g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeline: bool | None = None, bound: bool = True
+) -> Schedule:
     """``bound=False`` skips the lower bound (reported as 0): for the placement search."""
     loop = g.nodes["loop"]["node"] if "loop" in g else None
     iters = (loop.data.max if iterations is None else iterations) if loop else 0
@@ -257,12 +271,26 @@ def simulate(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timeli
                     before = t
             within[name] = best + before
     prologue = _simulate_scope(g, inside[""], cost, resource, idle, "", 0.0, slots, index)
-    iteration = _simulate_scope(g, inside["loop"], cost, resource, idle, "loop", prologue, slots, index) if loop else 0.0
+    iteration = (
+        _simulate_scope(g, inside["loop"], cost, resource, idle, "loop", prologue, slots, index) if loop else 0.0
+    )
     lb = 0.0
     if bound:
         ndev = len(cm.devices)
         for scope, times in (("", 1), ("loop", iters)):
             path = max(longest[scope].values(), default=0.0)
             lb += times * max(path, total[scope] / ndev)
-    return Schedule(prologue + iters * iteration, lb, prologue, iteration, iters, busy, flops, memory, links,
-                    sum(links.values()), slots or [], max(init.values(), default=0.0))
+    return Schedule(
+        prologue + iters * iteration,
+        lb,
+        prologue,
+        iteration,
+        iters,
+        busy,
+        flops,
+        memory,
+        links,
+        sum(links.values()),
+        slots or [],
+        max(init.values(), default=0.0),
+    )

@@ -48,8 +48,16 @@ def build(spec: Spec) -> nx.DiGraph:
     items = entries(spec)
     rw = {name: reads_writes(spec, obj) for name, obj, _ in items}
     for name, obj, scope in items:
-        g.add_node(name, node=Node(name, "task", group=name.split(":")[-1].split("/")[-1], scope=scope,
-                                   pos=getattr(obj, "pos", spec.source.value(()))))
+        g.add_node(
+            name,
+            node=Node(
+                name,
+                "task",
+                group=name.split(":")[-1].split("/")[-1],
+                scope=scope,
+                pos=getattr(obj, "pos", spec.source.value(())),
+            ),
+        )
     prologue = [n for n, _, s in items if s == ""]
     for a in prologue:
         for b in prologue:

@@ -38,7 +38,16 @@ class Facts:
 
 
 def facts_of(spec: Spec) -> Facts:
-    queues = {q.name: QueueFacts(q.name, allowed(spec, q.on), q.shards, q.shard, q.capacity,
-                                 q.reduce.op if q.reduce else None) for q in spec.queues.values()}
-    return Facts(spec.name, MappingProxyType(dict(spec.params)), MappingProxyType(dict(spec.cluster)),
-                 devices(spec), MappingProxyType(queues))
+    queues = {
+        q.name: QueueFacts(
+            q.name, allowed(spec, q.on), q.shards, q.shard, q.capacity, q.reduce.op if q.reduce else None
+        )
+        for q in spec.queues.values()
+    }
+    return Facts(
+        spec.name,
+        MappingProxyType(dict(spec.params)),
+        MappingProxyType(dict(spec.cluster)),
+        devices(spec),
+        MappingProxyType(queues),
+    )

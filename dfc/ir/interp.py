@@ -46,8 +46,9 @@ def init_tile(node: Node, initial: dict[str, np.ndarray]) -> np.ndarray:
         return rnd.generate(v.random.dist, asdict(v.random), coords, t.array_shape, dtype)
     if v.init == "file":
         whole = npyfile.load(v.file, t.array_shape, dtype, node.pos)
-        return np.array(REGISTRY["take_tile"].numpy(whole, tiling=t.tiling, index=t.index, tile=t.tile,
-                                                    grid=t.grid), dtype=dtype)
+        return np.array(
+            REGISTRY["take_tile"].numpy(whole, tiling=t.tiling, index=t.index, tile=t.tile, grid=t.grid), dtype=dtype
+        )
     raise ValueError(f"unknown init {v.init!r}")
 
 
@@ -67,8 +68,11 @@ class NumpyEngine:
         if node.dtype not in ("", "bool") and np.dtype(node.dtype).kind not in "iu":
             return args  # the common case, a float or complex result: NumPy's own rule agrees
         number = [self.g.nodes[i]["node"].dtype == "" for i in node.inputs]  # consts, and sums of them
-        dtype = node.dtype if node.dtype not in ("", "bool") else next(
-            (np.asarray(a).dtype for a, n in zip(args, number) if not n), None)
+        dtype = (
+            node.dtype
+            if node.dtype not in ("", "bool")
+            else next((np.asarray(a).dtype for a, n in zip(args, number) if not n), None)
+        )
         if dtype is None or np.dtype(dtype).kind not in "iu":
             return args
         return [np.asarray(a).astype(dtype)[()] if n else a for a, n in zip(args, number)]
@@ -133,8 +137,11 @@ class NumpyEngine:
         return gather(self.g, self.storage)
 
     def scalars(self) -> dict[str, float]:
-        return {n.data.scalar: self.storage[n.name].item() for n in topo(self.g, "")
-                if n.kind == "variable" and n.data.scalar}
+        return {
+            n.data.scalar: self.storage[n.name].item()
+            for n in topo(self.g, "")
+            if n.kind == "variable" and n.data.scalar
+        }
 
 
 def gather(g: nx.DiGraph, storage: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -38,11 +38,24 @@ import networkx as nx
 
 from ..diagnostics import Pos
 
-KINDS = ("task", "const", "variable", "compute", "assign", "enqueue", "dequeue", "reduce",
-         "broadcast", "send", "recv", "loop")
+KINDS = (
+    "task",
+    "const",
+    "variable",
+    "compute",
+    "assign",
+    "enqueue",
+    "dequeue",
+    "reduce",
+    "broadcast",
+    "send",
+    "recv",
+    "loop",
+)
 #: Kinds with effects: never merged by CSE, never dropped.
-EFFECTFUL = frozenset({"variable", "assign", "enqueue", "dequeue", "reduce", "broadcast", "send",
-                       "recv", "loop", "task"})
+EFFECTFUL = frozenset(
+    {"variable", "assign", "enqueue", "dequeue", "reduce", "broadcast", "send", "recv", "loop", "task"}
+)
 
 
 @dataclass(frozen=True)
@@ -64,10 +77,25 @@ class Node:
     data: Any = None  # what its kind carries (a payload of dfc/ir/payload.py)
     after: tuple[str, ...] = ()  # control dependencies: run after these (no data flows)
 
-    def __init__(self, name: str, kind: str, op: str = "", inputs: tuple[str, ...] = (),
-                 shape: tuple[int, ...] = (), dtype: str = "float64", flops: int = 0, out_bytes: int = 0,
-                 mem_bytes: int = 0, device: str = "", allowed: tuple[str, ...] = (), scope: str = "",
-                 group: str = "", pos: Pos | None = None, data: Any = None, after: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        op: str = "",
+        inputs: tuple[str, ...] = (),
+        shape: tuple[int, ...] = (),
+        dtype: str = "float64",
+        flops: int = 0,
+        out_bytes: int = 0,
+        mem_bytes: int = 0,
+        device: str = "",
+        allowed: tuple[str, ...] = (),
+        scope: str = "",
+        group: str = "",
+        pos: Pos | None = None,
+        data: Any = None,
+        after: tuple[str, ...] = (),
+    ):
         # the fields' own defaults (a test keeps them equal). The dataclass's generated
         # __init__ sets each field through object.__setattr__ (it is frozen); stores into
         # the instance dict, in field order, are twice as fast and keep the dict sharing
@@ -90,10 +118,19 @@ class Node:
 
     def to_json(self) -> dict:
         return {
-            "name": self.name, "kind": self.kind, "op": self.op, "inputs": list(self.inputs),
+            "name": self.name,
+            "kind": self.kind,
+            "op": self.op,
+            "inputs": list(self.inputs),
             "after": list(self.after),
-            "shape": list(self.shape), "dtype": self.dtype, "flops": self.flops,
-            "bytes": self.out_bytes, "mem_bytes": self.mem_bytes, "device": self.device, "scope": self.scope, "group": self.group,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "flops": self.flops,
+            "bytes": self.out_bytes,
+            "mem_bytes": self.mem_bytes,
+            "device": self.device,
+            "scope": self.scope,
+            "group": self.group,
             "pos": f"{self.pos}" if self.pos.line else "",
             "attrs": {k: _jsonable(v) for k, v in sorted(self.data.fields())} if self.data is not None else {},
         }
@@ -134,6 +171,7 @@ def gc_paused():
 
 # networkx's own dicts, behind these few names (its views cost more than the rest of a
 # pass on graphs of a hundred thousand nodes); only dfc/ir touches them directly
+
 
 def node_of(g: nx.DiGraph, name: str) -> Node:
     return g._node[name]["node"]
@@ -309,9 +347,13 @@ _VERIFIED = "_verified"  # graph attribute: what verify_ir last passed (copies d
 
 
 def to_json(g: nx.DiGraph) -> dict:
-    return {"nodes": [n.to_json() for n in nodes(g)],
-            "edges": [{"from": u, "to": v, "bytes": b} for u, v, b in
-                      sorted((u, v, d["bytes"]) for u, out in g._succ.items() for v, d in out.items())]}
+    return {
+        "nodes": [n.to_json() for n in nodes(g)],
+        "edges": [
+            {"from": u, "to": v, "bytes": b}
+            for u, v, b in sorted((u, v, d["bytes"]) for u, out in g._succ.items() for v, d in out.items())
+        ],
+    }
 
 
 def describe(g: nx.DiGraph) -> str:

@@ -29,8 +29,16 @@ def load_spec_text(data: bytes, file: str, overrides: Iterable[str] = (), local:
     ``local``: the spec is to run on the local cluster, whose servers' memory counts too."""
     value, smap = load_yaml(file, data)
     if not isinstance(value, dict):
-        raise SpecError([Diagnostic(smap.value(()), "bad-type", "a spec is a mapping of keys such as "
-                                    "`dfc:`, `name:` and `arrays:`", "start the file with `dfc: 1`")])
+        raise SpecError(
+            [
+                Diagnostic(
+                    smap.value(()),
+                    "bad-type",
+                    "a spec is a mapping of keys such as `dfc:`, `name:` and `arrays:`",
+                    "start the file with `dfc: 1`",
+                )
+            ]
+        )
     diags = check_schema(value, smap)
     if diags:
         raise SpecError(sorted_unique(diags))

@@ -83,8 +83,9 @@ class Builder:
     def pos(self, *path) -> Pos:
         return self.smap.value(path)
 
-    def expr(self, value: Any, path: tuple, functions: tuple[str, ...] | None = None,
-             essential: bool = False) -> Expr | None:
+    def expr(
+        self, value: Any, path: tuple, functions: tuple[str, ...] | None = None, essential: bool = False
+    ) -> Expr | None:
         """The parsed expression, or None after reporting why not; ``functions``: the names
         it may call (default: a compute expression's, the registry's ops and the math
         functions). An ``essential`` one (a
@@ -131,25 +132,38 @@ class Builder:
             return None
         loc = Location.parse(text)
         if loc.job not in jobs:
-            self.errors.error(self.pos(*path), "unknown-job", f"the cluster has no job '{loc.job}'",
-                              did_you_mean(loc.job, jobs) or "add it under `cluster:`")
+            self.errors.error(
+                self.pos(*path),
+                "unknown-job",
+                f"the cluster has no job '{loc.job}'",
+                did_you_mean(loc.job, jobs) or "add it under `cluster:`",
+            )
         elif loc.task is not None and loc.task >= jobs[loc.job].tasks:
-            self.errors.error(self.pos(*path), "out-of-range",
-                              f"job '{loc.job}' has {jobs[loc.job].tasks} task(s); '{text}' does not exist",
-                              f"tasks are numbered 0 to {jobs[loc.job].tasks - 1}")
+            self.errors.error(
+                self.pos(*path),
+                "out-of-range",
+                f"job '{loc.job}' has {jobs[loc.job].tasks} task(s); '{text}' does not exist",
+                f"tasks are numbered 0 to {jobs[loc.job].tasks - 1}",
+            )
         return loc
 
     # ----------------------------------------------------------------- params
     def build_params(self) -> None:
         raw: dict[str, tuple[Any, tuple, Pos | None]] = {
-            k: (v, ("params", k), None) for k, v in (self.data.get("params") or {}).items()}
+            k: (v, ("params", k), None) for k, v in (self.data.get("params") or {}).items()
+        }
         for o in self.overrides:
             if not o.name.isidentifier() or not o.value.strip():
-                self.errors.error(o.pos, "bad-override", f"cannot read --set '{o.text}'",
-                                  "write --set NAME=VALUE, e.g. --set N=4096")
+                self.errors.error(
+                    o.pos, "bad-override", f"cannot read --set '{o.text}'", "write --set NAME=VALUE, e.g. --set N=4096"
+                )
             elif o.name not in raw:
-                self.errors.error(o.pos, "unknown-param", f"--set names '{o.name}', which is not a param",
-                                  did_you_mean(o.name, raw) or "declare it under `params:`")
+                self.errors.error(
+                    o.pos,
+                    "unknown-param",
+                    f"--set names '{o.name}', which is not a param",
+                    did_you_mean(o.name, raw) or "declare it under `params:`",
+                )
             else:
                 raw[o.name] = (o.value.strip(), ("params", o.name), o.pos)
         exprs: dict[str, Expr] = {}
@@ -180,11 +194,15 @@ class Builder:
             p = ("cluster", name)
             t = d.get("threads") or {}
             jobs[name] = Job(
-                name, self.pos(*p), tasks=self.size(d.get("tasks", 1), p + ("tasks",), f"{name}.tasks"),
-                device=d.get("device", "cpu"), gpus=d.get("gpus", 1),
+                name,
+                self.pos(*p),
+                tasks=self.size(d.get("tasks", 1), p + ("tasks",), f"{name}.tasks"),
+                device=d.get("device", "cpu"),
+                gpus=d.get("gpus", 1),
                 threads=Threads(t.get("intra"), t.get("inter")),
                 memory=parse_memory(d["memory"]) if "memory" in d else None,
-                gpu_memory=parse_memory(d["gpu_memory"]) if "gpu_memory" in d else None)
+                gpu_memory=parse_memory(d["gpu_memory"]) if "gpu_memory" in d else None,
+            )
         return jobs  # task counts and memory against a server's footprint: checks.check_memory
 
     def build_arrays(self, jobs: dict[str, Job]) -> dict[str, Array]:
@@ -196,8 +214,11 @@ class Builder:
             if name in out:
                 return out[name]
             if name in active:
-                self.errors.error(self.smap.key(("arrays", name, "like")), "cycle",
-                                  f"array '{name}' is `like:` itself through a chain of arrays")
+                self.errors.error(
+                    self.smap.key(("arrays", name, "like")),
+                    "cycle",
+                    f"array '{name}' is `like:` itself through a chain of arrays",
+                )
                 return None
             active.add(name)
             out[name] = arr = self.build_array(name, raw[name], raw, jobs, build)
@@ -213,8 +234,12 @@ class Builder:
         base: Array | None = None
         if "like" in d:
             if d["like"] not in raw:
-                self.errors.error(self.pos(*p, "like"), "undefined-name", f"no array named '{d['like']}'",
-                                  did_you_mean(d["like"], [a for a in raw if a != name]))
+                self.errors.error(
+                    self.pos(*p, "like"),
+                    "undefined-name",
+                    f"no array named '{d['like']}'",
+                    did_you_mean(d["like"], [a for a in raw if a != name]),
+                )
             else:
                 base = build(d["like"])
         if "shape" not in d and base is None:
@@ -223,8 +248,7 @@ class Builder:
             self.errors.error(self.smap.key(p), "missing-key", f"array '{name}' needs a `shape:` (or `like:`)")
             return None
         if "shape" in d:
-            shape = tuple(self.size(v, p + ("shape", i), f"extent {i} of '{name}'")
-                          for i, v in enumerate(d["shape"]))
+            shape = tuple(self.size(v, p + ("shape", i), f"extent {i} of '{name}'") for i, v in enumerate(d["shape"]))
         else:
             assert base is not None  # returned above otherwise
             shape = base.shape
@@ -235,20 +259,37 @@ class Builder:
             tiling = base.tiling
         else:
             tiling = Tiling("block", shape, (1,) * len(shape))
-        return Array(name, self.pos(*p), shape, dtype, tiling, self.init(name, d.get("init"), p + ("init",), raw),
-                     d.get("like"), self.location(d.get("on"), p + ("on",), jobs),
-                     d.get("resident", False), d.get("output", False), d.get("description", ""))
+        return Array(
+            name,
+            self.pos(*p),
+            shape,
+            dtype,
+            tiling,
+            self.init(name, d.get("init"), p + ("init",), raw),
+            d.get("like"),
+            self.location(d.get("on"), p + ("on",), jobs),
+            d.get("resident", False),
+            d.get("output", False),
+            d.get("description", ""),
+        )
 
     def tiling(self, name: str, t: Any, shape: tuple[int, ...], p: tuple) -> Tiling:
         if isinstance(t, dict) and "cyclic" in t:
             parts = self.size(t["cyclic"], p + ("cyclic",), f"cyclic tiling of '{name}'")
             if len(shape) != 1:
-                self.errors.error(self.pos(*p), "bad-tiling", f"cyclic tiling needs a 1-D array; '{name}' has {len(shape)} dimensions",
-                                  "tile it in blocks instead: tile: [..]")
+                self.errors.error(
+                    self.pos(*p),
+                    "bad-tiling",
+                    f"cyclic tiling needs a 1-D array; '{name}' has {len(shape)} dimensions",
+                    "tile it in blocks instead: tile: [..]",
+                )
             elif shape[0] % parts:
-                self.errors.error(self.pos(*p, "cyclic"), "tile-divide",
-                                  f"{parts} cyclic tiles do not divide the {shape[0]} elements of '{name}'",
-                                  _divisor_hint(shape[0], parts))
+                self.errors.error(
+                    self.pos(*p, "cyclic"),
+                    "tile-divide",
+                    f"{parts} cyclic tiles do not divide the {shape[0]} elements of '{name}'",
+                    _divisor_hint(shape[0], parts),
+                )
             else:
                 return Tiling("cyclic", (shape[0] // parts,), (parts,))
             return Tiling("block", shape, (1,) * len(shape))
@@ -256,17 +297,23 @@ class Builder:
         sp = p + ("block",) if isinstance(t, dict) else p
         tile = tuple(self.size(v, sp + (i,), f"tile extent {i} of '{name}'") for i, v in enumerate(sizes))
         if len(tile) != len(shape):
-            self.errors.error(self.pos(*sp), "bad-tiling",
-                              f"'{name}' has {len(shape)} dimensions but its tile has {len(tile)}",
-                              "give one tile size per dimension")
+            self.errors.error(
+                self.pos(*sp),
+                "bad-tiling",
+                f"'{name}' has {len(shape)} dimensions but its tile has {len(tile)}",
+                "give one tile size per dimension",
+            )
             return Tiling("block", shape, (1,) * len(shape))
         ok = True
         for i, (n, k) in enumerate(zip(shape, tile)):
             if n % k:
                 ok = False
-                self.errors.error(self.pos(*sp, i), "tile-divide",
-                                  f"tile extent {k} does not divide extent {n} of '{name}' (dimension {i})",
-                                  _divisor_hint(n, k))
+                self.errors.error(
+                    self.pos(*sp, i),
+                    "tile-divide",
+                    f"tile extent {k} does not divide extent {n} of '{name}' (dimension {i})",
+                    _divisor_hint(n, k),
+                )
         if not ok:
             return Tiling("block", shape, (1,) * len(shape))
         return Tiling("block", tile, tuple(n // k for n, k in zip(shape, tile)))
@@ -278,17 +325,27 @@ class Builder:
             return InitFill(1.0)
         if isinstance(v, str):
             if v not in arrays or v == name:
-                self.errors.error(self.pos(*p), "undefined-name",
-                                  f"init '{v}' is neither 'zeros', 'ones' nor another array",
-                                  did_you_mean(v, [*arrays, "zeros", "ones"]))
+                self.errors.error(
+                    self.pos(*p),
+                    "undefined-name",
+                    f"init '{v}' is neither 'zeros', 'ones' nor another array",
+                    did_you_mean(v, [*arrays, "zeros", "ones"]),
+                )
                 return InitFill(0.0)
             return InitCopy(v)
         if "constant" in v:
             return InitConstant(self.number(v["constant"], p + ("constant",), "constant"))
         if "random" in v:
             diagonal = self.number(v["diagonal"], p + ("diagonal",), "diagonal") if "diagonal" in v else None
-            return InitRandom(v["random"], v.get("seed", 0), v.get("low", 0.0), v.get("high", 1.0),
-                              v.get("mean", 0.0), v.get("std", 1.0), diagonal)
+            return InitRandom(
+                v["random"],
+                v.get("seed", 0),
+                v.get("low", 0.0),
+                v.get("high", 1.0),
+                v.get("mean", 0.0),
+                v.get("std", 1.0),
+                diagonal,
+            )
         return InitFile(self.relative(v["file"]))
 
     def relative(self, path: str) -> str:
@@ -296,10 +353,17 @@ class Builder:
         return path if os.path.isabs(path) else os.path.normpath(os.path.join(self.dir, path))
 
     def build_scalars(self) -> dict[str, Scalar]:
-        return {name: Scalar(name, self.pos("scalars", name),
-                             self.expr(d["init"], ("scalars", name, "init")) if "init" in d else None,
-                             d.get("via"), d.get("dtype", "float64"), d.get("description", ""))
-                for name, d in (self.data.get("scalars") or {}).items()}
+        return {
+            name: Scalar(
+                name,
+                self.pos("scalars", name),
+                self.expr(d["init"], ("scalars", name, "init")) if "init" in d else None,
+                d.get("via"),
+                d.get("dtype", "float64"),
+                d.get("description", ""),
+            )
+            for name, d in (self.data.get("scalars") or {}).items()
+        }
 
     def build_queues(self, jobs) -> dict[str, Queue]:
         out = {}
@@ -307,21 +371,29 @@ class Builder:
             p = ("queues", name)
             r = d.get("reduce")
             out[name] = Queue(
-                name, self.pos(*p), self.location(d.get("on"), p + ("on",), jobs),
+                name,
+                self.pos(*p),
+                self.location(d.get("on"), p + ("on",), jobs),
                 self.size(d.get("shards", 1), p + ("shards",), f"shards of '{name}'"),
                 self.expr(d["shard"], p + ("shard",), MATH_FUNCTIONS) if "shard" in d else None,
                 self.size(d.get("capacity", 8), p + ("capacity",), f"capacity of '{name}'"),
                 Reduce(r["op"], r.get("into"), r.get("broadcast")) if r else None,
-                d.get("description", ""))
+                d.get("description", ""),
+            )
             if r and r.get("broadcast") and r["broadcast"] not in jobs:
-                self.errors.error(self.pos(*p, "reduce", "broadcast"), "unknown-job",
-                                  f"the cluster has no job '{r['broadcast']}' to broadcast to",
-                                  did_you_mean(r["broadcast"], jobs))
+                self.errors.error(
+                    self.pos(*p, "reduce", "broadcast"),
+                    "unknown-job",
+                    f"the cluster has no job '{r['broadcast']}' to broadcast to",
+                    did_you_mean(r["broadcast"], jobs),
+                )
         return out
 
     def build_task(self, name: str, d: dict, p: tuple, jobs) -> Task:
-        domain = tuple((idx, self.size(ext, p + ("for", idx), f"extent of index '{idx}'"))
-                       for idx, ext in (d.get("for") or {}).items())
+        domain = tuple(
+            (idx, self.size(ext, p + ("for", idx), f"extent of index '{idx}'"))
+            for idx, ext in (d.get("for") or {}).items()
+        )
         update = []
         for t, v in (d.get("update") or {}).items():
             kp = p + ("update", t)
@@ -337,12 +409,20 @@ class Builder:
         push = self.target(d, "push", p)
         # a push whose key has a mistake (reported) still names its queue: it has a producer
         unparsed = isinstance(d.get("push"), str) and push is None and re.match(r"\s*([A-Za-z_]\w*)", d["push"])
-        task = Task(name, self.pos(*p), domain,
-                    self.expr(d["compute"], p + ("compute",)) if "compute" in d else None,
-                    push, d.get("pop"), self.target(d, "out", p),
-                    tuple(update),
-                    self.location(d.get("on"), p + ("on",), jobs), d.get("schedule", "static"),
-                    d.get("description", ""), unparsed[1] if unparsed else None)
+        task = Task(
+            name,
+            self.pos(*p),
+            domain,
+            self.expr(d["compute"], p + ("compute",)) if "compute" in d else None,
+            push,
+            d.get("pop"),
+            self.target(d, "out", p),
+            tuple(update),
+            self.location(d.get("on"), p + ("on",), jobs),
+            d.get("schedule", "static"),
+            d.get("description", ""),
+            unparsed[1] if unparsed else None,
+        )
         self.check_task_shape(task, d, p)
         return task
 
@@ -353,21 +433,40 @@ class Builder:
         sinks = [k for k in ("push", "out", "update") if k in d]
         where = self.smap.key(p)
         if len(sinks) > 1:
-            self.errors.error(where, "task-form", f"'{task.name}' has both `{sinks[0]}:` and `{sinks[1]}:`",
-                              "a task either pushes into a queue, writes `out:`, or updates in place")
+            self.errors.error(
+                where,
+                "task-form",
+                f"'{task.name}' has both `{sinks[0]}:` and `{sinks[1]}:`",
+                "a task either pushes into a queue, writes `out:`, or updates in place",
+            )
         elif "compute" in d and not sinks:
-            self.errors.error(where, "task-form", f"the result of '{task.name}' goes nowhere",
-                              "add `out: ARRAY[...]` or `push: QUEUE[...]`")
+            self.errors.error(
+                where,
+                "task-form",
+                f"the result of '{task.name}' goes nowhere",
+                "add `out: ARRAY[...]` or `push: QUEUE[...]`",
+            )
         elif "compute" not in d and sinks and sinks[0] != "update":
-            self.errors.error(where, "task-form", f"'{task.name}' has `{sinks[0]}:` but no `compute:`",
-                              "say what it computes with `compute: EXPR`")
+            self.errors.error(
+                where,
+                "task-form",
+                f"'{task.name}' has `{sinks[0]}:` but no `compute:`",
+                "say what it computes with `compute: EXPR`",
+            )
         elif not sinks and "compute" not in d:
-            self.errors.error(where, "task-form", f"'{task.name}' does nothing",
-                              "give it `compute:` with `out:`/`push:`, or `update:`")
+            self.errors.error(
+                where,
+                "task-form",
+                f"'{task.name}' does nothing",
+                "give it `compute:` with `out:`/`push:`, or `update:`",
+            )
         if d.get("schedule") == "dynamic" and not d.get("for"):
-            self.errors.error(self.pos(*p, "schedule"), "task-form",
-                              "`schedule: dynamic` needs a `for:` domain to hand out",
-                              "remove it, or give the task an index domain")
+            self.errors.error(
+                self.pos(*p, "schedule"),
+                "task-form",
+                "`schedule: dynamic` needs a `for:` domain to hand out",
+                "remove it, or give the task an index domain",
+            )
 
     def build_loop(self, jobs) -> Loop | None:
         d = self.data.get("loop")
@@ -378,24 +477,41 @@ class Builder:
             p = ("loop", "steps", i)
             if "let" in s:
                 if ("reduce" in s) == ("value" in s):
-                    self.errors.error(self.smap.key(p), "task-form",
-                                      f"`let: {s['let']}` needs exactly one of `reduce:` or `value:`")
+                    self.errors.error(
+                        self.smap.key(p), "task-form", f"`let: {s['let']}` needs exactly one of `reduce:` or `value:`"
+                    )
                 if "reduce" in s and "via" not in s:
-                    self.errors.error(self.smap.key(p), "task-form",
-                                      f"`let: {s['let']}` reduces but names no queue",
-                                      "add `via: QUEUE`: the queue whose reducer combines the partial results")
-                steps.append(Let(s.get("name", s["let"]), self.pos(*p), s["let"],
-                                 self.expr(s["reduce"], p + ("reduce",)) if "reduce" in s else None,
-                                 self.expr(s["value"], p + ("value",)) if "value" in s else None,
-                                 s.get("via")))
+                    self.errors.error(
+                        self.smap.key(p),
+                        "task-form",
+                        f"`let: {s['let']}` reduces but names no queue",
+                        "add `via: QUEUE`: the queue whose reducer combines the partial results",
+                    )
+                steps.append(
+                    Let(
+                        s.get("name", s["let"]),
+                        self.pos(*p),
+                        s["let"],
+                        self.expr(s["reduce"], p + ("reduce",)) if "reduce" in s else None,
+                        self.expr(s["value"], p + ("value",)) if "value" in s else None,
+                        s.get("via"),
+                    )
+                )
             else:
                 steps.append(self.build_task(s.get("name", f"step{i + 1}"), s, p, jobs))
         cp = d.get("checkpoint")
-        return Loop(self.pos("loop"), self.size(d["max"], ("loop", "max"), "loop.max"),
-                    self.expr(d["until"], ("loop", "until")) if "until" in d else None,
-                    Checkpoint(self.size(cp["every"], ("loop", "checkpoint", "every"), "checkpoint.every"),
-                               self.relative(cp["path"]) if cp.get("path") else None) if cp else None,
-                    tuple(steps))
+        return Loop(
+            self.pos("loop"),
+            self.size(d["max"], ("loop", "max"), "loop.max"),
+            self.expr(d["until"], ("loop", "until")) if "until" in d else None,
+            Checkpoint(
+                self.size(cp["every"], ("loop", "checkpoint", "every"), "checkpoint.every"),
+                self.relative(cp["path"]) if cp.get("path") else None,
+            )
+            if cp
+            else None,
+            tuple(steps),
+        )
 
     def build_verify(self):
         d = self.data.get("verify")
@@ -405,11 +521,19 @@ class Builder:
         if "freivalds" in d:
             return VerifyFreivalds(pos, self.expr(d["freivalds"], p + ("freivalds",)), d.get("trials", 3))
         if "residual" in d:
-            return VerifyResidual(pos, self.expr(d["residual"], p + ("residual",)),
-                                  float(self.number(d["below"], p + ("below",), "verify.below")))
+            return VerifyResidual(
+                pos,
+                self.expr(d["residual"], p + ("residual",)),
+                float(self.number(d["below"], p + ("below",), "verify.below")),
+            )
         if "reference" in d:
-            return VerifyReference(pos, self.expr(d["reference"], p + ("reference",)), d.get("of", ""),
-                                   d.get("rtol", 1e-6), d.get("atol", 0.0))
+            return VerifyReference(
+                pos,
+                self.expr(d["reference"], p + ("reference",)),
+                d.get("of", ""),
+                d.get("rtol", 1e-6),
+                d.get("atol", 0.0),
+            )
         return VerifyExact(pos, self.expr(d["exact"], p + ("exact",)), d.get("rtol", 0.0))
 
     def build(self, file: str) -> Spec:
@@ -418,24 +542,45 @@ class Builder:
         arrays = self.build_arrays(jobs)
         tasks = {n: self.build_task(n, d, ("tasks", n), jobs) for n, d in (self.data.get("tasks") or {}).items()}
         placement = self.data.get("placement") or {}
-        constraints = {k: loc for k, v in (placement.get("constraints") or {}).items()  # the schema: strings
-                       if (loc := self.location(v, ("placement", "constraints", k), jobs)) is not None}
+        constraints = {
+            k: loc
+            for k, v in (placement.get("constraints") or {}).items()  # the schema: strings
+            if (loc := self.location(v, ("placement", "constraints", k), jobs)) is not None
+        }
         metrics = self.data.get("metrics") or {}
         sweep = {}
         for k, values in (self.data.get("sweep") or {}).items():
             if k not in self.params:
-                self.errors.error(self.smap.key(("sweep", k)), "unknown-param", f"sweep over '{k}', which is not a param",
-                                  did_you_mean(k, self.params) or "declare it under `params:`")
+                self.errors.error(
+                    self.smap.key(("sweep", k)),
+                    "unknown-param",
+                    f"sweep over '{k}', which is not a param",
+                    did_you_mean(k, self.params) or "declare it under `params:`",
+                )
             sweep[k] = tuple(self.number(v, ("sweep", k, i), f"sweep value of '{k}'") for i, v in enumerate(values))
         return Spec(
-            file, self.smap, self.data["dfc"], self.data["name"], self.data.get("description", ""),
-            {k: as_number(v) for k, v in self.params.items()}, jobs, arrays, self.build_scalars(),
-            self.build_queues(jobs), tasks, self.build_loop(jobs),
+            file,
+            self.smap,
+            self.data["dfc"],
+            self.data["name"],
+            self.data.get("description", ""),
+            {k: as_number(v) for k, v in self.params.items()},
+            jobs,
+            arrays,
+            self.build_scalars(),
+            self.build_queues(jobs),
+            tasks,
+            self.build_loop(jobs),
             Placement(placement.get("strategy", "heft"), constraints, placement.get("profile")),
             self.build_verify(),
-            Metrics(*(self.expr(metrics[k], ("metrics", k), MATH_FUNCTIONS) if k in metrics else None
-                      for k in ("flops", "bytes"))),
-            sweep)
+            Metrics(
+                *(
+                    self.expr(metrics[k], ("metrics", k), MATH_FUNCTIONS) if k in metrics else None
+                    for k in ("flops", "bytes")
+                )
+            ),
+            sweep,
+        )
 
 
 def _dependency_order(exprs: dict[str, Expr], errors: Collector) -> list[str]:
@@ -463,10 +608,13 @@ def _dependency_order(exprs: dict[str, Expr], errors: Collector) -> list[str]:
                     order.append(node)
             elif state.get(dep) == 1:
                 chain = [n for n, _ in stack]
-                members = chain[chain.index(dep):]
-                errors.error(exprs[dep].pos, "cycle",
-                             f"params depend on each other: {' -> '.join(members + [dep])}",
-                             "give one of them a number")
+                members = chain[chain.index(dep) :]
+                errors.error(
+                    exprs[dep].pos,
+                    "cycle",
+                    f"params depend on each other: {' -> '.join(members + [dep])}",
+                    "give one of them a number",
+                )
                 bad.update(members)
             elif dep not in state:
                 state[dep] = 1
@@ -477,12 +625,14 @@ def _dependency_order(exprs: dict[str, Expr], errors: Collector) -> list[str]:
 def _divisor_hint(n: int, k: int) -> str:
     near = [d for d in range(max(1, k // 2), min(n, 2 * k) + 1) if n % d == 0]
     best = sorted(near, key=lambda d: (abs(d - k), d))[:3]
-    return ("sizes must divide exactly; try " + " or ".join(map(str, sorted(best)))) if best \
+    return (
+        ("sizes must divide exactly; try " + " or ".join(map(str, sorted(best))))
+        if best
         else "sizes must divide exactly"
+    )
 
 
-def build_spec(data: dict, smap: SourceMap, overrides: list[Override],
-               file: str) -> tuple[Spec, Collector, bool]:
+def build_spec(data: dict, smap: SourceMap, overrides: list[Override], file: str) -> tuple[Spec, Collector, bool]:
     """The Spec, the errors found, and whether the Spec can be checked all the same (every
     error only left an expression out)."""
     b = Builder(data, smap, overrides, str(Path(file).parent))

@@ -38,8 +38,14 @@ class Context:
         self.errors.extend(e.diagnostics)
 
     def scope(self, task: Task | None = None, scalars=None, later=None, items=None) -> Scope:
-        return Scope(self.spec.arrays, self.spec.params, dict(task.domain) if task else {},
-                     scalars or {}, items or {}, later or {})
+        return Scope(
+            self.spec.arrays,
+            self.spec.params,
+            dict(task.domain) if task else {},
+            scalars or {},
+            items or {},
+            later or {},
+        )
 
 
 def _typed(ctx: Context, expr: Expr | None, scope: Scope, allow_free: bool = False):
@@ -54,27 +60,36 @@ def _typed(ctx: Context, expr: Expr | None, scope: Scope, allow_free: bool = Fal
 
 # ---------------------------------------------------------------------------- names
 
+
 def check_names(spec: Spec, ctx: Context) -> None:
     seen: dict[str, str] = {}
-    for kind, names in (("param", spec.params), ("array", spec.arrays), ("scalar", spec.scalars),
-                        ("queue", spec.queues)):
+    for kind, names in (
+        ("param", spec.params),
+        ("array", spec.arrays),
+        ("scalar", spec.scalars),
+        ("queue", spec.queues),
+    ):
         for name in names:
             where = spec.source.key((kind + "s", name))
             if name in REGISTRY and REGISTRY[name].callable:
-                ctx.errors.error(where, "name-clash", f"{kind} '{name}' has the name of a function",
-                                 "rename it")
+                ctx.errors.error(where, "name-clash", f"{kind} '{name}' has the name of a function", "rename it")
             elif name in seen:
-                ctx.errors.error(where, "name-clash", f"'{name}' is both a {seen[name]} and a {kind}",
-                                 "give each a name of its own")
+                ctx.errors.error(
+                    where, "name-clash", f"'{name}' is both a {seen[name]} and a {kind}", "give each a name of its own"
+                )
             seen.setdefault(name, kind)
     for name, loc in spec.placement.constraints.items():
         if name not in spec.tasks and name not in spec.arrays and name not in spec.queues:
-            ctx.errors.error(spec.source.key(("placement", "constraints", name)), "undefined-name",
-                             f"constraint on '{name}', which is no task, array or queue",
-                             did_you_mean(name, [*spec.tasks, *spec.arrays, *spec.queues]))
+            ctx.errors.error(
+                spec.source.key(("placement", "constraints", name)),
+                "undefined-name",
+                f"constraint on '{name}', which is no task, array or queue",
+                did_you_mean(name, [*spec.tasks, *spec.arrays, *spec.queues]),
+            )
 
 
 # ---------------------------------------------------------------------------- arrays
+
 
 def check_arrays(spec: Spec, ctx: Context) -> None:
     for a in spec.arrays.values():
@@ -82,30 +97,50 @@ def check_arrays(spec: Spec, ctx: Context) -> None:
         if isinstance(a.init, InitCopy) and a.init.source in spec.arrays:
             src = spec.arrays[a.init.source]
             if (src.shape, src.dtype) != (a.shape, a.dtype):
-                ctx.errors.error(spec.source.value(p), "shape-mismatch",
-                                 f"'{a.name}' ({a.type}) cannot start as a copy of '{src.name}' ({src.type})",
-                                 f"make '{a.name}' `like: {src.name}`")
-            elif "cyclic" in (a.tiling.kind, src.tiling.kind) and \
-                    (a.tiling.kind, a.tiling.grid) != (src.tiling.kind, src.tiling.grid):
-                ctx.errors.error(spec.source.value(p), "bad-init",
-                                 f"'{a.name}' ({a.tiling.kind}, {a.tiling.grid[0]} tiles) cannot start as a copy of "
-                                 f"'{src.name}' ({src.tiling.kind}, {src.tiling.grid[0]} tiles): a copy is made tile "
-                                 "by tile, and a cyclic tile holds every P-th element",
-                                 f"give '{a.name}' the tiling of '{src.name}', or compute it with a task "
-                                 f"(`out: {a.name}[i]`)")
-        if isinstance(a.init, InitRandom) and a.init.random == "spd" and (
-                len(a.shape) != 2 or a.shape[0] != a.shape[1]):
-            ctx.errors.error(spec.source.value(p), "shape-mismatch",
-                             f"a symmetric positive definite matrix must be square; '{a.name}' is {a.type}")
+                ctx.errors.error(
+                    spec.source.value(p),
+                    "shape-mismatch",
+                    f"'{a.name}' ({a.type}) cannot start as a copy of '{src.name}' ({src.type})",
+                    f"make '{a.name}' `like: {src.name}`",
+                )
+            elif "cyclic" in (a.tiling.kind, src.tiling.kind) and (a.tiling.kind, a.tiling.grid) != (
+                src.tiling.kind,
+                src.tiling.grid,
+            ):
+                ctx.errors.error(
+                    spec.source.value(p),
+                    "bad-init",
+                    f"'{a.name}' ({a.tiling.kind}, {a.tiling.grid[0]} tiles) cannot start as a copy of "
+                    f"'{src.name}' ({src.tiling.kind}, {src.tiling.grid[0]} tiles): a copy is made tile "
+                    "by tile, and a cyclic tile holds every P-th element",
+                    f"give '{a.name}' the tiling of '{src.name}', or compute it with a task (`out: {a.name}[i]`)",
+                )
+        if (
+            isinstance(a.init, InitRandom)
+            and a.init.random == "spd"
+            and (len(a.shape) != 2 or a.shape[0] != a.shape[1])
+        ):
+            ctx.errors.error(
+                spec.source.value(p),
+                "shape-mismatch",
+                f"a symmetric positive definite matrix must be square; '{a.name}' is {a.type}",
+            )
         if isinstance(a.init, InitRandom) and a.init.diagonal is not None:
             where = spec.source.value(p + ("diagonal",))
             if a.init.random != "spd":
-                ctx.errors.error(where, "bad-value", f"'diagonal' applies to `random: spd`, not `random: {a.init.random}`",
-                                 "remove it")
+                ctx.errors.error(
+                    where,
+                    "bad-value",
+                    f"'diagonal' applies to `random: spd`, not `random: {a.init.random}`",
+                    "remove it",
+                )
             elif a.init.diagonal <= 0:
-                ctx.errors.error(where, "bad-value",
-                                 f"the diagonal of '{a.name}' is {a.init.diagonal}: a positive definite matrix needs > 0",
-                                 f"leave it out for the default ({a.shape[0] if a.shape else 'n'})")
+                ctx.errors.error(
+                    where,
+                    "bad-value",
+                    f"the diagonal of '{a.name}' is {a.init.diagonal}: a positive definite matrix needs > 0",
+                    f"leave it out for the default ({a.shape[0] if a.shape else 'n'})",
+                )
         if isinstance(a.init, InitFile):
             check_npy(ctx, a, spec.source.value(p))
 
@@ -117,8 +152,12 @@ def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
     assert isinstance(a.init, InitFile)
     path = a.init.file
     if not os.path.exists(path):
-        ctx.errors.error(pos, "missing-file", f"no file '{path}' for the initial value of '{a.name}'",
-                         "paths are relative to the spec's folder")
+        ctx.errors.error(
+            pos,
+            "missing-file",
+            f"no file '{path}' for the initial value of '{a.name}'",
+            "paths are relative to the spec's folder",
+        )
         return
     try:
         size = regular_size(path, "a .npy file")
@@ -132,30 +171,46 @@ def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
         return
     shape, dtype = header.shape, header.dtype
     if header.fortran_order or dtype.byteorder == ">":
-        ctx.errors.error(pos, "bad-file", f"'{path}' is stored in Fortran order or big-endian",
-                         "save it with numpy.save(path, numpy.ascontiguousarray(a))")
+        ctx.errors.error(
+            pos,
+            "bad-file",
+            f"'{path}' is stored in Fortran order or big-endian",
+            "save it with numpy.save(path, numpy.ascontiguousarray(a))",
+        )
     elif tuple(shape) != a.shape or dtype.name != a.dtype:
-        ctx.errors.error(pos, "shape-mismatch",
-                         f"'{path}' holds {dtype.name}{list(shape)} but '{a.name}' is {a.type}",
-                         "make the array's shape and dtype match the file")
+        ctx.errors.error(
+            pos,
+            "shape-mismatch",
+            f"'{path}' holds {dtype.name}{list(shape)} but '{a.name}' is {a.type}",
+            "make the array's shape and dtype match the file",
+        )
     elif why := data_mismatch(path, header, size):  # no more data (appended), no less
-        ctx.errors.error(pos, "bad-file", why,
-                         "the file is truncated or has data appended: save it again with numpy.save")
+        ctx.errors.error(
+            pos, "bad-file", why, "the file is truncated or has data appended: save it again with numpy.save"
+        )
 
 
 # ---------------------------------------------------------------------------- tasks
 
+
 def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict) -> None:
     for idx, _ in task.domain:
         if idx in spec.params or idx in spec.arrays or idx in spec.scalars:
-            ctx.errors.error(spec.source.key(_task_path(spec, task) + ("for", idx)), "name-clash",
-                             f"index '{idx}' hides the {_kind_of(spec, idx)} of the same name",
-                             "rename the index")
+            ctx.errors.error(
+                spec.source.key(_task_path(spec, task) + ("for", idx)),
+                "name-clash",
+                f"index '{idx}' hides the {_kind_of(spec, idx)} of the same name",
+                "rename the index",
+            )
     items = {}
     if task.pop is not None:
         if task.pop not in spec.queues:
-            ctx.errors.error(spec.source.value(_task_path(spec, task) + ("pop",)), "undefined-name",
-                             f"no queue named '{task.pop}'", did_you_mean(task.pop, spec.queues))
+            ctx.errors.error(
+                spec.source.value(_task_path(spec, task) + ("pop",)),
+                "undefined-name",
+                f"no queue named '{task.pop}'",
+                did_you_mean(task.pop, spec.queues),
+            )
         else:
             ctx.consumers.setdefault(task.pop, []).append(task.name)
             if task.pop in ctx.item_types:
@@ -163,8 +218,7 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
                 items[task.pop] = ItemsType(ctx.item_types[task.pop][0], count)
     scope = ctx.scope(task, scalars, later, items)
     # the items' type is unknown when every producer's expression has a mistake: already reported
-    untyped = task.pop is not None and task.pop in spec.queues and task.pop not in items \
-        and ctx.producers.get(task.pop)
+    untyped = task.pop is not None and task.pop in spec.queues and task.pop not in items and ctx.producers.get(task.pop)
     result = None if untyped else _typed(ctx, task.compute, scope, allow_free=False)
     if task.out is not None:
         target = _target_type(ctx, task.out, scope)
@@ -194,14 +248,25 @@ def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope) -> N
         return
     subs = _subscripts(target.tree)
     used = {n.id for sub in subs for n in ast.walk(sub) if isinstance(n, ast.Name)}
-    hint = (f"give each instance its own tile (index '{target.base()}' with every index of `for:`), or push the "
-            "values into a queue whose reducer sums them (`push:` and `queues:`)")
+    hint = (
+        f"give each instance its own tile (index '{target.base()}' with every index of `for:`), or push the "
+        "values into a queue whose reducer sums them (`push:` and `queues:`)"
+    )
     missing = [i for i, _ in many if i not in used]
     if not subs or missing:
-        what = (f"each write the whole array '{target.text}'" if not subs else
-                f"write '{target.text}', one tile whatever {_names(missing)} {'is' if len(missing) == 1 else 'are'}")
-        ctx.report(target.error(target.tree, "lost-update", f"the {task.instances} instances of '{task.name}' {what}: "
-                                "all but one update would be lost", hint))
+        what = (
+            f"each write the whole array '{target.text}'"
+            if not subs
+            else f"write '{target.text}', one tile whatever {_names(missing)} {'is' if len(missing) == 1 else 'are'}"
+        )
+        ctx.report(
+            target.error(
+                target.tree,
+                "lost-update",
+                f"the {task.instances} instances of '{task.name}' {what}: all but one update would be lost",
+                hint,
+            )
+        )
         return
     names = [i for i, _ in many]
     if math.prod(n for _, n in many) > ENUMERATION_LIMIT:
@@ -217,9 +282,15 @@ def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope) -> N
         if first is not env:
             a, b = (", ".join(f"{i}={e[i]}" for i in names) for e in (first, env))
             tile = f"{target.base()}[{', '.join(map(str, key))}]"
-            ctx.report(target.error(target.tree, "lost-update",
-                                    f"instances {a} and {b} of '{task.name}' both write {tile} "
-                                    f"through '{target.text}': all but one update would be lost", hint))
+            ctx.report(
+                target.error(
+                    target.tree,
+                    "lost-update",
+                    f"instances {a} and {b} of '{task.name}' both write {tile} "
+                    f"through '{target.text}': all but one update would be lost",
+                    hint,
+                )
+            )
             return
 
 
@@ -231,16 +302,30 @@ def _target_type(ctx: Context, target: Expr, scope: Scope) -> TensorType | None:
     tree = target.tree
     name = tree.value if isinstance(tree, ast.Subscript) else tree
     if not isinstance(name, ast.Name):
-        ctx.report(target.error(tree, "bad-target", f"'{target.text}' is not an array or a tile of one",
-                                "write ARRAY or ARRAY[i, j]"))
+        ctx.report(
+            target.error(
+                tree, "bad-target", f"'{target.text}' is not an array or a tile of one", "write ARRAY or ARRAY[i, j]"
+            )
+        )
         return None
     if name.id not in scope.arrays:
-        ctx.report(target.error(name, "undefined-name", f"no array named '{name.id}'",
-                                did_you_mean(name.id, scope.arrays) or "declare it under `arrays:`"))
+        ctx.report(
+            target.error(
+                name,
+                "undefined-name",
+                f"no array named '{name.id}'",
+                did_you_mean(name.id, scope.arrays) or "declare it under `arrays:`",
+            )
+        )
         return None
-    if _slices(ctx, target, scope.arrays[name.id].tiling.grid, scope,
-               f"':' in a target: '{target.text}' must name one tile (an index per dimension) or the whole array",
-               f" (every index in `for:`), or the whole array '{name.id}'"):
+    if _slices(
+        ctx,
+        target,
+        scope.arrays[name.id].tiling.grid,
+        scope,
+        f"':' in a target: '{target.text}' must name one tile (an index per dimension) or the whole array",
+        f" (every index in `for:`), or the whole array '{name.id}'",
+    ):
         return None
     return _typed(ctx, target, scope)
 
@@ -252,8 +337,7 @@ def _subscripts(tree: ast.AST) -> list[ast.expr]:
     return tree.slice.elts if isinstance(tree.slice, ast.Tuple) else [tree.slice]
 
 
-def _slices(ctx: Context, target: Expr, grid: tuple[int, ...] | None, scope: Scope, message: str,
-            more: str) -> bool:
+def _slices(ctx: Context, target: Expr, grid: tuple[int, ...] | None, scope: Scope, message: str, more: str) -> bool:
     """Report every ':' in a target or a queue key: a write names one tile per index (the
     tile tasks have no row of tiles to write). True if there was one. The hint's example
     puts an unused index (0 along a dimension of one tile) where each ':' was."""
@@ -264,8 +348,9 @@ def _slices(ctx: Context, target: Expr, grid: tuple[int, ...] | None, scope: Sco
     taken = target.names()
     fresh = iter([n for n in scope.indices if n not in taken] + [c for c in INDEX_LETTERS if c not in taken])
     one_tile = [grid is not None and len(grid) == len(subs) and grid[d] == 1 for d in range(len(subs))]
-    example = ", ".join(("0" if one else next(fresh)) if isinstance(s, ast.Slice) else ast.unparse(s)
-                        for s, one in zip(subs, one_tile))
+    example = ", ".join(
+        ("0" if one else next(fresh)) if isinstance(s, ast.Slice) else ast.unparse(s) for s, one in zip(subs, one_tile)
+    )
     for s in slices:
         ctx.report(target.error(s, "bad-target", message, f"write {target.base()}[{example}]{more}"))
     return True
@@ -277,14 +362,23 @@ def _compare_types(ctx: Context, expr: Expr, got, want: TensorType, target: Expr
         return
     if got.shape != want.shape and got.rank != 0:
         name = target.base() or target.text
-        ctx.report(expr.error(None, "shape-mismatch",
-                              f"'{target.text}' is {list(want.shape)} but '{expr.text}' gives {list(got.shape)}",
-                              f"make {name}'s tile {list(got.shape)}, or change the expression "
-                              f"so that it gives {list(want.shape)}"))
+        ctx.report(
+            expr.error(
+                None,
+                "shape-mismatch",
+                f"'{target.text}' is {list(want.shape)} but '{expr.text}' gives {list(got.shape)}",
+                f"make {name}'s tile {list(got.shape)}, or change the expression so that it gives {list(want.shape)}",
+            )
+        )
     elif got.dtype is not None and got.dtype != want.dtype and not (got.rank == 0 and want.rank):
-        ctx.report(expr.error(None, "dtype-mismatch",
-                              f"'{target.text}' holds {want.dtype} but '{expr.text}' gives {got.dtype}",
-                              "declare the arrays with the same dtype; dfc never converts implicitly"))
+        ctx.report(
+            expr.error(
+                None,
+                "dtype-mismatch",
+                f"'{target.text}' holds {want.dtype} but '{expr.text}' gives {got.dtype}",
+                "declare the arrays with the same dtype; dfc never converts implicitly",
+            )
+        )
 
 
 def check_push(spec: Spec, ctx: Context, task: Task, item, scope: Scope) -> None:
@@ -295,8 +389,14 @@ def check_push(spec: Spec, ctx: Context, task: Task, item, scope: Scope) -> None
         ctx.report(task.push.error(tree, "bad-target", f"'{task.push.text}' is not a queue", "write QUEUE[key]"))
         return
     if qname.id not in spec.queues:
-        ctx.report(task.push.error(qname, "undefined-name", f"no queue named '{qname.id}'",
-                                   did_you_mean(qname.id, spec.queues) or "declare it under `queues:`"))
+        ctx.report(
+            task.push.error(
+                qname,
+                "undefined-name",
+                f"no queue named '{qname.id}'",
+                did_you_mean(qname.id, spec.queues) or "declare it under `queues:`",
+            )
+        )
         return
     queue = spec.queues[qname.id]
     ctx.producers.setdefault(queue.name, []).append(task.name)
@@ -306,16 +406,26 @@ def check_push(spec: Spec, ctx: Context, task: Task, item, scope: Scope) -> None
     into = spec.arrays.get(queue.reduce.into) if queue.reduce and queue.reduce.into else None
     grid = into.tiling.grid if into is not None else None
     what = f"a tile of '{into.name}'" if into is not None else "an item"
-    sliced = _slices(ctx, task.push, grid, scope,
-                     f"':' in a queue key: '{task.push.text}' must name one tile per index",
-                     f": a key names {what} with an index per dimension")
+    sliced = _slices(
+        ctx,
+        task.push,
+        grid,
+        scope,
+        f"':' in a queue key: '{task.push.text}' must name one tile per index",
+        f": a key names {what} with an index per dimension",
+    )
     if into is not None and not sliced:
         if len(keys) != len(into.tiling.grid):
             example = tile_example(queue.name, into.tiling.grid, [ast.unparse(k) for k in keys])
-            ctx.report(task.push.error(tree, "index-rank",
-                                       f"items of '{queue.name}' reduce into tiles of '{into.name}', which has "
-                                       f"{len(into.tiling.grid)} tile dimension(s); the key has {len(keys)}",
-                                       f"push into {example}"))
+            ctx.report(
+                task.push.error(
+                    tree,
+                    "index-rank",
+                    f"items of '{queue.name}' reduce into tiles of '{into.name}', which has "
+                    f"{len(into.tiling.grid)} tile dimension(s); the key has {len(keys)}",
+                    f"push into {example}",
+                )
+            )
         else:
             for d, k in enumerate(keys):
                 _check_key(ctx, task.push, k, scope, into.tiling.grid[d], d, into.name)
@@ -327,20 +437,24 @@ def _enumerate(scope: Scope, names: list[str]):
     combos = 1
     for n in names:
         combos *= scope.indices[n]
-    ranges = [((0, scope.indices[n] - 1) if combos > ENUMERATION_LIMIT else range(scope.indices[n]))
-              for n in names]
+    ranges = [((0, scope.indices[n] - 1) if combos > ENUMERATION_LIMIT else range(scope.indices[n])) for n in names]
     for c in itertools.product(*ranges):
         yield {**scope.params, **dict(zip(names, c))}
 
 
 def _values(ctx: Context, expr: Expr, scope: Scope) -> list[int] | None:
     names = sorted(n for n in expr.names() if n in scope.indices)
-    unknown = {n: node for n, node in _first_uses(expr).items()
-               if n not in scope.indices and n not in scope.params}
+    unknown = {n: node for n, node in _first_uses(expr).items() if n not in scope.indices and n not in scope.params}
     for name, node in unknown.items():
-        ctx.report(expr.error(node, "undefined-name", f"undefined name '{name}'",
-                              did_you_mean(name, [*scope.indices, *scope.params])
-                              or "use the pushing task's `for:` indices and params"))
+        ctx.report(
+            expr.error(
+                node,
+                "undefined-name",
+                f"undefined name '{name}'",
+                did_you_mean(name, [*scope.indices, *scope.params])
+                or "use the pushing task's `for:` indices and params",
+            )
+        )
     if unknown:
         return None
     out = []
@@ -361,8 +475,10 @@ def _first_uses(expr: Expr) -> dict[str, ast.Name]:
     """Each name the expression uses (function names excluded), at its first occurrence,
     in the order of their positions."""
     funcs = {id(n.func) for n in ast.walk(expr.tree) if isinstance(n, ast.Call)}
-    names = sorted((n for n in ast.walk(expr.tree) if isinstance(n, ast.Name) and id(n) not in funcs),
-                   key=lambda n: (n.lineno, n.col_offset))
+    names = sorted(
+        (n for n in ast.walk(expr.tree) if isinstance(n, ast.Name) and id(n) not in funcs),
+        key=lambda n: (n.lineno, n.col_offset),
+    )
     first: dict[str, ast.Name] = {}
     for n in names:
         first.setdefault(n.id, n)
@@ -373,17 +489,25 @@ def _check_key(ctx, push: Expr, key: ast.expr, scope: Scope, extent: int, dim: i
     sub = Expr(push.text, key, push.pos, push.exact)
     values = _values(ctx, sub, scope)
     if values and (min(values) < 0 or max(values) >= extent):
-        ctx.report(index_range_error(sub, key, f"key '{ast.unparse(key)}' (a tile of '{into}')",
-                                     min(values), max(values), extent, dim, scope))
+        ctx.report(
+            index_range_error(
+                sub, key, f"key '{ast.unparse(key)}' (a tile of '{into}')", min(values), max(values), extent, dim, scope
+            )
+        )
 
 
 def _check_shard(ctx: Context, queue, task: Task, scope: Scope) -> None:
     values = _values(ctx, queue.shard, scope)
     if values and (min(values) < 0 or max(values) >= queue.shards):
-        ctx.report(queue.shard.error(None, "out-of-range",
-                                     f"shard '{queue.shard.text}' gives {min(values)} to {max(values)} for the "
-                                     f"pushes of '{task.name}', but '{queue.name}' has {queue.shards} shard(s)",
-                                     f"take it modulo the shard count: ({queue.shard.text}) % {queue.shards}"))
+        ctx.report(
+            queue.shard.error(
+                None,
+                "out-of-range",
+                f"shard '{queue.shard.text}' gives {min(values)} to {max(values)} for the "
+                f"pushes of '{task.name}', but '{queue.name}' has {queue.shards} shard(s)",
+                f"take it modulo the shard count: ({queue.shard.text}) % {queue.shards}",
+            )
+        )
 
 
 def _record_item(ctx: Context, queue: str, item: TensorType, expr: Expr | None) -> None:
@@ -391,26 +515,35 @@ def _record_item(ctx: Context, queue: str, item: TensorType, expr: Expr | None) 
     if first is None:
         ctx.item_types[queue] = (item, expr.pos if expr else Pos(), expr.text if expr else "")
     elif (first[0].shape, first[0].dtype or item.dtype) != (item.shape, item.dtype or first[0].dtype) and expr:
-        ctx.report(expr.error(None, "shape-mismatch",
-                              f"'{expr.text}' pushes {item} into '{queue}', which already receives {first[0]} "
-                              f"(from '{first[2]}')", "every item of a queue has the same shape and dtype"))
+        ctx.report(
+            expr.error(
+                None,
+                "shape-mismatch",
+                f"'{expr.text}' pushes {item} into '{queue}', which already receives {first[0]} (from '{first[2]}')",
+                "every item of a queue has the same shape and dtype",
+            )
+        )
 
 
 # ---------------------------------------------------------------------------- scalars, loop
+
 
 def check_scalars_and_loop(spec: Spec, ctx: Context) -> dict[str, TensorType]:
     scalars: dict[str, TensorType] = {}
     for s in spec.scalars.values():
         scalars[s.name] = TensorType((), s.dtype)
     for s in spec.scalars.values():
-        t = _typed(ctx, s.init, ctx.scope(scalars={k: v for k, v in scalars.items() if k != s.name}),
-                   allow_free=True)
+        t = _typed(ctx, s.init, ctx.scope(scalars={k: v for k, v in scalars.items() if k != s.name}), allow_free=True)
         _check_scalar_value(ctx, s.init, t, s.via, s.name, s.pos)
     if spec.loop is None:
         return scalars
     lets = [s for s in spec.loop.steps if isinstance(s, Let)]
-    later = {s.let: f"`let: {s.let}` binds it later in the loop body; declare it under `scalars:` with an `init:`"
-             " so the first iteration has a value" for s in lets if s.let not in scalars}
+    later = {
+        s.let: f"`let: {s.let}` binds it later in the loop body; declare it under `scalars:` with an `init:`"
+        " so the first iteration has a value"
+        for s in lets
+        if s.let not in scalars
+    }
     visible = dict(scalars)
     for step in spec.loop.steps:
         if isinstance(step, Let):
@@ -425,8 +558,14 @@ def check_scalars_and_loop(spec: Spec, ctx: Context) -> dict[str, TensorType]:
     if spec.loop.until is not None:
         t = _typed(ctx, spec.loop.until, ctx.scope(scalars={**visible}))
         if isinstance(t, TensorType) and t.dtype != "bool":
-            ctx.report(spec.loop.until.error(None, "bad-type", f"`until: {spec.loop.until.text}` is not a condition",
-                                             "compare scalars, e.g. 'rr < tol**2'"))
+            ctx.report(
+                spec.loop.until.error(
+                    None,
+                    "bad-type",
+                    f"`until: {spec.loop.until.text}` is not a condition",
+                    "compare scalars, e.g. 'rr < tol**2'",
+                )
+            )
     return visible
 
 
@@ -434,51 +573,81 @@ def _check_scalar_value(ctx: Context, expr: Expr | None, t, via: str | None, nam
     """A scalar's value (``t``: None when unknown, after a mistake) and the queue it is
     reduced through, which has a producer even when the value has a mistake."""
     if expr is not None and t is not None and (not isinstance(t, TensorType) or t.rank):
-        ctx.report(expr.error(None, "shape-mismatch", f"'{name}' is a scalar but '{expr.text}' gives {t}",
-                              "reduce it, e.g. with sum(...), dot(...) or norm(...)"))
+        ctx.report(
+            expr.error(
+                None,
+                "shape-mismatch",
+                f"'{name}' is a scalar but '{expr.text}' gives {t}",
+                "reduce it, e.g. with sum(...), dot(...) or norm(...)",
+            )
+        )
     if via is not None:
         if via not in ctx.spec.queues:
-            ctx.errors.error(expr.pos if expr is not None else pos, "undefined-name",
-                             f"no queue named '{via}' for '{name}'", did_you_mean(via, ctx.spec.queues))
+            ctx.errors.error(
+                expr.pos if expr is not None else pos,
+                "undefined-name",
+                f"no queue named '{via}' for '{name}'",
+                did_you_mean(via, ctx.spec.queues),
+            )
         else:
             ctx.producers.setdefault(via, []).append(name)
             ctx.via_users.setdefault(via, []).append(name)
             if ctx.spec.queues[via].reduce is None:
-                ctx.errors.error(ctx.spec.queues[via].pos, "queue-reduce",
-                                 f"'{name}' is reduced through '{via}', which has no `reduce:`",
-                                 f"give '{via}' a reducer, e.g. reduce: {{op: sum}}")
+                ctx.errors.error(
+                    ctx.spec.queues[via].pos,
+                    "queue-reduce",
+                    f"'{name}' is reduced through '{via}', which has no `reduce:`",
+                    f"give '{via}' a reducer, e.g. reduce: {{op: sum}}",
+                )
             if isinstance(t, TensorType) and t.rank == 0:
                 _record_item(ctx, via, TensorType((), t.dtype or "float64"), expr)
 
 
 # ---------------------------------------------------------------------------- queues
 
+
 def check_queues(spec: Spec, ctx: Context) -> None:
     for q in spec.queues.values():
         key = spec.source.key(("queues", q.name))
         if not ctx.producers.get(q.name):
-            ctx.errors.error(key, "queue-unused", f"queue '{q.name}' has no producer",
-                             f"push into it from a task (`push: {q.name}[...]`) or reduce through it (`via: {q.name}`)")
+            ctx.errors.error(
+                key,
+                "queue-unused",
+                f"queue '{q.name}' has no producer",
+                f"push into it from a task (`push: {q.name}[...]`) or reduce through it (`via: {q.name}`)",
+            )
         if q.reduce is None and not ctx.consumers.get(q.name) and not ctx.via_users.get(q.name):
-            ctx.errors.error(key, "queue-unused", f"queue '{q.name}' is never drained: it has no consumer",
-                             f"add `reduce:` to it, or a task with `pop: {q.name}`")
+            ctx.errors.error(
+                key,
+                "queue-unused",
+                f"queue '{q.name}' is never drained: it has no consumer",
+                f"add `reduce:` to it, or a task with `pop: {q.name}`",
+            )
         if q.reduce is None or q.reduce.into is None:
             continue
         into_pos = spec.source.value(("queues", q.name, "reduce", "into"))
         arr = spec.arrays.get(q.reduce.into)
         if arr is None:
-            ctx.errors.error(into_pos, "undefined-name", f"no array named '{q.reduce.into}' to reduce into",
-                             did_you_mean(q.reduce.into, spec.arrays))
+            ctx.errors.error(
+                into_pos,
+                "undefined-name",
+                f"no array named '{q.reduce.into}' to reduce into",
+                did_you_mean(q.reduce.into, spec.arrays),
+            )
             continue
         item = ctx.item_types.get(q.name)
         if item and (item[0].shape != arr.tiling.tile or (item[0].dtype or arr.dtype) != arr.dtype):
-            ctx.errors.error(into_pos, "reduce-into",
-                             f"'{q.name}' receives {item[0]} (from '{item[2]}') but reduces into tiles of "
-                             f"'{arr.name}', which are {arr.tile_type}",
-                             f"make '{arr.name}' tiles {list(item[0].shape)} of {item[0].dtype}, or push tiles that match")
+            ctx.errors.error(
+                into_pos,
+                "reduce-into",
+                f"'{q.name}' receives {item[0]} (from '{item[2]}') but reduces into tiles of "
+                f"'{arr.name}', which are {arr.tile_type}",
+                f"make '{arr.name}' tiles {list(item[0].shape)} of {item[0].dtype}, or push tiles that match",
+            )
 
 
 # ---------------------------------------------------------------------------- graph
+
 
 def check_cycles(spec: Spec, ctx: Context) -> None:
     """Dependency cycles among top-level tasks and scalar initialisations (loops are the
@@ -513,12 +682,14 @@ def check_cycles(spec: Spec, ctx: Context) -> None:
                 state[node] = 2
                 stack.pop()
             elif state.get(nxt) == 1:
-                cyc = chain[chain.index(nxt):] + (nxt,)
+                cyc = chain[chain.index(nxt) :] + (nxt,)
                 what = "tasks depend" if all(n[0] == "tasks" for n in cyc) else "these depend"
-                ctx.errors.error(spec.source.key(nxt), "cycle",
-                                 f"{what} on each other: " + " -> ".join(shown[n] for n in cyc),
-                                 "a cycle needs a `loop:`; outside one, every task and scalar `init` "
-                                 "must come after what it reads")
+                ctx.errors.error(
+                    spec.source.key(nxt),
+                    "cycle",
+                    f"{what} on each other: " + " -> ".join(shown[n] for n in cyc),
+                    "a cycle needs a `loop:`; outside one, every task and scalar `init` must come after what it reads",
+                )
                 return
             elif state.get(nxt) is None:
                 state[nxt] = 1
@@ -559,8 +730,12 @@ def local_gpu_memory() -> tuple[int, ...]:
     if exe is None:
         return ()
     try:
-        got = subprocess.run([exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=10)
+        got = subprocess.run(
+            [exe, "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ()
     sizes = [int(line) * 2**20 for line in got.stdout.split() if line.isdigit()] if got.returncode == 0 else []
@@ -603,8 +778,10 @@ class MemoryUse:
 
     def figures(self) -> str:
         npy = f" + {gib(self.npy)} reading .npy inputs" if self.npy else ""
-        return (f"{self.tasks} server{'s' * (self.tasks != 1)} x {gib(SERVER_FOOTPRINT)} + data {gib(self.data)}"
-                f"{npy} + client {gib(self.client)} = {gib(self.total)}")
+        return (
+            f"{self.tasks} server{'s' * (self.tasks != 1)} x {gib(SERVER_FOOTPRINT)} + data {gib(self.data)}"
+            f"{npy} + client {gib(self.client)} = {gib(self.total)}"
+        )
 
 
 def _owners(spec: Spec, a: Array) -> int:
@@ -628,12 +805,15 @@ def _npy_read(a: Array) -> int:
 
 def memory_use(spec: Spec, item_types: dict, local: bool = True) -> MemoryUse:
     arrays = sum(a.nbytes for a in spec.arrays.values())
-    queued = sum(item_types[q.name][0].nbytes * q.capacity * q.shards
-                 for q in spec.queues.values() if q.name in item_types)
-    npy = sum(NPY_READ_COPIES * _npy_read(a) * _owners(spec, a)
-              for a in spec.arrays.values() if isinstance(a.init, InitFile))
-    return MemoryUse(sum(j.tasks for j in spec.cluster.values()), arrays + queued, npy if local else 0,
-                     CLIENT_COPIES * arrays, local)
+    queued = sum(
+        item_types[q.name][0].nbytes * q.capacity * q.shards for q in spec.queues.values() if q.name in item_types
+    )
+    npy = sum(
+        NPY_READ_COPIES * _npy_read(a) * _owners(spec, a) for a in spec.arrays.values() if isinstance(a.init, InitFile)
+    )
+    return MemoryUse(
+        sum(j.tasks for j in spec.cluster.values()), arrays + queued, npy if local else 0, CLIENT_COPIES * arrays, local
+    )
 
 
 def check_memory(spec: Spec, ctx: Context, local: bool = True) -> None:
@@ -647,19 +827,25 @@ def check_memory(spec: Spec, ctx: Context, local: bool = True) -> None:
     if local and use.tasks > MAX_LOCAL_TASKS:
         big = max(jobs, key=lambda j: j.tasks)
         each = f" ({', '.join(f'{j.tasks} {j.name!r}' for j in jobs)})" if len(jobs) > 1 else ""
-        ctx.errors.error(spec.source.value(("cluster", big.name, "tasks")), "too-large",
-                         f"the local cluster would start {use.tasks} TensorFlow servers{each} on this machine; "
-                         f"dfc starts at most {MAX_LOCAL_TASKS}",
-                         f"each server is a process of {gib(SERVER_FOOTPRINT)} that loads TensorFlow: use fewer "
-                         "tasks (more than one per core does not go faster); a cluster this large needs several "
-                         "machines, which dfc does not run yet")
+        ctx.errors.error(
+            spec.source.value(("cluster", big.name, "tasks")),
+            "too-large",
+            f"the local cluster would start {use.tasks} TensorFlow servers{each} on this machine; "
+            f"dfc starts at most {MAX_LOCAL_TASKS}",
+            f"each server is a process of {gib(SERVER_FOOTPRINT)} that loads TensorFlow: use fewer "
+            "tasks (more than one per core does not go faster); a cluster this large needs several "
+            "machines, which dfc does not run yet",
+        )
         return
     small = [j for j in jobs if local and j.memory is not None and j.memory < SERVER_FOOTPRINT]
     for j in small:
-        ctx.errors.error(spec.source.value(("cluster", j.name, "memory")), "memory",
-                         f"each '{j.name}' task has {gib(j.memory or 0)} but its TensorFlow server alone takes "
-                         f"{gib(SERVER_FOOTPRINT)}",
-                         "give the job more `memory:`, or leave it out to share this machine's")
+        ctx.errors.error(
+            spec.source.value(("cluster", j.name, "memory")),
+            "memory",
+            f"each '{j.name}' task has {gib(j.memory or 0)} but its TensorFlow server alone takes "
+            f"{gib(SERVER_FOOTPRINT)}",
+            "give the job more `memory:`, or leave it out to share this machine's",
+        )
     if small:
         return
     per_task = {j.name: j.memory if j.memory is not None else host // max(use.tasks, 1) for j in jobs}
@@ -669,40 +855,65 @@ def check_memory(spec: Spec, ctx: Context, local: bool = True) -> None:
     if all(j.memory is not None for j in jobs):
         capacity = sum(per_task[j.name] * j.tasks for j in jobs)
         has = "the cluster has " + " + ".join(
-            f"{j.tasks} '{j.name}' task{'s' * (j.tasks != 1)} x {gib(per_task[j.name])}" for j in jobs)
+            f"{j.tasks} '{j.name}' task{'s' * (j.tasks != 1)} x {gib(per_task[j.name])}" for j in jobs
+        )
         if use.data > capacity:
-            ctx.errors.error(data_at, "memory", f"the data needs {gib(use.data)} but {has}",
-                             largest + "lower the sizes, add tasks, or set `memory:` per job under `cluster:`")
+            ctx.errors.error(
+                data_at,
+                "memory",
+                f"the data needs {gib(use.data)} but {has}",
+                largest + "lower the sizes, add tasks, or set `memory:` per job under `cluster:`",
+            )
             return
         if local and use.on_tasks > capacity:
             npy = f" + {gib(use.npy)} reading .npy inputs" if use.npy else ""
-            ctx.errors.error(data_at, "memory",
-                             f"the tasks need {use.tasks} x {gib(SERVER_FOOTPRINT)} for their servers + data "
-                             f"{gib(use.data)}{npy} = {gib(use.on_tasks)} but {has}",
-                             "give the jobs more `memory:` (a task's holds its server too), or lower the sizes")
+            ctx.errors.error(
+                data_at,
+                "memory",
+                f"the tasks need {use.tasks} x {gib(SERVER_FOOTPRINT)} for their servers + data "
+                f"{gib(use.data)}{npy} = {gib(use.on_tasks)} but {has}",
+                "give the jobs more `memory:` (a task's holds its server too), or lower the sizes",
+            )
             return
     if use.total > host and not local:
-        ctx.errors.error(data_at, "memory", f"the data needs {gib(use.data)} but this machine has {gib(host)}",
-                         largest + "lower the sizes")
+        ctx.errors.error(
+            data_at,
+            "memory",
+            f"the data needs {gib(use.data)} but this machine has {gib(host)}",
+            largest + "lower the sizes",
+        )
         return
     if use.total > host:
         mostly_servers = use.servers + CLIENT_FOOTPRINT >= use.total - use.servers - CLIENT_FOOTPRINT
         fit = max(host - use.total + use.servers, 0) // SERVER_FOOTPRINT
-        ctx.errors.error(spec.source.key(("cluster",)) if mostly_servers else data_at, "memory",
-                         f"a run on the local cluster needs {use.figures()} but this machine has {gib(host)}",
-                         (f"each task is a server of {gib(SERVER_FOOTPRINT)}: use fewer tasks ({fit} fit here)"
-                          if mostly_servers else largest + "lower the sizes or use fewer tasks")
-                         + (", and fewer owners of each .npy input (a block tile reads its rows, any other tile the whole file)" if use.npy else ""))
+        ctx.errors.error(
+            spec.source.key(("cluster",)) if mostly_servers else data_at,
+            "memory",
+            f"a run on the local cluster needs {use.figures()} but this machine has {gib(host)}",
+            (
+                f"each task is a server of {gib(SERVER_FOOTPRINT)}: use fewer tasks ({fit} fit here)"
+                if mostly_servers
+                else largest + "lower the sizes or use fewer tasks"
+            )
+            + (
+                ", and fewer owners of each .npy input (a block tile reads its rows, any other tile the whole file)"
+                if use.npy
+                else ""
+            ),
+        )
         return
     for j in jobs:
         pinned = sum(a.nbytes for a in spec.arrays.values() if a.on and a.on.job == j.name)
         one = any(a.on and a.on.job == j.name and a.on.task is not None for a in spec.arrays.values())
         room = (per_task[j.name] - (SERVER_FOOTPRINT if local else 0)) * (1 if one else j.tasks)
         if pinned > room:
-            ctx.errors.error(spec.source.key(("cluster", j.name)), "memory",
-                             f"arrays placed on '{j.name}' need {gib(pinned)} but it has {gib(room)} "
-                             f"besides its server{'s' * (not one and j.tasks != 1)}",
-                             "spread them over more tasks or give the job more `memory:`")
+            ctx.errors.error(
+                spec.source.key(("cluster", j.name)),
+                "memory",
+                f"arrays placed on '{j.name}' need {gib(pinned)} but it has {gib(room)} "
+                f"besides its server{'s' * (not one and j.tasks != 1)}",
+                "spread them over more tasks or give the job more `memory:`",
+            )
 
 
 def check_gpus(spec: Spec, ctx: Context, local: bool = True) -> None:
@@ -716,9 +927,12 @@ def check_gpus(spec: Spec, ctx: Context, local: bool = True) -> None:
         if j.device != "gpu":
             for k in ("gpus", "gpu_memory"):
                 if ("cluster", j.name, k) in spec.source.keys:
-                    ctx.errors.error(spec.source.key(("cluster", j.name, k)), "gpu",
-                                     f"`{k}` is for a job with `device: gpu`; '{j.name}' computes on CPUs",
-                                     f"add `device: gpu` to '{j.name}', or drop `{k}`")
+                    ctx.errors.error(
+                        spec.source.key(("cluster", j.name, k)),
+                        "gpu",
+                        f"`{k}` is for a job with `device: gpu`; '{j.name}' computes on CPUs",
+                        f"add `device: gpu` to '{j.name}', or drop `{k}`",
+                    )
             continue
         per_gpu = j.gpu_memory or (min(found) if found else None)
         if per_gpu is None:
@@ -730,10 +944,13 @@ def check_gpus(spec: Spec, ctx: Context, local: bool = True) -> None:
         need = sum(a.nbytes for a in pinned) // (1 if one else j.tasks)
         if need > room:
             shared = f", each GPU shared by {share} tasks" if share > 1 else ""
-            ctx.errors.error(spec.source.key(("cluster", j.name)), "memory",
-                             f"arrays placed on '{j.name}' need {gib(need)} per task but each task has {j.gpus} "
-                             f"GPU{'s' * (j.gpus != 1)} of {gib(per_gpu)}{shared}",
-                             "give the job more `gpus:` or tasks, or lower the sizes")
+            ctx.errors.error(
+                spec.source.key(("cluster", j.name)),
+                "memory",
+                f"arrays placed on '{j.name}' need {gib(need)} per task but each task has {j.gpus} "
+                f"GPU{'s' * (j.gpus != 1)} of {gib(per_gpu)}{shared}",
+                "give the job more `gpus:` or tasks, or lower the sizes",
+            )
 
 
 MAX_TILE_TASKS = 10_000_000
@@ -742,8 +959,12 @@ MAX_TILE_TASKS = 10_000_000
 def check_size_of_graph(spec: Spec, ctx: Context) -> None:
     if spec.tile_tasks > MAX_TILE_TASKS:
         where = spec.source.key(("tasks",)) if spec.tasks else spec.source.value(("loop",))
-        ctx.errors.error(where, "too-large", f"the program has {spec.tile_tasks:.3g} tile tasks; dfc plans at "
-                         f"most {MAX_TILE_TASKS:,}", "use larger tiles (fewer, bigger tasks)")
+        ctx.errors.error(
+            where,
+            "too-large",
+            f"the program has {spec.tile_tasks:.3g} tile tasks; dfc plans at most {MAX_TILE_TASKS:,}",
+            "use larger tiles (fewer, bigger tasks)",
+        )
 
 
 def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
@@ -754,21 +975,39 @@ def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
         if expr is not None:
             tree = expr.tree
             if not (isinstance(tree, ast.Compare) and len(tree.ops) == 1 and isinstance(tree.ops[0], ast.Eq)):
-                ctx.report(expr.error(None, "bad-verify", f"'{expr.text}' is not an equation",
-                                      "write it as LEFT == RIGHT, e.g. 'C == A @ B'"))
+                ctx.report(
+                    expr.error(
+                        None,
+                        "bad-verify",
+                        f"'{expr.text}' is not an equation",
+                        "write it as LEFT == RIGHT, e.g. 'C == A @ B'",
+                    )
+                )
             else:
                 left = _typed(ctx, Expr(expr.text, tree.left, expr.pos, expr.exact), scope)
                 right = _typed(ctx, Expr(expr.text, tree.comparators[0], expr.pos, expr.exact), scope)
-                if isinstance(left, TensorType) and isinstance(right, TensorType) and left.shape != right.shape \
-                        and left.rank and right.rank:
-                    ctx.report(expr.error(None, "shape-mismatch",
-                                          f"the two sides of '{expr.text}' differ: {left} and {right}"))
+                if (
+                    isinstance(left, TensorType)
+                    and isinstance(right, TensorType)
+                    and left.shape != right.shape
+                    and left.rank
+                    and right.rank
+                ):
+                    ctx.report(
+                        expr.error(None, "shape-mismatch", f"the two sides of '{expr.text}' differ: {left} and {right}")
+                    )
         residual = getattr(v, "residual", None)
         if residual is not None:
             t = _typed(ctx, residual, scope)
             if isinstance(t, TensorType) and t.rank:
-                ctx.report(residual.error(None, "shape-mismatch", f"the residual must be a scalar; it is {t}",
-                                          "take a norm, e.g. 'norm(b - A @ x) / norm(b)'"))
+                ctx.report(
+                    residual.error(
+                        None,
+                        "shape-mismatch",
+                        f"the residual must be a scalar; it is {t}",
+                        "take a norm, e.g. 'norm(b - A @ x) / norm(b)'",
+                    )
+                )
         ref = getattr(v, "reference", None)
         if ref is not None:
             outputs = [a.name for a in spec.arrays.values() if a.output]
@@ -776,8 +1015,12 @@ def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
             of = given or (outputs[0] if len(outputs) == 1 else "")
             pos = spec.source.value(("verify", "of") if given else ("verify",))
             if not of:
-                ctx.errors.error(pos, "bad-verify", "say which output the reference is compared with",
-                                 "add `of: ARRAY` (outputs: " + (", ".join(outputs) or "none") + ")")
+                ctx.errors.error(
+                    pos,
+                    "bad-verify",
+                    "say which output the reference is compared with",
+                    "add `of: ARRAY` (outputs: " + (", ".join(outputs) or "none") + ")",
+                )
             elif of not in spec.arrays:
                 ctx.errors.error(pos, "undefined-name", f"no array named '{of}'", did_you_mean(of, spec.arrays))
             else:
@@ -795,6 +1038,7 @@ def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
 
 
 # ---------------------------------------------------------------------------- driver
+
 
 def _all_tasks(spec: Spec) -> list[Task]:
     steps = spec.loop.steps if spec.loop else ()

@@ -91,8 +91,7 @@ class Expr:
 
     def written(self, node: ast.AST) -> str:
         """The text of ``node`` as written (``1e999``, not ``1e309``), else ``src``."""
-        return ast.get_source_segment(self.text.strip() if "\n" in self.text else self.text, node) \
-            or self.src(node)
+        return ast.get_source_segment(self.text.strip() if "\n" in self.text else self.text, node) or self.src(node)
 
     def __str__(self) -> str:
         return self.text
@@ -102,22 +101,52 @@ _BINOPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, 
 _UNARY = (ast.USub, ast.UAdd, ast.Not)
 _CMP = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _ALLOWED = (
-    ast.Expression, ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Constant, ast.Name,
-    ast.Subscript, ast.Slice, ast.Tuple, ast.Call, ast.keyword, ast.Load, ast.And, ast.Or,
-    *_BINOPS, *_UNARY, *_CMP,
+    ast.Expression,
+    ast.BinOp,
+    ast.UnaryOp,
+    ast.BoolOp,
+    ast.Compare,
+    ast.Constant,
+    ast.Name,
+    ast.Subscript,
+    ast.Slice,
+    ast.Tuple,
+    ast.Call,
+    ast.keyword,
+    ast.Load,
+    ast.And,
+    ast.Or,
+    *_BINOPS,
+    *_UNARY,
+    *_CMP,
 )
 _DESCRIBE = {
-    ast.Attribute: "attribute access ('.')", ast.Lambda: "lambda", ast.IfExp: "if-else",
-    ast.ListComp: "comprehensions", ast.GeneratorExp: "comprehensions", ast.List: "lists",
-    ast.Dict: "dicts", ast.Set: "sets", ast.JoinedStr: "f-strings", ast.Starred: "'*' unpacking",
-    ast.NamedExpr: "':='", ast.Await: "await", ast.BitAnd: "'&'", ast.BitOr: "'|'",
-    ast.BitXor: "'^'", ast.LShift: "'<<'", ast.RShift: "'>>'", ast.Invert: "'~'",
-    ast.Is: "'is'", ast.IsNot: "'is not'", ast.In: "'in'", ast.NotIn: "'not in'",
+    ast.Attribute: "attribute access ('.')",
+    ast.Lambda: "lambda",
+    ast.IfExp: "if-else",
+    ast.ListComp: "comprehensions",
+    ast.GeneratorExp: "comprehensions",
+    ast.List: "lists",
+    ast.Dict: "dicts",
+    ast.Set: "sets",
+    ast.JoinedStr: "f-strings",
+    ast.Starred: "'*' unpacking",
+    ast.NamedExpr: "':='",
+    ast.Await: "await",
+    ast.BitAnd: "'&'",
+    ast.BitOr: "'|'",
+    ast.BitXor: "'^'",
+    ast.LShift: "'<<'",
+    ast.RShift: "'>>'",
+    ast.Invert: "'~'",
+    ast.Is: "'is'",
+    ast.IsNot: "'is not'",
+    ast.In: "'in'",
+    ast.NotIn: "'not in'",
 }
 
 
-def parse_expr(text: object, pos: Pos, exact: bool = False,
-               functions: tuple[str, ...] = MATH_FUNCTIONS) -> Expr:
+def parse_expr(text: object, pos: Pos, exact: bool = False, functions: tuple[str, ...] = MATH_FUNCTIONS) -> Expr:
     """Parse ``text`` (a string or a YAML number) into an :class:`Expr`, or raise ExprError.
 
     ``functions`` are the callable names allowed (math functions, plus op names in
@@ -130,13 +159,22 @@ def parse_expr(text: object, pos: Pos, exact: bool = False,
     if isinstance(text, (int, float)):
         text, exact = repr(text), False
     if not isinstance(text, str):
-        raise ExprError(Diagnostic(pos, "expr-type", f"expected an expression, got {type_name(text)}",
-                                   "write a number or an expression such as 'N/P'"))
+        raise ExprError(
+            Diagnostic(
+                pos,
+                "expr-type",
+                f"expected an expression, got {type_name(text)}",
+                "write a number or an expression such as 'N/P'",
+            )
+        )
     probe = Expr(text, ast.Constant(0), pos, exact)
     if len(text) > MAX_EXPR_CHARS:
-        raise probe.error(None, "expr-too-long",
-                          f"expression is {len(text)} characters long (at most {MAX_EXPR_CHARS})",
-                          "split it with params")
+        raise probe.error(
+            None,
+            "expr-too-long",
+            f"expression is {len(text)} characters long (at most {MAX_EXPR_CHARS})",
+            "split it with params",
+        )
     if not text.strip():
         raise probe.error(None, "expr-syntax", "empty expression", "write a number or an expression")
     try:
@@ -146,8 +184,14 @@ def parse_expr(text: object, pos: Pos, exact: bool = False,
             raise probe.error(None, "expr-too-long", "expression nests too deeply", "simplify it") from None
         col = max((e.offset or 1) - 1, 0)
         err_pos = pos.shifted(col, 1) if exact and (e.lineno or 1) == 1 else pos
-        raise ExprError(Diagnostic(err_pos, "expr-syntax", f"invalid expression: {e.msg}",
-                                   "expressions use Python syntax, e.g. 'A[i, k] @ B[k, j]' or 'N/T'")) from None
+        raise ExprError(
+            Diagnostic(
+                err_pos,
+                "expr-syntax",
+                f"invalid expression: {e.msg}",
+                "expressions use Python syntax, e.g. 'A[i, k] @ B[k, j]' or 'N/T'",
+            )
+        ) from None
     except (RecursionError, MemoryError, ValueError):
         raise probe.error(None, "expr-too-long", "expression nests too deeply", "simplify it") from None
     expr = Expr(text, tree.body, pos, exact)
@@ -172,8 +216,12 @@ def _check_whitelist(expr: Expr, tree: ast.Expression, functions: tuple[str, ...
         if hasattr(node, "col_offset"):
             where = node
         if depth > MAX_EXPR_DEPTH:
-            raise expr.error(where, "expr-too-long", "expression nests too deeply",
-                             f"at most {MAX_EXPR_DEPTH} levels; split it with params")
+            raise expr.error(
+                where,
+                "expr-too-long",
+                "expression nests too deeply",
+                f"at most {MAX_EXPR_DEPTH} levels; split it with params",
+            )
         try:
             _check_node(expr, node, where, functions)
         except ExprError as e:
@@ -182,8 +230,9 @@ def _check_whitelist(expr: Expr, tree: ast.Expression, functions: tuple[str, ...
                 continue
         chain = node.left if isinstance(node, ast.BinOp) and isinstance(node.left, ast.BinOp) else None
         func = node.func if isinstance(node, ast.Call) else None  # checked with its call
-        children = [(child, depth + (child is not chain), where) for child in ast.iter_child_nodes(node)
-                    if child is not func]
+        children = [
+            (child, depth + (child is not chain), where) for child in ast.iter_child_nodes(node) if child is not func
+        ]
         stack.extend(reversed(children))  # left to right: the order of the source when positions tie
     if found:
         seen, first = set(), []
@@ -198,42 +247,72 @@ def _check_node(expr: Expr, node: ast.AST, where: ast.AST, functions: tuple[str,
     """Raise ExprError if ``node`` itself (not its children) is not in the language."""
     if not isinstance(node, _ALLOWED):
         what = _DESCRIBE.get(type(node), type(node).__name__)
-        raise expr.error(where, "expr-forbidden", f"{what} is not allowed in an expression",
-                         "expressions allow numbers, names, + - * / // % ** @, comparisons, "
-                         "and/or/not, tile subscripts and calls to known functions")
+        raise expr.error(
+            where,
+            "expr-forbidden",
+            f"{what} is not allowed in an expression",
+            "expressions allow numbers, names, + - * / // % ** @, comparisons, "
+            "and/or/not, tile subscripts and calls to known functions",
+        )
     if isinstance(node, ast.Constant) and (
         isinstance(node.value, (str, bytes, complex)) or node.value is None or node.value is ...
     ):
-        raise expr.error(node, "expr-forbidden", f"the literal {node.value!r} is not allowed",
-                         "only numbers and True/False are literals in expressions")
+        raise expr.error(
+            node,
+            "expr-forbidden",
+            f"the literal {node.value!r} is not allowed",
+            "only numbers and True/False are literals in expressions",
+        )
     if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
         check_number(expr, node, cast(Number, node.value), f"the literal {expr.written(node)}")
     if isinstance(node, ast.Call):
         if not isinstance(node.func, ast.Name):
-            raise expr.error(node.func, "expr-forbidden", "only named functions can be called",
-                             "call a function such as sum(...), dot(...) or log2(...)")
+            raise expr.error(
+                node.func,
+                "expr-forbidden",
+                "only named functions can be called",
+                "call a function such as sum(...), dot(...) or log2(...)",
+            )
         if node.func.id not in functions:
-            raise expr.error(node.func, "unknown-function", f"unknown function '{node.func.id}'",
-                             did_you_mean(node.func.id, functions) or (
-                                 f"the functions are {', '.join(functions)}" if functions else
-                                 "no function can be called in a target or a queue key: index it with "
-                                 "`for:` indices and params, e.g. 'y[i + 1]'"))
+            raise expr.error(
+                node.func,
+                "unknown-function",
+                f"unknown function '{node.func.id}'",
+                did_you_mean(node.func.id, functions)
+                or (
+                    f"the functions are {', '.join(functions)}"
+                    if functions
+                    else "no function can be called in a target or a queue key: index it with "
+                    "`for:` indices and params, e.g. 'y[i + 1]'"
+                ),
+            )
         if any(k.arg is None for k in node.keywords):
             raise expr.error(node, "expr-forbidden", "'**' unpacking is not allowed")
     if isinstance(node, ast.Slice) and (node.lower or node.upper or node.step):
-        raise expr.error(node, "expr-forbidden", "only ':' (all tiles) is allowed as a slice",
-                         "index tiles with names such as A[i, :]; ranges are not supported")
+        raise expr.error(
+            node,
+            "expr-forbidden",
+            "only ':' (all tiles) is allowed as a slice",
+            "index tiles with names such as A[i, :]; ranges are not supported",
+        )
     if isinstance(node, ast.Name) and node.id.startswith("__"):
         raise expr.error(node, "expr-forbidden", f"the name '{node.id}' is not allowed")
 
 
 def type_name(value: object) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "a list", dict: "a mapping", type(None): "nothing (null)"}.get(type(value),
-                                                                              type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "nothing (null)",
+    }.get(type(value), type(value).__name__)
 
 
 # ---------------------------------------------------------------------------- numbers
+
 
 def _norm(v: Number) -> Number:
     if isinstance(v, Fraction) and v.denominator == 1:
@@ -254,15 +333,29 @@ def _exact_sqrt(x: Number) -> Number:
 
 
 _MATH: dict[str, Callable[..., Any]] = {
-    "abs": abs, "ceil": math.ceil, "floor": math.floor, "log2": _exact_log2,
-    "max": max, "min": min, "sqrt": _exact_sqrt,
+    "abs": abs,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "log2": _exact_log2,
+    "max": max,
+    "min": min,
+    "sqrt": _exact_sqrt,
 }
 _ARITH = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
 }
-_COMPARE = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt,
-            ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
 
 
 def evaluate(expr: Expr, env: Mapping[str, Number]) -> Number:
@@ -275,8 +368,12 @@ def _eval(expr: Expr, node: ast.AST, env: Mapping[str, Number]) -> Number:
         return cast(Number, node.value)  # a number: the whitelist let no other literal through
     if isinstance(node, ast.Name):
         if node.id not in env:
-            raise expr.error(node, "undefined-name", f"undefined name '{node.id}'",
-                             did_you_mean(node.id, env) or "define it under `params:`")
+            raise expr.error(
+                node,
+                "undefined-name",
+                f"undefined name '{node.id}'",
+                did_you_mean(node.id, env) or "define it under `params:`",
+            )
         return env[node.id]
     if isinstance(node, ast.UnaryOp):
         v = _eval(expr, node.operand, env)
@@ -301,15 +398,20 @@ def _eval(expr: Expr, node: ast.AST, env: Mapping[str, Number]) -> Number:
         args = [_eval(expr, a, env) for a in node.args]
         fn = _MATH.get(node.func.id)
         if fn is None:
-            raise expr.error(node, "expr-type", f"'{node.func.id}' works on arrays, not on numbers",
-                             "this expression must give a number")
+            raise expr.error(
+                node,
+                "expr-type",
+                f"'{node.func.id}' works on arrays, not on numbers",
+                "this expression must give a number",
+            )
         try:
             return _check_magnitude(expr, node, _norm(fn(*args)))
         except (TypeError, ValueError, OverflowError) as e:
             raise expr.error(node, "expr-value", f"{expr.src(node)}: {e}") from None
     if isinstance(node, ast.Subscript):
-        raise expr.error(node, "expr-type", "array indexing is not allowed here",
-                         "this expression must give a number, e.g. 'N/T'")
+        raise expr.error(
+            node, "expr-type", "array indexing is not allowed here", "this expression must give a number, e.g. 'N/T'"
+        )
     raise expr.error(node, "expr-type", f"'{expr.src(node)}' is not a number")
 
 
@@ -338,6 +440,7 @@ def _closure(expr: Expr, node: ast.AST) -> Callable:
                 return env[key]
             except KeyError:
                 return _eval(expr, node, env)  # reports the undefined name
+
         return name
     if isinstance(node, ast.BinOp):
         left, right = _closure(expr, node.left), _closure(expr, node.right)
@@ -358,6 +461,7 @@ def _closure(expr: Expr, node: ast.AST) -> Callable:
                 if -MAX_MAGNITUDE <= v <= MAX_MAGNITUDE:
                     return v
             return _binop(expr, node, a, b)
+
         return ints
     return lambda env: _eval(expr, node, env)
 
@@ -367,8 +471,9 @@ def _binop(expr: Expr, node: ast.BinOp, a: Any, b: Any) -> Number:  # ints, floa
     if op is ast.MatMult:
         raise expr.error(node, "expr-type", "'@' multiplies arrays, not numbers")
     if op in (ast.Div, ast.FloorDiv, ast.Mod) and b == 0:
-        raise expr.error(node, "zero-division", f"division by zero in '{expr.src(node)}'",
-                         f"'{expr.src(node.right)}' is 0 here")
+        raise expr.error(
+            node, "zero-division", f"division by zero in '{expr.src(node)}'", f"'{expr.src(node.right)}' is 0 here"
+        )
     if op is ast.Div:
         if isinstance(a, float) or isinstance(b, float):
             result: Number = a / b
@@ -377,14 +482,22 @@ def _binop(expr: Expr, node: ast.BinOp, a: Any, b: Any) -> Number:  # ints, floa
     elif op is ast.Pow:
         size_a: Any = abs(a)
         size_b: Any = abs(b)
-        if isinstance(b, (int, Fraction)) and not isinstance(b, bool) and size_b > 4096 or (
-            isinstance(a, (int, Fraction)) and isinstance(b, int) and size_a > 1
-            and size_b * math.log2(size_a) > 256
+        if (
+            isinstance(b, (int, Fraction))
+            and not isinstance(b, bool)
+            and size_b > 4096
+            or (
+                isinstance(a, (int, Fraction))
+                and isinstance(b, int)
+                and size_a > 1
+                and size_b * math.log2(size_a) > 256
+            )
         ):
-            raise expr.error(node, "too-large", f"'{expr.src(node)}' is far too large",
-                             "sizes and counts must fit in 64 bits")
+            raise expr.error(
+                node, "too-large", f"'{expr.src(node)}' is far too large", "sizes and counts must fit in 64 bits"
+            )
         try:
-            result = a ** b
+            result = a**b
             if isinstance(result, complex):
                 raise ValueError("a negative number to a fractional power")
         except (OverflowError, ZeroDivisionError, ValueError) as e:
@@ -398,15 +511,21 @@ def _binop(expr: Expr, node: ast.BinOp, a: Any, b: Any) -> Number:  # ints, floa
 
 def _check_magnitude(expr: Expr, node: ast.AST, v: Any) -> Number:
     if isinstance(v, float) and math.isinf(v) or not isinstance(v, float) and abs(v) > MAX_MAGNITUDE:
-        raise expr.error(node, "too-large", f"'{expr.src(node)}' is far too large",
-                         "sizes and counts must fit in 64 bits")
+        raise expr.error(
+            node, "too-large", f"'{expr.src(node)}' is far too large", "sizes and counts must fit in 64 bits"
+        )
     return v
 
 
 # ------------------------------------------------------- numbers in array expressions
 
-_FLOAT_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-              ast.Div: operator.truediv, ast.Pow: operator.pow}
+_FLOAT_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+}
 _SIGNS: dict[type, Callable[[Any], Any]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
 #: the operators on numbers that an array expression allows, and :func:`fold` computes
 FOLDABLE = (*_FLOAT_OPS, *_SIGNS)
@@ -431,8 +550,12 @@ def fold(expr: Expr, node: Any, *args: Any) -> Number:
         value = math.inf
     except ZeroDivisionError as e:
         if op is ast.Div:
-            raise expr.error(node, "zero-division", f"division by zero in '{expr.written(node)}'",
-                             f"'{expr.written(node.right)}' is 0") from None
+            raise expr.error(
+                node,
+                "zero-division",
+                f"division by zero in '{expr.written(node)}'",
+                f"'{expr.written(node.right)}' is 0",
+            ) from None
         raise expr.error(node, "expr-value", f"cannot compute '{expr.written(node)}': {e}") from None
     except ValueError as e:
         raise expr.error(node, "expr-value", f"cannot compute '{expr.written(node)}': {e}") from None
@@ -442,8 +565,12 @@ def fold(expr: Expr, node: Any, *args: Any) -> Number:
 def _int_pow(expr: Expr, node: Any, a: int, b: int) -> int:
     if b < 0:
         base = f"({float(a)!r})" if a < 0 else repr(float(a))
-        raise expr.error(node, "expr-value", f"'{expr.written(node)}': an integer to a negative power",
-                         f"integers stay integers: write a float base, e.g. {base}**{b}")
+        raise expr.error(
+            node,
+            "expr-value",
+            f"'{expr.written(node)}': an integer to a negative power",
+            f"integers stay integers: write a float base, e.g. {base}**{b}",
+        )
     if abs(a) > 1 and b > 64:  # at least 2**65: out of int64, and not worth computing
         raise _int64_error(expr, node, f"'{expr.written(node)}'", f"at least 2**{b}")
     return a**b
@@ -455,15 +582,22 @@ def check_number(expr: Expr, node: ast.AST, value: Number, what: str) -> Number:
     if type(value) is int and not INT64_MIN <= value <= INT64_MAX:
         raise _int64_error(expr, node, what, approx(value))
     if isinstance(value, float) and not math.isfinite(value):
-        raise expr.error(node, "too-large", f"{what} overflows float64 (it is {value})",
-                         "numbers in expressions are at most 1.8e+308")
+        raise expr.error(
+            node,
+            "too-large",
+            f"{what} overflows float64 (it is {value})",
+            "numbers in expressions are at most 1.8e+308",
+        )
     return value
 
 
 def _int64_error(expr: Expr, node: ast.AST, what: str, value: str) -> ExprError:
-    return expr.error(node, "too-large", f"{what} is {value}, which does not fit in int64",
-                      "integers are 64-bit, at most 2**63 - 1 (about 9.22e+18); "
-                      "for a larger number write a float, e.g. 1e+23")
+    return expr.error(
+        node,
+        "too-large",
+        f"{what} is {value}, which does not fit in int64",
+        "integers are 64-bit, at most 2**63 - 1 (about 9.22e+18); for a larger number write a float, e.g. 1e+23",
+    )
 
 
 def approx(v: Number) -> str:
@@ -495,25 +629,36 @@ def whole(expr: Expr, env: Mapping[str, Number], what: str, minimum: int | None 
             if isinstance(a, (int, Fraction)) and isinstance(b, (int, Fraction)) and b != 0:
                 q = Fraction(a) / Fraction(b)
                 if q.denominator != 1:
-                    raise sub.error(node, "not-whole",
-                                    f"{what} is {expr.src(node)} = {_fmt(a)}/{_fmt(b)} = "
-                                    f"{float(q):g}, not a whole number",
-                                    "sizes must divide exactly: choose values where "
-                                    f"{expr.src(node.right)} divides {expr.src(node.left)}")
+                    raise sub.error(
+                        node,
+                        "not-whole",
+                        f"{what} is {expr.src(node)} = {_fmt(a)}/{_fmt(b)} = {float(q):g}, not a whole number",
+                        "sizes must divide exactly: choose values where "
+                        f"{expr.src(node.right)} divides {expr.src(node.left)}",
+                    )
     v = evaluate(expr, env)
     if isinstance(v, bool) or not isinstance(v, (int, Fraction)) or _norm(v) != int(v):
         if isinstance(v, float) and v.is_integer():
             v = int(v)
         else:
-            raise expr.error(None, "not-whole", f"{what} is {_show(expr, v)}, not a whole number",
-                             "sizes and counts are integers")
+            raise expr.error(
+                None, "not-whole", f"{what} is {_show(expr, v)}, not a whole number", "sizes and counts are integers"
+            )
     v = int(v)
     if abs(v) > MAX_SIZE:
-        raise expr.error(None, "too-large", f"{what} is {_show(expr, f'{v:.3g}')}, far too large",
-                         "sizes and counts must fit in 64 bits")
+        raise expr.error(
+            None,
+            "too-large",
+            f"{what} is {_show(expr, f'{v:.3g}')}, far too large",
+            "sizes and counts must fit in 64 bits",
+        )
     if minimum is not None and v < minimum:
-        raise expr.error(None, "bad-size", f"{what} is {_show(expr, v)}; it must be at least {minimum}",
-                         "sizes and counts must be positive")
+        raise expr.error(
+            None,
+            "bad-size",
+            f"{what} is {_show(expr, v)}; it must be at least {minimum}",
+            "sizes and counts must be positive",
+        )
     return v
 
 

@@ -64,9 +64,14 @@ def _expected(sub: dict, root: dict) -> str:
         return " or ".join(dict.fromkeys(parts))
     if "required" in sub and sub.get("type") == "object":
         return "{" + ", ".join(f"{k}: ..." for k in sub["required"]) + "}"
-    return {"integer": "a whole number", "number": "a number", "string": "a string",
-            "boolean": "true or false", "array": "a list", "object": "a mapping"}.get(
-        sub.get("type", ""), "a value")
+    return {
+        "integer": "a whole number",
+        "number": "a number",
+        "string": "a string",
+        "boolean": "true or false",
+        "array": "a list",
+        "object": "a mapping",
+    }.get(sub.get("type", ""), "a value")
 
 
 def _translate(error, smap: SourceMap, root: dict) -> list[Diagnostic]:
@@ -81,25 +86,44 @@ def _translate(error, smap: SourceMap, root: dict) -> list[Diagnostic]:
         for key in sorted(k for k in inst if k not in allowed):
             hint = did_you_mean(key, allowed)
             if any(c in key for c in "()[]") or " " in key:
-                hint = ("inside {...} a ',' ends the value: quote expressions that contain commas, "
-                        "e.g. compute: \"dot(a, b)\"")
-            out.append(Diagnostic(smap.key(path + (key,)), "unknown-key",
-                                  f"unknown key '{key}' in {here}", hint))
+                hint = (
+                    "inside {...} a ',' ends the value: quote expressions that contain commas, "
+                    'e.g. compute: "dot(a, b)"'
+                )
+            out.append(Diagnostic(smap.key(path + (key,)), "unknown-key", f"unknown key '{key}' in {here}", hint))
         return out
     if v == "required":
         missing = [k for k in error.validator_value if k not in inst]
-        return [Diagnostic(smap.key(path), "missing-key", f"{here} needs '{k}'",
-                           sch.get("properties", {}).get(k, {}).get("description", ""))
-                for k in missing]
+        return [
+            Diagnostic(
+                smap.key(path),
+                "missing-key",
+                f"{here} needs '{k}'",
+                sch.get("properties", {}).get(k, {}).get("description", ""),
+            )
+            for k in missing
+        ]
     if v in ("oneOf", "anyOf"):
         branch = _pick_branch(error, inst, root)
         if branch is not None:
             return [d for e in branch for d in _translate(e, smap, root)]
-        return [Diagnostic(at, "bad-type", f"{here} must be {_expected(sch, root)}, not {type_name(inst)}",
-                           sch.get("description", ""))]
+        return [
+            Diagnostic(
+                at,
+                "bad-type",
+                f"{here} must be {_expected(sch, root)}, not {type_name(inst)}",
+                sch.get("description", ""),
+            )
+        ]
     if v == "type":
-        return [Diagnostic(at, "bad-type", f"{here} must be {_expected(sch, root)}, not {type_name(inst)}",
-                           sch.get("description", ""))]
+        return [
+            Diagnostic(
+                at,
+                "bad-type",
+                f"{here} must be {_expected(sch, root)}, not {type_name(inst)}",
+                sch.get("description", ""),
+            )
+        ]
     if v == "enum":
         choices = [str(c) for c in error.validator_value]
         hint = did_you_mean(str(inst), choices) if isinstance(inst, str) else ""
@@ -107,27 +131,57 @@ def _translate(error, smap: SourceMap, root: dict) -> list[Diagnostic]:
             hint = "expected one of: " + ", ".join(choices)
         return [Diagnostic(at, "bad-value", f"{here} cannot be {inst!r}", hint)]
     if v == "const":
-        return [Diagnostic(at, "bad-value", f"{here} must be {error.validator_value!r}, not {inst!r}",
-                           f"this version of dfc reads {root.get('title', 'files').removeprefix('dfc ')}s of "
-                           f"version {error.validator_value!r}")]
+        return [
+            Diagnostic(
+                at,
+                "bad-value",
+                f"{here} must be {error.validator_value!r}, not {inst!r}",
+                f"this version of dfc reads {root.get('title', 'files').removeprefix('dfc ')}s of "
+                f"version {error.validator_value!r}",
+            )
+        ]
     if v == "propertyNames":
         return []  # reported through its sub-error (pattern) below
     if v == "pattern":
         if error.relative_schema_path and "propertyNames" in error.relative_schema_path:
             key_pos = smap.key(path + (inst,))
-            return [Diagnostic(key_pos, "bad-name", f"'{inst}' is not a valid name in {here}",
-                               "names start with a letter or '_' and hold letters, digits and '_'")]
-        return [Diagnostic(at, "bad-value", f"{here} has an invalid value {inst!r}",
-                           sch.get("description", ""))]
-    limits = {"minimum": "at least", "maximum": "at most", "exclusiveMinimum": "more than",
-              "minItems": "at least", "maxItems": "at most", "minProperties": "at least",
-              "maxProperties": "at most", "minLength": "at least"}
+            return [
+                Diagnostic(
+                    key_pos,
+                    "bad-name",
+                    f"'{inst}' is not a valid name in {here}",
+                    "names start with a letter or '_' and hold letters, digits and '_'",
+                )
+            ]
+        return [Diagnostic(at, "bad-value", f"{here} has an invalid value {inst!r}", sch.get("description", ""))]
+    limits = {
+        "minimum": "at least",
+        "maximum": "at most",
+        "exclusiveMinimum": "more than",
+        "minItems": "at least",
+        "maxItems": "at most",
+        "minProperties": "at least",
+        "maxProperties": "at most",
+        "minLength": "at least",
+    }
     if v in limits:
-        unit = {"minItems": " items", "maxItems": " items", "minProperties": " entries",
-                "maxProperties": " entries", "minLength": " characters"}.get(v, "")
-        return [Diagnostic(at, "bad-value", f"{here} must have {limits[v]} {error.validator_value}{unit}"
-                           if unit else f"{here} must be {limits[v]} {error.validator_value}",
-                           sch.get("description", ""))]
+        unit = {
+            "minItems": " items",
+            "maxItems": " items",
+            "minProperties": " entries",
+            "maxProperties": " entries",
+            "minLength": " characters",
+        }.get(v, "")
+        return [
+            Diagnostic(
+                at,
+                "bad-value",
+                f"{here} must have {limits[v]} {error.validator_value}{unit}"
+                if unit
+                else f"{here} must be {limits[v]} {error.validator_value}",
+                sch.get("description", ""),
+            )
+        ]
     return [Diagnostic(at, "schema", f"{here} is not valid here", sch.get("description", ""))]
 
 

@@ -62,8 +62,14 @@ def infer(expr: Expr, scope: Scope, allow_free: bool = False) -> Type | None:
     t, free = typer.walk(expr.tree)
     if free and not allow_free:
         for name, (_, node) in free.items():
-            typer.found.append(expr.error(node, "free-index", f"index '{name}' is not bound",
-                                          f"add '{name}' to the task's `for:`, or reduce over it with sum(...)"))
+            typer.found.append(
+                expr.error(
+                    node,
+                    "free-index",
+                    f"index '{name}' is not bound",
+                    f"add '{name}' to the task's `for:`, or reduce over it with sum(...)",
+                )
+            )
     if typer.found:
         raise ExprError(*in_order(typer.found))
     return t
@@ -84,16 +90,20 @@ def tile_example(name: str, grid: tuple[int, ...], given: Sequence[str] = ()) ->
     """A subscript of ``name`` that names one tile: 0 along dimensions of a single tile,
     the user's indices (or i, j, ...) along the others: 'o[i, 0]' for an [N, 1] column."""
     wide = [n for n in grid if n > 1]
-    letters = list(given) if len(given) == len(wide) else list(INDEX_LETTERS[:len(wide)])
+    letters = list(given) if len(given) == len(wide) else list(INDEX_LETTERS[: len(wide)])
     it = iter(letters)
     return f"{name}[{', '.join('0' if n == 1 else next(it) for n in grid)}]"
 
 
-def index_range_error(expr: Expr, node: ast.expr, what: str, lo: int, hi: int, extent: int, dim: int,
-                      scope: Scope) -> ExprError:
-    return expr.error(node, "out-of-range",
-                      f"{what} runs from {lo} to {hi}, but there are {extent} tile(s) along dimension {dim}",
-                      range_hint(expr, node, extent, scope))
+def index_range_error(
+    expr: Expr, node: ast.expr, what: str, lo: int, hi: int, extent: int, dim: int, scope: Scope
+) -> ExprError:
+    return expr.error(
+        node,
+        "out-of-range",
+        f"{what} runs from {lo} to {hi}, but there are {extent} tile(s) along dimension {dim}",
+        range_hint(expr, node, extent, scope),
+    )
 
 
 def range_hint(expr: Expr, node: ast.expr, extent: int, scope: Scope) -> str:
@@ -108,8 +118,10 @@ def range_hint(expr: Expr, node: ast.expr, extent: int, scope: Scope) -> str:
         return f"tile indices run from 0 to {extent - 1}: use one in that range, {more}"
     if len(used) == 1 and (n := _largest_extent(expr, node, used[0], extent, scope)):
         return f"make the `for:` extent of '{used[0]}' {n}, so that '{text}' stays below {extent}, {more}"
-    return (f"keep '{text}' from 0 to {extent - 1} for every value of {', '.join(map(repr, used))}: "
-            f"change the index, or wrap it around for a periodic boundary: ({text}) % {extent}")
+    return (
+        f"keep '{text}' from 0 to {extent - 1} for every value of {', '.join(map(repr, used))}: "
+        f"change the index, or wrap it around for a periodic boundary: ({text}) % {extent}"
+    )
 
 
 def _largest_extent(expr: Expr, node: ast.expr, index: str, extent: int, scope: Scope) -> int:
@@ -190,8 +202,12 @@ class _Typer(Walker[Typed]):
             return s.arrays[name].type, {}
         if name in s.later:
             raise self.err(node, "undefined-name", f"'{name}' is used before it is defined", s.later[name])
-        raise self.err(node, "undefined-name", f"undefined name '{name}'",
-                       did_you_mean(name, s.visible()) or "define it under `params:`, `arrays:` or `scalars:`")
+        raise self.err(
+            node,
+            "undefined-name",
+            f"undefined name '{name}'",
+            did_you_mean(name, s.visible()) or "define it under `params:`, `arrays:` or `scalars:`",
+        )
 
     # ------------------------------------------------------------------ tiles
     def subscript(self, node):
@@ -200,15 +216,19 @@ class _Typer(Walker[Typed]):
         name = node.value.id
         if name not in self.scope.arrays:
             self.name(node.value)  # undefined, or not an array: report it
-            raise self.err(node.value, "expr-type", f"'{name}' is not an array and cannot be indexed",
-                           "only arrays have tiles")
+            raise self.err(
+                node.value, "expr-type", f"'{name}' is not an array and cannot be indexed", "only arrays have tiles"
+            )
         arr = self.scope.arrays[name]
         subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         grid = arr.tiling.grid
         if len(subs) != len(grid):
-            raise self.err(node, "index-rank",
-                           f"'{name}' has {len(grid)} tile dimension(s) but is indexed with {len(subs)}",
-                           f"write {tile_example(name, grid, [ast.unparse(s) for s in subs])}")
+            raise self.err(
+                node,
+                "index-rank",
+                f"'{name}' has {len(grid)} tile dimension(s) but is indexed with {len(subs)}",
+                f"write {tile_example(name, grid, [ast.unparse(s) for s in subs])}",
+            )
         shape, free = [], {}
         for d, sub in enumerate(subs):
             if isinstance(sub, ast.Slice):
@@ -228,9 +248,12 @@ class _Typer(Walker[Typed]):
                 raise self.err(sub, "expr-type", f"'{sub.id}' is not an index", "index tiles with names from `for:`")
             prev = free.get(sub.id)
             if prev and prev[0] != extent:
-                raise self.err(sub, "out-of-range",
-                               f"free index '{sub.id}' ranges over {prev[0]} tiles here and {extent} tiles there",
-                               "index arrays with the same number of tiles")
+                raise self.err(
+                    sub,
+                    "out-of-range",
+                    f"free index '{sub.id}' ranges over {prev[0]} tiles here and {extent} tiles there",
+                    "index arrays with the same number of tiles",
+                )
             free.setdefault(sub.id, (extent, sub))
             return
         if _unknown_call(sub):
@@ -238,8 +261,12 @@ class _Typer(Walker[Typed]):
         names = sorted({n.id for n in ast.walk(sub) if isinstance(n, ast.Name)})
         for n in names:
             if n not in s.indices and n not in s.params:
-                raise self.err(sub, "undefined-name", f"undefined index '{n}' in a compound index",
-                               "compound indices may use the task's `for:` indices and params")
+                raise self.err(
+                    sub,
+                    "undefined-name",
+                    f"undefined index '{n}' in a compound index",
+                    "compound indices may use the task's `for:` indices and params",
+                )
         used = [n for n in names if n in s.indices]
         combos = 1
         for n in used:
@@ -257,8 +284,9 @@ class _Typer(Walker[Typed]):
             results.append(v)
         lo, hi = min(results), max(results)
         if lo < 0 or hi >= extent:
-            raise index_range_error(self.expr, sub, f"index '{ast.unparse(sub)}' of '{arr.name}'", lo, hi, extent,
-                                    dim, s)
+            raise index_range_error(
+                self.expr, sub, f"index '{ast.unparse(sub)}' of '{arr.name}'", lo, hi, extent, dim, s
+            )
 
     # ------------------------------------------------------------------ ops
     def apply(self, node, op, args, arg_nodes, **kw) -> Typed:
@@ -268,8 +296,11 @@ class _Typer(Walker[Typed]):
 
     def fold(self, node, arg_nodes) -> None:
         """A number computed from numbers (``2**40``) is known at its node."""
-        if isinstance(node, (ast.BinOp, ast.UnaryOp)) and isinstance(node.op, FOLDABLE) \
-                and all(n in self.numbers for n in arg_nodes):
+        if (
+            isinstance(node, (ast.BinOp, ast.UnaryOp))
+            and isinstance(node.op, FOLDABLE)
+            and all(n in self.numbers for n in arg_nodes)
+        ):
             self.numbers[node] = fold(self.expr, node, *(self.numbers[n] for n in arg_nodes))
 
     def plus(self, node, value):
@@ -278,19 +309,28 @@ class _Typer(Walker[Typed]):
 
     def no_operator(self, node, symbol, args):
         if symbol in ("//", "%"):
-            raise self.err(node, "expr-forbidden", f"'{ast.unparse(node)}': '//' and '%' work on sizes, not arrays",
-                           "use them in params, extents and shard expressions")
+            raise self.err(
+                node,
+                "expr-forbidden",
+                f"'{ast.unparse(node)}': '//' and '%' work on sizes, not arrays",
+                "use them in params, extents and shard expressions",
+            )
         free = _merge(self, *(f for _, f in args))
         types = [t for t, _ in args]
         if any(t is None for t in types):  # a mistake inside, already recorded
             return None, free
         if symbol == "@":
-            raise self.err(node, "shape-mismatch", f"'@' cannot multiply {types[0]} by {types[1]}",
-                           "'@' takes matrix @ matrix, matrix @ vector or vector @ vector")
+            raise self.err(
+                node,
+                "shape-mismatch",
+                f"'@' cannot multiply {types[0]} by {types[1]}",
+                "'@' takes matrix @ matrix, matrix @ vector or vector @ vector",
+            )
         raise self.err(node, "shape-mismatch", f"'{symbol}' cannot take {' and '.join(map(str, types))}")
 
-    def infer(self, node, op_name: str, args: list[Type | None], arg_nodes: Sequence[ast.AST],
-              **kw) -> TensorType | None:
+    def infer(
+        self, node, op_name: str, args: list[Type | None], arg_nodes: Sequence[ast.AST], **kw
+    ) -> TensorType | None:
         if any(a is None for a in args):  # a mistake inside, already recorded
             return None
         self.check_numbers(node, [a for a in args if a is not None], arg_nodes)
@@ -307,11 +347,15 @@ class _Typer(Walker[Typed]):
         dtype = next((t.dtype for t in args if isinstance(t, TensorType) and t.dtype not in (None, "bool")), None)
         for n in arg_nodes:
             if dtype is not None and n in self.numbers and not fits(self.numbers[n], dtype):
-                self.found.append(self.err(
-                    n, "too-large",
-                    f"'{self.expr.written(n)}' is {approx(self.numbers[n])}, which does not fit in {dtype}, "
-                    f"the dtype of '{self.expr.written(node)}'",
-                    "a number takes the dtype of the array it meets: use a smaller number or a wider dtype"))
+                self.found.append(
+                    self.err(
+                        n,
+                        "too-large",
+                        f"'{self.expr.written(n)}' is {approx(self.numbers[n])}, which does not fit in {dtype}, "
+                        f"the dtype of '{self.expr.written(node)}'",
+                        "a number takes the dtype of the array it meets: use a smaller number or a wider dtype",
+                    )
+                )
 
     def unknown_call(self, node):  # reported when parsed: only its arguments are checked
         for a in node.args:
@@ -325,17 +369,19 @@ class _Typer(Walker[Typed]):
         bound = {} if op.reduction and len(types) == 1 else free  # a reduction's, even after a mistake
         if not op.nargs[0] <= len(node.args) <= op.nargs[1]:
             n = op.nargs[0] if op.nargs[0] == op.nargs[1] else f"{op.nargs[0]} to {op.nargs[1]}"
-            raise self.err(node, "bad-call", f"{op.name}() takes {n} argument(s), got {len(node.args)}",
-                           op.doc)
+            raise self.err(node, "bad-call", f"{op.name}() takes {n} argument(s), got {len(node.args)}", op.doc)
         kwargs = {}
         for k in node.keywords:
             if k.arg not in op.kwargs:
-                raise self.err(k, "bad-call", f"{op.name}() has no argument '{k.arg}'",
-                               did_you_mean(k.arg, op.kwargs) if op.kwargs else f"{op.name}() takes no keywords")
+                raise self.err(
+                    k,
+                    "bad-call",
+                    f"{op.name}() has no argument '{k.arg}'",
+                    did_you_mean(k.arg, op.kwargs) if op.kwargs else f"{op.name}() takes no keywords",
+                )
             if _unknown_call(k.value):
                 return None, bound  # reported when parsed
-            kwargs[k.arg] = evaluate(Expr(self.expr.text, k.value, self.expr.pos, self.expr.exact),
-                                     self.scope.params)
+            kwargs[k.arg] = evaluate(Expr(self.expr.text, k.value, self.expr.pos, self.expr.exact), self.scope.params)
         if any(t is None for t in types):  # a mistake inside, already recorded
             return None, bound
         if node.args and all(a in self.numbers for a in node.args):
@@ -359,16 +405,24 @@ class _Typer(Walker[Typed]):
                     value = op.numpy(*(np.int64(a) if type(a) is int else np.float64(a) for a in args))
                 value = value.item() if hasattr(value, "item") else value
         except (FloatingPointError, OverflowError, ValueError, TypeError) as e:
-            raise self.err(node, "expr-value", f"cannot compute '{self.expr.written(node)}': {e}",
-                           "a function of numbers must give a finite number") from None
+            raise self.err(
+                node,
+                "expr-value",
+                f"cannot compute '{self.expr.written(node)}': {e}",
+                "a function of numbers must give a finite number",
+            ) from None
         return check_number(self.expr, node, value, f"'{self.expr.written(node)}'")
 
 
 def _unknown_call(node: ast.AST) -> bool:
     """Whether ``node`` calls a function that is not in the language (reported when the
     expression was parsed: the expression was kept to find its other mistakes)."""
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-               and not getattr(REGISTRY.get(n.func.id), "callable", False) for n in ast.walk(node))
+    return any(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Name)
+        and not getattr(REGISTRY.get(n.func.id), "callable", False)
+        for n in ast.walk(node)
+    )
 
 
 def _merge(typer: _Typer, *frees: Free) -> Free:
@@ -376,9 +430,13 @@ def _merge(typer: _Typer, *frees: Free) -> Free:
     for f in frees:
         for name, (ext, node) in f.items():
             if name in out and out[name][0] != ext:
-                typer.found.append(typer.err(
-                    node, "out-of-range",
-                    f"free index '{name}' ranges over {out[name][0]} tiles in one place and {ext} in another",
-                    "index arrays with the same number of tiles"))
+                typer.found.append(
+                    typer.err(
+                        node,
+                        "out-of-range",
+                        f"free index '{name}' ranges over {out[name][0]} tiles in one place and {ext} in another",
+                        "index arrays with the same number of tiles",
+                    )
+                )
             out.setdefault(name, (ext, node))
     return out

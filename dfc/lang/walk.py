@@ -24,9 +24,24 @@ V = TypeVar("V")
 
 #: The operators of the language, by the Python syntax node that spells them.
 SYMBOLS: dict[type, str] = {
-    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: "**", ast.MatMult: "@",
-    ast.FloorDiv: "//", ast.Mod: "%", ast.USub: "-", ast.Not: "not", ast.And: "and", ast.Or: "or",
-    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.Pow: "**",
+    ast.MatMult: "@",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.USub: "-",
+    ast.Not: "not",
+    ast.And: "and",
+    ast.Or: "or",
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
 }
 
 
@@ -118,6 +133,12 @@ class Walker(Generic[V]):
 
 
 _DISPATCH = {
-    ast.Constant: "constant", ast.Name: "name", ast.Subscript: "subscript", ast.BinOp: "_binop",
-    ast.UnaryOp: "_unaryop", ast.BoolOp: "_boolop", ast.Compare: "_compare", ast.Call: "_call",
+    ast.Constant: "constant",
+    ast.Name: "name",
+    ast.Subscript: "subscript",
+    ast.BinOp: "_binop",
+    ast.UnaryOp: "_unaryop",
+    ast.BoolOp: "_boolop",
+    ast.Compare: "_compare",
+    ast.Call: "_call",
 }

@@ -75,7 +75,8 @@ def _core_schema_loader() -> type[yaml.SafeLoader]:
         "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
     )
     Loader.add_implicit_resolver(
-        "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+        "tag:yaml.org,2002:int",
+        re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
         list("-+0123456789"),
     )
     Loader.add_implicit_resolver(
@@ -125,9 +126,18 @@ def _decode(file: str, data: bytes) -> str:
         before = data[: e.start]
         line = before.count(b"\n") + 1
         col = e.start - (before.rfind(b"\n") + 1) + 1
-        raise SpecError([_diag(file, line, col, "encoding",
-                               f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
-                               "save the spec as UTF-8 text")]) from None
+        raise SpecError(
+            [
+                _diag(
+                    file,
+                    line,
+                    col,
+                    "encoding",
+                    f"the file is not valid UTF-8 (byte 0x{data[e.start]:02x})",
+                    "save the spec as UTF-8 text",
+                )
+            ]
+        ) from None
     return text.removeprefix("\ufeff")
 
 
@@ -144,8 +154,18 @@ def _yaml_error(file: str, text: str, err: yaml.YAMLError) -> SpecError:
         line, col = len(lines), len(lines[-1]) + 1
     src = lines[line - 1] if 0 < line <= len(lines) else ""
     if "\t" in problem or (col - 1 < len(src) and src[col - 1] == "\t") or "'\\t'" in problem:
-        return SpecError([_diag(file, line, col, "yaml-tab", "tab character in indentation",
-                                "YAML indents with spaces: replace the tab with spaces")])
+        return SpecError(
+            [
+                _diag(
+                    file,
+                    line,
+                    col,
+                    "yaml-tab",
+                    "tab character in indentation",
+                    "YAML indents with spaces: replace the tab with spaces",
+                )
+            ]
+        )
     context = getattr(err, "context", None)
     if "flow" in f"{problem} {context}":
         start = getattr(err, "context_mark", None)
@@ -154,12 +174,18 @@ def _yaml_error(file: str, text: str, err: yaml.YAMLError) -> SpecError:
         if comment:
             at, opened = comment
             flow, closing = f"{opened}...{_PAIRS[opened]}", _PAIRS[opened]
-            return SpecError([Diagnostic(at, "yaml-comment",
-                                         f"this comment inside {flow} runs to the end of the line and hides "
-                                         f"the closing '{closing}'",
-                                         f"comments are not allowed inside {flow} on one line: move the comment "
-                                         f"after the '{closing}', or write the "
-                                         f"{'list' if opened == '[' else 'mapping'} as an indented block")])
+            return SpecError(
+                [
+                    Diagnostic(
+                        at,
+                        "yaml-comment",
+                        f"this comment inside {flow} runs to the end of the line and hides the closing '{closing}'",
+                        f"comments are not allowed inside {flow} on one line: move the comment "
+                        f"after the '{closing}', or write the "
+                        f"{'list' if opened == '[' else 'mapping'} as an indented block",
+                    )
+                ]
+            )
     message = f"YAML syntax error: {problem}" + (f" ({context})" if context else "")
     hint = "check the indentation and that every ':' and '-' is followed by a space"
     if "single document" in f"{problem} {context}" or "another document" in f"{problem} {context}":
@@ -210,9 +236,18 @@ def _check_depth(file: str, text: str) -> None:
                 if depth > MAX_DEPTH:
                     m = event.start_mark
                     line, col = (m.line + 1, m.column + 1) if m is not None else (1, 1)
-                    raise SpecError([_diag(file, line, col, "yaml-depth",
-                                           f"the document nests deeper than {MAX_DEPTH} levels",
-                                           "a spec never needs this much nesting")])
+                    raise SpecError(
+                        [
+                            _diag(
+                                file,
+                                line,
+                                col,
+                                "yaml-depth",
+                                f"the document nests deeper than {MAX_DEPTH} levels",
+                                "a spec never needs this much nesting",
+                            )
+                        ]
+                    )
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     except yaml.YAMLError as err:
@@ -237,18 +272,36 @@ def _expanded_size(root: Node, file: str) -> int:
             continue
         if key in on_stack:
             p = _pos(file, node)
-            raise SpecError([_diag(file, p.line, p.col, "yaml-alias",
-                                   "recursive alias: a node contains itself",
-                                   "remove the alias that refers to its own anchor")])
+            raise SpecError(
+                [
+                    _diag(
+                        file,
+                        p.line,
+                        p.col,
+                        "yaml-alias",
+                        "recursive alias: a node contains itself",
+                        "remove the alias that refers to its own anchor",
+                    )
+                ]
+            )
         on_stack.add(key)
         stack.append((node, True))
         for child in _children(node):
             if id(child) not in size:
                 if id(child) in on_stack:
                     p = _pos(file, child)
-                    raise SpecError([_diag(file, p.line, p.col, "yaml-alias",
-                                           "recursive alias: a node contains itself",
-                                           "remove the alias that refers to its own anchor")])
+                    raise SpecError(
+                        [
+                            _diag(
+                                file,
+                                p.line,
+                                p.col,
+                                "yaml-alias",
+                                "recursive alias: a node contains itself",
+                                "remove the alias that refers to its own anchor",
+                            )
+                        ]
+                    )
                 stack.append((child, False))
     return size[id(root)]
 
@@ -267,14 +320,32 @@ def load_yaml(file: str, data: bytes) -> tuple[Any, SourceMap]:
     Raises :class:`SpecError` with every problem that can be found at this level.
     """
     if len(data) > MAX_BYTES:
-        raise SpecError([_diag(file, 1, 1, "too-large",
-                               f"the file is {len(data) / 2**20:.1f} MiB; a spec may be at most "
-                               f"{MAX_BYTES // 2**20} MiB", "keep data in .npy files and refer "
-                               "to them with `init: {file: ...}`")])
+        raise SpecError(
+            [
+                _diag(
+                    file,
+                    1,
+                    1,
+                    "too-large",
+                    f"the file is {len(data) / 2**20:.1f} MiB; a spec may be at most {MAX_BYTES // 2**20} MiB",
+                    "keep data in .npy files and refer to them with `init: {file: ...}`",
+                )
+            ]
+        )
     text = _decode(file, data)
     if not text.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()):
-        raise SpecError([_diag(file, 1, 1, "empty", "the file is empty",
-                               "a spec starts with `dfc: 1` and a `name:`; see docs/spec.md")])
+        raise SpecError(
+            [
+                _diag(
+                    file,
+                    1,
+                    1,
+                    "empty",
+                    "the file is empty",
+                    "a spec starts with `dfc: 1` and a `name:`; see docs/spec.md",
+                )
+            ]
+        )
     _check_depth(file, text)
     loader = _Loader(text)
     try:
@@ -286,22 +357,30 @@ def load_yaml(file: str, data: bytes) -> tuple[Any, SourceMap]:
     finally:
         loader.dispose()
     if root is None:
-        raise SpecError([_diag(file, 1, 1, "empty", "the file holds no YAML document",
-                               "a spec starts with `dfc: 1` and a `name:`")])
+        raise SpecError(
+            [_diag(file, 1, 1, "empty", "the file holds no YAML document", "a spec starts with `dfc: 1` and a `name:`")]
+        )
     n = _expanded_size(root, file)
     if n > MAX_NODES:
         p = _pos(file, root)
-        raise SpecError([_diag(file, p.line, p.col, "yaml-alias",
-                               f"the document expands to more than {MAX_NODES:,} nodes through "
-                               "aliases", "refuse to expand: this looks like an alias bomb; "
-                               "write the values out or use fewer aliases")])
+        raise SpecError(
+            [
+                _diag(
+                    file,
+                    p.line,
+                    p.col,
+                    "yaml-alias",
+                    f"the document expands to more than {MAX_NODES:,} nodes through aliases",
+                    "refuse to expand: this looks like an alias bomb; write the values out or use fewer aliases",
+                )
+            ]
+        )
     smap = SourceMap(file, text)
     errors = Collector()
     try:
         value = _convert(root, (), smap, errors)
     except RecursionError:
-        raise SpecError([_diag(file, 1, 1, "yaml-depth",
-                               "the document nests too deeply through aliases")]) from None
+        raise SpecError([_diag(file, 1, 1, "yaml-depth", "the document nests too deeply through aliases")]) from None
     errors.raise_if_any()
     return value, smap
 
@@ -329,14 +408,17 @@ def _convert(node: Node, path: Path, smap: SourceMap, errors: Collector) -> Any:
         if isinstance(knode, ScalarNode) and knode.style in ("'", '"'):
             kpos = kpos.shifted(1, len(knode.value))
         if not isinstance(knode, ScalarNode) or knode.tag.endswith(":null"):
-            errors.error(kpos, "yaml-key", "a mapping key must be a plain name",
-                         "write keys as names such as `shape:`")
+            errors.error(kpos, "yaml-key", "a mapping key must be a plain name", "write keys as names such as `shape:`")
             continue
         key = knode.value
         if key in out:
             first = smap.keys[path + (key,)]
-            errors.error(kpos, "duplicate-key", f"duplicate key '{key}' (first defined at line {first.line})",
-                         "YAML would silently keep only the last one: remove or rename one of them")
+            errors.error(
+                kpos,
+                "duplicate-key",
+                f"duplicate key '{key}' (first defined at line {first.line})",
+                "YAML would silently keep only the last one: remove or rename one of them",
+            )
             continue
         smap.keys[path + (key,)] = kpos
         out[key] = _convert(vnode, path + (key,), smap, errors)

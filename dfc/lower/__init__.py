@@ -67,8 +67,9 @@ def _dump(L: Lowering) -> tuple[dict, tuple]:
         with tf.device(L.node(name).device or None):
             reads[name] = var.read_value()
             files[name] = f"{i}.tensor"
-            writes.append(tf.io.write_file(tf.strings.join([folder, files[name]], "/"),
-                                           tf.io.serialize_tensor(reads[name])))
+            writes.append(
+                tf.io.write_file(tf.strings.join([folder, files[name]], "/"), tf.io.serialize_tensor(reads[name]))
+            )
     return reads, (folder, tf.group(*writes, name="dfc_dump"), files)
 
 
@@ -93,5 +94,4 @@ def lower(g: nx.DiGraph) -> Lowered:
         reads, dump = _dump(L)
         loop = g.nodes["loop"]["node"] if "loop" in g else None
         checkpoint = checkpointing(L, state_variables(g)) if loop is not None and loop.data.checkpoint_every else None
-    return Lowered(graph, init, prologue, body, L.until, reads, loop.data.max if loop else 0, L.vars, dump,
-                   checkpoint)
+    return Lowered(graph, init, prologue, body, L.until, reads, loop.data.max if loop else 0, L.vars, dump, checkpoint)

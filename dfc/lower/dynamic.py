@@ -62,11 +62,17 @@ def lower_dynamic(L: Lowering, by_instance: dict[str, list[Node]]) -> None:
         by_task.setdefault(ns[0].group, []).append(inst)
     for task, insts in by_task.items():
         first = by_instance[insts[0]][0]
-        devices = sorted({d for i in insts for n in by_instance[i] if n.kind == "compute"
-                          for d in (n.allowed or (n.device,))}) or [first.device]
+        devices = sorted(
+            {d for i in insts for n in by_instance[i] if n.kind == "compute" for d in (n.allowed or (n.device,))}
+        ) or [first.device]
         with tf.device(devices[0]):
-            work = tf.queue.FIFOQueue(len(insts) + len(devices), [tf.int64], shapes=[[]],
-                                      shared_name=safe(f"{L.facts.name}/work/{task}"), name=safe(f"queue/work/{task}"))
+            work = tf.queue.FIFOQueue(
+                len(insts) + len(devices),
+                [tf.int64],
+                shapes=[[]],
+                shared_name=safe(f"{L.facts.name}/work/{task}"),
+                name=safe(f"queue/work/{task}"),
+            )
             fill = work.enqueue_many([tf.constant(list(range(len(insts))) + [-1] * len(devices), tf.int64)])
         L.prologue.append(fill)
         for d in devices:
@@ -78,8 +84,13 @@ def lower_dynamic(L: Lowering, by_instance: dict[str, list[Node]]) -> None:
                     with tf.control_dependencies([done]):
                         return work.dequeue()
 
-                loop = tf.compat.v1.while_loop(lambda index: index >= 0, body, [work.dequeue()],
-                                               parallel_iterations=1, name=safe(f"dynamic/{task}"))
+                loop = tf.compat.v1.while_loop(
+                    lambda index: index >= 0,
+                    body,
+                    [work.dequeue()],
+                    parallel_iterations=1,
+                    name=safe(f"dynamic/{task}"),
+                )
             L.prologue.append(loop.op)
 
 

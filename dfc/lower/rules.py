@@ -59,8 +59,11 @@ def read_npy(L: Lowering, n: Node, dtype):
         index, grid = (0, *index[1:]), (1, *grid[1:])
     start, length = offset + first * row, count * row
     size = offset + shape[0] * row if shape else offset + row
-    band = tf.data.experimental.get_single_element(tf.data.FixedLengthRecordDataset(
-        file, record_bytes=length, header_bytes=start, footer_bytes=size - start - length))
+    band = tf.data.experimental.get_single_element(
+        tf.data.FixedLengthRecordDataset(
+            file, record_bytes=length, header_bytes=start, footer_bytes=size - start - length
+        )
+    )
     part = tf.reshape(tf.io.decode_raw(band, dtype), [count, *shape[1:]] if shape else [])
     return REGISTRY["take_tile"].tf(tf, part, tiling=t.tiling, index=index, tile=tile, grid=grid)
 
@@ -83,8 +86,9 @@ def broadcast(L: Lowering, n: Node) -> None:
         return
     value = L.values[n.name]
     name = safe(f"{L.facts.name}/{n.data.queue}/broadcast/{n.name}")
-    queue = tf.queue.FIFOQueue(len(sends), [value.dtype], shapes=[list(n.shape)], shared_name=name,
-                               name=safe(f"queue/broadcast/{n.name}"))
+    queue = tf.queue.FIFOQueue(
+        len(sends), [value.dtype], shapes=[list(n.shape)], shared_name=name, name=safe(f"queue/broadcast/{n.name}")
+    )
     L.broadcasts[n.name] = queue
     L.collect(n, queue.enqueue_many([tf.stack([value] * len(sends))]))
 
@@ -162,7 +166,16 @@ def loop(L: Lowering, n: Node) -> None:
 
 
 RULES: dict[str, Callable[[Lowering, Node], None]] = {
-    "const": const, "task": task, "variable": variable, "compute": compute, "reduce": compute,
-    "broadcast": broadcast, "assign": assign, "enqueue": enqueue, "dequeue": dequeue, "send": send,
-    "recv": recv, "loop": loop,
+    "const": const,
+    "task": task,
+    "variable": variable,
+    "compute": compute,
+    "reduce": compute,
+    "broadcast": broadcast,
+    "assign": assign,
+    "enqueue": enqueue,
+    "dequeue": dequeue,
+    "send": send,
+    "recv": recv,
+    "loop": loop,
 }

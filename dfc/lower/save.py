@@ -44,15 +44,30 @@ def checkpointing(L: Lowering, state: list[str]) -> Checkpointing:
             # WriteFile makes the folder on the owner's machine, which SaveV2 does not
             copy = tf.io.write_file(tf.strings.join([prefix, ".json"]), note)
             with tf.control_dependencies([copy]):
-                saves.append(tf.raw_ops.SaveV2(prefix=prefix, tensor_names=keys, shape_and_slices=[""] * len(keys),
-                                               tensors=[*values, stamp]))
-            loaded = tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=keys, shape_and_slices=[""] * len(keys),
-                                          dtypes=[*(L.vars[n].dtype for n in names), tf.string])
+                saves.append(
+                    tf.raw_ops.SaveV2(
+                        prefix=prefix, tensor_names=keys, shape_and_slices=[""] * len(keys), tensors=[*values, stamp]
+                    )
+                )
+            loaded = tf.raw_ops.RestoreV2(
+                prefix=prefix,
+                tensor_names=keys,
+                shape_and_slices=[""] * len(keys),
+                dtypes=[*(L.vars[n].dtype for n in names), tf.string],
+            )
         for name, value in zip(names, loaded):
             with tf.device(L.node(name).device):
                 assigns.append(tf.raw_ops.AssignVariableOp(resource=L.vars[name].handle, value=value))
         stamps.append(loaded[-1])
         owners.append(f"{job}:{task}")
     nbytes = sum(L.node(n).out_bytes for ns in by_task.values() for n in ns)
-    return Checkpointing(folder, stamp, note, tf.group(*saves, name="dfc_checkpoint_save"),
-                         tf.group(*assigns, name="dfc_checkpoint_restore"), stamps, owners, nbytes)
+    return Checkpointing(
+        folder,
+        stamp,
+        note,
+        tf.group(*saves, name="dfc_checkpoint_save"),
+        tf.group(*assigns, name="dfc_checkpoint_restore"),
+        stamps,
+        owners,
+        nbytes,
+    )

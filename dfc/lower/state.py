@@ -96,8 +96,13 @@ class Lowering:
             shapes = [[], list(n.shape)] if with_index else [list(n.shape)]
             name = safe(f"{self.facts.name}/{q}[{key}]")
             with tf.device(n.device or None):
-                self.queues[ident] = tf.queue.FIFOQueue(self.facts.queues[q].capacity, dtypes, shapes=shapes,
-                                                        shared_name=name, name=safe(f"queue/{q}[{key}]"))
+                self.queues[ident] = tf.queue.FIFOQueue(
+                    self.facts.queues[q].capacity,
+                    dtypes,
+                    shapes=shapes,
+                    shared_name=name,
+                    name=safe(f"queue/{q}[{key}]"),
+                )
         return self.queues[ident]
 
     def op_of(self, name: str):

@@ -90,6 +90,7 @@ def functions() -> tuple[str, ...]:
 
 # ------------------------------------------------------------------------ shape rules
 
+
 def _tensor(t, i: int, name: str) -> TensorType:
     if not isinstance(t, TensorType):
         raise OpTypeError(f"{name}() takes arrays, not {t}", arg=i)
@@ -101,8 +102,11 @@ def _elementwise(*args: TensorType) -> TensorType:
     for i, t in enumerate(args[1:], 1):
         t = _tensor(t, i, "elementwise")
         if out.rank and t.rank and out.shape != t.shape:
-            raise OpTypeError(f"shape mismatch: {out} and {t}",
-                              "elementwise operands must have the same shape (or one is a scalar)", arg=i)
+            raise OpTypeError(
+                f"shape mismatch: {out} and {t}",
+                "elementwise operands must have the same shape (or one is a scalar)",
+                arg=i,
+            )
         out = TensorType(out.shape or t.shape, unify_dtype(out, t))
     return out
 
@@ -110,6 +114,7 @@ def _elementwise(*args: TensorType) -> TensorType:
 def _unary_same(name: str) -> Infer:
     def infer(a):
         return _tensor(a, 0, name)
+
     return infer
 
 
@@ -117,6 +122,7 @@ def _real_valued(name: str) -> Infer:
     def infer(a):
         a = _tensor(a, 0, name)
         return TensorType(a.shape, REAL_OF.get(a.dtype, a.dtype))
+
     return infer
 
 
@@ -125,8 +131,11 @@ def _matmul(a: TensorType, b: TensorType) -> TensorType:
     if a.rank != 2 or b.rank != 2:
         raise OpTypeError(f"matmul needs two matrices, got {a} and {b}", arg=0 if a.rank != 2 else 1)
     if a.shape[1] != b.shape[0]:
-        raise OpTypeError(f"inner dimensions differ: {a} @ {b} ({a.shape[1]} != {b.shape[0]})",
-                          "the columns of the left tile must equal the rows of the right tile", arg=1)
+        raise OpTypeError(
+            f"inner dimensions differ: {a} @ {b} ({a.shape[1]} != {b.shape[0]})",
+            "the columns of the left tile must equal the rows of the right tile",
+            arg=1,
+        )
     return TensorType((a.shape[0], b.shape[1]), unify_dtype(a, b))
 
 
@@ -135,17 +144,23 @@ def _matvec(a: TensorType, x: TensorType) -> TensorType:
     if a.rank != 2 or x.rank != 1:
         raise OpTypeError(f"matvec needs a matrix and a vector, got {a} and {x}")
     if a.shape[1] != x.shape[0]:
-        raise OpTypeError(f"inner dimensions differ: {a} @ {x} ({a.shape[1]} != {x.shape[0]})",
-                          "the matrix's columns must equal the vector's length; index a row of "
-                          "tiles with A[i, :] to multiply by a whole vector", arg=1)
+        raise OpTypeError(
+            f"inner dimensions differ: {a} @ {x} ({a.shape[1]} != {x.shape[0]})",
+            "the matrix's columns must equal the vector's length; index a row of "
+            "tiles with A[i, :] to multiply by a whole vector",
+            arg=1,
+        )
     return TensorType((a.shape[0],), unify_dtype(a, x))
 
 
 def _dot(a: TensorType, b: TensorType) -> TensorType:
     a, b = _tensor(a, 0, "dot"), _tensor(b, 1, "dot")
     if a.rank != 1 or b.rank != 1 or a.shape != b.shape:
-        raise OpTypeError(f"dot needs two vectors of the same length, got {a} and {b}",
-                          "take both one tile (dot(r[i], r[i])) or both whole (dot(r, r))", arg=1)
+        raise OpTypeError(
+            f"dot needs two vectors of the same length, got {a} and {b}",
+            "take both one tile (dot(r[i], r[i])) or both whole (dot(r, r))",
+            arg=1,
+        )
     return TensorType((), unify_dtype(a, b))
 
 
@@ -154,6 +169,7 @@ def _reduce_all(name: str) -> Infer:
         if len(args) == 1:  # a reduction of all elements (over free indices: see spec typing)
             return TensorType((), _tensor(args[0], 0, name).dtype)
         return _elementwise(*args)
+
     return infer
 
 
@@ -168,10 +184,14 @@ def _fft(name: str) -> Infer:
         if a.rank != 1:
             raise OpTypeError(f"{name} takes a vector, got {a}", arg=0)
         if a.dtype not in REAL_OF:
-            raise OpTypeError(f"{name} needs complex input, got {a}",
-                              f"declare the array as {COMPLEX_OF.get(a.dtype or 'float64', 'complex128')}",
-                              arg=0, code="dtype-mismatch")
+            raise OpTypeError(
+                f"{name} needs complex input, got {a}",
+                f"declare the array as {COMPLEX_OF.get(a.dtype or 'float64', 'complex128')}",
+                arg=0,
+                code="dtype-mismatch",
+            )
         return a
+
     return infer
 
 
@@ -179,8 +199,10 @@ def _fft_merge(items, stride: int = 0) -> TensorType:
     if not isinstance(items, ItemsType):
         raise OpTypeError(f"fft_merge takes the items of a queue (the task's `pop:`), got {items}", arg=0)
     if stride != items.count:
-        raise OpTypeError(f"fft_merge(stride={stride}) but the queue delivers {items.count} sub-spectra",
-                          "stride must equal the number of interleaved tiles")
+        raise OpTypeError(
+            f"fft_merge(stride={stride}) but the queue delivers {items.count} sub-spectra",
+            "stride must equal the number of interleaved tiles",
+        )
     t = _fft("fft_merge")(items.item)
     return TensorType((t.shape[0] * items.count,), t.dtype)
 
@@ -195,8 +217,9 @@ def _transpose(a: TensorType) -> TensorType:
 def _compare(a: TensorType, b: TensorType) -> TensorType:
     for i, t in enumerate((a, b)):
         if _tensor(t, i, "comparison").rank:
-            raise OpTypeError(f"comparisons take scalars, got {t}",
-                              "reduce the array first, e.g. with norm(...) or max(...)", arg=i)
+            raise OpTypeError(
+                f"comparisons take scalars, got {t}", "reduce the array first, e.g. with norm(...) or max(...)", arg=i
+            )
     unify_dtype(a, b)
     return TensorType((), "bool")
 
@@ -213,6 +236,7 @@ def _assign_add(a: TensorType, b: TensorType) -> TensorType:
 
 
 # ------------------------------------------------------------------------ numpy refs
+
 
 def fft_merge_numpy(items, stride: int) -> np.ndarray:
     """Combine P sub-spectra Y_p = FFT(x[p::P]) into FFT(x): twiddle each by
@@ -280,18 +304,21 @@ def _interleave_numpy(*tiles):
     return np.stack(tiles, axis=1).reshape(-1)
 
 
-def _take_tile(x: TensorType, tiling: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()) -> TensorType:
+def _take_tile(
+    x: TensorType, tiling: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()
+) -> TensorType:
     return TensorType(tuple(tile), x.dtype)
 
 
 def _take_tile_numpy(x, tiling: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()):
     if tiling == "cyclic":
-        return x[index[0]::grid[0]]
+        return x[index[0] :: grid[0]]
     return x[tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, tile))]
 
 
 # ------------------------------------------------------------------------ TensorFlow rules
 # (``tf`` is the module, passed in: importing the registry never imports TensorFlow)
+
 
 def _tf_norm(tf, x):
     return tf.norm(tf.reshape(x, [-1]))
@@ -305,13 +332,15 @@ def _tf_reduce(fn: str, many: str):
         for x in xs[1:]:
             out = getattr(tf.math, many)(out, x)
         return out
+
     return lower
 
 
 def _tf_accumulate(tf, *xs, op: str = "sum"):
     if len(xs) == 1:  # the items a reducer dequeued, stacked along axis 0
-        return {"sum": tf.reduce_sum, "max": tf.reduce_max, "min": tf.reduce_min,
-                "prod": tf.reduce_prod}[op](xs[0], axis=0)
+        return {"sum": tf.reduce_sum, "max": tf.reduce_max, "min": tf.reduce_min, "prod": tf.reduce_prod}[op](
+            xs[0], axis=0
+        )
     if op == "sum":
         return tf.add_n(list(xs))
     fn = {"max": tf.maximum, "min": tf.minimum, "prod": tf.multiply}[op]
@@ -327,6 +356,7 @@ def _tf_assemble(tf, *tiles, grid: tuple = ()):
             return tf.concat([tiles[offset + k] for k in range(grid[level])], axis=level)
         inner = stride // grid[level]
         return tf.concat([build(level + 1, offset + k * inner, inner) for k in range(grid[level])], axis=level)
+
     return build(0, 0, math.prod(grid))
 
 
@@ -336,7 +366,7 @@ def _tf_interleave(tf, *tiles):
 
 def _tf_take_tile(tf, x, tiling: str = "block", index: tuple = (), tile: tuple = (), grid: tuple = ()):
     if tiling == "cyclic":
-        return x[index[0]::grid[0]]
+        return x[index[0] :: grid[0]]
     return x[tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, tile))]
 
 
@@ -373,21 +403,48 @@ def _tf_of_floats(fn: Callable) -> Callable:
     """``fn`` for a TF op that takes floats only (sqrt, floor, norm, ...): an integer input
     is computed in float64, as NumPy computes it; the lowering casts the result to the
     node's dtype, as the NumPy engine does."""
+
     def lower(tf, x):
         return fn(tf, tf.cast(x, tf.float64) if x.dtype.is_integer else x)
+
     return lower
 
 
 # ------------------------------------------------------------------------ the entries
 
+
 def _elementwise_op(name: str, symbol: str, numpy: Callable, tf: Callable) -> None:
-    register(Op(name, f"elementwise a {symbol} b; scalars broadcast", _elementwise, lambda a, o: _n(o), numpy,
-                tf, nargs=(2, 2), callable=False, symbol=symbol, cast_inputs=True))
+    register(
+        Op(
+            name,
+            f"elementwise a {symbol} b; scalars broadcast",
+            _elementwise,
+            lambda a, o: _n(o),
+            numpy,
+            tf,
+            nargs=(2, 2),
+            callable=False,
+            symbol=symbol,
+            cast_inputs=True,
+        )
+    )
 
 
 def _comparison(name: str, symbol: str, numpy: Callable, tf: Callable) -> None:
-    register(Op(name, f"scalar comparison a {symbol} b", _compare, lambda a, o: 1, numpy, tf,
-                nargs=(2, 2), callable=False, symbol=symbol, cast_inputs=True))
+    register(
+        Op(
+            name,
+            f"scalar comparison a {symbol} b",
+            _compare,
+            lambda a, o: 1,
+            numpy,
+            tf,
+            nargs=(2, 2),
+            callable=False,
+            symbol=symbol,
+            cast_inputs=True,
+        )
+    )
 
 
 def _elementwise_function(name: str, doc: str, numpy: Callable, tf: Callable, infer: Infer | None = None) -> None:
@@ -400,72 +457,270 @@ _elementwise_op("sub", "-", np.subtract, lambda tf, a, b: tf.math.subtract(a, b)
 _elementwise_op("mul", "*", np.multiply, lambda tf, a, b: tf.math.multiply(a, b))
 _elementwise_op("div", "/", np.divide, lambda tf, a, b: tf.math.divide(a, b))
 _elementwise_op("pow", "**", np.power, lambda tf, a, b: tf.math.pow(a, b))
-register(Op("neg", "elementwise -a", _unary_same("neg"), lambda a, o: _n(o), np.negative,
-            lambda tf, a: tf.math.negative(a), callable=False, symbol="-", cast_inputs=True))
-register(Op("matmul", "matrix product of two tiles", _matmul,
-            lambda a, o: 2 * a[0].shape[0] * a[0].shape[1] * a[1].shape[1], np.matmul,
-            lambda tf, a, b: tf.linalg.matmul(a, b), nargs=(2, 2), symbol="@", ranks=(2, 2), cast_inputs=True))
-register(Op("matvec", "matrix-vector product", _matvec, lambda a, o: 2 * a[0].shape[0] * a[0].shape[1],
-            np.matmul, lambda tf, a, x: tf.linalg.matvec(a, x), nargs=(2, 2), symbol="@", ranks=(2, 1),
-            cast_inputs=True))
-register(Op("dot", "inner product of two vectors (conjugates neither)", _dot, lambda a, o: 2 * a[0].shape[0],
-            np.dot, lambda tf, a, b: tf.tensordot(a, b, 1), nargs=(2, 2), symbol="@", ranks=(1, 1),
-            cast_inputs=True))
+register(
+    Op(
+        "neg",
+        "elementwise -a",
+        _unary_same("neg"),
+        lambda a, o: _n(o),
+        np.negative,
+        lambda tf, a: tf.math.negative(a),
+        callable=False,
+        symbol="-",
+        cast_inputs=True,
+    )
+)
+register(
+    Op(
+        "matmul",
+        "matrix product of two tiles",
+        _matmul,
+        lambda a, o: 2 * a[0].shape[0] * a[0].shape[1] * a[1].shape[1],
+        np.matmul,
+        lambda tf, a, b: tf.linalg.matmul(a, b),
+        nargs=(2, 2),
+        symbol="@",
+        ranks=(2, 2),
+        cast_inputs=True,
+    )
+)
+register(
+    Op(
+        "matvec",
+        "matrix-vector product",
+        _matvec,
+        lambda a, o: 2 * a[0].shape[0] * a[0].shape[1],
+        np.matmul,
+        lambda tf, a, x: tf.linalg.matvec(a, x),
+        nargs=(2, 2),
+        symbol="@",
+        ranks=(2, 1),
+        cast_inputs=True,
+    )
+)
+register(
+    Op(
+        "dot",
+        "inner product of two vectors (conjugates neither)",
+        _dot,
+        lambda a, o: 2 * a[0].shape[0],
+        np.dot,
+        lambda tf, a, b: tf.tensordot(a, b, 1),
+        nargs=(2, 2),
+        symbol="@",
+        ranks=(1, 1),
+        cast_inputs=True,
+    )
+)
 _comparison("eq", "==", np.equal, lambda tf, a, b: tf.math.equal(a, b))
 _comparison("ne", "!=", np.not_equal, lambda tf, a, b: tf.math.not_equal(a, b))
 _comparison("lt", "<", np.less, lambda tf, a, b: tf.math.less(a, b))
 _comparison("le", "<=", np.less_equal, lambda tf, a, b: tf.math.less_equal(a, b))
 _comparison("gt", ">", np.greater, lambda tf, a, b: tf.math.greater(a, b))
 _comparison("ge", ">=", np.greater_equal, lambda tf, a, b: tf.math.greater_equal(a, b))
-register(Op("and", "logical and", _logical, lambda a, o: 1, lambda *xs: np.logical_and.reduce(xs),
-            lambda tf, *xs: tf.math.reduce_all(tf.stack(list(xs))), nargs=(2, MANY), callable=False,
-            symbol="and"))
-register(Op("or", "logical or", _logical, lambda a, o: 1, lambda *xs: np.logical_or.reduce(xs),
-            lambda tf, *xs: tf.math.reduce_any(tf.stack(list(xs))), nargs=(2, MANY), callable=False,
-            symbol="or"))
-register(Op("not", "logical not", _logical, lambda a, o: 1, np.logical_not, lambda tf, x: tf.math.logical_not(x),
-            callable=False, symbol="not"))
+register(
+    Op(
+        "and",
+        "logical and",
+        _logical,
+        lambda a, o: 1,
+        lambda *xs: np.logical_and.reduce(xs),
+        lambda tf, *xs: tf.math.reduce_all(tf.stack(list(xs))),
+        nargs=(2, MANY),
+        callable=False,
+        symbol="and",
+    )
+)
+register(
+    Op(
+        "or",
+        "logical or",
+        _logical,
+        lambda a, o: 1,
+        lambda *xs: np.logical_or.reduce(xs),
+        lambda tf, *xs: tf.math.reduce_any(tf.stack(list(xs))),
+        nargs=(2, MANY),
+        callable=False,
+        symbol="or",
+    )
+)
+register(
+    Op(
+        "not",
+        "logical not",
+        _logical,
+        lambda a, o: 1,
+        np.logical_not,
+        lambda tf, x: tf.math.logical_not(x),
+        callable=False,
+        symbol="not",
+    )
+)
 
 # functions
-register(Op("norm", "Euclidean (Frobenius) norm", _norm, lambda a, o: 2 * a[0].size,
-            lambda x: np.linalg.norm(np.ravel(x)), _tf_of_floats(_tf_norm)))
-register(Op("sum", "sum of all elements, or over a free tile index", _reduce_all("sum"), lambda a, o: a[0].size,
-            np.sum, _tf_reduce("reduce_sum", "add"), reduction=True))
-register(Op("max", "largest element, over a free tile index, or of several values", _reduce_all("max"),
-            lambda a, o: sum(t.size for t in a), lambda *xs: np.max(xs[0]) if len(xs) == 1 else np.maximum.reduce(xs),
-            _tf_reduce("reduce_max", "maximum"), nargs=(1, 8), reduction=True, cast_inputs=True))
-register(Op("min", "smallest element, over a free tile index, or of several values", _reduce_all("min"),
-            lambda a, o: sum(t.size for t in a), lambda *xs: np.min(xs[0]) if len(xs) == 1 else np.minimum.reduce(xs),
-            _tf_reduce("reduce_min", "minimum"), nargs=(1, 8), reduction=True, cast_inputs=True))
-_elementwise_function("abs", "elementwise absolute value", np.abs, lambda tf, x: tf.math.abs(x),
-                      _real_valued("abs"))
+register(
+    Op(
+        "norm",
+        "Euclidean (Frobenius) norm",
+        _norm,
+        lambda a, o: 2 * a[0].size,
+        lambda x: np.linalg.norm(np.ravel(x)),
+        _tf_of_floats(_tf_norm),
+    )
+)
+register(
+    Op(
+        "sum",
+        "sum of all elements, or over a free tile index",
+        _reduce_all("sum"),
+        lambda a, o: a[0].size,
+        np.sum,
+        _tf_reduce("reduce_sum", "add"),
+        reduction=True,
+    )
+)
+register(
+    Op(
+        "max",
+        "largest element, over a free tile index, or of several values",
+        _reduce_all("max"),
+        lambda a, o: sum(t.size for t in a),
+        lambda *xs: np.max(xs[0]) if len(xs) == 1 else np.maximum.reduce(xs),
+        _tf_reduce("reduce_max", "maximum"),
+        nargs=(1, 8),
+        reduction=True,
+        cast_inputs=True,
+    )
+)
+register(
+    Op(
+        "min",
+        "smallest element, over a free tile index, or of several values",
+        _reduce_all("min"),
+        lambda a, o: sum(t.size for t in a),
+        lambda *xs: np.min(xs[0]) if len(xs) == 1 else np.minimum.reduce(xs),
+        _tf_reduce("reduce_min", "minimum"),
+        nargs=(1, 8),
+        reduction=True,
+        cast_inputs=True,
+    )
+)
+_elementwise_function("abs", "elementwise absolute value", np.abs, lambda tf, x: tf.math.abs(x), _real_valued("abs"))
 _elementwise_function("sqrt", "elementwise square root", np.sqrt, _tf_of_floats(lambda tf, x: tf.math.sqrt(x)))
 _elementwise_function("log2", "elementwise base-2 logarithm", np.log2, _tf_of_floats(_tf_log2))
 _elementwise_function("ceil", "elementwise ceiling", np.ceil, _tf_of_floats(lambda tf, x: tf.math.ceil(x)))
 _elementwise_function("floor", "elementwise floor", np.floor, _tf_of_floats(lambda tf, x: tf.math.floor(x)))
-register(Op("fft", "1-D discrete Fourier transform", _fft("fft"), lambda a, o: _nlogn(o.size), np.fft.fft,
-            lambda tf, x: tf.signal.fft(x)))
-register(Op("ifft", "1-D inverse discrete Fourier transform", _fft("ifft"), lambda a, o: _nlogn(o.size),
-            np.fft.ifft, lambda tf, x: tf.signal.ifft(x)))
-register(Op("fft_merge", "merge P interleaved sub-spectra with twiddle factors (radix-P stage)", _fft_merge,
-            lambda a, o: 6 * o.size + _nlogn(o.size) - _nlogn(a[0].item.size) * a[0].count, fft_merge_numpy,
-            _tf_fft_merge, kwargs=("stride",)))
-register(Op("transpose", "matrix transpose", _transpose, lambda a, o: 0, np.transpose,
-            lambda tf, x: tf.transpose(x)))
+register(
+    Op(
+        "fft",
+        "1-D discrete Fourier transform",
+        _fft("fft"),
+        lambda a, o: _nlogn(o.size),
+        np.fft.fft,
+        lambda tf, x: tf.signal.fft(x),
+    )
+)
+register(
+    Op(
+        "ifft",
+        "1-D inverse discrete Fourier transform",
+        _fft("ifft"),
+        lambda a, o: _nlogn(o.size),
+        np.fft.ifft,
+        lambda tf, x: tf.signal.ifft(x),
+    )
+)
+register(
+    Op(
+        "fft_merge",
+        "merge P interleaved sub-spectra with twiddle factors (radix-P stage)",
+        _fft_merge,
+        lambda a, o: 6 * o.size + _nlogn(o.size) - _nlogn(a[0].item.size) * a[0].count,
+        fft_merge_numpy,
+        _tf_fft_merge,
+        kwargs=("stride",),
+    )
+)
+register(Op("transpose", "matrix transpose", _transpose, lambda a, o: 0, np.transpose, lambda tf, x: tf.transpose(x)))
 register(Op("copy", "a copy of a tile", _unary_same("copy"), lambda a, o: 0, np.copy, lambda tf, x: tf.identity(x)))
 
 # structural ops the compiler inserts (never written in a spec)
-register(Op("assign_add", "a += b, in place on the owner of a", _assign_add, lambda a, o: _n(o), np.add,
-            lambda tf, a, b: tf.math.add(a, b), nargs=(2, 2), callable=False, cast_inputs=True))
-register(Op("accumulate", "combine many values with the reducer's op (sum, max, min, prod)", _accumulate,
-            _accumulate_flops, _accumulate_numpy, _tf_accumulate, nargs=(1, MANY), kwargs=("op",), callable=False,
-            cast_inputs=True))
-register(Op("assemble", "block tiles (row-major grid order) into one array", _assemble, lambda a, o: 0,
-            _assemble_numpy, _tf_assemble, nargs=(1, MANY), kwargs=("grid",), callable=False))
-register(Op("interleave", "cyclic tiles into one array: tile p holds elements p, p+P, ...", _interleave,
-            lambda a, o: 0, _interleave_numpy, _tf_interleave, nargs=(1, MANY), callable=False))
-register(Op("take_tile", "one tile of a whole array", _take_tile, lambda a, o: 0, _take_tile_numpy, _tf_take_tile,
-            kwargs=("tiling", "index", "tile", "grid"), callable=False))
+register(
+    Op(
+        "assign_add",
+        "a += b, in place on the owner of a",
+        _assign_add,
+        lambda a, o: _n(o),
+        np.add,
+        lambda tf, a, b: tf.math.add(a, b),
+        nargs=(2, 2),
+        callable=False,
+        cast_inputs=True,
+    )
+)
+register(
+    Op(
+        "accumulate",
+        "combine many values with the reducer's op (sum, max, min, prod)",
+        _accumulate,
+        _accumulate_flops,
+        _accumulate_numpy,
+        _tf_accumulate,
+        nargs=(1, MANY),
+        kwargs=("op",),
+        callable=False,
+        cast_inputs=True,
+    )
+)
+register(
+    Op(
+        "assemble",
+        "block tiles (row-major grid order) into one array",
+        _assemble,
+        lambda a, o: 0,
+        _assemble_numpy,
+        _tf_assemble,
+        nargs=(1, MANY),
+        kwargs=("grid",),
+        callable=False,
+    )
+)
+register(
+    Op(
+        "interleave",
+        "cyclic tiles into one array: tile p holds elements p, p+P, ...",
+        _interleave,
+        lambda a, o: 0,
+        _interleave_numpy,
+        _tf_interleave,
+        nargs=(1, MANY),
+        callable=False,
+    )
+)
+register(
+    Op(
+        "take_tile",
+        "one tile of a whole array",
+        _take_tile,
+        lambda a, o: 0,
+        _take_tile_numpy,
+        _tf_take_tile,
+        kwargs=("tiling", "index", "tile", "grid"),
+        callable=False,
+    )
+)
 
-__all__ = ["Op", "REGISTRY", "register", "unregister", "get", "by_symbol", "functions", "TensorType",
-           "ItemsType", "OpTypeError", "DTYPES", "ITEMSIZE"]
+__all__ = [
+    "Op",
+    "REGISTRY",
+    "register",
+    "unregister",
+    "get",
+    "by_symbol",
+    "functions",
+    "TensorType",
+    "ItemsType",
+    "OpTypeError",
+    "DTYPES",
+    "ITEMSIZE",
+]

@@ -39,8 +39,9 @@ def data_mismatch(path: str, header: NpyHeader, size: int) -> str | None:
     want, have = math.prod(header.shape) * header.dtype.itemsize, size - header.offset
     if have == want:
         return None
-    return (f"'{path}' has {have} bytes of data but its header says "
-            f"{header.dtype.name}{list(header.shape)}, {want} bytes")
+    return (
+        f"'{path}' has {have} bytes of data but its header says {header.dtype.name}{list(header.shape)}, {want} bytes"
+    )
 
 
 def load(path: str, shape: tuple[int, ...], dtype: str, pos: Pos) -> np.ndarray:
@@ -63,6 +64,14 @@ def checked_header(path: str, shape: tuple[int, ...], dtype: str, pos: Pos) -> N
         if header.shape != tuple(shape) or header.dtype != np.dtype(dtype) or header.fortran_order:
             why = f"'{path}' now holds {header.dtype.name}{list(header.shape)}, not {dtype}{list(shape)}"
     if why:
-        raise SpecError([Diagnostic(pos, "bad-file", why, "the file changed after the spec was "
-                                    "validated: save it again with numpy.save, then run again")])
+        raise SpecError(
+            [
+                Diagnostic(
+                    pos,
+                    "bad-file",
+                    why,
+                    "the file changed after the spec was validated: save it again with numpy.save, then run again",
+                )
+            ]
+        )
     return header

@@ -45,8 +45,9 @@ def normal(index: np.ndarray, seed: int, stream: int = 0) -> np.ndarray:
     return np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
 
 
-def tile_indices(shape: tuple[int, ...], kind: str, tile: tuple[int, ...], index: tuple[int, ...],
-                 grid: tuple[int, ...]) -> list[np.ndarray]:
+def tile_indices(
+    shape: tuple[int, ...], kind: str, tile: tuple[int, ...], index: tuple[int, ...], grid: tuple[int, ...]
+) -> list[np.ndarray]:
     """Global coordinates (one int64 array per dimension, broadcastable) of a tile."""
     if kind == "cyclic":
         return [np.arange(tile[0], dtype=np.int64) * grid[0] + index[0]]
@@ -109,7 +110,7 @@ class TFRandom:
     def uniform(self, index, seed: int, stream: int = 0):
         tf = self.tf
         bits = tf.bitwise.right_shift(self.splitmix(index, seed, stream), tf.constant(11, dtype=tf.uint64))
-        return tf.cast(bits, tf.float64) * (2.0 ** -53)
+        return tf.cast(bits, tf.float64) * (2.0**-53)
 
     def normal(self, index, seed: int, stream: int = 0):
         tf = self.tf
@@ -128,8 +129,9 @@ class TFRandom:
             out.append(tf.reshape(r, [-1 if k == d else 1 for k in range(len(tile))]))
         return out
 
-    def generate(self, dist: str, params: Mapping, coords: list, shape: tuple[int, ...], out_shape: tuple[int, ...],
-                 dtype):
+    def generate(
+        self, dist: str, params: Mapping, coords: list, shape: tuple[int, ...], out_shape: tuple[int, ...], dtype
+    ):
         """As :func:`generate`: the values at ``coords`` of an array of ``shape``, as a tensor of ``out_shape``."""
         tf = self.tf
         seed = int(params.get("seed", 0))
@@ -137,8 +139,9 @@ class TFRandom:
             i, j = coords
             n = shape[0]
             u = 0.5 * (self.uniform(i * n + j, seed) + self.uniform(j * n + i, seed))
-            out = u + tf.where(tf.equal(i, j), tf.constant(spd_diagonal(params, n), tf.float64),
-                               tf.constant(0.0, tf.float64))
+            out = u + tf.where(
+                tf.equal(i, j), tf.constant(spd_diagonal(params, n), tf.float64), tf.constant(0.0, tf.float64)
+            )
         else:
             flat = tf.zeros([], tf.int64)
             for c, n in zip(coords, shape):

@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass
 
 DTYPES = ("float32", "float64", "complex64", "complex128", "int32", "int64")
-ITEMSIZE = {"float32": 4, "float64": 8, "complex64": 8, "complex128": 16, "int32": 4,
-            "int64": 8, "bool": 1}
+ITEMSIZE = {"float32": 4, "float64": 8, "complex64": 8, "complex128": 16, "int32": 4, "int64": 8, "bool": 1}
 REAL_OF = {"complex64": "float32", "complex128": "float64"}
 COMPLEX_OF = {"float32": "complex64", "float64": "complex128"}
 
@@ -75,6 +74,8 @@ def unify_dtype(a: TensorType, b: TensorType) -> str | None:
         return b.dtype
     if b.rank == 0 and KIND[b.dtype] <= KIND[a.dtype]:
         return a.dtype
-    raise OpTypeError(f"dtype mismatch: {a} and {b}",
-                      "declare both with the same dtype; dfc never converts implicitly",
-                      code="dtype-mismatch")
+    raise OpTypeError(
+        f"dtype mismatch: {a} and {b}",
+        "declare both with the same dtype; dfc never converts implicitly",
+        code="dtype-mismatch",
+    )

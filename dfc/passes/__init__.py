@@ -37,16 +37,24 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("queues", "shard queues; pin enqueue, dequeue, reduce and broadcast nodes to their queue's tasks", queues),
     Pass("cse", "compute identical pure nodes once", cse),
     Pass("place", "map every node to a device (heft, round-robin, greedy-bytes or manual)", place),
-    Pass("combine", "a device sums (the queue's op) the items its pushes send to one key of a reducing queue: one push", combine),
+    Pass(
+        "combine",
+        "a device sums (the queue's op) the items its pushes send to one key of a reducing queue: one push",
+        combine,
+    ),
     Pass("comm", "one send/recv pair per (tensor, destination device) on cross-device edges", comm),
 )
 PASS_NAMES = ("build",) + tuple(p.name for p in PIPELINE)
 
 
 @gc_paused()
-def compile_spec(spec: Spec, strategy: str | None = None, profile: Profile | None = None,
-                 stop_after: str | None = None,
-                 observe: Callable[[str, nx.DiGraph], None] | None = None) -> nx.DiGraph:
+def compile_spec(
+    spec: Spec,
+    strategy: str | None = None,
+    profile: Profile | None = None,
+    stop_after: str | None = None,
+    observe: Callable[[str, nx.DiGraph], None] | None = None,
+) -> nx.DiGraph:
     """Run the pipeline; ``observe(name, graph)`` sees the IR after each pass."""
     strategy = strategy or spec.placement.strategy
     if strategy not in STRATEGIES:

@@ -47,8 +47,11 @@ def combine_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
         for e in d.inputs:
             enq = nodes_[e]["node"]
             producer = nodes_[enq.inputs[0]]["node"]
-            if enq.data.instance is None and producer.device and \
-                    _worth_it(cm, enq.out_bytes, producer.device, enq.device or enq.allowed[0]):
+            if (
+                enq.data.instance is None
+                and producer.device
+                and _worth_it(cm, enq.out_bytes, producer.device, enq.device or enq.allowed[0])
+            ):
                 groups.setdefault((producer.device, enq.scope), []).append(enq)
         merged = [(dev, members) for (dev, _), members in groups.items() if len(members) > 1]
         if merged:
@@ -62,10 +65,23 @@ def combine_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
             first = members[0]
             prefix = "loop/" if first.scope == "loop" else ""
             size = math.prod(first.shape)
-            acc = Node(f"{prefix}combine:{d.data.queue}[{d.data.key}]@{short(dev)}", "compute", "accumulate",
-                       tuple(m.inputs[0] for m in members), first.shape, first.dtype, size * (len(members) - 1),
-                       first.out_bytes, first.out_bytes * (len(members) + 1), device=dev, allowed=(dev,),
-                       scope=first.scope, group=d.data.queue, pos=first.pos, data=Compute((("op", op),)))
+            acc = Node(
+                f"{prefix}combine:{d.data.queue}[{d.data.key}]@{short(dev)}",
+                "compute",
+                "accumulate",
+                tuple(m.inputs[0] for m in members),
+                first.shape,
+                first.dtype,
+                size * (len(members) - 1),
+                first.out_bytes,
+                first.out_bytes * (len(members) + 1),
+                device=dev,
+                allowed=(dev,),
+                scope=first.scope,
+                group=d.data.queue,
+                pos=first.pos,
+                data=Compute((("op", op),)),
+            )
             g2.add_node(acc.name, node=acc)
             for m in members:
                 g2.add_edge(m.inputs[0], acc.name, bytes=first.out_bytes)
@@ -78,8 +94,9 @@ def combine_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
                 g2.remove_node(m.name)
         inputs = tuple(e for e in d.inputs if e not in replaced)
         item = d.out_bytes // max(d.data.count, 1)
-        g2.nodes[d.name]["node"] = d.evolve(data=replace(d.data, count=len(inputs)), inputs=inputs,
-                                            out_bytes=item * len(inputs))
+        g2.nodes[d.name]["node"] = d.evolve(
+            data=replace(d.data, count=len(inputs)), inputs=inputs, out_bytes=item * len(inputs)
+        )
         for r in list(g2.successors(d.name)):
             red = g2.nodes[r]["node"]
             if red.kind == "reduce":
@@ -93,4 +110,3 @@ def combine_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
                     g2.add_edge(a, name, bytes=0)
             g2.nodes[name]["node"] = n.evolve(after=after)
     return g2
-

@@ -41,12 +41,29 @@ def comm(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
             if key not in pairs:
                 dest = short(n.device)
                 tag = "@loop" if scope != src.scope else ""
-                common = dict(shape=src.shape, dtype=src.dtype, out_bytes=src.out_bytes, scope=scope,
-                              group=src.group, pos=src.pos)
-                send = Node(f"send:{src_name}->{dest}{tag}", "send", "send", (src_name,), device=src.device,
-                            allowed=(src.device,), data=Transfer(to=n.device), **common)
-                recv = Node(f"recv:{src_name}@{dest}{tag}", "recv", "recv", (send.name,), device=n.device,
-                            allowed=(n.device,), data=Transfer(from_=src.device), **common)
+                common = dict(
+                    shape=src.shape, dtype=src.dtype, out_bytes=src.out_bytes, scope=scope, group=src.group, pos=src.pos
+                )
+                send = Node(
+                    f"send:{src_name}->{dest}{tag}",
+                    "send",
+                    "send",
+                    (src_name,),
+                    device=src.device,
+                    allowed=(src.device,),
+                    data=Transfer(to=n.device),
+                    **common,
+                )
+                recv = Node(
+                    f"recv:{src_name}@{dest}{tag}",
+                    "recv",
+                    "recv",
+                    (send.name,),
+                    device=n.device,
+                    allowed=(n.device,),
+                    data=Transfer(from_=src.device),
+                    **common,
+                )
                 for x in (send, recv):
                     data[x.name] = {"node": x}
                     succ[x.name], pred[x.name] = {}, {}

@@ -17,8 +17,9 @@ def cse(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
     changed = []
     for n in topo(g):
         if canon and (any(i in canon for i in n.inputs) or any(i in canon for i in n.after)):
-            n = n.evolve(inputs=tuple(canon.get(i, i) for i in n.inputs),
-                         after=tuple(sorted({canon.get(i, i) for i in n.after})))
+            n = n.evolve(
+                inputs=tuple(canon.get(i, i) for i in n.inputs), after=tuple(sorted({canon.get(i, i) for i in n.after}))
+            )
             changed.append(n)
         if n.kind not in EFFECTFUL:
             key = (n.kind, n.op, n.inputs, n.data, n.scope, n.allowed, n.shape, n.dtype)

@@ -54,8 +54,10 @@ def initial(a: Array) -> Variable:
     if isinstance(i, InitConstant):
         return Variable("constant", value=i.constant)
     if isinstance(i, InitRandom):
-        return Variable("random", random=Random(i.random, i.seed, i.low, i.high, i.mean, i.std,
-                                                i.diagonal if i.random == "spd" else None))
+        return Variable(
+            "random",
+            random=Random(i.random, i.seed, i.low, i.high, i.mean, i.std, i.diagonal if i.random == "spd" else None),
+        )
     if isinstance(i, InitFile):
         return Variable("file", file=i.file)
     if isinstance(i, InitCopy):
@@ -148,11 +150,13 @@ class Expander:
 
     def const(self, value) -> str:
         if isinstance(value, bool):
-            return self.add(Node(f"const:{value}", "const", "const", dtype="bool", data=Const(value)),
-                            TensorType((), "bool"))
+            return self.add(
+                Node(f"const:{value}", "const", "const", dtype="bool", data=Const(value)), TensorType((), "bool")
+            )
         value = float(value) if not isinstance(value, int) else value
-        return self.add(Node(f"const:{value!r}", "const", "const", dtype="", out_bytes=8,
-                             data=Const(value)), TensorType((), None))
+        return self.add(
+            Node(f"const:{value!r}", "const", "const", dtype="", out_bytes=8, data=Const(value)), TensorType((), None)
+        )
 
     def tile(self, array: str, index: tuple[int, ...]) -> str:
         return self.version.get((array, index), tile_name(array, index))
@@ -170,22 +174,69 @@ class Expander:
                 inputs = (tile_name(init.source, index),) if init.source is not None else ()  # a copy
                 t = a.tile_type
                 tile = Tile(a.name, index, a.tiling.kind, a.tiling.tile, a.tiling.grid, a.shape, a.resident, a.output)
-                self.add(Node(tile_name(a.name, index), "variable", "variable", inputs, t.shape, a.dtype,
-                              t.size if init.init == "random" else 0, t.nbytes, allowed=where,
-                              group=a.name, pos=a.pos, data=replace(init, tile=tile)))
+                self.add(
+                    Node(
+                        tile_name(a.name, index),
+                        "variable",
+                        "variable",
+                        inputs,
+                        t.shape,
+                        a.dtype,
+                        t.size if init.init == "random" else 0,
+                        t.nbytes,
+                        allowed=where,
+                        group=a.name,
+                        pos=a.pos,
+                        data=replace(init, tile=tile),
+                    )
+                )
         for s in spec.scalars.values():
-            self.add(Node(f"scalar:{s.name}", "variable", "variable", (), (), s.dtype, 0, 8, group=s.name,
-                          pos=s.pos, data=Variable("constant", value=0.0, scalar=s.name)))
+            self.add(
+                Node(
+                    f"scalar:{s.name}",
+                    "variable",
+                    "variable",
+                    (),
+                    (),
+                    s.dtype,
+                    0,
+                    8,
+                    group=s.name,
+                    pos=s.pos,
+                    data=Variable("constant", value=0.0, scalar=s.name),
+                )
+            )
 
     # ---------------------------------------------------------------- expressions
-    def op(self, ctx: _Ctx, op_name: str, args: Sequence[tuple[str, Type]], node: ast.AST | None,
-           name: str | None = None, kind: str = "compute", **kw) -> tuple[str, TensorType]:
+    def op(
+        self,
+        ctx: _Ctx,
+        op_name: str,
+        args: Sequence[tuple[str, Type]],
+        node: ast.AST | None,
+        name: str | None = None,
+        kind: str = "compute",
+        **kw,
+    ) -> tuple[str, TensorType]:
         out, flops, mem = self.typed(op_name, [t for _, t in args], kw)
         name = name or f"{ctx.label}/{next(ctx.counter)}:{op_name}"
         data = Compute(tuple(sorted(kw.items())), ctx.instance or None)
-        n = Node(name, kind, op_name, tuple(a for a, _ in args), out.shape, out.dtype or "", flops,
-                 out.nbytes, mem, allowed=ctx.allowed, scope=ctx.scope, group=ctx.group,
-                 pos=self.pos(ctx.expr, node) if node is not None else ctx.expr.pos, data=data)
+        n = Node(
+            name,
+            kind,
+            op_name,
+            tuple(a for a, _ in args),
+            out.shape,
+            out.dtype or "",
+            flops,
+            out.nbytes,
+            mem,
+            allowed=ctx.allowed,
+            scope=ctx.scope,
+            group=ctx.group,
+            pos=self.pos(ctx.expr, node) if node is not None else ctx.expr.pos,
+            data=data,
+        )
         return self.add(n, out), out
 
     def index_values(self, ctx: _Ctx, sub: ast.expr, extent: int) -> list[int]:
@@ -198,8 +249,11 @@ class Expander:
     def read(self, ctx: _Ctx, array: str, subs: list[ast.expr] | None, node: ast.AST) -> tuple[str, Type]:
         a = self.spec.arrays[array]
         grid = a.tiling.grid
-        ranges = [list(range(g)) for g in grid] if subs is None else \
-            [self.index_values(ctx, s, g) for s, g in zip(subs, grid)]
+        ranges = (
+            [list(range(g)) for g in grid]
+            if subs is None
+            else [self.index_values(ctx, s, g) for s, g in zip(subs, grid)]
+        )
         tiles = [self.tile(array, idx) for idx in itertools.product(*ranges)]
         if len(tiles) == 1:
             return tiles[0], a.tile_type
@@ -209,8 +263,12 @@ class Expander:
         return self.op(ctx, "assemble", args, node, grid=tuple(len(r) for r in ranges))
 
     def is_reduction(self, node: ast.AST) -> bool:
-        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and REGISTRY[node.func.id].reduction \
+        return (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and REGISTRY[node.func.id].reduction
             and len(node.args) == 1
+        )
 
     def free_indices(self, ctx: _Ctx, node: ast.AST) -> dict[str, int]:
         """Indices in ``node`` (a reduction's argument) that no `for:` binds, with the
@@ -245,8 +303,16 @@ class Expander:
         terms = []
         for values in itertools.product(*(range(n) for n in free.values())):
             env = {**ctx.env, **dict(zip(free, values))}
-            sub = _Ctx(instance_label(f"{ctx.label}/term{tag}", dict(zip(free, values))), ctx.scope, ctx.group,
-                       ctx.expr, env, (), ctx.items, fixed=fixed)
+            sub = _Ctx(
+                instance_label(f"{ctx.label}/term{tag}", dict(zip(free, values))),
+                ctx.scope,
+                ctx.group,
+                ctx.expr,
+                env,
+                (),
+                ctx.items,
+                fixed=fixed,
+            )
             terms.append(self.ex(sub, node.args[0]))
         via = ctx.via
         reducer = self.spec.queues[via].reduce if via is not None else None
@@ -257,17 +323,30 @@ class Expander:
         key = f"{ctx.via_key}#{number}" if number else ctx.via_key  # '.' numbers repeated lets
         enq = [self.enqueue(ctx, via, (key, i), t, node) for i, t in enumerate(terms)]
         deq = self.dequeue(ctx, via, key, enq, terms[0][1])
-        return self.op(ctx, "accumulate", [deq], node, name or f"{ctx.label}/reduce{tag}", kind="reduce",
-                       op=reducer.op) if len(enq) else deq
+        return (
+            self.op(ctx, "accumulate", [deq], node, name or f"{ctx.label}/reduce{tag}", kind="reduce", op=reducer.op)
+            if len(enq)
+            else deq
+        )
 
     # ---------------------------------------------------------------- queues
     def enqueue(self, ctx: _Ctx, queue: str, key: tuple, value: tuple[str, Type], node) -> str:
         name, typ = value
         assert isinstance(typ, TensorType)  # a pushed value is a tensor, never a queue's items
-        n = Node(f"{ctx.label}/enqueue:{queue}[{','.join(map(str, key))}]", "enqueue", "enqueue", (name,),
-                 typ.shape, typ.dtype or "", 0, typ.nbytes, scope=ctx.scope, group=ctx.group,
-                 pos=self.pos(ctx.expr, node),
-                 data=Enqueue(queue, key, tuple(sorted(ctx.env.items())), ctx.instance or None))
+        n = Node(
+            f"{ctx.label}/enqueue:{queue}[{','.join(map(str, key))}]",
+            "enqueue",
+            "enqueue",
+            (name,),
+            typ.shape,
+            typ.dtype or "",
+            0,
+            typ.nbytes,
+            scope=ctx.scope,
+            group=ctx.group,
+            pos=self.pos(ctx.expr, node),
+            data=Enqueue(queue, key, tuple(sorted(ctx.env.items())), ctx.instance or None),
+        )
         self.add(n, typ)
         self.pending.setdefault(queue, []).append(n.name)
         return n.name
@@ -276,9 +355,20 @@ class Expander:
         assert isinstance(item, TensorType)  # an item is a tensor
         prefix = "loop/" if ctx.scope == "loop" else ""
         items = ItemsType(TensorType(item.shape, item.dtype), len(enqueues))
-        n = Node(f"{prefix}dequeue:{queue}[{key}]", "dequeue", "dequeue", tuple(enqueues), item.shape,
-                 item.dtype or "", 0, item.nbytes * len(enqueues), scope=ctx.scope, group=queue,
-                 pos=self.spec.queues[queue].pos, data=Dequeue(queue, key, len(enqueues)))
+        n = Node(
+            f"{prefix}dequeue:{queue}[{key}]",
+            "dequeue",
+            "dequeue",
+            tuple(enqueues),
+            item.shape,
+            item.dtype or "",
+            0,
+            item.nbytes * len(enqueues),
+            scope=ctx.scope,
+            group=queue,
+            pos=self.spec.queues[queue].pos,
+            data=Dequeue(queue, key, len(enqueues)),
+        )
         gone = set(enqueues)
         self.pending[queue] = [e for e in self.pending.get(queue, []) if e not in gone]
         return self.add(n, items), items
@@ -298,8 +388,15 @@ class Expander:
             label = f"{'loop/' if scope == 'loop' else ''}{queue}{tag}[{','.join(map(str, key))}]"
             ctx = _Ctx(label, scope, queue, Expr(queue, ast.Constant(0), q.pos), {})
             deq = self.dequeue(ctx, queue, f"{','.join(map(str, key))}{tag}", by_key[key], into.tile_type)
-            red = self.op(ctx, "accumulate", [deq], None, f"{'loop/' if scope == 'loop' else ''}reduce:{label.split('/')[-1]}",
-                          kind="reduce", op=op)
+            red = self.op(
+                ctx,
+                "accumulate",
+                [deq],
+                None,
+                f"{'loop/' if scope == 'loop' else ''}reduce:{label.split('/')[-1]}",
+                kind="reduce",
+                op=op,
+            )
             self.assign(ctx, (into.name, tuple(key)), red, f"{label}/assign")
 
     def assign(self, ctx: _Ctx, target: tuple, value: tuple[str, Type], name: str) -> str:
@@ -310,9 +407,21 @@ class Expander:
         after = (set(self.readers.pop(var, set())) | {var}) - {value[0]}
         if target in self.version:
             after.add(self.version[target])
-        n = Node(name, "assign", "assign", (value[0],), vnode.shape, vnode.dtype, 0, vnode.out_bytes,
-                 scope=ctx.scope, group=ctx.group, pos=ctx.expr.pos, data=Assign(var),
-                 after=tuple(sorted(after)))
+        n = Node(
+            name,
+            "assign",
+            "assign",
+            (value[0],),
+            vnode.shape,
+            vnode.dtype,
+            0,
+            vnode.out_bytes,
+            scope=ctx.scope,
+            group=ctx.group,
+            pos=ctx.expr.pos,
+            data=Assign(var),
+            after=tuple(sorted(after)),
+        )
         self.add(n, TensorType(vnode.shape, vnode.dtype))
         self.version[target] = n.name
         return n.name
@@ -333,8 +442,16 @@ class Expander:
             env = dict(zip(names, values))
             label = instance_label(prefix, env)
             if t.compute is not None:
-                ctx = _Ctx(label, scope, t.name, t.compute, env, where, items,
-                           instance=label if t.schedule == "dynamic" and scope == "" and t.push is not None else "")
+                ctx = _Ctx(
+                    label,
+                    scope,
+                    t.name,
+                    t.compute,
+                    env,
+                    where,
+                    items,
+                    instance=label if t.schedule == "dynamic" and scope == "" and t.push is not None else "",
+                )
                 value = self.ex(ctx, t.compute.tree, label)
                 if t.push is not None:
                     queue, key = self.target(ctx, t.push)
@@ -348,8 +465,16 @@ class Expander:
         # a tile read as it is and written by this task too (x[i] = x[i+1]) is copied first,
         # so that the copy reads the old value before any of this task's writes
         written = {tile_name(*target) for _, target, _ in writes}
-        writes = [(ctx, target, self.op(ctx, "copy", [value], None) if value[0] in written
-                   and value[0] != tile_name(*target) else value) for ctx, target, value in writes]
+        writes = [
+            (
+                ctx,
+                target,
+                self.op(ctx, "copy", [value], None)
+                if value[0] in written and value[0] != tile_name(*target)
+                else value,
+            )
+            for ctx, target, value in writes
+        ]
         for ctx, target, value in writes:  # after every read of the old values
             self.assign(ctx, target, value, f"{ctx.label}/assign:{tile_name(*target)}")
 
@@ -371,8 +496,23 @@ class Expander:
         tiles = list(itertools.product(*(range(g) for g in a.tiling.grid)))
         if len(tiles) == 1:
             return [(ctx, (array, tiles[0]), value)]
-        return [(ctx, (array, idx), self.op(ctx, "take_tile", [value], None, tiling=a.tiling.kind, index=idx,
-                                            tile=a.tiling.tile, grid=a.tiling.grid)) for idx in tiles]
+        return [
+            (
+                ctx,
+                (array, idx),
+                self.op(
+                    ctx,
+                    "take_tile",
+                    [value],
+                    None,
+                    tiling=a.tiling.kind,
+                    index=idx,
+                    tile=a.tiling.tile,
+                    grid=a.tiling.grid,
+                ),
+            )
+            for idx in tiles
+        ]
 
     def drain_pop(self, queue: str, scope: str) -> None:
         if queue in self.popped:
@@ -391,8 +531,9 @@ class Expander:
         if q is not None and q.reduce and q.reduce.broadcast:
             value = self.op(ctx, "copy", [value], None, f"{pos_label}/broadcast", kind="broadcast")
             n = self.g.nodes[value[0]]["node"]
-            self.g.nodes[value[0]]["node"] = n.evolve(data=Broadcast(n.data.kwargs, n.data.instance, q.name,
-                                                                     q.reduce.broadcast))
+            self.g.nodes[value[0]]["node"] = n.evolve(
+                data=Broadcast(n.data.kwargs, n.data.instance, q.name, q.reduce.broadcast)
+            )
         if declared:
             self.assign(ctx, ("scalar", name), value, f"{pos_label}/assign:scalar:{name}")
             self.bound.pop(name, None)
@@ -441,9 +582,22 @@ class Expander:
                 ctx = _Ctx("loop/until", "loop", "until", spec.loop.until, {})
                 inputs = (self.ex(ctx, spec.loop.until.tree, "loop/until")[0],)
             cp = spec.loop.checkpoint
-            self.add(Node("loop", "loop", "loop", inputs, (), "bool", 0, 0, scope="loop", group="loop",
-                          pos=spec.loop.pos,
-                          data=Loop(spec.loop.max, inputs[0] if inputs else "", cp.every if cp else 0)))
+            self.add(
+                Node(
+                    "loop",
+                    "loop",
+                    "loop",
+                    inputs,
+                    (),
+                    "bool",
+                    0,
+                    0,
+                    scope="loop",
+                    group="loop",
+                    pos=spec.loop.pos,
+                    data=Loop(spec.loop.max, inputs[0] if inputs else "", cp.every if cp else 0),
+                )
+            )
             self.version = {**saved, **self.version}
         return self.g
 
@@ -456,7 +610,6 @@ def _reduces_into(spec: Spec, queue: str) -> bool:
 
 def expand(template: nx.DiGraph, ctx: PassContext) -> nx.DiGraph:
     return Expander(ctx.spec).run(template)
-
 
 
 class _Expression(Walker[tuple[str, Type]]):

@@ -49,8 +49,9 @@ def _candidates(g: nx.DiGraph, n: Node, devs: tuple[str, ...], where: Assignment
     return n.allowed or devs
 
 
-def clusters(g: nx.DiGraph, cm: CostModel, order: list[Node], index: dict[str, int],
-             mean: dict[str, float]) -> tuple[dict[str, str], dict[str, frozenset | None]]:
+def clusters(
+    g: nx.DiGraph, cm: CostModel, order: list[Node], index: dict[str, int], mean: dict[str, float]
+) -> tuple[dict[str, str], dict[str, frozenset | None]]:
     """Edge zeroing: join the two ends of an edge whose transfer would cost more than both
     ends compute (chains of small ops), as long as their constraints agree. Returns
     node -> cluster representative for the nodes that joined one (a node alone is its own
@@ -78,8 +79,11 @@ def clusters(g: nx.DiGraph, cm: CostModel, order: list[Node], index: dict[str, i
     cost = {n.name: mean[n.name] for n in order if n.kind not in ("const", "variable", "assign", "loop")}
     succ = succ_of(g)  # edges in (index[u], index[v]) order (``cost`` is in topological, i.e.
     # index, order), without networkx's edge views
-    edges = ((u, v, succ[u][v]) for u in cost
-             for v in (succ[u] if len(succ[u]) < 2 else sorted(succ[u], key=index.__getitem__)))
+    edges = (
+        (u, v, succ[u][v])
+        for u in cost
+        for v in (succ[u] if len(succ[u]) < 2 else sorted(succ[u], key=index.__getitem__))
+    )
     for u, v, data in edges:
         if v not in cost or not data["bytes"]:
             continue
@@ -102,8 +106,9 @@ def clusters(g: nx.DiGraph, cm: CostModel, order: list[Node], index: dict[str, i
     return roots, {r: allowed[r] for r in set(roots.values())}
 
 
-def heft_variant(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_clusters: bool = True,
-                 data: str = "slack") -> Assignment:
+def heft_variant(
+    g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], use_clusters: bool = True, data: str = "slack"
+) -> Assignment:
     """HEFT, contention-aware, scope by scope; ``use_clusters`` and ``data`` (one of
     :data:`DATA_VARIANTS`) select the variant.
 
@@ -245,8 +250,11 @@ class _Heft:
                 ready = max(ready, at)
             eft = max(load[d], ready) + cost_on[d]
             # ties (within a microsecond) go to the device with the most slack
-            if best is None or eft < best[0] - 1e-6 or (eft <= best[0] + 1e-6 and
-                                                        self.projected[d] < self.projected[best[1]]):
+            if (
+                best is None
+                or eft < best[0] - 1e-6
+                or (eft <= best[0] + 1e-6 and self.projected[d] < self.projected[best[1]])
+            ):
                 best = (eft, d)
         assert best is not None, f"no device for {n.name}"
         return best
@@ -370,8 +378,14 @@ def _final_makespan(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], where: 
     return simulate(comm(combine_with(_with_devices(g, where), cm)), cm, timeline=False, bound=False).makespan
 
 
-def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: float,
-           predict: Callable[[Assignment], float], budget: int = 48) -> Assignment:
+def refine(
+    g: nx.DiGraph,
+    devs: tuple[str, ...],
+    where: Assignment,
+    makespan: float,
+    predict: Callable[[Assignment], float],
+    budget: int = 48,
+) -> Assignment:
     """Local search: move one variable (with the assigns that write it) to another allowed
     device; keep the move when the predicted makespan drops. Variables with the most
     cross-device traffic first; each first towards the devices it exchanges most bytes
@@ -382,6 +396,7 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
         n = g.nodes[k]["node"]
         if n.kind == "assign":
             writers.setdefault(n.data.target, []).append(k)
+
     def remote(v: Node) -> int:  # bytes this variable sends to or receives from other devices
         mine = {v.name, *writers.get(v.name, [])}
         total = 0
@@ -393,8 +408,10 @@ def refine(g: nx.DiGraph, devs: tuple[str, ...], where: Assignment, makespan: fl
         return total
 
     position = {k: i for i, k in enumerate(g.nodes)}  # construction (program) order, not names
-    variables = sorted((g.nodes[k]["node"] for k in g.nodes if g.nodes[k]["node"].kind == "variable"),
-                       key=lambda n: (-remote(n), -n.out_bytes, position[n.name]))
+    variables = sorted(
+        (g.nodes[k]["node"] for k in g.nodes if g.nodes[k]["node"].kind == "variable"),
+        key=lambda n: (-remote(n), -n.out_bytes, position[n.name]),
+    )
 
     def partners(v: Node) -> list[str]:  # devices it exchanges data with, most bytes first
         traffic: dict[str, int] = {}
@@ -464,7 +481,10 @@ def manual(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
 
 
 STRATEGIES: dict[str, Callable[[nx.DiGraph, CostModel, tuple[str, ...]], Assignment]] = {
-    "heft": heft, "round-robin": round_robin, "greedy-bytes": greedy_bytes, "manual": manual,
+    "heft": heft,
+    "round-robin": round_robin,
+    "greedy-bytes": greedy_bytes,
+    "manual": manual,
 }
 
 

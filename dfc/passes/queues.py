@@ -47,4 +47,3 @@ def queues(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
             n = n.evolve(allowed=(facts.queues[n.data.queue].device_of_shard(0),))
         final.append(n)
     return with_nodes(g, [n for n in final if n.kind in ("enqueue", "dequeue", "reduce", "broadcast")])
-

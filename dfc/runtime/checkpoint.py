@@ -42,7 +42,6 @@ class CheckpointError(Exception):
     spec): the user's setup, exit 2."""
 
 
-
 def identity(spec, g) -> dict:
     """What a checkpoint must match to be resumed: the spec (without ``loop.checkpoint``,
     which may change), its params, the cluster's shape and where each saved variable lives."""
@@ -55,10 +54,13 @@ def identity(spec, g) -> dict:
     if isinstance(data, dict) and isinstance(data.get("loop"), dict):
         data["loop"] = {k: v for k, v in data["loop"].items() if k != "checkpoint"}
     text = json.dumps(_str_keys(data), sort_keys=True, default=str)
-    return {"spec": spec.name, "spec_sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "params": {k: spec.params[k] for k in sorted(spec.params)},
-            "cluster": {j.name: {"tasks": j.tasks, "device": j.device, "gpus": j.gpus} for j in spec.cluster.values()},
-            "placement": {n: g.nodes[n]["node"].device for n in state_variables(g)}}
+    return {
+        "spec": spec.name,
+        "spec_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "params": {k: spec.params[k] for k in sorted(spec.params)},
+        "cluster": {j.name: {"tasks": j.tasks, "device": j.device, "gpus": j.gpus} for j in spec.cluster.values()},
+        "placement": {n: g.nodes[n]["node"].device for n in state_variables(g)},
+    }
 
 
 def _str_keys(value):
@@ -86,8 +88,10 @@ def mismatch(saved: dict, now: dict) -> list[str]:
         out.append(f"the cluster: {shape(saved.get('cluster'))} then, {shape(now['cluster'])} now")
     elif saved.get("placement") != now["placement"]:
         moved = [v for v in now["placement"] if saved.get("placement", {}).get(v) != now["placement"][v]]
-        out.append(f"the placement: {len(moved)} saved variable{'s' * (len(moved) != 1)} now live elsewhere "
-                   f"(e.g. {moved[0] if moved else '?'}); use the same --strategy and --profile")
+        out.append(
+            f"the placement: {len(moved)} saved variable{'s' * (len(moved) != 1)} now live elsewhere "
+            f"(e.g. {moved[0] if moved else '?'}); use the same --strategy and --profile"
+        )
     return out
 
 
@@ -95,8 +99,9 @@ def default_folder(spec, out: str | None, point=None) -> str:
     """``--checkpoint-dir`` unset: the spec's ``loop.checkpoint.path``, else ``OUT/checkpoints``
     with ``--out``, else ``./checkpoints/NAME``; each point of a sweep in a folder of its own."""
     cp = spec.loop.checkpoint if spec.loop else None
-    folder = (cp.path if cp and cp.path else None) or (os.path.join(out, "checkpoints") if out
-                                                      else os.path.join("checkpoints", spec.name))
+    folder = (cp.path if cp and cp.path else None) or (
+        os.path.join(out, "checkpoints") if out else os.path.join("checkpoints", spec.name)
+    )
     return os.path.join(folder, f"{point[0]}={point[1]}") if point else folder
 
 
@@ -128,7 +133,9 @@ class Store:
 
     folder: str
     local: bool = True  # the owners write on this machine's file system
-    sync: Callable[[str, object], None] | None = None  # sync(folder, owners): the servers make their files durable (dfc serve)
+    sync: Callable[[str, object], None] | None = (
+        None  # sync(folder, owners): the servers make their files durable (dfc serve)
+    )
 
     def slot(self, s: int) -> str:
         return os.path.join(self.folder, f"slot-{s}")
@@ -143,8 +150,10 @@ class Store:
                 pass
             os.unlink(probe)
         except OSError as e:
-            raise CheckpointError(f"checkpoint folder {self.folder}: {e.strerror or e}"
-                                  "\n  hint: --checkpoint-dir DIR puts checkpoints in a writable folder") from None
+            raise CheckpointError(
+                f"checkpoint folder {self.folder}: {e.strerror or e}"
+                "\n  hint: --checkpoint-dir DIR puts checkpoints in a writable folder"
+            ) from None
 
     def complete(self) -> tuple[list[dict], list[str]]:
         """The complete checkpoints, newest first; and why others were skipped."""
@@ -229,13 +238,25 @@ class Checkpointer:
         s = 0 if self.newest is None else 1 - self.newest[0]
         t = time.perf_counter()
         stamp = f"{self.run}:{iteration}"
-        manifest = {"format": FORMAT, **self.ident, **versions, "iteration": iteration, "slot": s, "run": self.run,
-                    "stamp": stamp, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "bytes": ck.nbytes,
-                    "owners": ck.owners}
+        manifest = {
+            "format": FORMAT,
+            **self.ident,
+            **versions,
+            "iteration": iteration,
+            "slot": s,
+            "run": self.run,
+            "stamp": stamp,
+            "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "bytes": ck.nbytes,
+            "owners": ck.owners,
+        }
         try:
             folder = self.store.begin(s)
-            call(ck.save, f"the checkpoint of iteration {iteration}",
-                 feed={ck.folder: os.path.abspath(folder), ck.stamp: stamp, ck.note: json.dumps(manifest, indent=1)})
+            call(
+                ck.save,
+                f"the checkpoint of iteration {iteration}",
+                feed={ck.folder: os.path.abspath(folder), ck.stamp: stamp, ck.note: json.dumps(manifest, indent=1)},
+            )
             self.store.commit(s, manifest)
         except OSError as e:
             self._failed(iteration, f"{e.filename or self.store.folder}: {e.strerror or e}")
@@ -256,8 +277,10 @@ class Checkpointer:
         """Say the first of a series of failures (a full disk stays full), count the rest."""
         kept = f"the previous one (iteration {self.newest[1]}) is kept" if self.newest else "there is no earlier one"
         if not self._failing:
-            self.say(f"warning: the checkpoint of iteration {iteration} was not written ({why}); {kept}"
-                     + (f"; dfc goes on and tries again every {self.every} iterations" if self.every else ""))
+            self.say(
+                f"warning: the checkpoint of iteration {iteration} was not written ({why}); {kept}"
+                + (f"; dfc goes on and tries again every {self.every} iterations" if self.every else "")
+            )
         self._failing += 1
         self.failed.append(f"iteration {iteration}: {why}")
 
@@ -271,10 +294,13 @@ class Checkpointer:
             raise CheckpointError(f"--resume: no complete checkpoint in {self.store.folder}: {why}")
         differs = mismatch(found[0], self.ident)
         if differs:
-            raise CheckpointError(f"--resume: the checkpoint in {self.store.folder} (iteration "
-                                  f"{found[0]['iteration']}) is of another run: " + "; ".join(differs)
-                                  + "\n  hint: resume with the spec, --set params and cluster of the run that "
-                                  "wrote it, or start afresh without --resume")
+            raise CheckpointError(
+                f"--resume: the checkpoint in {self.store.folder} (iteration "
+                f"{found[0]['iteration']}) is of another run: "
+                + "; ".join(differs)
+                + "\n  hint: resume with the spec, --set params and cluster of the run that "
+                "wrote it, or start afresh without --resume"
+            )
         return [m for m in found if not mismatch(m, self.ident)], skipped
 
     def restore(self, call, ck, init, fatal) -> int:
@@ -285,10 +311,14 @@ class Checkpointer:
             try:
                 if i:  # the failed attempt may have loaded some variables
                     call(init, "initialisation")
-                stamps = call([ck.restore, *ck.stamps], f"loading the checkpoint of iteration {m['iteration']}",
-                              feed={ck.folder: folder})[1:]
-                stale = [o for o, v in zip(ck.owners, stamps) if (v.decode() if isinstance(v, bytes) else v)
-                         != m["stamp"]]
+                stamps = call(
+                    [ck.restore, *ck.stamps],
+                    f"loading the checkpoint of iteration {m['iteration']}",
+                    feed={ck.folder: folder},
+                )[1:]
+                stale = [
+                    o for o, v in zip(ck.owners, stamps) if (v.decode() if isinstance(v, bytes) else v) != m["stamp"]
+                ]
                 if stale:
                     raise ValueError(f"the files of {', '.join(stale)} belong to another checkpoint")
             except Exception as e:
@@ -298,15 +328,24 @@ class Checkpointer:
                 self.say(f"warning: the checkpoint in {folder} is unusable: {str(e).splitlines()[0]}")
                 continue
             self.newest = (int(m["slot"]), int(m["iteration"]))
-            self.resumed = {"iteration": int(m["iteration"]), "folder": folder, "written": m.get("written"),
-                            "skipped": skipped}
+            self.resumed = {
+                "iteration": int(m["iteration"]),
+                "folder": folder,
+                "written": m.get("written"),
+                "skipped": skipped,
+            }
             return int(m["iteration"])
         raise CheckpointError(f"--resume: no usable checkpoint in {self.store.folder}: " + "; ".join(skipped))
 
     def report(self) -> dict:
         seconds = [s for _, s in self.written]
-        return {"folder": self.store.folder, "every": self.every, "written": len(self.written),
-                "failed": self.failed, "bytes": self.bytes,
-                "seconds_each": sum(seconds) / len(seconds) if seconds else None,
-                "newest_iteration": self.newest[1] if self.newest else None,
-                **({"resumed_from": self.resumed} if self.resumed else {})}
+        return {
+            "folder": self.store.folder,
+            "every": self.every,
+            "written": len(self.written),
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "seconds_each": sum(seconds) / len(seconds) if seconds else None,
+            "newest_iteration": self.newest[1] if self.newest else None,
+            **({"resumed_from": self.resumed} if self.resumed else {}),
+        }

@@ -62,9 +62,12 @@ def warn_if_shared() -> None:
     private, why = state()
     if not private and not _warned:
         _warned.append(why)
-        print(f"dfc: warning: the local cluster is not private ({why}): while it runs, any process "
-              "that can reach this machine can connect to its TensorFlow servers and run ops as you "
-              "(docs/running.md, \"Who can reach the servers\")", file=sys.stderr)
+        print(
+            f"dfc: warning: the local cluster is not private ({why}): while it runs, any process "
+            "that can reach this machine can connect to its TensorFlow servers and run ops as you "
+            '(docs/running.md, "Who can reach the servers")',
+            file=sys.stderr,
+        )
 
 
 @dataclass
@@ -139,16 +142,21 @@ class LocalCluster:
         slots = [(j.name, i) for j in self.spec.cluster.values() for i in range(j.tasks)]
         gpu_slots = [s for s in slots if self.spec.cluster[s[0]].device == "gpu"]
         try:  # before anything starts: a machine without the GPUs the spec asks for
-            turns = dict(zip(gpu_slots, assign(machine_gpus(os.environ),
-                                               [self.spec.cluster[job].gpus for job, _ in gpu_slots])))
+            turns = dict(
+                zip(gpu_slots, assign(machine_gpus(os.environ), [self.spec.cluster[job].gpus for job, _ in gpu_slots]))
+            )
         except GPUError as e:
             raise ClusterError(str(e)) from None
         self.tasks = [Task(job, i, f"127.0.0.1:{port}") for (job, i), port in zip(slots, free_ports(len(slots)))]
         self.logdir = self.logdir or tempfile.mkdtemp(prefix="dfc-cluster-")
         warn_if_shared()
         # the addresses go through the environment: ps shows a command line to every user
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-               "PYTHONUNBUFFERED": "1", CLUSTER_ENV: json.dumps(self.cluster_dict)}
+        env = {
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+            "PYTHONUNBUFFERED": "1",
+            CLUSTER_ENV: json.dumps(self.cluster_dict),
+        }
         _LIVE.append(self)
         for t in self.tasks:
             intra, inter = self.threads(self.spec.cluster[t.job])
@@ -157,10 +165,27 @@ class LocalCluster:
             task_env = {**env, **server_env(*turns.get((t.job, t.index), (None, False)))}
             with open(t.log, "w") as log:
                 t.process = subprocess.Popen(
-                    [sys.executable, "-m", "dfc.runtime.server", "--job", t.job,
-                     "--task", str(t.index), "--intra", str(intra), "--inter", str(inter), "--watch-parent"],
-                    stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, env=task_env,
-                    start_new_session=True, preexec_fn=_die_with_parent)
+                    [
+                        sys.executable,
+                        "-m",
+                        "dfc.runtime.server",
+                        "--job",
+                        t.job,
+                        "--task",
+                        str(t.index),
+                        "--intra",
+                        str(intra),
+                        "--inter",
+                        str(inter),
+                        "--watch-parent",
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
+                    env=task_env,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
         self._started = time.monotonic()
         return self
 
@@ -182,12 +207,16 @@ class LocalCluster:
                         del waiting[fd]
                     elif not line:
                         t.started.wait(timeout=5)
-                        raise ClusterError(f"task {t.label} exited while starting ({exit_reason(t.started.returncode)})"
-                                           + (f":\n{t.log_tail()}" if t.log_tail() else ""))
+                        raise ClusterError(
+                            f"task {t.label} exited while starting ({exit_reason(t.started.returncode)})"
+                            + (f":\n{t.log_tail()}" if t.log_tail() else "")
+                        )
                 for t in list(waiting.values()):
                     if t.started.poll() is not None:
-                        raise ClusterError(f"task {t.label} exited while starting ({exit_reason(t.started.returncode)})"
-                                           + (f":\n{t.log_tail()}" if t.log_tail() else ""))
+                        raise ClusterError(
+                            f"task {t.label} exited while starting ({exit_reason(t.started.returncode)})"
+                            + (f":\n{t.log_tail()}" if t.log_tail() else "")
+                        )
         except BaseException:
             self.stop()
             raise
@@ -198,8 +227,11 @@ class LocalCluster:
 
     def stopped(self) -> list[Task]:
         """The tasks that are alive but stopped (SIGSTOP, or a debugger): they never answer."""
-        return [t for t in self.tasks if t.process is not None and t.process.poll() is None
-                and _state(t.process.pid) in ("T", "t")]
+        return [
+            t
+            for t in self.tasks
+            if t.process is not None and t.process.poll() is None and _state(t.process.pid) in ("T", "t")
+        ]
 
     def stop(self, grace: float = 5.0) -> None:
         for t in self.tasks:

@@ -44,12 +44,16 @@ def assign(gpus: Sequence[str], wants: Sequence[int]) -> list[tuple[list[str], b
     """For the GPU tasks of one machine, in task order, each wanting ``wants[i]`` GPUs of
     ``gpus``: the GPUs each sees, and whether another task sees one of them too."""
     if wants and not gpus:
-        raise GPUError("the spec's jobs with `device: gpu` need GPUs, but this machine shows its processes "
-                       "none (nvidia-smi lists none, or CUDA_VISIBLE_DEVICES is empty): run where the GPUs are, "
-                       "or make the jobs `device: cpu`")
+        raise GPUError(
+            "the spec's jobs with `device: gpu` need GPUs, but this machine shows its processes "
+            "none (nvidia-smi lists none, or CUDA_VISIBLE_DEVICES is empty): run where the GPUs are, "
+            "or make the jobs `device: cpu`"
+        )
     if wants and max(wants) > len(gpus):
-        raise GPUError(f"a task wants {max(wants)} GPUs but this machine shows {len(gpus)} ({', '.join(gpus)}): "
-                       "lower `gpus:`, or run where the GPUs are")
+        raise GPUError(
+            f"a task wants {max(wants)} GPUs but this machine shows {len(gpus)} ({', '.join(gpus)}): "
+            "lower `gpus:`, or run where the GPUs are"
+        )
     slots, k = [], 0
     for w in wants:
         slots.append([gpus[(k + i) % len(gpus)] for i in range(w)])
@@ -73,8 +77,9 @@ def for_served_task(spec, layout, me, env: Mapping[str, str], bound: Sequence[st
 
     if spec.cluster[me.job].device != "gpu":
         return server_env(None, False)
-    here = [t for t in layout.tasks if machine_of(t.host) == machine_of(me.host)
-            and spec.cluster[t.job].device == "gpu"]
+    here = [
+        t for t in layout.tasks if machine_of(t.host) == machine_of(me.host) and spec.cluster[t.job].device == "gpu"
+    ]
     gpus = list(bound) or machine_gpus(env)
     assign(gpus, [spec.cluster[me.job].gpus])  # this task's own want: an error if it cannot have it
     # the others' turns only place this one (what they see is theirs to check)

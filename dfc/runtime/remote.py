@@ -57,8 +57,9 @@ def synced_queue(tf, t: TaskSlot):
 
 def identity_handle(tf, t: TaskSlot):
     with tf.device(device(t)):
-        return tf.raw_ops.VarHandleOp(dtype=tf.string, shape=[], shared_name=IDENTITY,
-                                      name=f"identity_{t.job}_{t.index}")
+        return tf.raw_ops.VarHandleOp(
+            dtype=tf.string, shape=[], shared_name=IDENTITY, name=f"identity_{t.job}_{t.index}"
+        )
 
 
 def identity(job: str, task: int, cluster: dict) -> str:
@@ -66,8 +67,17 @@ def identity(job: str, task: int, cluster: dict) -> str:
 
     from .. import __version__
 
-    return json.dumps({"dfc": __version__, "tensorflow": tf.__version__, "host": socket.gethostname(),
-                       "pid": os.getpid(), "job": job, "task": task, "cluster": cluster})
+    return json.dumps(
+        {
+            "dfc": __version__,
+            "tensorflow": tf.__version__,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "job": job,
+            "task": task,
+            "cluster": cluster,
+        }
+    )
 
 
 def answers(t: TaskSlot, timeout: float = 1.0) -> bool:
@@ -132,9 +142,11 @@ class RemoteCluster:
             if missing:
                 time.sleep(0.5)
         if missing:
-            raise RunError(f"no answer within {self.start_timeout:.0f} s from "
-                           + ", ".join(t.label for t in missing)
-                           + "\n  hint: start `dfc serve SPEC --cluster ... --job J --task I` on each host first")
+            raise RunError(
+                f"no answer within {self.start_timeout:.0f} s from "
+                + ", ".join(t.label for t in missing)
+                + "\n  hint: start `dfc serve SPEC --cluster ... --job J --task I` on each host first"
+            )
         import tensorflow as tf
 
         ms = int(max(self.start_timeout, 10) * 1000)
@@ -147,8 +159,10 @@ class RemoteCluster:
             queues = [release_queue(tf, t) for t in self.layout.tasks]
             self._say = {word: [q.enqueue(tf.constant(word)) for q in queues] for word in ("hello", "alive", "release")}
             self._folder = tf.compat.v1.placeholder(tf.string, [])
-            self._sync = [(q.enqueue(tf.strings.join(["sync ", self._folder])), synced_queue(tf, t).dequeue())
-                          for q, t in zip(queues, self.layout.tasks)]
+            self._sync = [
+                (q.enqueue(tf.strings.join(["sync ", self._folder])), synced_queue(tf, t).dequeue())
+                for q, t in zip(queues, self.layout.tasks)
+            ]
         self._control = tf.compat.v1.Session(self.target, graph=graph, config=config)
         self._options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
         self._control.run(self._say["hello"], options=self._options)
@@ -182,22 +196,30 @@ class RemoteCluster:
         while True:
             left = deadline - time.monotonic()
             try:
-                return session.run(read, options=tf.compat.v1.RunOptions(
-                    timeout_in_ms=int(max(min(left, 3.0), 0.5) * 1000)))
-            except (tf.errors.DeadlineExceededError, tf.errors.UnavailableError,
-                    tf.errors.FailedPreconditionError) as e:
+                return session.run(
+                    read, options=tf.compat.v1.RunOptions(timeout_in_ms=int(max(min(left, 3.0), 0.5) * 1000))
+                )
+            except (
+                tf.errors.DeadlineExceededError,
+                tf.errors.UnavailableError,
+                tf.errors.FailedPreconditionError,
+            ) as e:
                 now = time.monotonic()
                 if isinstance(e, tf.errors.FailedPreconditionError):  # up, but no identity (yet)
                     unset_since = unset_since or now
                 if now >= deadline or (unset_since is not None and now - unset_since > UNSET_S):
                     waited = now - (deadline - self.start_timeout)
-                    raise RunError(f"{t.label} did not say who it is within {waited:.0f} s ({type(e).__name__}): "
-                                   "is it `dfc serve` of this spec?") from None
+                    raise RunError(
+                        f"{t.label} did not say who it is within {waited:.0f} s ({type(e).__name__}): "
+                        "is it `dfc serve` of this spec?"
+                    ) from None
                 time.sleep(0.3)
             except tf.errors.OpError as e:
                 first = (e.message or "").splitlines()[:1]
-                raise RunError(f"{t.label} did not say who it is ({type(e).__name__}"
-                               f"{': ' + first[0] if first else ''}): is it `dfc serve` of this spec?") from None
+                raise RunError(
+                    f"{t.label} did not say who it is ({type(e).__name__}"
+                    f"{': ' + first[0] if first else ''}): is it `dfc serve` of this spec?"
+                ) from None
 
     def _check(self, found: list[dict]) -> None:
         """Each task runs this dfc and TensorFlow, serves this cluster, is its own process."""
@@ -206,24 +228,33 @@ class RemoteCluster:
         from .. import __version__
         from .tf_engine import ClusterMismatch
 
-        wrong = [f"{t.label} runs dfc {f['dfc']} with TensorFlow {f['tensorflow']}"
-                 for t, f in zip(self.tasks, found) if (f["dfc"], f["tensorflow"]) != (__version__, tf.__version__)]
+        wrong = [
+            f"{t.label} runs dfc {f['dfc']} with TensorFlow {f['tensorflow']}"
+            for t, f in zip(self.tasks, found)
+            if (f["dfc"], f["tensorflow"]) != (__version__, tf.__version__)
+        ]
         if wrong:
-            raise ClusterMismatch(f"this client runs dfc {__version__} with TensorFlow {tf.__version__}, but "
-                           + "; ".join(wrong))
+            raise ClusterMismatch(
+                f"this client runs dfc {__version__} with TensorFlow {tf.__version__}, but " + "; ".join(wrong)
+            )
         mine = self.layout.cluster_dict()
         other = [f"{t.label} serves {f['cluster']}" for t, f in zip(self.tasks, found) if f.get("cluster") != mine]
         if other:
-            raise ClusterMismatch(f"the servers were started for another cluster than this client's {mine}: "
-                           + "; ".join(other) + "\n  hint: start every `dfc serve` and the client with the same "
-                           "--cluster")
+            raise ClusterMismatch(
+                f"the servers were started for another cluster than this client's {mine}: "
+                + "; ".join(other)
+                + "\n  hint: start every `dfc serve` and the client with the same "
+                "--cluster"
+            )
         owners: dict[tuple, str] = {}
         for t, f in zip(self.tasks, found):
             same = owners.setdefault((f["host"], f["pid"]), t.label)
             if same != t.label or (f["job"], f["task"]) != (t.job, t.index):
-                raise ClusterMismatch(f"{t.label} answers as {f['job']}:{f['task']} (process {f['pid']} on {f['host']})"
-                               + (f", the same process as {same}" if same != t.label else "")
-                               + ": each task needs its own `dfc serve --job J --task I`")
+                raise ClusterMismatch(
+                    f"{t.label} answers as {f['job']}:{f['task']} (process {f['pid']} on {f['host']})"
+                    + (f", the same process as {same}" if same != t.label else "")
+                    + ": each task needs its own `dfc serve --job J --task I`"
+                )
 
     def _keepalive(self) -> None:
         import tensorflow as tf

@@ -43,12 +43,17 @@ def supervise(argv: list[str], label: str, say=print) -> int:
         stopping.append(signum)
         if child and child[0].poll() is None:
             child[0].send_signal(signal.SIGTERM)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop)
     ready = False
     for attempt in range(MAX_RESTARTS + 1):
-        proc = subprocess.Popen([sys.executable, "-m", "dfc", "serve", *argv, "--child"], stdout=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dfc", "serve", *argv, "--child"],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
         child[:] = [proc]
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -62,13 +67,14 @@ def supervise(argv: list[str], label: str, say=print) -> int:
         if code == RESTART:
             say(f"dfc serve: {label}: the client asked for a fresh server; starting it again")
         elif code < 0:
-            say(f"dfc serve: {label}: its server died ({exit_reason(code)}); starting it again "
-                f"({attempt + 1} of {MAX_RESTARTS})")
+            say(
+                f"dfc serve: {label}: its server died ({exit_reason(code)}); starting it again "
+                f"({attempt + 1} of {MAX_RESTARTS})"
+            )
         else:
             return code
     say(f"dfc serve: {label}: its server was started {MAX_RESTARTS + 1} times; giving up")
     return 1
-
 
 
 def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
@@ -84,18 +90,24 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
     reachable = ", ".join(f"{name} {a}" for name, ips in sorted(interface_addresses().items()) for a in ips)
     say(f"dfc serve: {me.label} of '{layout.source}' cluster on port {me.port}, reachable on: {reachable}")
     try:
-        server = tf.distribute.Server(tf.train.ClusterSpec(layout.cluster_dict()), job_name=me.job,
-                                      task_index=me.index, start=True)
+        server = tf.distribute.Server(
+            tf.train.ClusterSpec(layout.cluster_dict()), job_name=me.job, task_index=me.index, start=True
+        )
     except tf.errors.OpError as e:
-        why = (f"it cannot listen on port {me.port}: another process has it (a TensorFlow server listens on its "
-               "port of every address, so two tasks of one machine need two ports), or it is below 1024"
-               if "Could not start gRPC server" in str(e) else ((e.message or "").splitlines() or [type(e).__name__])[0])
+        why = (
+            f"it cannot listen on port {me.port}: another process has it (a TensorFlow server listens on its "
+            "port of every address, so two tasks of one machine need two ports), or it is below 1024"
+            if "Could not start gRPC server" in str(e)
+            else ((e.message or "").splitlines() or [type(e).__name__])[0]
+        )
         say(f"dfc serve: {me.label}: cannot start its server: {why}")
         return 1
     graph = tf.Graph()
     with graph.as_default():
         handle = identity_handle(tf, me)
-        known = tf.raw_ops.AssignVariableOp(resource=handle, value=tf.constant(identity(me.job, me.index, layout.cluster_dict())))
+        known = tf.raw_ops.AssignVariableOp(
+            resource=handle, value=tf.constant(identity(me.job, me.index, layout.cluster_dict()))
+        )
         message = release_queue(tf, me).dequeue()
         answer = tf.compat.v1.placeholder(tf.string, [])
         reply = synced_queue(tf, me).enqueue(answer)

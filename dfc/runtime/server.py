@@ -25,8 +25,11 @@ def _watch_parent(parent: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="dfc-server", description="one task of a dfc TensorFlow cluster")
-    p.add_argument("--cluster", default=os.environ.get("DFC_CLUSTER"),
-                   help="cluster spec as JSON: job -> list of host:port (default: $DFC_CLUSTER)")
+    p.add_argument(
+        "--cluster",
+        default=os.environ.get("DFC_CLUSTER"),
+        help="cluster spec as JSON: job -> list of host:port (default: $DFC_CLUSTER)",
+    )
     p.add_argument("--job", required=True)
     p.add_argument("--task", type=int, required=True)
     p.add_argument("--intra", type=int, default=1, help="intra-op threads")
@@ -45,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
 
     tf.compat.v1.disable_eager_execution()
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=a.intra, inter_op_parallelism_threads=a.inter)
-    server = tf.distribute.Server(tf.train.ClusterSpec(json.loads(a.cluster)), job_name=a.job, task_index=a.task,
-                                  config=config, start=True)
+    server = tf.distribute.Server(
+        tf.train.ClusterSpec(json.loads(a.cluster)), job_name=a.job, task_index=a.task, config=config, start=True
+    )
     print("ready", flush=True)
     try:
         server.join()

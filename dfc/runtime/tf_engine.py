@@ -57,6 +57,7 @@ def quiet_tensorflow(verbose: bool) -> None:
     def hook(args):
         if getattr(args.thread, "name", "") != "SessionCloseThread":
             previous(args)
+
     setattr(hook, "dfc", True)
     threading.excepthook = hook
 
@@ -66,9 +67,13 @@ def tf_reason(message: str) -> str:
     ('Graph execution error:', 'Detected at node ... defined at', the Python frames)."""
     for line in message.splitlines():
         text = re.sub(r"^[A-Z_]+: ", "", line.strip())  # 'DATA_LOSS: ', the status code
-        if text and not line.startswith((" ", "\t")) and not text.startswith(
-                ("Graph execution error", "Detected at node", "Node: ", "From /job:", "Hint: ")) \
-                and text.strip("=") and not text.startswith("[["):
+        if (
+            text
+            and not line.startswith((" ", "\t"))
+            and not text.startswith(("Graph execution error", "Detected at node", "Node: ", "From /job:", "Hint: "))
+            and text.strip("=")
+            and not text.startswith("[[")
+        ):
             return text
     return message.splitlines()[0] if message else "(no message)"
 
@@ -84,9 +89,18 @@ def _dead_soon(cluster, wait: float = 3.0) -> list:
     return []
 
 
-def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lambda *a: None,
-           max_iterations: int | None = None, trace=None, layout=None, checkpoint=None,
-           resume: bool = False, again: bool = False) -> Result:
+def run_tf(
+    g: nx.DiGraph,
+    timeout: float = 300.0,
+    verbose: bool = False,
+    say=lambda *a: None,
+    max_iterations: int | None = None,
+    trace=None,
+    layout=None,
+    checkpoint=None,
+    resume: bool = False,
+    again: bool = False,
+) -> Result:
     """Run ``g`` on a local cluster, or on the servers of ``layout`` (a
     :class:`~dfc.runtime.clusters.Layout` that ``dfc serve`` started); with ``trace`` (a
     :class:`~dfc.runtime.trace.Trace`), every call of the compute phase is traced into it.
@@ -127,8 +141,19 @@ def run_tf(g: nx.DiGraph, timeout: float = 300.0, verbose: bool = False, say=lam
         if checkpoint is not None:
             checkpoint.store.local = getattr(cluster, "local", True)
             checkpoint.store.sync = getattr(cluster, "sync", None)  # each `dfc serve` fsyncs its files
-        result = _drive(tf, lowered, cluster, g, timeout, say, seconds, max_iterations, trace,
-                        checkpoint if lowered.checkpoint is not None else None, resume)
+        result = _drive(
+            tf,
+            lowered,
+            cluster,
+            g,
+            timeout,
+            say,
+            seconds,
+            max_iterations,
+            trace,
+            checkpoint if lowered.checkpoint is not None else None,
+            resume,
+        )
     except (ClusterError, RunError) as e:
         if again and isinstance(e, TaskLost) and hasattr(cluster, "restart"):
             cluster.restart()
@@ -210,8 +235,19 @@ def _tensor_file(path: str, dtype, shape: tuple[int, ...]):
         return np.fromfile(f, dtype=dtype.newbyteorder("<"), count=nbytes // dtype.itemsize).reshape(shape)
 
 
-def _drive(tf, lowered, cluster: LocalCluster | RemoteCluster, g, timeout: float, say, seconds: dict, max_iterations,
-           trace=None, saver=None, resume: bool = False) -> Result:
+def _drive(
+    tf,
+    lowered,
+    cluster: LocalCluster | RemoteCluster,
+    g,
+    timeout: float,
+    say,
+    seconds: dict,
+    max_iterations,
+    trace=None,
+    saver=None,
+    resume: bool = False,
+) -> Result:
     from tensorflow.core.protobuf import rewriter_config_pb2
 
     ms = int(timeout * 1000)
@@ -247,16 +283,21 @@ def _drive(tf, lowered, cluster: LocalCluster | RemoteCluster, g, timeout: float
                 raise TaskLost(Runner.died(dead, what)) from None
             if "Could not satisfy" in e.message or "device specification" in e.message:
                 wanted = sorted(set(re.findall(r"/job:[\w-]+/(?:replica:\d+/)?task:\d+/device:\w+:\d+", e.message)))
-                raise RunError(f"TensorFlow cannot place the graph during {what}: no such device on this cluster"
-                               + (f" ({', '.join(wanted[:3])})" if wanted else "")
-                               + "\n  hint: a job with `device: gpu` needs a GPU per task on the machine that runs it") from None
+                raise RunError(
+                    f"TensorFlow cannot place the graph during {what}: no such device on this cluster"
+                    + (f" ({', '.join(wanted[:3])})" if wanted else "")
+                    + "\n  hint: a job with `device: gpu` needs a GPU per task on the machine that runs it"
+                ) from None
             if isinstance(e, tf.errors.DeadlineExceededError):
                 stopped = cluster.stopped() if hasattr(cluster, "stopped") else []
                 if stopped:
-                    raise TaskLost(f"no answer from the cluster within {timeout:.0f} s during {what}: task "
-                                   f"{', '.join(t.label for t in stopped)} is stopped (SIGSTOP): hung, not dead") from None
-                raise RunError(f"no answer from the cluster within {timeout:.0f} s during {what} "
-                               "(--timeout sets the limit)") from None
+                    raise TaskLost(
+                        f"no answer from the cluster within {timeout:.0f} s during {what}: task "
+                        f"{', '.join(t.label for t in stopped)} is stopped (SIGSTOP): hung, not dead"
+                    ) from None
+                raise RunError(
+                    f"no answer from the cluster within {timeout:.0f} s during {what} (--timeout sets the limit)"
+                ) from None
             raise RunError(f"TensorFlow failed during {what}: {type(e).__name__}: {tf_reason(e.message)}") from None
 
     sess = tf.compat.v1.Session(cluster.target, graph=lowered.graph, config=config)
@@ -285,8 +326,10 @@ def _loop(tf, lowered, g, call, fatal, cluster, say, seconds: dict, max_iteratio
         raise CheckpointError("--resume: the program saves no checkpoints (its loop has no `checkpoint:`)")
     if resume:
         iterations = saver.restore(call, lowered.checkpoint, lowered.init, fatal)
-        say(f"resuming at iteration {iterations + 1} from {saver.resumed['folder']} "
-            f"(written {saver.resumed['written']}): the first pass and iterations 1-{iterations} are skipped")
+        say(
+            f"resuming at iteration {iterations + 1} from {saver.resumed['folder']} "
+            f"(written {saver.resumed['written']}): the first pass and iterations 1-{iterations} are skipped"
+        )
     elif lowered.prologue:
         say("running")
         call(lowered.prologue, "the first pass", traces=True)
@@ -317,6 +360,9 @@ def _loop(tf, lowered, g, call, fatal, cluster, say, seconds: dict, max_iteratio
     seconds["fetch"] = time.perf_counter() - t
     storage = dict(values)
     arrays = gather(g, storage)
-    scalars = {n.data.scalar: np.asarray(storage[name]).item() for name, n in
-               ((k, g.nodes[k]["node"]) for k in lowered.reads) if n.data.scalar}
+    scalars = {
+        n.data.scalar: np.asarray(storage[name]).item()
+        for name, n in ((k, g.nodes[k]["node"]) for k in lowered.reads)
+        if n.data.scalar
+    }
     return Result(arrays, scalars, iterations, seconds, start, saver.report() if saver is not None else None)

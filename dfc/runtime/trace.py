@@ -32,9 +32,18 @@ class Trace:
             for dev in stats.dev_stats:
                 pid = pids.setdefault(dev.device, len(pids))
                 for ns in dev.node_stats:
-                    events.append({"name": ns.node_name, "cat": _op_type(ns), "ph": "X", "pid": pid,
-                                   "tid": ns.thread_id, "ts": ns.all_start_micros,
-                                   "dur": max(ns.all_end_rel_micros, 1), "args": {"label": ns.timeline_label}})
+                    events.append(
+                        {
+                            "name": ns.node_name,
+                            "cat": _op_type(ns),
+                            "ph": "X",
+                            "pid": pid,
+                            "tid": ns.thread_id,
+                            "ts": ns.all_start_micros,
+                            "dur": max(ns.all_end_rel_micros, 1),
+                            "args": {"label": ns.timeline_label},
+                        }
+                    )
         names = [{"name": "process_name", "ph": "M", "pid": pid, "args": {"name": dev}} for dev, pid in pids.items()]
         return json.dumps({"traceEvents": names + events, "displayTimeUnit": "ms"})
 
@@ -55,8 +64,7 @@ class Trace:
         rows = []
         for dev, (a, b) in sorted(span.items()):
             ops = sorted(by_type[dev].items(), key=lambda kv: -kv[1])[:top]
-            rows.append({"device": dev, "span_s": b - a, "op_s": busy[dev],
-                         "top": [{"op": k, "s": v} for k, v in ops]})
+            rows.append({"device": dev, "span_s": b - a, "op_s": busy[dev], "top": [{"op": k, "s": v} for k, v in ops]})
         return rows
 
 

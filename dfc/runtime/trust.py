@@ -62,8 +62,10 @@ def check_serve(trust_network: bool, addresses: dict[str, list[str]] | None = No
     user did not say ``--trust-network``."""
     public = public_addresses(interface_addresses() if addresses is None else addresses)
     if public and not trust_network:
-        return (f"this machine is reachable on {', '.join(public)}, outside the private ranges, and a "
-                "TensorFlow server has no authentication: anyone who reaches it can run code as you. "
-                "Serve on a machine of a private network, or pass --trust-network if a firewall you "
-                "trust stands in front of it")
+        return (
+            f"this machine is reachable on {', '.join(public)}, outside the private ranges, and a "
+            "TensorFlow server has no authentication: anyone who reaches it can run code as you. "
+            "Serve on a machine of a private network, or pass --trust-network if a firewall you "
+            "trust stands in front of it"
+        )
     return None

@@ -109,12 +109,16 @@ def verify(spec: Spec, arrays: dict[str, np.ndarray], scalars: dict[str, float] 
             worst = max(worst, err)
         eps = float(np.finfo(lhs.dtype).eps)
         bound = 100 * eps * np.sqrt(lhs.shape[0])
-        return Verdict(bool(worst <= bound), "freivalds",
-                       f"{v.trials} random vectors: relative error {worst:.2e} (bound {bound:.1e})", worst)
+        return Verdict(
+            bool(worst <= bound),
+            "freivalds",
+            f"{v.trials} random vectors: relative error {worst:.2e} (bound {bound:.1e})",
+            worst,
+        )
     if isinstance(v, VerifyResidual):
         value = float(np_eval(v.residual, v.residual.tree, env))
         ok = bool(value < v.below)  # NaN never passes
-        why = ("below" if ok else "not a number: the computation broke down, not" if np.isnan(value) else "not below")
+        why = "below" if ok else "not a number: the computation broke down, not" if np.isnan(value) else "not below"
         return Verdict(ok, "residual", f"{v.residual.text} = {value:.3e} ({why} {v.below:g})", value)
     if isinstance(v, VerifyReference):
         outputs = [a.name for a in spec.arrays.values() if a.output]
@@ -124,8 +128,12 @@ def verify(spec: Spec, arrays: dict[str, np.ndarray], scalars: dict[str, float] 
         err = float(np.linalg.norm(got - ref))
         scale = float(np.linalg.norm(ref))
         rel = err / scale if scale else err
-        return Verdict(bool(err <= v.atol + v.rtol * scale), "reference",
-                       f"{of} vs {v.reference.text}: relative error {rel:.2e} (rtol {v.rtol:g})", rel)
+        return Verdict(
+            bool(err <= v.atol + v.rtol * scale),
+            "reference",
+            f"{of} vs {v.reference.text}: relative error {rel:.2e} (rtol {v.rtol:g})",
+            rel,
+        )
     if isinstance(v, VerifyExact):
         tree = v.exact.tree
         assert isinstance(tree, ast.Compare)  # validated: an equation
@@ -134,12 +142,17 @@ def verify(spec: Spec, arrays: dict[str, np.ndarray], scalars: dict[str, float] 
         try:  # a side may be one number (`a == 4`): it stands for every element
             a, b = np.broadcast_arrays(a, b)
         except ValueError:
-            return Verdict(False, "exact", f"{v.exact.text}: the sides have shapes {a.shape} and {b.shape}",
-                           float("inf"))
+            return Verdict(
+                False, "exact", f"{v.exact.text}: the sides have shapes {a.shape} and {b.shape}", float("inf")
+            )
         same = np.isclose(a, b, rtol=v.rtol, atol=0) if v.rtol else a == b.astype(a.dtype)
         bad = int(np.count_nonzero(~same))  # NaN equals nothing, itself included
-        return Verdict(bad == 0, "exact", f"{v.exact.text}: " + ("every element matches" if bad == 0 else
-                                                                  f"{bad} of {a.size} elements differ"), float(bad))
+        return Verdict(
+            bad == 0,
+            "exact",
+            f"{v.exact.text}: " + ("every element matches" if bad == 0 else f"{bad} of {a.size} elements differ"),
+            float(bad),
+        )
     raise AssertionError(v)
 
 

@@ -45,8 +45,7 @@ class Runner:
         self.cluster, self.lost, self.say = cluster, lost, say
         self.stuck = False  # a call was abandoned: its thread is still inside TensorFlow
         self._jobs: queue.Queue = queue.Queue()
-        self._poll = REMOTE_POLL_S if not getattr(cluster, "local", True) or not hasattr(cluster, "stopped") \
-            else POLL_S
+        self._poll = REMOTE_POLL_S if not getattr(cluster, "local", True) or not hasattr(cluster, "stopped") else POLL_S
         self._thread = threading.Thread(target=self._serve, daemon=True, name="dfc-session-run")
         self._thread.start()
 
@@ -84,13 +83,17 @@ class Runner:
                     since = stopped_at.setdefault(t.label, now)
                     if now - since >= STOPPED_WARN_S and t.label not in warned:
                         warned.add(t.label)
-                        self.say(f"warning: task {t.label} is stopped (SIGSTOP) and does not answer; "
-                                 f"dfc gives up {max(deadline - now, 0):.0f} s from now (--timeout)")
+                        self.say(
+                            f"warning: task {t.label} is stopped (SIGSTOP) and does not answer; "
+                            f"dfc gives up {max(deadline - now, 0):.0f} s from now (--timeout)"
+                        )
                 if now > deadline:
                     names = ", ".join(t.label for t in stopped)
-                    raise self.lost(f"no answer from the cluster within {timeout:.0f} s during {what}"
-                                    + (f": task {names} is stopped (SIGSTOP): hung, not dead" if stopped else "")
-                                    + "\n  hint: --timeout S sets the limit of each call")
+                    raise self.lost(
+                        f"no answer from the cluster within {timeout:.0f} s during {what}"
+                        + (f": task {names} is stopped (SIGSTOP): hung, not dead" if stopped else "")
+                        + "\n  hint: --timeout S sets the limit of each call"
+                    )
         except BaseException:  # a lost task, Ctrl-C, SIGTERM: the call is left to its thread
             if not done.is_set():
                 self.stuck = True
@@ -123,6 +126,7 @@ def close_within(session, within: float) -> None:
             session.close()
         except Exception:  # a server already gone  # noqa: BLE001
             pass
+
     closer = threading.Thread(target=close, daemon=True, name="dfc-close")
     closer.start()
     closer.join(timeout=within)

@@ -10,11 +10,32 @@ from ..cost.plan import Plan
 from ..ir.devices import short
 from ..ir.node import Node, nodes
 
-PALETTE = ("#8dd3c7", "#ffffb3", "#bebada", "#fb8072", "#80b1d3", "#fdb462", "#b3de69", "#fccde5",
-           "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f")
-SHAPES = {"variable": "cylinder", "send": "rarrow", "recv": "larrow", "enqueue": "invhouse",
-          "dequeue": "house", "reduce": "invtrapezium", "broadcast": "trapezium", "assign": "note",
-          "loop": "doubleoctagon", "const": "plain"}
+PALETTE = (
+    "#8dd3c7",
+    "#ffffb3",
+    "#bebada",
+    "#fb8072",
+    "#80b1d3",
+    "#fdb462",
+    "#b3de69",
+    "#fccde5",
+    "#d9d9d9",
+    "#bc80bd",
+    "#ccebc5",
+    "#ffed6f",
+)
+SHAPES = {
+    "variable": "cylinder",
+    "send": "rarrow",
+    "recv": "larrow",
+    "enqueue": "invhouse",
+    "dequeue": "house",
+    "reduce": "invtrapezium",
+    "broadcast": "trapezium",
+    "assign": "note",
+    "loop": "doubleoctagon",
+    "const": "plain",
+}
 
 
 def _q(s: str) -> str:
@@ -24,15 +45,20 @@ def _q(s: str) -> str:
 def render(plan: Plan, collapse_at: int = 300) -> str:
     g = plan.graph
     color = {d: PALETTE[i % len(PALETTE)] for i, d in enumerate(plan.devices)}
-    lines = [f"digraph {_q(plan.name)} {{", "  rankdir=TB; node [style=filled, fontname=Helvetica, fontsize=10];",
-             '  edge [color="#555555"];']
+    lines = [
+        f"digraph {_q(plan.name)} {{",
+        "  rankdir=TB; node [style=filled, fontname=Helvetica, fontsize=10];",
+        '  edge [color="#555555"];',
+    ]
     shown = [n for n in nodes(g) if n.kind != "const"]
     legend = " ".join(f"{short(d)}" for d in plan.devices)
     if len(shown) <= collapse_at:
         for n in shown:
             label = f"{n.name}\\n{n.op}" if n.op and n.op != n.kind else n.name
-            lines.append(f"  {_q(n.name)} [label={_q(label)}, shape={SHAPES.get(n.kind, 'box')}, "
-                         f"fillcolor={_q(color.get(n.device, '#ffffff'))}, tooltip={_q(short(n.device) if n.device else '')}];")
+            lines.append(
+                f"  {_q(n.name)} [label={_q(label)}, shape={SHAPES.get(n.kind, 'box')}, "
+                f"fillcolor={_q(color.get(n.device, '#ffffff'))}, tooltip={_q(short(n.device) if n.device else '')}];"
+            )
         for u, v, data in sorted(g.edges(data=True)):
             if g.nodes[u]["node"].kind == "const":
                 continue
@@ -48,8 +74,10 @@ def render(plan: Plan, collapse_at: int = 300) -> str:
             first.setdefault(key[n.name], n)
         for k in sorted(counts):
             n = first[k]
-            lines.append(f"  {_q(k)} [label={_q(f'{n.group} {n.kind}' + chr(10) + f'x{counts[k]} on ' + (short(n.device) if n.device else '-'))}, "
-                         f"shape={SHAPES.get(n.kind, 'box')}, fillcolor={_q(color.get(n.device, '#ffffff'))}];")
+            lines.append(
+                f"  {_q(k)} [label={_q(f'{n.group} {n.kind}' + chr(10) + f'x{counts[k]} on ' + (short(n.device) if n.device else '-'))}, "
+                f"shape={SHAPES.get(n.kind, 'box')}, fillcolor={_q(color.get(n.device, '#ffffff'))}];"
+            )
         edges: dict[tuple[str, str], int] = {}
         for u, v, data in g.edges(data=True):
             if u in key and v in key and key[u] != key[v]:
@@ -69,8 +97,10 @@ def to_image(dot_text: str, fmt: str, timeout: float = 120) -> bytes:
     """SVG or PNG bytes from DOT, with Graphviz's ``dot``."""
     exe = shutil.which("dot")
     if exe is None:
-        raise RenderError(f"drawing {fmt.upper()} needs Graphviz's `dot` (apt-get install graphviz, "
-                          "brew install graphviz); --format dot writes the graph without it")
+        raise RenderError(
+            f"drawing {fmt.upper()} needs Graphviz's `dot` (apt-get install graphviz, "
+            "brew install graphviz); --format dot writes the graph without it"
+        )
     try:
         proc = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -12,8 +12,10 @@ def summary_lines(r) -> list[str]:
     """The summary of one :class:`~dfc.api.RunReport`."""
     v = r.verification
     state = "no verification" if v is None else "verified" if r.verified else "VERIFICATION FAILED"
-    lines = [f"{r.name} ({r.engine} engine): {state}",
-             "  time: " + ", ".join(f"{k} {x:.3f} s" for k, x in r.seconds.items())]
+    lines = [
+        f"{r.name} ({r.engine} engine): {state}",
+        "  time: " + ", ".join(f"{k} {x:.3f} s" for k, x in r.seconds.items()),
+    ]
     if r.iterations_run:
         lines.append(f"  iterations: {r.iterations_run}")
     if v:
@@ -39,11 +41,15 @@ def summary_lines(r) -> list[str]:
 def checkpoint_lines(c: dict) -> list[str]:
     lines = []
     if c.get("resumed_from"):
-        lines.append(f"  resumed from: the checkpoint of iteration {c['resumed_from']['iteration']} "
-                     f"in {c['resumed_from']['folder']}")
+        lines.append(
+            f"  resumed from: the checkpoint of iteration {c['resumed_from']['iteration']} "
+            f"in {c['resumed_from']['folder']}"
+        )
     each = f", {c['seconds_each']:.3f} s and {c['bytes'] / 1e6:.3g} MB each" if c["written"] else ""
-    lines.append(f"  checkpoints: {c['written']} written every {c['every']} iterations{each}, in {c['folder']}"
-                 + (f"; {len(c['failed'])} failed" if c["failed"] else ""))
+    lines.append(
+        f"  checkpoints: {c['written']} written every {c['every']} iterations{each}, in {c['folder']}"
+        + (f"; {len(c['failed'])} failed" if c["failed"] else "")
+    )
     return lines
 
 

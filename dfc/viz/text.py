@@ -30,15 +30,22 @@ def render(plan: Plan, width: int = 110, color: bool = False) -> str:
     s = plan.schedule
     g = plan.graph  # counted on the adjacency dicts: the networkx views are slow at 1M nodes
     pairs = sum(1 for n in each_node(g) if n.kind == "send")
-    console.print(f"[bold]{plan.name}[/bold]: {len(node_table(g))} nodes, "
-                  f"{sum(map(len, succ_of(g).values()))} edges, {pairs} send/recv pairs, strategy {plan.strategy}")
+    console.print(
+        f"[bold]{plan.name}[/bold]: {len(node_table(g))} nodes, "
+        f"{sum(map(len, succ_of(g).values()))} edges, {pairs} send/recv pairs, strategy {plan.strategy}"
+    )
 
     classes = Table(title="task classes", title_justify="left")
     for col in ("class", "kind", "runs", "count", "flops"):
         classes.add_column(col, justify="right" if col in ("count", "flops") else "left")
     for c in plan.task_classes():
-        classes.add_row(c["class"], c["kind"], "every iteration" if c["scope"] == "loop" else "once",
-                        str(c["count"]), si(c["flops"], "flop") if c["flops"] else "")
+        classes.add_row(
+            c["class"],
+            c["kind"],
+            "every iteration" if c["scope"] == "loop" else "once",
+            str(c["count"]),
+            si(c["flops"], "flop") if c["flops"] else "",
+        )
     console.print(classes)
 
     devices = Table(title="devices", title_justify="left")
@@ -46,8 +53,14 @@ def render(plan: Plan, width: int = 110, color: bool = False) -> str:
     for col in ("device", *(("host",) if hosts else ()), "busy", "load", "flops", "memory"):
         devices.add_column(col, justify="left" if col in ("device", "host") else "right")
     for d in plan.device_rows():
-        devices.add_row(d["short"], *((d["host"],) if hosts else ()), seconds(d["busy_s"]), f"{100 * d['load']:.0f}%",
-                        si(d["flops"], "flop"), si(d["memory_bytes"], "B"))
+        devices.add_row(
+            d["short"],
+            *((d["host"],) if hosts else ()),
+            seconds(d["busy_s"]),
+            f"{100 * d['load']:.0f}%",
+            si(d["flops"], "flop"),
+            si(d["memory_bytes"], "B"),
+        )
     console.print(devices)
 
     if plan.schedule.links:

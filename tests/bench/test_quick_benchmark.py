@@ -15,9 +15,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_quick_set_runs_and_verifies(tmp_path):
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--set", "quick", "--smoke",
-                           "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--set", "quick", "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     (result,) = tmp_path.glob("quick-*.json")
     data = json.loads(result.read_text())
@@ -25,8 +29,9 @@ def test_quick_set_runs_and_verifies(tmp_path):
     benches = {r["benchmark"] for r in data["rows"]}
     assert benches == {"matmul", "cg", "fft", "stream"}
     assert all(r["verified"] and r["dfc"] > 0 and r["baseline_value"] > 0 for r in data["rows"])
-    assert {"dask threads", "dask 2 processes", "numpy", "scipy.fft (all cores)", "raw loopback socket"} <= \
-        {r["baseline"] for r in data["rows"]}
+    assert {"dask threads", "dask 2 processes", "numpy", "scipy.fft (all cores)", "raw loopback socket"} <= {
+        r["baseline"] for r in data["rows"]
+    }
     assert data["peak_blas_gflops"] > 0 and data["memory_copy_gbps"] > 0
     assert data["machine"]["cores"] and data["machine"]["tensorflow"]
     assert data["smoke"] and data["repeats"] == 1  # one run each: the figures are not medians

@@ -42,9 +42,25 @@ def cg_runs(tmp_path_factory) -> list[Path]:
 
     root = Path(__file__).resolve().parents[2]
     outs = [tmp_path_factory.mktemp(f"cg-run{i}") for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, "-m", "dfc", "run", str(root / "specs" / "cg.yaml"),
-                               *[a for s in CG_SETS for a in ("--set", s)], "--out", str(out), "--quiet"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for out in outs]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dfc",
+                "run",
+                str(root / "specs" / "cg.yaml"),
+                *[a for s in CG_SETS for a in ("--set", s)],
+                "--out",
+                str(out),
+                "--quiet",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for out in outs
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err

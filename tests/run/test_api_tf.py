@@ -15,8 +15,13 @@ pytestmark = pytest.mark.slow
 
 def test_one_line_from_python_runs_a_spec_on_a_private_local_cluster():
     code = "import dfc; r = dfc.load('specs/cg.yaml', N=256).run(); print(r.verified, r.engine)"
-    proc = subprocess.run([sys.executable, "-m", "dfc.runtime.private", sys.executable, "-c", code], cwd=ROOT,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dfc.runtime.private", sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "tf"], proc.stdout
     assert "not private" not in proc.stderr  # the runner gave it a network of its own
@@ -24,9 +29,25 @@ def test_one_line_from_python_runs_a_spec_on_a_private_local_cluster():
 
 def test_the_sweep_example_runs_and_verifies(tmp_path):
     out, picture = tmp_path / "reports.json", tmp_path / "cg.png"
-    proc = subprocess.run([sys.executable, "-m", "dfc.runtime.private", sys.executable, "examples/sweep_cg.py",
-                           "--sizes", "128,256", "--json", str(out), "--plot", str(picture)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dfc.runtime.private",
+            sys.executable,
+            "examples/sweep_cg.py",
+            "--sizes",
+            "128,256",
+            "--json",
+            str(out),
+            "--plot",
+            str(picture),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     reports = json.loads(out.read_text())
     assert [r["params"]["N"] for r in reports] == [128, 256]

@@ -15,9 +15,24 @@ pytestmark = pytest.mark.slow
 
 
 def start(*extra: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dfc", "run", str(ROOT / "specs" / "stream.yaml"),
-                             "--set", "MB=8", "--set", "reps=100000", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dfc",
+            "run",
+            str(ROOT / "specs" / "stream.yaml"),
+            "--set",
+            "MB=8",
+            "--set",
+            "reps=100000",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def wait_for_iterations(proc: subprocess.Popen, timeout: float = 90) -> None:

@@ -37,8 +37,13 @@ class Run:
     """``dfc run`` in a process of its own; its stderr read as it comes (with times)."""
 
     def __init__(self, *args: str, spec: str = CG, params=PARAMS, cwd=None):
-        self.proc = subprocess.Popen([sys.executable, "-m", "dfc", "run", spec, *params, *args], cwd=cwd,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dfc", "run", spec, *params, *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[tuple[float, str]] = []
         self.out = ""
         threading.Thread(target=self._read, daemon=True).start()
@@ -113,6 +118,7 @@ def _alive(pid: int) -> bool:
 
 def checkpoint_at(folder: Path, at_least: int):
     """A test: a complete checkpoint of iteration >= at_least is in ``folder``."""
+
     def test():
         for m in folder.glob("slot-*/manifest.json"):
             try:
@@ -121,6 +127,7 @@ def checkpoint_at(folder: Path, at_least: int):
             except (OSError, ValueError, KeyError):
                 pass
         return False
+
     return test
 
 
@@ -192,8 +199,10 @@ def test_a_corrupt_checkpoint_is_refused_and_the_previous_one_used(killed, refer
 
 
 def test_resume_refuses_another_run_before_starting_anything(killed, tmp_path):
-    for args, says in ((["--set", "diag=30"], "param diag: 20 then, 30 now"),
-                       (["--set", "P=4"], "the cluster: reducer: 1, worker: 2 then, reducer: 1, worker: 4 now")):
+    for args, says in (
+        (["--set", "diag=30"], "param diag: 20 then, 30 now"),
+        (["--set", "P=4"], "the cluster: reducer: 1, worker: 2 then, reducer: 1, worker: 4 now"),
+    ):
         r = Run("--out", str(killed), "--resume", params=[*PARAMS, *args])
         assert r.finish() < 60
         assert r.proc.returncode == 2 and says in r.err and "starting" not in r.err, r.err
@@ -217,8 +226,11 @@ def test_retries_start_the_cluster_again_and_resume(tmp_path, reference):
     assert time.monotonic() - t < 3, "the dead task was not noticed at once"
     r.finish()
     assert r.proc.returncode == 0, r.err
-    assert re.search(r"retry 1 of 2: task worker:0 at \S+ \(killed by SIGKILL\) died during .*; starting the "
-                     r"cluster again, resuming from the checkpoint of iteration \d+", r.err), r.err
+    assert re.search(
+        r"retry 1 of 2: task worker:0 at \S+ \(killed by SIGKILL\) died during .*; starting the "
+        r"cluster again, resuming from the checkpoint of iteration \d+",
+        r.err,
+    ), r.err
     assert "retried: task worker:0" in r.out
     assert same(np.load(tmp_path / "x.npy"), reference)
 
@@ -245,7 +257,9 @@ def test_a_stopped_task_is_named_at_the_timeout_and_nothing_can_be_resumed(tmp_p
     assert "Traceback" not in r.err and "ERROR" not in r.err
 
 
-@pytest.mark.parametrize("sig, code, says", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+@pytest.mark.parametrize(
+    "sig, code, says", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")]
+)
 def test_ctrl_c_and_sigterm_stop_a_run_at_once(tmp_path, sig, code, says):
     r = Run("--out", str(tmp_path), "--set", "diag=5")  # 2000 iterations: it is mid-run
     r.wait_for(checkpoint_at(tmp_path / "checkpoints", 50), "a checkpoint")
@@ -302,18 +316,31 @@ def test_a_full_or_read_only_disk(tmp_path):
         pytest.fail("needs unshare (util-linux)")
     log = tmp_path / "log"
     log.mkdir()
-    env = {**os.environ, "FULL": str(tmp_path / "full"), "RO": str(tmp_path / "ro"), "LOG": str(log),
-           "PY": sys.executable, "CG": CG, "PARAMS": " ".join(PARAMS)}
+    env = {
+        **os.environ,
+        "FULL": str(tmp_path / "full"),
+        "RO": str(tmp_path / "ro"),
+        "LOG": str(log),
+        "PY": sys.executable,
+        "CG": CG,
+        "PARAMS": " ".join(PARAMS),
+    }
     (tmp_path / "full").mkdir()
     root = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
-    done = subprocess.run([*root, "--propagation", "private", "bash", "-c", SCRIPT], env=env,
-                          capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [*root, "--propagation", "private", "bash", "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stderr
     read = lambda name: (log / name).read_text() if (log / name).exists() else ""  # noqa: E731
-    assert read("ro.rc").strip() == "2" and "checkpoint folder" in read("ro.err") \
-        and "Read-only file system" in read("ro.err") and "starting" not in read("ro.err"), read("ro.err")
-    assert read("ro-out.rc").strip() == "2" and "--out" in read("ro-out.err") \
-        and "starting" not in read("ro-out.err"), read("ro-out.err")
+    assert (
+        read("ro.rc").strip() == "2"
+        and "checkpoint folder" in read("ro.err")
+        and "Read-only file system" in read("ro.err")
+        and "starting" not in read("ro.err")
+    ), read("ro.err")
+    assert (
+        read("ro-out.rc").strip() == "2" and "--out" in read("ro-out.err") and "starting" not in read("ro-out.err")
+    ), read("ro-out.err")
     # full: each later checkpoint fails, is reported, and the run goes on; --out cannot be written either
     err = read("full.err")
     assert "was not written" in err and "the previous one (iteration" in err and "is kept" in err, err
@@ -326,9 +353,15 @@ def test_a_full_or_read_only_disk(tmp_path):
 def random_cases() -> list[tuple]:
     n = int(os.environ.get("DFC_FAULTS", "0"))
     rng = random.Random(int(os.environ.get("DFC_FAULTS_SEED", "12")))
-    return [(rng.choice(["worker:0", "worker:1", "reducer:0", "dfc"]),
-             rng.choice(["SIGKILL", "SIGSTOP", "SIGTERM", "SIGINT"]),
-             round(rng.uniform(0, 2), 2), rng.choice([0, 1])) for _ in range(n)]
+    return [
+        (
+            rng.choice(["worker:0", "worker:1", "reducer:0", "dfc"]),
+            rng.choice(["SIGKILL", "SIGSTOP", "SIGTERM", "SIGINT"]),
+            round(rng.uniform(0, 2), 2),
+            rng.choice([0, 1]),
+        )
+        for _ in range(n)
+    ]
 
 
 @pytest.mark.parametrize("target, name, delay, retries", random_cases())

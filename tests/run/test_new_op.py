@@ -36,8 +36,18 @@ def _elementwise(a, b):
 # the whole of adding two ops: a function and an operator, one entry each
 NEW = [
     ops.Op("exp", "elementwise e**x", lambda a: a, lambda args, out: out.size, np.exp, lambda tf, x: tf.math.exp(x)),
-    ops.Op("mod", "elementwise a % b (floored, as Python's)", _elementwise, lambda args, out: out.size, np.mod,
-           lambda tf, a, b: tf.math.floormod(a, b), nargs=(2, 2), callable=False, symbol="%", cast_inputs=True),
+    ops.Op(
+        "mod",
+        "elementwise a % b (floored, as Python's)",
+        _elementwise,
+        lambda args, out: out.size,
+        np.mod,
+        lambda tf, a, b: tf.math.floormod(a, b),
+        nargs=(2, 2),
+        callable=False,
+        symbol="%",
+        cast_inputs=True,
+    ),
 ]
 
 

@@ -80,12 +80,18 @@ def intrude(tmp_path, network: str, session: bool = True) -> tuple[dict, dict]:
         assert len(servers) == 2, servers
         cluster = next(iter(servers.values()))
         addresses = [(job, i, a) for job, tasks in sorted(cluster.items()) for i, a in enumerate(tasks)]
-        ns = {"test": os.readlink("/proc/self/ns/net"), "client": os.readlink(f"/proc/{proc.pid}/ns/net"),
-              "servers": {os.readlink(f"/proc/{s}/ns/net") for s in servers},
-              "cmdlines": [Path(f"/proc/{s}/cmdline").read_bytes() for s in servers]}
-        got = subprocess.run([sys.executable, "-c", INTRUDER, json.dumps(addresses), str(secret),
-                              "session" if session else "tcp"],
-                             capture_output=True, text=True, timeout=120)
+        ns = {
+            "test": os.readlink("/proc/self/ns/net"),
+            "client": os.readlink(f"/proc/{proc.pid}/ns/net"),
+            "servers": {os.readlink(f"/proc/{s}/ns/net") for s in servers},
+            "cmdlines": [Path(f"/proc/{s}/cmdline").read_bytes() for s in servers],
+        }
+        got = subprocess.run(
+            [sys.executable, "-c", INTRUDER, json.dumps(addresses), str(secret), "session" if session else "tcp"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert got.returncode == 0, got.stderr
         return json.loads(got.stdout.splitlines()[-1]), ns
     finally:

@@ -15,8 +15,9 @@ def serialized(value) -> bytes:  # graph mode: other tests may have turned eager
         return s.run(tf.io.serialize_tensor(tf.constant(value)))
 
 
-@pytest.mark.parametrize("dtype,shape", [("float32", (3, 4)), ("complex128", (5,)), ("float64", ()),
-                                         ("float64", (70_000,))])  # a multi-byte length varint
+@pytest.mark.parametrize(
+    "dtype,shape", [("float32", (3, 4)), ("complex128", (5,)), ("float64", ()), ("float64", (70_000,))]
+)  # a multi-byte length varint
 def test_serialized_tensors_read_back_exactly(tmp_path, dtype, shape):
     rng = np.random.default_rng(0)
     value = rng.standard_normal(shape).astype(dtype)

@@ -29,26 +29,44 @@ def free_port(host: str) -> int:
 
 
 def dfc(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dfc", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dfc", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw
+    )
 
 
 class Servers:
     """A cluster file for ``jobs`` over HOSTS (or the given ``file``, whose tasks are
     ``jobs``) and one `dfc serve` per task."""
 
-    def __init__(self, tmp: Path, spec: str, jobs: dict[str, int], sets=(), idle: float = 120,
-                 file: Path | None = None):
+    def __init__(
+        self, tmp: Path, spec: str, jobs: dict[str, int], sets=(), idle: float = 120, file: Path | None = None
+    ):
         slots = [(job, i) for job, n in jobs.items() for i in range(n)]
         self.address = {slot: (HOSTS[k % len(HOSTS)], free_port(HOSTS[k % len(HOSTS)])) for k, slot in enumerate(slots)}
-        lines = ["dfc: 1", "jobs:"] + [f"  {job}: [{', '.join(f'{h}:{p}' for (j, _), (h, p) in self.address.items() if j == job)}]"
-                                       for job in jobs]
+        lines = ["dfc: 1", "jobs:"] + [
+            f"  {job}: [{', '.join(f'{h}:{p}' for (j, _), (h, p) in self.address.items() if j == job)}]" for job in jobs
+        ]
         self.file = file or tmp / "cluster.yaml"
         if file is None:
             self.file.write_text("\n".join(lines) + "\n")
         sets = [a for s in sets for a in ("--set", s)]
-        self.procs = {slot: dfc("serve", spec, *sets, "--cluster", str(self.file), "--job", slot[0], "--task",
-                                str(slot[1]), "--idle-timeout", str(idle), "--trust-network") for slot in slots}
+        self.procs = {
+            slot: dfc(
+                "serve",
+                spec,
+                *sets,
+                "--cluster",
+                str(self.file),
+                "--job",
+                slot[0],
+                "--task",
+                str(slot[1]),
+                "--idle-timeout",
+                str(idle),
+                "--trust-network",
+            )
+            for slot in slots
+        }
         for slot, p in self.procs.items():  # each prints one ready line
             assert p.stdout.readline().strip() == "ready", p.stderr.read()
 
@@ -72,14 +90,16 @@ def servers(tmp_path):
     def make(*args, **kw):
         made.append(Servers(tmp_path, *args, **kw))
         return made[-1]
+
     yield make
     for s in made:
         s.stop()
 
 
 def run(*args: str, timeout: float = 180, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dfc", "run", *args, "--quiet"], capture_output=True, text=True,
-                          timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "dfc", "run", *args, "--quiet"], capture_output=True, text=True, timeout=timeout, **kw
+    )
 
 
 _LOCAL: dict[tuple, Path] = {}
@@ -92,8 +112,19 @@ def local_answers(tmp_path_factory, name: str, sets: list[str]) -> Path:
         from dfc.cli import main
 
         out = tmp_path_factory.mktemp(f"local-{name}")
-        assert main(["run", str(ROOT / "specs" / f"{name}.yaml"), *[a for v in sets for a in ("--set", v)],
-                     "--out", str(out), "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "run",
+                    str(ROOT / "specs" / f"{name}.yaml"),
+                    *[a for v in sets for a in ("--set", v)],
+                    "--out",
+                    str(out),
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
         _LOCAL[key] = out
     return _LOCAL[key]
 
@@ -105,14 +136,19 @@ def assert_same_answers(got: Path, expected: Path) -> None:
         np.testing.assert_array_equal(np.load(got / n), np.load(expected / n))
 
 
-@pytest.mark.parametrize("name, jobs, sets, file", [
-    ("stream", {"ps": 1, "worker": 1}, ["MB=2", "reps=3"], None),
-    ("cg", {"worker": 2, "reducer": 1}, ["N=256"], ROOT / "examples" / "cluster.yaml"),
-    ("matmul", {"worker": 2, "reducer": 2}, ["N=256", "T=128"], None),
-    ("fft", {"worker": 2, "merger": 1}, ["N=2**12"], None),
-], ids=["stream", "cg-examples-cluster.yaml", "matmul", "fft"])
-def test_a_cluster_file_gives_the_local_clusters_answers_bit_for_bit(tmp_path, tmp_path_factory, servers, name,
-                                                                     jobs, sets, file):
+@pytest.mark.parametrize(
+    "name, jobs, sets, file",
+    [
+        ("stream", {"ps": 1, "worker": 1}, ["MB=2", "reps=3"], None),
+        ("cg", {"worker": 2, "reducer": 1}, ["N=256"], ROOT / "examples" / "cluster.yaml"),
+        ("matmul", {"worker": 2, "reducer": 2}, ["N=256", "T=128"], None),
+        ("fft", {"worker": 2, "merger": 1}, ["N=2**12"], None),
+    ],
+    ids=["stream", "cg-examples-cluster.yaml", "matmul", "fft"],
+)
+def test_a_cluster_file_gives_the_local_clusters_answers_bit_for_bit(
+    tmp_path, tmp_path_factory, servers, name, jobs, sets, file
+):
     spec = str(ROOT / "specs" / f"{name}.yaml")
     s = servers(spec, jobs, sets, file=file)
     remote = run(spec, *[a for v in sets for a in ("--set", v)], "--cluster", str(s.file), "--out", str(tmp_path))
@@ -124,9 +160,21 @@ def test_a_cluster_file_gives_the_local_clusters_answers_bit_for_bit(tmp_path, t
 def test_the_tf_config_example_gives_the_same_answers(tmp_path, tmp_path_factory):
     sets = ["N=256", "T=128"]  # examples/tf_config.sh runs specs/matmul.yaml
     env = {**os.environ, "SERVE_OPTIONS": "--trust-network"}
-    got = subprocess.run([str(ROOT / "examples" / "tf_config.sh"), *[a for v in sets for a in ("--set", v)], "--",
-                          "--out", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=240, env=env,
-                         cwd=ROOT)
+    got = subprocess.run(
+        [
+            str(ROOT / "examples" / "tf_config.sh"),
+            *[a for v in sets for a in ("--set", v)],
+            "--",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
+        cwd=ROOT,
+    )
     assert got.returncode == 0, got.stderr
     assert got.stderr.count("released by the client") == 4, got.stderr
     assert_same_answers(tmp_path, local_answers(tmp_path_factory, "matmul", sets))
@@ -154,9 +202,12 @@ def test_a_host_that_never_comes_up_is_named_within_the_deadline(tmp_path):
     port = free_port("127.0.0.5")
     (tmp_path / "c.yaml").write_text(f"dfc: 1\njobs:\n  ps: [127.0.0.5:{port}]\n  worker: [127.0.0.6:{port + 1}]\n")
     t0 = time.monotonic()
-    got = run(str(ROOT / "specs" / "stream.yaml"), "--set", "MB=2", "--cluster", str(tmp_path / "c.yaml"),
-              "--timeout", "5")
-    assert got.returncode == 1 and f"ps:0 at 127.0.0.5:{port}, worker:0 at 127.0.0.6:{port + 1}" in got.stderr, got.stderr
+    got = run(
+        str(ROOT / "specs" / "stream.yaml"), "--set", "MB=2", "--cluster", str(tmp_path / "c.yaml"), "--timeout", "5"
+    )
+    assert got.returncode == 1 and f"ps:0 at 127.0.0.5:{port}, worker:0 at 127.0.0.6:{port + 1}" in got.stderr, (
+        got.stderr
+    )
     assert "no answer within 5 s" in got.stderr and time.monotonic() - t0 < 30
 
 
@@ -169,9 +220,24 @@ def test_a_server_left_alone_exits_after_its_idle_deadline(servers):
 
 def test_serve_refuses_a_task_outside_the_cluster(tmp_path):
     (tmp_path / "c.yaml").write_text("dfc: 1\njobs:\n  ps: [127.0.0.2:2222]\n  worker: [127.0.0.3:2224]\n")
-    got = subprocess.run([sys.executable, "-m", "dfc", "serve", str(ROOT / "specs" / "stream.yaml"), "--cluster",
-                          str(tmp_path / "c.yaml"), "--job", "worker", "--task", "3"],
-                         capture_output=True, text=True, timeout=60)
+    got = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dfc",
+            "serve",
+            str(ROOT / "specs" / "stream.yaml"),
+            "--cluster",
+            str(tmp_path / "c.yaml"),
+            "--job",
+            "worker",
+            "--task",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert got.returncode == 2 and "--job worker --task 3 is not a task of the cluster (ps:0, worker:0)" in got.stderr
 
 
@@ -191,14 +257,35 @@ def test_a_server_of_another_dfc_version_is_refused(tmp_path):
     (h1, p1), (h2, p2) = (HOSTS[0], free_port(HOSTS[0])), (HOSTS[1], free_port(HOSTS[1]))
     file = tmp_path / "c.yaml"
     file.write_text(f"dfc: 1\njobs:\n  ps: [{h1}:{p1}]\n  worker: [{h2}:{p2}]\n")
-    other = ("import sys, dfc; dfc.__version__ = '0.0.1-other'; from dfc.cli import main; "
-             "sys.exit(main(sys.argv[1:]))")  # a real dfc serve that says it is another version
+    other = (
+        "import sys, dfc; dfc.__version__ = '0.0.1-other'; from dfc.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )  # a real dfc serve that says it is another version
     # (--child: the server itself, without the supervisor, which would start a real dfc)
-    procs = [subprocess.Popen([sys.executable, *(["-c", other] if job == "worker" else ["-m", "dfc"]), "serve",
-                               spec, "--cluster", str(file), "--job", job, "--task", "0", "--idle-timeout", "30",
-                               "--trust-network", *(["--child"] if job == "worker" else [])],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for job in ("ps", "worker")]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                *(["-c", other] if job == "worker" else ["-m", "dfc"]),
+                "serve",
+                spec,
+                "--cluster",
+                str(file),
+                "--job",
+                job,
+                "--task",
+                "0",
+                "--idle-timeout",
+                "30",
+                "--trust-network",
+                *(["--child"] if job == "worker" else []),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for job in ("ps", "worker")
+    ]
     try:
         for p in procs:
             assert p.stdout.readline().strip() == "ready", p.stderr.read()
@@ -219,17 +306,24 @@ def test_two_names_of_one_server_are_refused_as_one_process(tmp_path):
     host, port = HOSTS[0], free_port(HOSTS[0])
     # another name of this machine that no name check sees through: an address of another
     # interface (the server listens on every address), else the host's name
-    other = next((ip for ips in interface_addresses().values() for ip in ips
-                  if "." in ip and not ip.startswith("127.")), socket.gethostname())
+    other = next(
+        (ip for ips in interface_addresses().values() for ip in ips if "." in ip and not ip.startswith("127.")),
+        socket.gethostname(),
+    )
     file = tmp_path / "c.yaml"
     file.write_text(f"dfc: 1\njobs:\n  ps: [{host}:{port}]\n  worker: ['{other}:{port}']\n")
-    ps = dfc("serve", spec, "--cluster", str(file), "--job", "ps", "--task", "0", "--idle-timeout", "30",
-             "--trust-network")
+    ps = dfc(
+        "serve", spec, "--cluster", str(file), "--job", "ps", "--task", "0", "--idle-timeout", "30", "--trust-network"
+    )
     try:
         assert ps.stdout.readline().strip() == "ready", ps.stderr.read()
         got = run(spec, "--set", "MB=2", "--cluster", str(file), "--timeout", "20")
-        assert got.returncode == 2 and f"worker:0 at {other}:{port}" in got.stderr and "answers as ps:0" in got.stderr \
-            and "the same process as ps:0" in got.stderr, got.stderr
+        assert (
+            got.returncode == 2
+            and f"worker:0 at {other}:{port}" in got.stderr
+            and "answers as ps:0" in got.stderr
+            and "the same process as ps:0" in got.stderr
+        ), got.stderr
     finally:
         ps.kill()
         ps.communicate()
@@ -243,8 +337,25 @@ def test_a_port_taken_on_the_machine_is_a_clear_error(tmp_path):
         port = taken.getsockname()[1]
         file = tmp_path / "c.yaml"
         file.write_text(f"dfc: 1\njobs:\n  ps: [{HOSTS[0]}:{port}]\n  worker: [{HOSTS[1]}:{port + 1}]\n")
-        got = subprocess.run([sys.executable, "-m", "dfc", "serve", spec, "--cluster", str(file), "--job", "ps",
-                              "--task", "0", "--trust-network"], capture_output=True, text=True, timeout=60)
+        got = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dfc",
+                "serve",
+                spec,
+                "--cluster",
+                str(file),
+                "--job",
+                "ps",
+                "--task",
+                "0",
+                "--trust-network",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert got.returncode == 1 and f"it cannot listen on port {port}: another process has it" in got.stderr, got.stderr
     assert "Traceback" not in got.stderr
 
@@ -256,8 +367,18 @@ def test_retries_restart_every_server_and_resume(tmp_path, servers, cg_runs):
     spec = str(ROOT / "specs" / "cg.yaml")
     sets = CG_SETS
     s = servers(spec, {"worker": 2, "reducer": 1}, sets)
-    client = dfc("run", spec, *[a for v in sets for a in ("--set", v)], "--cluster", str(s.file), "--retries", "1",
-                 "--out", str(tmp_path), "--quiet")
+    client = dfc(
+        "run",
+        spec,
+        *[a for v in sets for a in ("--set", v)],
+        "--cluster",
+        str(s.file),
+        "--retries",
+        "1",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    )
     manifest = tmp_path / "checkpoints" / "slot-1" / "manifest.json"  # the checkpoint of iteration 100
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not manifest.exists() and client.poll() is None:

@@ -45,8 +45,12 @@ def test_npy_inputs_out_dir_and_json(tmp_path, capsys):
 
 def test_sweep_prints_a_table_and_reports_each_run(tmp_path, capsys):
     report = tmp_path / "sweep.json"
-    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--sweep", "MB=1,2", "--set", "reps=2",
-                 "--json", str(report)]) == 0
+    assert (
+        main(
+            ["run", str(ROOT / "specs" / "stream.yaml"), "--sweep", "MB=1,2", "--set", "reps=2", "--json", str(report)]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "GB/s" in out and out.count("verified") >= 2
     r = json.loads(report.read_text())
@@ -61,16 +65,45 @@ def test_bad_sweep_is_a_usage_error(capsys):
 
 def test_set_pins_a_swept_param(tmp_path):
     report = tmp_path / "one.json"
-    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--set", "MB=1", "--set", "reps=2",
-                 "--json", str(report), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(ROOT / "specs" / "stream.yaml"),
+                "--set",
+                "MB=1",
+                "--set",
+                "reps=2",
+                "--json",
+                str(report),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     r = json.loads(report.read_text())
     assert "sweep" not in r and r["params"]["MB"] == 1
 
 
 def test_trace_writes_a_chrome_trace_and_summarises_each_task(tmp_path, capsys):
     trace, report = tmp_path / "t.json", tmp_path / "r.json"
-    assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--set", "MB=2", "--set", "reps=3",
-                 "--trace", str(trace), "--json", str(report)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(ROOT / "specs" / "stream.yaml"),
+                "--set",
+                "MB=2",
+                "--set",
+                "reps=3",
+                "--trace",
+                str(trace),
+                "--json",
+                str(report),
+            ]
+        )
+        == 0
+    )
     events = json.loads(trace.read_text())["traceEvents"]
     processes = {e["args"]["name"] for e in events if e["ph"] == "M"}
     assert any("/job:ps/" in p for p in processes) and any("/job:worker/" in p for p in processes)
@@ -80,8 +113,9 @@ def test_trace_writes_a_chrome_trace_and_summarises_each_task(tmp_path, capsys):
     assert "trace (compute phase" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("extra,why", [(["--engine", "numpy"], "numpy engine has no trace"),
-                                       ([], "pin the swept param")])
+@pytest.mark.parametrize(
+    "extra,why", [(["--engine", "numpy"], "numpy engine has no trace"), ([], "pin the swept param")]
+)
 def test_trace_refuses_what_it_cannot_trace(tmp_path, capsys, extra, why):
     assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--trace", str(tmp_path / "t.json"), *extra]) == 2
     assert why in capsys.readouterr().err

@@ -19,8 +19,12 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 #: small sizes of the four programs, and the tasks each batch script asks for
-PROGRAMS = {"stream": (["MB=2", "reps=5"], 2), "cg": (["N=256", "diag=20", "tol=0", "iterations=120"], 3), "matmul": (["N=256", "T=128"], 4),
-            "fft": (["N=2**12"], 3)}
+PROGRAMS = {
+    "stream": (["MB=2", "reps=5"], 2),
+    "cg": (["N=256", "diag=20", "tol=0", "iterations=120"], 3),
+    "matmul": (["N=256", "T=128"], 4),
+    "fft": (["N=2**12"], 3),
+}
 
 
 def _answers(env: dict) -> bool:
@@ -59,9 +63,23 @@ def slurm(tmp_path_factory):
 
 def sbatch(env: dict, script: str, out: Path, *args: str, opts: tuple = (), wait: bool = True) -> subprocess.Popen:
     """`sbatch [--wait]` of examples/slurm/SCRIPT.sbatch with sbatch's ``opts`` and dfc's ``args``."""
-    return subprocess.Popen(["sbatch", *(["--wait"] if wait else []), "--parsable", "-o", str(out), *opts,
-                             str(ROOT / "examples" / "slurm" / f"{script}.sbatch"), *args],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            "sbatch",
+            *(["--wait"] if wait else []),
+            "--parsable",
+            "-o",
+            str(out),
+            *opts,
+            str(ROOT / "examples" / "slurm" / f"{script}.sbatch"),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(env: dict, proc: subprocess.Popen, timeout: float = 420) -> tuple[int, str]:
@@ -78,8 +96,9 @@ def finish(env: dict, proc: subprocess.Popen, timeout: float = 420) -> tuple[int
     if "--wait" in proc.args and proc.returncode is not None and proc.returncode >= 0:
         return proc.returncode, job + err
     while time.monotonic() < deadline:
-        got = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True, env=env,
-                             timeout=30).stdout
+        got = subprocess.run(
+            ["scontrol", "-o", "show", "job", job], capture_output=True, text=True, env=env, timeout=30
+        ).stdout
         fields = dict(f.split("=", 1) for f in got.split() if "=" in f)
         if fields.get("JobState") not in (None, "PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
             return int(fields["ExitCode"].split(":")[0]), job
@@ -133,11 +152,18 @@ def test_the_four_batch_scripts_verify_on_slurm_and_leave_no_process(slurm, tmp_
         # CG checkpoints where the test says (the job's folder is the repository's), each
         # `dfc serve` fsyncing its own files
         extra = {"cg": ("--checkpoint-dir", str(tmp_path / "ck"))}
-        jobs = {name: sbatch(slurm, name, tmp_path / f"{name}.out", *[a for s in sets for a in ("--set", s)],
-                             *extra.get(name, ()),
-                             wait=name == "stream", opts=(f"--job-name={mine}",) + (("--ntasks=3",) if name == "stream"
-                                                                                     else ()))
-                for name, (sets, _) in PROGRAMS.items()}
+        jobs = {
+            name: sbatch(
+                slurm,
+                name,
+                tmp_path / f"{name}.out",
+                *[a for s in sets for a in ("--set", s)],
+                *extra.get(name, ()),
+                wait=name == "stream",
+                opts=(f"--job-name={mine}",) + (("--ntasks=3",) if name == "stream" else ()),
+            )
+            for name, (sets, _) in PROGRAMS.items()
+        }
         codes = {name: finish(slurm, p) for name, p in jobs.items()}
     finally:
         subprocess.run(["scancel", f"--name={mine}"], env=slurm, timeout=30)
@@ -156,8 +182,9 @@ def test_a_job_cancelled_while_it_runs_leaves_no_process(slurm, tmp_path):
     """`scancel`, what Ctrl-C is to a batch job: the script's trap and Slurm stop the
     client and every server."""
     mine, out = f"dfc-cancel-{os.getpid()}", tmp_path / "cancelled.out"
-    job = sbatch(slurm, "stream", out, "--set", "MB=2", "--set", "reps=10000000", opts=(f"--job-name={mine}",),
-                 wait=False)
+    job = sbatch(
+        slurm, "stream", out, "--set", "MB=2", "--set", "reps=10000000", opts=(f"--job-name={mine}",), wait=False
+    )
     try:
         deadline = time.monotonic() + 120
         while "iteration" not in _text(out) and time.monotonic() < deadline:

@@ -21,7 +21,12 @@ from fuzz import disagreements  # noqa: E402
 from gen import random_spec  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SMALL = {"stream": ["MB=1", "reps=3"], "matmul": ["N=256", "T=64"], "cg": ["N=256", "diag=48"], "fft": ["N=1024", "P=4"]}
+SMALL = {
+    "stream": ["MB=1", "reps=3"],
+    "matmul": ["N=256", "T=64"],
+    "cg": ["N=256", "diag=48"],
+    "fft": ["N=1024", "P=4"],
+}
 pytestmark = pytest.mark.slow
 
 
@@ -33,8 +38,9 @@ def compare(spec, strategy="heft"):
     assert got.iterations_run == want.iterations_run
     for name, ref in want.arrays.items():
         tol = 1e-4 if ref.dtype in (np.float32, np.complex64) else 1e-9
-        np.testing.assert_allclose(got.arrays[name], ref, rtol=tol, atol=tol * max(1.0, float(np.max(np.abs(ref)))),
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            got.arrays[name], ref, rtol=tol, atol=tol * max(1.0, float(np.max(np.abs(ref)))), err_msg=name
+        )
     return got
 
 

@@ -56,6 +56,8 @@ def test_mistakes_raise_spec_error_with_every_diagnostic(tmp_path):
 
 
 def test_importing_dfc_imports_nothing_heavy():
-    code = ("import sys, dfc; heavy = {'tensorflow', 'networkx', 'numpy', 'yaml'} & set(sys.modules); "
-            "assert not heavy, heavy; assert dfc.load and 'tensorflow' not in sys.modules")
+    code = (
+        "import sys, dfc; heavy = {'tensorflow', 'networkx', 'numpy', 'yaml'} & set(sys.modules); "
+        "assert not heavy, heavy; assert dfc.load and 'tensorflow' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

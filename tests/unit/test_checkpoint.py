@@ -47,7 +47,9 @@ def test_identity_ignores_loop_checkpoint_but_not_params_or_the_cluster(tmp_path
     assert mismatch(saved, identity(spec, g)) == []
     assert mismatch(saved, identity(*cg("diag=3"))) == ["param diag: 64 then, 3 now"]
     four = mismatch(saved, identity(*cg("P=4")))
-    assert "param P: 2 then, 4 now" in four and any(m.startswith("the cluster: reducer: 1, worker: 2 then") for m in four)
+    assert "param P: 2 then, 4 now" in four and any(
+        m.startswith("the cluster: reducer: 1, worker: 2 then") for m in four
+    )
     other.write_text(text.replace("b - A @ x", "b - A @ x + 0"))
     spec3 = load_spec(str(other), ["N=64"])
     assert mismatch(saved, identity(spec3, compile_spec(spec3))) == ["the spec changed (beyond `loop.checkpoint`)"]

@@ -17,14 +17,18 @@ JOBS = {"ps": 1, "worker": 2, "reducer": 2}
 
 
 def test_both_forms_give_every_task_its_address():
-    text = b"dfc: 1\njobs:\n  ps: [node1:2222]\n  worker: ['[fd00::2]:2222', node3:2222]\n" \
-           b"  reducer: {hosts: [node1, node2], port: 3000}\n"
+    text = (
+        b"dfc: 1\njobs:\n  ps: [node1:2222]\n  worker: ['[fd00::2]:2222', node3:2222]\n"
+        b"  reducer: {hosts: [node1, node2], port: 3000}\n"
+    )
     lay = cluster_from_text(text, "c.yaml", JOBS)
-    assert lay.cluster_dict() == {"ps": ["node1:2222"], "worker": ["[fd00::2]:2222", "node3:2222"],
-                                  "reducer": ["node1:3000", "node2:3000"]}
+    assert lay.cluster_dict() == {
+        "ps": ["node1:2222"],
+        "worker": ["[fd00::2]:2222", "node3:2222"],
+        "reducer": ["node1:3000", "node2:3000"],
+    }
     assert lay.tasks_per_host() == {"node1": 2, "fd00::2": 1, "node3": 1, "node2": 1}
-    more = cluster_from_text(b"dfc: 1\njobs:\n  worker: {hosts: [a, b], tasks_per_host: 2}\n", "c.yaml",
-                             {"worker": 4})
+    more = cluster_from_text(b"dfc: 1\njobs:\n  worker: {hosts: [a, b], tasks_per_host: 2}\n", "c.yaml", {"worker": 4})
     assert more.cluster_dict() == {"worker": ["a:28500", "a:28501", "b:28500", "b:28501"]}
 
 
@@ -32,9 +36,16 @@ def test_both_forms_give_every_task_its_address():
 def test_mistakes_are_reported_with_their_positions(case, monkeypatch, update_golden):
     monkeypatch.chdir(HERE)
     with pytest.raises(SpecError) as info:
-        load_cluster_file(f"{case}.yaml", {"ps": 1, "worker": 2, "reducer": 2} if case == "many_mistakes"
-                          else {"ps": 1, "worker": 2} if case in ("schema_mistakes", "one_machine_one_port") else {"worker": 6}
-                          if case == "ports_beyond" else {"worker": 1})
+        load_cluster_file(
+            f"{case}.yaml",
+            {"ps": 1, "worker": 2, "reducer": 2}
+            if case == "many_mistakes"
+            else {"ps": 1, "worker": 2}
+            if case in ("schema_mistakes", "one_machine_one_port")
+            else {"worker": 6}
+            if case == "ports_beyond"
+            else {"worker": 1},
+        )
     got = render_text(info.value.diagnostics, {f"{case}.yaml": (HERE / f"{case}.yaml").read_text()}, False)
     expected = HERE / f"{case}.expected"
     if update_golden:

@@ -10,8 +10,11 @@ import yaml
 from dfc.lang import load_spec_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-BLOCKS = [(p.name, i, b) for p in sorted(DOCS.glob("*.md"))
-          for i, b in enumerate(re.findall(r"```yaml\n(.*?)```", p.read_text(), re.S))]
+BLOCKS = [
+    (p.name, i, b)
+    for p in sorted(DOCS.glob("*.md"))
+    for i, b in enumerate(re.findall(r"```yaml\n(.*?)```", p.read_text(), re.S))
+]
 
 
 @pytest.mark.parametrize("doc, index, block", BLOCKS, ids=[f"{d}#{i}" for d, i, _ in BLOCKS])

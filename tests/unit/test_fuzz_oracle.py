@@ -53,8 +53,9 @@ def check(text: str) -> None:
     assert not disagreements(want, got), disagreements(want, got)
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                     HealthCheck.filter_too_much])
+@settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+)
 @given(st.data())
 def test_generated_programs_agree_with_the_oracle(data):
     check(program(lambda options: data.draw(st.sampled_from(list(options)))))

@@ -16,20 +16,62 @@ from dfc.cli import main
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 TEXTS = {p.stem: p.read_text() for p in sorted(SPECS.glob("*.yaml"))}
 DATA = {k: yaml.safe_load(v) for k, v in TEXTS.items()}
-FUZZ = settings(max_examples=int(os.environ.get("DFC_FUZZ_EXAMPLES", "120")), deadline=5000,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=int(os.environ.get("DFC_FUZZ_EXAMPLES", "120")),
+    deadline=5000,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
-    st.sampled_from(["N", "N/T", "P", "zeros", "worker", "reducer", "A[i, k] @ B[k, j]", "sum(dot(r[i], r[i]))",
-                     "fft(x[p])", "float64", "complex128", "dynamic", "2**22", "10**30", "0", "-1", "N/0",
-                     "i", "x[i] + alpha*p[i]", "rr < tol**2", "worker:7", "C == A @ B", "q[i]", "__import__"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.sampled_from(
+        [
+            "N",
+            "N/T",
+            "P",
+            "zeros",
+            "worker",
+            "reducer",
+            "A[i, k] @ B[k, j]",
+            "sum(dot(r[i], r[i]))",
+            "fft(x[p])",
+            "float64",
+            "complex128",
+            "dynamic",
+            "2**22",
+            "10**30",
+            "0",
+            "-1",
+            "N/0",
+            "i",
+            "x[i] + alpha*p[i]",
+            "rr < tol**2",
+            "worker:7",
+            "C == A @ B",
+            "q[i]",
+            "__import__",
+        ]
+    ),
     st.text(max_size=12),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=8) | st.sampled_from(
-        ["shape", "tile", "for", "on", "init", "reduce", "into", "compute", "push", "out", "update", "let"]),
-        inner, max_size=4)), max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.text(max_size=8)
+            | st.sampled_from(
+                ["shape", "tile", "for", "on", "init", "reduce", "into", "compute", "push", "out", "update", "let"]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
 
 
 def run_validate(data: bytes, *extra: str) -> int:
@@ -77,8 +119,13 @@ def mutate(data, path, action, value, new_key):
 
 
 @FUZZ
-@given(st.sampled_from(sorted(DATA)), st.data(), st.sampled_from(["delete", "replace", "rename", "insert"]),
-       values, st.text(min_size=1, max_size=10))
+@given(
+    st.sampled_from(sorted(DATA)),
+    st.data(),
+    st.sampled_from(["delete", "replace", "rename", "insert"]),
+    values,
+    st.text(min_size=1, max_size=10),
+)
 def test_structural_mutations(name, data, action, value, new_key):
     all_paths = list(paths(DATA[name]))
     path = data.draw(st.sampled_from(all_paths))
@@ -104,12 +151,16 @@ def compiles(text: str) -> None:
 
 
 @FUZZ
-@given(st.sampled_from(sorted(TEXTS)), st.integers(0, 2000), st.integers(0, 20),
-       st.text(alphabet="[]{}:,-'\"\t\n #&*!|>%@`?=()0123456789abcNiPT/\\", max_size=20))
+@given(
+    st.sampled_from(sorted(TEXTS)),
+    st.integers(0, 2000),
+    st.integers(0, 20),
+    st.text(alphabet="[]{}:,-'\"\t\n #&*!|>%@`?=()0123456789abcNiPT/\\", max_size=20),
+)
 def test_text_mutations(name, at, cut, insert):
     text = TEXTS[name]
     at %= len(text) + 1
-    mutated = text[:at] + insert + text[at + cut:]
+    mutated = text[:at] + insert + text[at + cut :]
     assert run_validate(mutated.encode("utf-8", "surrogatepass")) in (0, 2)
 
 
@@ -126,16 +177,21 @@ def test_random_yaml_documents(doc):
 
 
 @FUZZ
-@given(st.sampled_from(sorted(TEXTS)), st.sampled_from(["N", "T", "P", "MB", "reps", "iterations", "tol", "X"]),
-       st.one_of(st.integers(-5, 2**40).map(str), st.sampled_from(["0", "2**70", "1/3", "N", "x[", "1e400", "nan"])))
+@given(
+    st.sampled_from(sorted(TEXTS)),
+    st.sampled_from(["N", "T", "P", "MB", "reps", "iterations", "tol", "X"]),
+    st.one_of(st.integers(-5, 2**40).map(str), st.sampled_from(["0", "2**70", "1/3", "N", "x[", "1e400", "nan"])),
+)
 def test_random_overrides(name, key, value):
     assert run_validate(TEXTS[name].encode(), "--set", f"{key}={value}") in (0, 2)
 
 
 ADVERSARIAL = {
-    "long param chain": "dfc: 1\nname: a\nparams: {" + ", ".join(f"p{i}: p{i + 1}" for i in range(3000)) + ", p3000: 1}\n",
+    "long param chain": "dfc: 1\nname: a\nparams: {"
+    + ", ".join(f"p{i}: p{i + 1}" for i in range(3000))
+    + ", p3000: 1}\n",
     "astronomic task count": "dfc: 1\nname: a\narrays: {x: {shape: [16], output: true}}\n"
-                             "tasks: {t: {for: {i: 10**12, j: 10**12}, update: {x: x + 1}}}\n",
+    "tasks: {t: {for: {i: 10**12, j: 10**12}, update: {x: x + 1}}}\n",
     "infinite param": "dfc: 1\nname: a\nparams: {N: .inf}\narrays: {x: {shape: [N]}}\n",
     "zero cyclic tiles": "dfc: 1\nname: a\narrays: {x: {shape: [16], tile: {cyclic: 0}}}\n",
     "huge sum": "dfc: 1\nname: a\nparams: {N: '" + "+".join(["1"] * 900) + "'}\n",

@@ -13,8 +13,11 @@ from dfc.runtime.gpus import GPUError, assign, for_served_task, server_env
 
 
 def spec(cluster: str):
-    return load_spec_text(f"dfc: 1\nname: g\ncluster: {cluster}\narrays:\n  x: {{shape: [8], dtype: float32}}\n"
-                          .encode(), "g.yaml", local=False)
+    return load_spec_text(
+        f"dfc: 1\nname: g\ncluster: {cluster}\narrays:\n  x: {{shape: [8], dtype: float32}}\n".encode(),
+        "g.yaml",
+        local=False,
+    )
 
 
 def test_tasks_take_the_gpus_in_turn_and_shared_ones_grow():
@@ -36,8 +39,12 @@ def test_gpus_k_gives_each_task_k_devices():
 
 def test_a_served_task_takes_its_turn_of_its_machines_gpus():
     s = spec("{ps: {tasks: 1}, worker: {tasks: 3, device: gpu}}")
-    tasks = (TaskSlot("ps", 0, "n1", 1), TaskSlot("worker", 0, "n1", 2), TaskSlot("worker", 1, "n2", 1),
-             TaskSlot("worker", 2, "n1", 3))
+    tasks = (
+        TaskSlot("ps", 0, "n1", 1),
+        TaskSlot("worker", 0, "n1", 2),
+        TaskSlot("worker", 1, "n2", 1),
+        TaskSlot("worker", 2, "n1", 3),
+    )
     lay = Layout("file", tasks)
     env = {"CUDA_VISIBLE_DEVICES": "0,1"}
     assert for_served_task(s, lay, tasks[0], env) == {"CUDA_VISIBLE_DEVICES": ""}
@@ -45,8 +52,10 @@ def test_a_served_task_takes_its_turn_of_its_machines_gpus():
     assert for_served_task(s, lay, tasks[3], env) == {"CUDA_VISIBLE_DEVICES": "1"}  # n1's second GPU task
     assert for_served_task(s, lay, tasks[2], env) == {"CUDA_VISIBLE_DEVICES": "0"}  # alone on n2
     # Slurm bound one GPU to the task (--gpus-per-task=1): it keeps it, grown in case another sees it too
-    assert for_served_task(s, lay, tasks[3], {}, bound=("3",)) == {"CUDA_VISIBLE_DEVICES": "3",
-                                                                     "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+    assert for_served_task(s, lay, tasks[3], {}, bound=("3",)) == {
+        "CUDA_VISIBLE_DEVICES": "3",
+        "TF_FORCE_GPU_ALLOW_GROWTH": "true",
+    }
 
 
 def test_validate_counts_gpu_memory_of_this_machines_gpus_shared_by_tasks(monkeypatch):
@@ -54,13 +63,16 @@ def test_validate_counts_gpu_memory_of_this_machines_gpus_shared_by_tasks(monkey
     from dfc.lang import checks
 
     monkeypatch.setattr(checks, "local_gpu_memory", lambda: (2**30, 2**30))  # two GPUs of 1 GiB here
-    text = ("dfc: 1\nname: g\ncluster: {worker: {tasks: 4, device: gpu}}\narrays:\n"
-            "  A: {shape: [16384, 16384], dtype: float32, tile: [4096, 16384], on: worker}\n")
+    text = (
+        "dfc: 1\nname: g\ncluster: {worker: {tasks: 4, device: gpu}}\narrays:\n"
+        "  A: {shape: [16384, 16384], dtype: float32, tile: [4096, 16384], on: worker}\n"
+    )
     big = text.replace("16384, 16384", "65536, 16384").replace("4096,", "16384,").encode()  # 1 GiB per task
     with pytest.raises(SpecError) as info:
         load_spec_text(big, "g.yaml")
     assert "need 1.0 GiB per task but each task has 1 GPU of 1.0 GiB, each GPU shared by 2 tasks" in str(
-        info.value.diagnostics)
+        info.value.diagnostics
+    )
     load_spec_text(text.encode(), "g.yaml")  # 256 MiB per task: fits half a GPU
     load_spec_text(big, "g.yaml", local=False)  # a plan: this machine's GPUs are not where it runs
 

@@ -23,8 +23,12 @@ def dfc(*args, timeout=30) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("what", ["device", "fifo", "big", "directory"])
 def test_validate_refuses_what_is_not_a_small_regular_file(tmp_path, what):
-    path = {"device": "/dev/zero", "fifo": str(tmp_path / "fifo"), "big": str(tmp_path / "big.yaml"),
-            "directory": str(tmp_path)}[what]
+    path = {
+        "device": "/dev/zero",
+        "fifo": str(tmp_path / "fifo"),
+        "big": str(tmp_path / "big.yaml"),
+        "directory": str(tmp_path),
+    }[what]
     if what == "fifo":
         os.mkfifo(path)
     if what == "big":
@@ -34,8 +38,9 @@ def test_validate_refuses_what_is_not_a_small_regular_file(tmp_path, what):
     r = dfc("validate", path)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert time.monotonic() - t < 5  # 0.3 s here: nothing is read, nothing waited on
-    assert {"device": "is a device", "fifo": "is a FIFO", "big": "may be at most 4 MiB",
-            "directory": "is a directory"}[what] in r.stderr
+    assert {"device": "is a device", "fifo": "is a FIFO", "big": "may be at most 4 MiB", "directory": "is a directory"}[
+        what
+    ] in r.stderr
 
 
 def test_run_refuses_a_fifo_without_waiting(tmp_path):
@@ -69,9 +74,10 @@ arrays:
 """
 
 
-@pytest.mark.parametrize("change, message", [(b"extra", "bytes of data but its header says"),
-                                             (None, "bytes of data but its header says"),
-                                             (b"", "")])
+@pytest.mark.parametrize(
+    "change, message",
+    [(b"extra", "bytes of data but its header says"), (None, "bytes of data but its header says"), (b"", "")],
+)
 def test_a_npy_must_hold_what_its_header_says(tmp_path, change, message):
     np.save(tmp_path / "a.npy", np.arange(8.0))
     data = (tmp_path / "a.npy").read_bytes()
@@ -147,5 +153,6 @@ def test_validate_of_a_device_or_fifo_prints_exactly_this_within_a_second(tmp_pa
     assert main(["validate", path]) == 2
     assert time.monotonic() - t < 1.0  # in this process: no interpreter start counted
     kind = "a device" if what == "device" else "a FIFO"
-    assert capsys.readouterr().err == (f"{path}: error: '{path}' is {kind}, not a spec: dfc reads only "
-                                       "regular files\n1 error found\n")
+    assert capsys.readouterr().err == (
+        f"{path}: error: '{path}' is {kind}, not a spec: dfc reads only regular files\n1 error found\n"
+    )

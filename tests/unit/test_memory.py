@@ -75,8 +75,10 @@ def test_the_specs_fit_a_small_machine(name, sets, monkeypatch):
 
 def test_a_cluster_beyond_this_machine_is_refused_with_the_figures(monkeypatch):
     [e] = errors(spec_with(16), 4 * GiB, monkeypatch)
-    assert e.message == ("a run on the local cluster needs 16 servers x 384.0 MiB + data 0.0 MiB + client 640.0 MiB"
-                         " = 6.6 GiB but this machine has 4.0 GiB")
+    assert e.message == (
+        "a run on the local cluster needs 16 servers x 384.0 MiB + data 0.0 MiB + client 640.0 MiB"
+        " = 6.6 GiB but this machine has 4.0 GiB"
+    )
     assert e.hint == "each task is a server of 384.0 MiB: use fewer tasks (9 fit here)"
     assert errors(spec_with(9), 4 * GiB, monkeypatch) == []  # 9 x 384 MiB + 640 MiB = 4 GiB
 
@@ -89,11 +91,12 @@ def test_data_beyond_this_machine_names_the_largest_array(monkeypatch):
 
 def test_npy_reads_are_in_the_figures_and_the_hint(tmp_path, monkeypatch):
     np.save(tmp_path / "a.npy", np.zeros((1024, 1024)))
-    text = spec_with(4, "arrays:\n  A: {shape: [1024, 1024], dtype: float64, tile: [256, 1024], "
-                        "init: {file: a.npy}}\n")
+    text = spec_with(4, "arrays:\n  A: {shape: [1024, 1024], dtype: float64, tile: [256, 1024], init: {file: a.npy}}\n")
     [e] = errors(text, 2 * GiB, monkeypatch, str(tmp_path / "t.yaml"))
     assert "+ 32.0 MiB reading .npy inputs" in e.message
-    assert e.hint.endswith("and fewer owners of each .npy input (a block tile reads its rows, any other tile the whole file)")
+    assert e.hint.endswith(
+        "and fewer owners of each .npy input (a block tile reads its rows, any other tile the whole file)"
+    )
 
 
 def test_task_count_limit_does_not_depend_on_the_machine(monkeypatch):
@@ -109,15 +112,19 @@ def test_declared_memory_holds_the_server_and_does_not_depend_on_the_machine(mon
     text = "dfc: 1\nname: t\ncluster: {w: {tasks: 2, memory: 512MiB}}\narrays:\n  x: {shape: [%d], dtype: float64}\n"
     assert errors(text % (32 * 2**17), 64 * GiB, monkeypatch) == []  # 2 x 384 + 32 MiB in 1 GiB
     [e] = errors(text % (512 * 2**17), 64 * GiB, monkeypatch)  # 2 x 384 + 512 MiB > 1 GiB
-    assert e.message == ("the tasks need 2 x 384.0 MiB for their servers + data 512.0 MiB = 1.2 GiB "
-                         "but the cluster has 2 'w' tasks x 512.0 MiB")
+    assert e.message == (
+        "the tasks need 2 x 384.0 MiB for their servers + data 512.0 MiB = 1.2 GiB "
+        "but the cluster has 2 'w' tasks x 512.0 MiB"
+    )
     [e] = errors("dfc: 1\nname: t\ncluster: {w: {tasks: 1, memory: '0B'}}\n", 64 * GiB, monkeypatch)
     assert e.message == "each 'w' task has 0.0 MiB but its TensorFlow server alone takes 384.0 MiB"
 
 
 def test_arrays_pinned_on_a_job_leave_room_for_its_servers(monkeypatch):
-    text = ("dfc: 1\nname: t\ncluster: {w: {tasks: 2, memory: 1GiB}, ps: {tasks: 1, memory: 4GiB}}\n"
-            "arrays:\n  x: {shape: [%d], dtype: float64, on: w}\n")
+    text = (
+        "dfc: 1\nname: t\ncluster: {w: {tasks: 2, memory: 1GiB}, ps: {tasks: 1, memory: 4GiB}}\n"
+        "arrays:\n  x: {shape: [%d], dtype: float64, on: w}\n"
+    )
     assert errors(text % (1024 * 2**17), 64 * GiB, monkeypatch) == []  # 1 GiB on 2 x (1 GiB - 384 MiB)
     [e] = errors(text % (1536 * 2**17), 64 * GiB, monkeypatch)
     assert e.message == "arrays placed on 'w' need 1.5 GiB but it has 1.2 GiB besides its servers"
@@ -129,9 +136,12 @@ def test_what_starts_no_server_counts_only_the_data(monkeypatch, capsys):
     from dfc.cli import main
 
     monkeypatch.setattr(checks, "host_memory", lambda: 4 * GiB)
-    many = spec_with(16, "arrays:\n  x: {shape: [1048576], dtype: float64, init: ones}\n"
-                         "  y: {shape: [1048576], dtype: float64, output: true}\n"
-                         "tasks:\n  t: {compute: 2 * x, out: y}\n")
+    many = spec_with(
+        16,
+        "arrays:\n  x: {shape: [1048576], dtype: float64, init: ones}\n"
+        "  y: {shape: [1048576], dtype: float64, output: true}\n"
+        "tasks:\n  t: {compute: 2 * x, out: y}\n",
+    )
     assert errors(many, 4 * GiB, monkeypatch)  # validate, and dfc run on the TF engine
     load_spec_text(many.encode(), "t.yaml", local=False)
     huge = spec_with(2, "arrays:\n  x: {shape: [1073741824], dtype: float64}\n")

@@ -70,8 +70,9 @@ def test_a_long_chain_of_tiles_validates_and_computes(n):
 
 def test_long_chains_in_params_and_sizes():
     n = 300
-    text = spec_text("x[i] * Q", params="{P: 3, Q: '" + "+".join(["P"] * n) + "'}",
-                     shape="'" + "+".join(["2"] * 4) + "'")
+    text = spec_text(
+        "x[i] * Q", params="{P: 3, Q: '" + "+".join(["P"] * n) + "'}", shape="'" + "+".join(["2"] * 4) + "'"
+    )
     spec = load_spec_text(text.encode(), "numbers.yaml")
     assert spec.params["Q"] == 3 * n
     assert spec.arrays["x"].shape == (8,)
@@ -81,15 +82,21 @@ def test_a_long_chain_with_a_mistake_at_its_end_is_reported_there():
     text = "+".join(["P"] * 200) + "+zz"
     with pytest.raises(SpecError) as info:
         load_spec_text(spec_text(text).encode(), "numbers.yaml")
-    d, = info.value.diagnostics
+    (d,) = info.value.diagnostics
     assert d.code == "undefined-name" and "'zz'" in d.message
     assert (d.pos.line, d.pos.col) == (8, len('  t: {for: {i: 2}, compute: "') + 1 + text.index("zz"))
 
 
-@pytest.mark.parametrize("text, marked", [
-    ("x & 1", "x & 1"), ("~x", "~x"), ("a is b", "a is b"), ("a not in b", "a not in b"),
-    ("1 + (a | b)", "a | b"),
-])
+@pytest.mark.parametrize(
+    "text, marked",
+    [
+        ("x & 1", "x & 1"),
+        ("~x", "~x"),
+        ("a is b", "a is b"),
+        ("a not in b", "a not in b"),
+        ("1 + (a | b)", "a | b"),
+    ],
+)
 def test_an_operator_node_is_reported_at_its_expression(text, marked):
     """Operators and contexts (ast.BitAnd, ast.Load) have no position of their own."""
     with pytest.raises(ExprError) as info:
@@ -110,38 +117,46 @@ def test_real_nesting_is_still_limited():
 
 # ------------------------------------------------------------------- numbers
 
+
 def refusal(compute: str, dtype: str = "int64", params: str = "{P: 3}"):
     with pytest.raises(SpecError) as info:
         load_spec_text(spec_text(compute, dtype, params).encode(), "numbers.yaml")
-    d, = info.value.diagnostics
+    (d,) = info.value.diagnostics
     return d
 
 
-@pytest.mark.parametrize("compute, dtype, marked, message", [
-    ("x[i] * 99999999999999999999999", "float64", "99999999999999999999999",
-     "the literal 99999999999999999999999 is 1e+23, which does not fit in int64"),
-    ("x[i] * 9223372036854775808", "int64", "9223372036854775808", "does not fit in int64"),
-    ("x[i] * 1e999", "float64", "1e999", "the literal 1e999 overflows float64"),
-    ("9**9**9*x[i]", "int64", "9**9**9", "'9**9**9' is at least 2**387420489, which does not fit in int64"),
-    ("9**9**9*x[i]", "float64", "9**9**9", "does not fit in int64"),
-    ("2**100000*x[i]", "float64", "2**100000", "does not fit in int64"),
-    ("x[i] * (2**62 * 8)", "int64", "2**62 * 8", f"is {2**65}, which does not fit in int64"),
-    ("x[i] * (2**63 + 0)", "int64", "2**63", "does not fit in int64"),
-    ("x[i] * -2**63", "int64", "2**63", "does not fit in int64"),  # each step must fit
-    ("x[i] * (1e300 * 1e300)", "float64", "1e300 * 1e300", "overflows float64"),
-    ("x[i] * 10.0**400", "float64", "10.0**400", "overflows float64"),
-    ("x[i] * 2**-1", "float64", "2**-1", "an integer to a negative power"),
-    ("x[i] * (1 / 0)", "float64", "1 / 0", "division by zero"),
-    ("x[i] * 2**40", "int32", "2**40", "is 1099511627776, which does not fit in int32"),
-    ("x[i] + 1e300", "float32", "1e300", "which does not fit in float32"),
-    ("x[i] * 1e19", "int64", "1e19", "which does not fit in int64"),
-    ("x[i] * (abs(-2**62) * 4)", "float64", "abs(-2**62) * 4", f"is {2**64}, which does not fit in int64"),
-    ("x[i] * (min(2**62, 2**62) + 2**62)", "float64", "min(2**62, 2**62) + 2**62", "does not fit in int64"),
-    ("x[i] * abs(-2**40)", "int32", "abs(-2**40)", "which does not fit in int32"),
-    ("x[i] * floor(1e19)", "int64", "floor(1e19)", "which does not fit in int64"),
-    ("x[i] * sqrt(-1.0)", "float64", "sqrt(-1.0)", "cannot compute 'sqrt(-1.0)': invalid value"),
-    ("x[i] * log2(0)", "float64", "log2(0)", "cannot compute 'log2(0)': divide by zero"),
-])
+@pytest.mark.parametrize(
+    "compute, dtype, marked, message",
+    [
+        (
+            "x[i] * 99999999999999999999999",
+            "float64",
+            "99999999999999999999999",
+            "the literal 99999999999999999999999 is 1e+23, which does not fit in int64",
+        ),
+        ("x[i] * 9223372036854775808", "int64", "9223372036854775808", "does not fit in int64"),
+        ("x[i] * 1e999", "float64", "1e999", "the literal 1e999 overflows float64"),
+        ("9**9**9*x[i]", "int64", "9**9**9", "'9**9**9' is at least 2**387420489, which does not fit in int64"),
+        ("9**9**9*x[i]", "float64", "9**9**9", "does not fit in int64"),
+        ("2**100000*x[i]", "float64", "2**100000", "does not fit in int64"),
+        ("x[i] * (2**62 * 8)", "int64", "2**62 * 8", f"is {2**65}, which does not fit in int64"),
+        ("x[i] * (2**63 + 0)", "int64", "2**63", "does not fit in int64"),
+        ("x[i] * -2**63", "int64", "2**63", "does not fit in int64"),  # each step must fit
+        ("x[i] * (1e300 * 1e300)", "float64", "1e300 * 1e300", "overflows float64"),
+        ("x[i] * 10.0**400", "float64", "10.0**400", "overflows float64"),
+        ("x[i] * 2**-1", "float64", "2**-1", "an integer to a negative power"),
+        ("x[i] * (1 / 0)", "float64", "1 / 0", "division by zero"),
+        ("x[i] * 2**40", "int32", "2**40", "is 1099511627776, which does not fit in int32"),
+        ("x[i] + 1e300", "float32", "1e300", "which does not fit in float32"),
+        ("x[i] * 1e19", "int64", "1e19", "which does not fit in int64"),
+        ("x[i] * (abs(-2**62) * 4)", "float64", "abs(-2**62) * 4", f"is {2**64}, which does not fit in int64"),
+        ("x[i] * (min(2**62, 2**62) + 2**62)", "float64", "min(2**62, 2**62) + 2**62", "does not fit in int64"),
+        ("x[i] * abs(-2**40)", "int32", "abs(-2**40)", "which does not fit in int32"),
+        ("x[i] * floor(1e19)", "int64", "floor(1e19)", "which does not fit in int64"),
+        ("x[i] * sqrt(-1.0)", "float64", "sqrt(-1.0)", "cannot compute 'sqrt(-1.0)': invalid value"),
+        ("x[i] * log2(0)", "float64", "log2(0)", "cannot compute 'log2(0)': divide by zero"),
+    ],
+)
 def test_numbers_that_do_not_fit_are_errors_at_their_position(compute, dtype, marked, message):
     d = refusal(compute, dtype)
     assert message in d.message
@@ -154,8 +169,9 @@ def test_a_number_compared_with_a_scalar_must_fit_its_dtype():
     assert infer(parse_expr("s > 2**31 - 1", POS, True), scope) == TensorType((), "bool")
     with pytest.raises(ExprError) as info:
         infer(parse_expr("s > 2**31", POS, True), scope)
-    assert info.value.diagnostic.message == ("'2**31' is 2147483648, which does not fit in int32, "
-                                             "the dtype of 's > 2**31'")
+    assert info.value.diagnostic.message == (
+        "'2**31' is 2147483648, which does not fit in int32, the dtype of 's > 2**31'"
+    )
 
 
 def test_a_param_used_in_an_array_expression_must_fit_in_int64():
@@ -166,24 +182,28 @@ def test_a_param_used_in_an_array_expression_must_fit_in_int64():
 def test_towers_are_refused_without_being_computed(tmp_path):
     (tmp_path / "s.yaml").write_text(spec_text("9**9**9*x[i] + 2**(2**62)*x[i] + (-3)**10**18*x[i]"))
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "dfc", "validate", str(tmp_path / "s.yaml")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "dfc", "validate", str(tmp_path / "s.yaml")], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.count("does not fit in int64") == 3
     assert time.perf_counter() - t0 < 30
 
 
-@pytest.mark.parametrize("compute, dtype, want", [
-    ("x[i] * (2**62 - 1 + 2**62)", "int64", lambda x: x * np.int64(2**63 - 1)),
-    ("x[i] * 3**39", "int64", lambda x: x * np.int64(3**39)),
-    ("x[i] * (-2)**63", "int64", lambda x: x * np.int64(-(2**63))),
-    ("x[i] * 2**31 / 2**31", "float64", lambda x: x * 2.0**31 / 2.0**31),
-    ("x[i] * 2.0**-1", "float64", lambda x: x * 0.5),
-    ("x[i] * (1e300 * 1e-300)", "float32", lambda x: x * np.float32(1e300 * 1e-300)),
-    ("x[i] - 1 + (2**31 - 1)", "int32", lambda x: x - 1 + np.int32(2**31 - 1)),
-    ("x[i] * abs(-3) + max(1, 2.5) * floor(2.7)", "float64", lambda x: x * 3 + 2.5 * 2.0),
-    ("x[i] * sqrt(4.0) + min(3, 2**62)", "int64", lambda x: x * 2 + 3),
-])
+@pytest.mark.parametrize(
+    "compute, dtype, want",
+    [
+        ("x[i] * (2**62 - 1 + 2**62)", "int64", lambda x: x * np.int64(2**63 - 1)),
+        ("x[i] * 3**39", "int64", lambda x: x * np.int64(3**39)),
+        ("x[i] * (-2)**63", "int64", lambda x: x * np.int64(-(2**63))),
+        ("x[i] * 2**31 / 2**31", "float64", lambda x: x * 2.0**31 / 2.0**31),
+        ("x[i] * 2.0**-1", "float64", lambda x: x * 0.5),
+        ("x[i] * (1e300 * 1e-300)", "float32", lambda x: x * np.float32(1e300 * 1e-300)),
+        ("x[i] - 1 + (2**31 - 1)", "int32", lambda x: x - 1 + np.int32(2**31 - 1)),
+        ("x[i] * abs(-3) + max(1, 2.5) * floor(2.7)", "float64", lambda x: x * 3 + 2.5 * 2.0),
+        ("x[i] * sqrt(4.0) + min(3, 2**62)", "int64", lambda x: x * 2 + 3),
+    ],
+)
 def test_numbers_that_fit_compute_exactly(compute, dtype, want):
     text = spec_text(compute, dtype)
     if dtype.startswith("int"):
@@ -213,8 +233,9 @@ def npy_spec(tmp_path):
     return spec, compile_spec(spec, "heft", None), tmp_path / "a.npy"
 
 
-@pytest.mark.parametrize("run", [lambda spec, g: run_numpy(g), lambda spec, g: run_oracle(spec)],
-                         ids=["numpy", "oracle"])
+@pytest.mark.parametrize(
+    "run", [lambda spec, g: run_numpy(g), lambda spec, g: run_oracle(spec)], ids=["numpy", "oracle"]
+)
 def test_a_npy_cut_short_after_validation_is_a_user_error(npy_spec, run):
     spec, g, path = npy_spec
     np.testing.assert_array_equal(run(spec, g).arrays["b"], 2 * np.arange(16.0))
@@ -222,14 +243,15 @@ def test_a_npy_cut_short_after_validation_is_a_user_error(npy_spec, run):
     path.write_bytes(data[:-40])
     with pytest.raises(SpecError) as info:
         run(spec, g)
-    d, = info.value.diagnostics
+    (d,) = info.value.diagnostics
     assert d.code == "bad-file" and d.hint
     assert d.message == f"'{path}' has {16 * 8 - 40} bytes of data but its header says float64[16], {16 * 8} bytes"
     assert (d.pos.file, d.pos.line) == (str(path.parent / "s.yaml"), 4)
 
 
-@pytest.mark.parametrize("run", [lambda spec, g: run_numpy(g), lambda spec, g: run_oracle(spec)],
-                         ids=["numpy", "oracle"])
+@pytest.mark.parametrize(
+    "run", [lambda spec, g: run_numpy(g), lambda spec, g: run_oracle(spec)], ids=["numpy", "oracle"]
+)
 def test_a_npy_replaced_after_validation_is_a_user_error(npy_spec, run):
     spec, g, path = npy_spec
     np.save(path, np.arange(8, dtype=np.int32))

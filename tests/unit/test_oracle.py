@@ -22,8 +22,12 @@ from dfc.passes import compile_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"stream": ["MB=1", "reps=3"], "matmul": ["N=64", "T=16"], "cg": ["N=64"], "fft": ["N=2**10"]}
-DOCS = [(p.name, i, b) for p in sorted((ROOT / "docs").glob("*.md"))
-        for i, b in enumerate(re.findall(r"```yaml\n(.*?)```", p.read_text(), re.S)) if b.startswith("dfc: 1")]
+DOCS = [
+    (p.name, i, b)
+    for p in sorted((ROOT / "docs").glob("*.md"))
+    for i, b in enumerate(re.findall(r"```yaml\n(.*?)```", p.read_text(), re.S))
+    if b.startswith("dfc: 1")
+]
 
 
 def assert_agree(spec, rtol=1e-9):
@@ -59,6 +63,7 @@ def test_the_issue_case_gives_the_true_ratio():
 
 
 # ---- the oracle itself, against NumPy written out here on whole arrays
+
 
 def test_oracle_matmul_is_a_product():
     r = run_oracle(load_spec(ROOT / "specs" / "matmul.yaml", ["N=32", "T=8"]))
@@ -127,8 +132,20 @@ def test_oracle_imports_nothing_downstream_of_the_spec():
     tree = ast.parse((ROOT / "dfc" / "oracle.py").read_text())
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
-    allowed = {"__future__", "ast", "itertools", "time", "typing", "dataclasses", "fractions", "numpy",
-               "lang.expr", "lang.model", "ops.random", "ops.npyfile"}  # npyfile: validation's own reader
+    allowed = {
+        "__future__",
+        "ast",
+        "itertools",
+        "time",
+        "typing",
+        "dataclasses",
+        "fractions",
+        "numpy",
+        "lang.expr",
+        "lang.model",
+        "ops.random",
+        "ops.npyfile",
+    }  # npyfile: validation's own reader
     assert imported <= allowed, imported - allowed
 
 
@@ -138,8 +155,24 @@ def test_dfc_run_engine_oracle(tmp_path):
     from dfc.cli import main
 
     out = tmp_path / "r.json"
-    assert main(["run", str(ROOT / "specs" / "cg.yaml"), "--set", "N=64", "--engine", "oracle", "--quiet",
-                 "--json", str(out), "--out", str(tmp_path / "o")]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(ROOT / "specs" / "cg.yaml"),
+                "--set",
+                "N=64",
+                "--engine",
+                "oracle",
+                "--quiet",
+                "--json",
+                str(out),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert report["engine"] == "oracle" and report["verified"] and report["predicted_seconds"] is None
     assert (tmp_path / "o" / "x.npy").exists()
@@ -149,11 +182,13 @@ def test_dfc_run_engine_oracle_refuses_a_program_without_one_meaning(tmp_path, c
     from dfc.cli import main
 
     f = tmp_path / "t.yaml"
-    f.write_bytes(spec_text("""arrays:
+    f.write_bytes(
+        spec_text("""arrays:
   x: {shape: [N], dtype: float64, tile: [N/P], init: ones, output: true}
 tasks:
   both: {for: {i: P}, compute: "x[i] + i", out: "x[0]"}
-"""))
+""")
+    )
     assert main(["run", str(f), "--engine", "oracle", "--quiet"]) == 2  # refused by validation (lost updates)
     assert "the 3 instances of 'both' write 'x[0]', one tile whatever 'i' is" in capsys.readouterr().err
 
@@ -189,13 +224,25 @@ loop:
 """)
     r = assert_agree(load_spec_text(text, "t.yaml"))
     m, t = r.arrays["M"], 2
-    want = np.block([[sum(m[i*t:(i+1)*t, k*t:(k+1)*t] + m[k*t:(k+1)*t, j*t:(j+1)*t] for k in range(3))
-                      for j in range(3)] for i in range(3)])
+    want = np.block(
+        [
+            [
+                sum(
+                    m[i * t : (i + 1) * t, k * t : (k + 1) * t] + m[k * t : (k + 1) * t, j * t : (j + 1) * t]
+                    for k in range(3)
+                )
+                for j in range(3)
+            ]
+            for i in range(3)
+        ]
+    )
     np.testing.assert_allclose(r.arrays["C"], want, rtol=1e-14)  # the last step's reduction
 
 
 def test_a_let_repeated_in_the_body_through_one_queue():
-    text = spec_text(VECS.replace("ZTILE", "[N/P]") + """cluster: {worker: {tasks: 2}, reducer: {tasks: 1}}
+    text = spec_text(
+        VECS.replace("ZTILE", "[N/P]")
+        + """cluster: {worker: {tasks: 2}, reducer: {tasks: 1}}
 queues:
   dots: {on: reducer, reduce: {op: sum, broadcast: worker}}
 scalars:
@@ -207,7 +254,8 @@ loop:
     - {for: {i: P}, update: {"w[i]": "w[i] + s"}}
     - {let: s, reduce: "s * sum(dot(w[k], w[k]))", via: dots}
     - {for: {i: P}, update: {"z[i]": "z[i] + s"}}
-""")
+"""
+    )
     r = assert_agree(load_spec_text(text, "t.yaml"))
     u = r.arrays["u"]
     z, w = np.zeros(6), uniform01(np.arange(6), 2)  # w's init, by the definition of `random: uniform`
@@ -235,12 +283,15 @@ tasks:
 
 
 def test_two_loop_steps_of_one_name():
-    text = spec_text(VECS.replace("ZTILE", "[N/P]") + """loop:
+    text = spec_text(
+        VECS.replace("ZTILE", "[N/P]")
+        + """loop:
   max: 2
   steps:
     - {name: t, for: {i: P}, update: {"w[i]": "w[i] + u[i]"}}
     - {name: t, for: {i: P}, update: {"w[i]": "2 * w[i]"}}
-""")
+"""
+    )
     r = assert_agree(load_spec_text(text, "t.yaml"))
     u, w = r.arrays["u"], uniform01(np.arange(6), 2)
     u_tiles = np.concatenate([u[i::3] for i in range(3)])  # u's cyclic tiles, in w's block order

@@ -95,10 +95,17 @@ def test_a_full_disk_leaves_the_previous_report_and_arrays_intact(tmp_path):
     previous = np.arange(5.0)
     np.save(tmp_path / "prev" / "y.npy", previous)
     user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
-    env = {**os.environ, "D": str(tmp_path / "disk"), "PREV": str(tmp_path / "prev"), "PY": sys.executable,
-           "SPEC": str(tmp_path / "spec.yaml"), "RESULT": str(tmp_path / "result")}
-    got = subprocess.run(["unshare", *user, "--mount", "sh", "-c", FULL_DISK], env=env, capture_output=True,
-                         text=True, timeout=120)
+    env = {
+        **os.environ,
+        "D": str(tmp_path / "disk"),
+        "PREV": str(tmp_path / "prev"),
+        "PY": sys.executable,
+        "SPEC": str(tmp_path / "spec.yaml"),
+        "RESULT": str(tmp_path / "result"),
+    }
+    got = subprocess.run(
+        ["unshare", *user, "--mount", "sh", "-c", FULL_DISK], env=env, capture_output=True, text=True, timeout=120
+    )
     if got.returncode != 0 and "unshare failed" in got.stderr and user:
         pytest.skip(f"this kernel gives no user namespace: {got.stderr.strip()}")  # CI runs as root
     result = tmp_path / "result"
@@ -113,7 +120,8 @@ def test_a_full_disk_leaves_the_previous_report_and_arrays_intact(tmp_path):
 
 def test_a_sweep_keeps_every_points_arrays(tmp_path, capsys):
     spec = tmp_path / "s.yaml"
-    spec.write_text(textwrap.dedent("""\
+    spec.write_text(
+        textwrap.dedent("""\
         dfc: 1
         name: scaled
         params: {k: 1}
@@ -124,7 +132,8 @@ def test_a_sweep_keeps_every_points_arrays(tmp_path, capsys):
           y: {shape: [4], dtype: float64, output: true}
         tasks:
           t: {compute: "k * x", out: y}
-        """))
+        """)
+    )
     assert main(["run", str(spec), "--engine", "numpy", "--out", str(tmp_path / "out"), "--quiet"]) == 0
     for k in (2, 3):
         np.testing.assert_array_equal(np.load(tmp_path / "out" / f"k={k}" / "y.npy"), np.full(4, float(k)))

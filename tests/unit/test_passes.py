@@ -57,9 +57,15 @@ def test_cse_is_idempotent(seed):
 
 
 def test_cse_merges_repeated_work():
-    text = random_spec(3).replace("compute: 'A[i, j] + 2*B[i, j]'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'")
-    text = text.replace("compute: 'A[i, j] * B[i, j] - A[i, j]'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'")
-    text = text.replace("compute: 'abs(B[i, j]) / (1 + A[i, j])'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'")
+    text = random_spec(3).replace(
+        "compute: 'A[i, j] + 2*B[i, j]'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'"
+    )
+    text = text.replace(
+        "compute: 'A[i, j] * B[i, j] - A[i, j]'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'"
+    )
+    text = text.replace(
+        "compute: 'abs(B[i, j]) / (1 + A[i, j])'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'"
+    )
     text = text.replace("compute: 'A[i, j] @ B[j, i]'", "compute: '(A[i, j] + B[i, j]) * (A[i, j] + B[i, j])'")
     g = compile_spec(load_spec_text(text.encode(), "cse.yaml"), stop_after="queues")
     adds = lambda h: sum(1 for n in h.nodes if h.nodes[n]["node"].op == "add" and h.nodes[n]["node"].group == "ew")
@@ -127,8 +133,10 @@ def test_heft_is_at_least_as_good_as_the_baselines(name):
     assert t["heft"] <= t["greedy-bytes"] * (1 + 1e-9)
 
 
-@pytest.mark.parametrize("name,sets", [("matmul", ["N=1024", "T=256"]), ("matmul", ["N=2048", "T=256"]),
-                                       ("cg", ["P=4"]), ("fft", ["N=2**18", "P=8"])])
+@pytest.mark.parametrize(
+    "name,sets",
+    [("matmul", ["N=1024", "T=256"]), ("matmul", ["N=2048", "T=256"]), ("cg", ["P=4"]), ("fft", ["N=2**18", "P=8"])],
+)
 def test_placement_search_predicts_what_the_simulator_says(name, sets):
     """The search's Predictor stands for simulate(comm(placed graph)); any gap would let it
     pick placements the plan then reports as slower."""
@@ -267,12 +275,15 @@ def test_a_verified_graph_vouches_for_no_copy():
         verify_ir(copied)
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("no node", "has no Node"),
-    ("bad kind", "bad node"),
-    ("cycle", "cycle"),
-    ("prologue reads the loop", "runs once, before the loop, but reads a loop value"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("no node", "has no Node"),
+        ("bad kind", "bad node"),
+        ("cycle", "cycle"),
+        ("prologue reads the loop", "runs once, before the loop, but reads a loop value"),
+    ],
+)
 def test_verify_ir_reports_each_broken_invariant(breakage, message):
     from dfc.ir.node import IRError, copy_graph
 

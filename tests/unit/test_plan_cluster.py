@@ -39,8 +39,14 @@ def test_each_device_is_on_its_host_and_hosts_share_no_cores(tmp_path):
 
 def test_the_cluster_files_links_price_the_transfers(tmp_path):
     fast = plan(tmp_path, "--cluster", cluster(tmp_path, "  worker: [n1:1, n2:1]\n  reducer: [n3:1]\n"))
-    slow = plan(tmp_path, "--cluster", cluster(
-        tmp_path, "  worker: [n1:1, n2:1]\n  reducer: [n3:1]\nlinks:\n  network: {latency: 1.0e-2, bandwidth: 1.0e7}\n"))
+    slow = plan(
+        tmp_path,
+        "--cluster",
+        cluster(
+            tmp_path,
+            "  worker: [n1:1, n2:1]\n  reducer: [n3:1]\nlinks:\n  network: {latency: 1.0e-2, bandwidth: 1.0e7}\n",
+        ),
+    )
     assert slow["predicted_makespan_s"] > 10 * fast["predicted_makespan_s"]
 
 
@@ -54,8 +60,12 @@ def test_a_cluster_file_for_plan_is_checked_like_one_for_run(tmp_path, capsys):
 
 
 def test_links_between_tasks_follow_the_hosts():
-    devs = ("/job:w/task:0/device:CPU:0", "/job:w/task:1/device:CPU:0", "/job:g/task:0/device:GPU:0",
-            "/job:g/task:0/device:GPU:1")
+    devs = (
+        "/job:w/task:0/device:CPU:0",
+        "/job:w/task:1/device:CPU:0",
+        "/job:g/task:0/device:GPU:0",
+        "/job:g/task:0/device:GPU:1",
+    )
     p = Profile(hosts=(("w:0", "a"), ("w:1", "b"), ("g:0", "a")), network=Link(1e-3, 1e8))
     cm = CostModel(p, devs)
     assert cm.link(devs[0], devs[2]) == p.same_host and cm.link(devs[0], devs[1]) == p.network

@@ -13,8 +13,15 @@ SMALL = ["--set", "N=256", "--set", "T=64"]
 def test_passes_are_listed(capsys):
     assert main(["plan", "--passes"]) == 0
     out = capsys.readouterr().out
-    assert [line.split()[0] for line in out.splitlines()] == ["build", "expand", "queues", "cse", "place", "combine",
-                                                              "comm"]
+    assert [line.split()[0] for line in out.splitlines()] == [
+        "build",
+        "expand",
+        "queues",
+        "cse",
+        "place",
+        "combine",
+        "comm",
+    ]
 
 
 def test_print_after_shows_the_ir(capsys):
@@ -36,8 +43,23 @@ def test_dot_collapses_large_graphs(capsys):
 def test_gantt_svg_and_json_plan(tmp_path, capsys):
     gantt = tmp_path / "g.svg"
     out = tmp_path / "plan.json"
-    assert main(["plan", str(ROOT / "specs/cg.yaml"), "--set", "N=64", "--format", "json", "-o", str(out),
-                 "--gantt", str(gantt)]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                str(ROOT / "specs/cg.yaml"),
+                "--set",
+                "N=64",
+                "--format",
+                "json",
+                "-o",
+                str(out),
+                "--gantt",
+                str(gantt),
+            ]
+        )
+        == 0
+    )
     plan = json.loads(out.read_text())
     for key in ("nodes", "edges", "devices", "strategy", "predicted_makespan_s", "lower_bound_s", "bytes_moved"):
         assert key in plan
@@ -48,15 +70,32 @@ def test_gantt_svg_and_json_plan(tmp_path, capsys):
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz is not installed")
 def test_svg_picture(tmp_path):
     out = tmp_path / "p.svg"
-    assert main(["plan", str(ROOT / "specs/fft.yaml"), "--set", "N=64", "--set", "P=4", "--format", "svg",
-                 "-o", str(out)]) == 0
+    assert (
+        main(["plan", str(ROOT / "specs/fft.yaml"), "--set", "N=64", "--set", "P=4", "--format", "svg", "-o", str(out)])
+        == 0
+    )
     assert "<svg" in out.read_text()
 
 
 def test_pictures_without_graphviz_say_what_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    assert main(["plan", str(ROOT / "specs/fft.yaml"), "--set", "N=64", "--set", "P=4", "--format", "png",
-                 "-o", str(tmp_path / "p.png")]) == 1
+    assert (
+        main(
+            [
+                "plan",
+                str(ROOT / "specs/fft.yaml"),
+                "--set",
+                "N=64",
+                "--set",
+                "P=4",
+                "--format",
+                "png",
+                "-o",
+                str(tmp_path / "p.png"),
+            ]
+        )
+        == 1
+    )
     assert "Graphviz" in capsys.readouterr().err
 
 

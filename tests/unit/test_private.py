@@ -12,16 +12,23 @@ import pytest
 
 from dfc.runtime import private
 
-SHOW = ("import os, socket, sys; from dfc.runtime import private, trust; "
-        "print(os.readlink('/proc/self/ns/net')); print(sorted(trust.interface_addresses())); "
-        "print(private.state()[0]); print(os.getuid())")
+SHOW = (
+    "import os, socket, sys; from dfc.runtime import private, trust; "
+    "print(os.readlink('/proc/self/ns/net')); print(sorted(trust.interface_addresses())); "
+    "print(private.state()[0]); print(os.getuid())"
+)
 
 
 def run_in_private(env_switch: str):
     env = {**os.environ, private.SWITCH: env_switch}
     env.pop(private.ENV, None)
-    return subprocess.run([sys.executable, "-m", "dfc.runtime.private", sys.executable, "-c", SHOW],
-                          capture_output=True, text=True, timeout=60, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "dfc.runtime.private", sys.executable, "-c", SHOW],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
 
 
 @pytest.mark.parametrize("switch", ["", "user"], ids=["default", "user-namespace"])
@@ -63,15 +70,17 @@ def test_a_process_with_threads_is_not_moved(monkeypatch):
 
 
 def test_a_missing_command_is_a_clear_error():
-    got = subprocess.run([sys.executable, "-m", "dfc.runtime.private", "no-such-command-dfc"],
-                         capture_output=True, text=True, timeout=60)
+    got = subprocess.run(
+        [sys.executable, "-m", "dfc.runtime.private", "no-such-command-dfc"], capture_output=True, text=True, timeout=60
+    )
     assert got.returncode == 127 and "cannot run no-such-command-dfc" in got.stderr
     assert "Traceback" not in got.stderr
 
 
 def test_the_entry_point_reports_a_usage_error_once():
-    got = subprocess.run([sys.executable, "-m", "dfc", "run", "--timeout", "0", "x.yaml"],
-                         capture_output=True, text=True, timeout=60)
+    got = subprocess.run(
+        [sys.executable, "-m", "dfc", "run", "--timeout", "0", "x.yaml"], capture_output=True, text=True, timeout=60
+    )
     assert got.returncode == 2 and got.stderr.count("usage:") == 1 and got.stderr.count("error:") == 1
 
 
@@ -86,6 +95,7 @@ def test_the_exec_into_the_namespace_runs_the_same_dfc(tmp_path):
     script = shutil.which("dfc") or pytest.fail("the dfc console script is not installed")
     env = {**os.environ, private.SWITCH: "user"}
     env.pop(private.ENV, None)
-    got = subprocess.run([script, "run", "missing.yaml"], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=60, env=env)
+    got = subprocess.run(
+        [script, "run", "missing.yaml"], cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env
+    )
     assert "HIJACKED" not in got.stdout and got.returncode == 2 and "missing.yaml" in got.stderr

@@ -26,8 +26,10 @@ A, B = rand(1), rand(2)
 ROWS = np.stack([rand(3, N * N)]).reshape(N, N)
 
 
-QUEUES = {"dots": "  dots: {on: reducer, reduce: {op: sum, broadcast: worker}}",
-          "tops": "  tops: {on: reducer, reduce: {op: max, broadcast: worker}}"}
+QUEUES = {
+    "dots": "  dots: {on: reducer, reduce: {op: sum, broadcast: worker}}",
+    "tops": "  tops: {on: reducer, reduce: {op: max, broadcast: worker}}",
+}
 
 
 def spec(steps: str = "", scalars: str = "") -> str:
@@ -74,26 +76,37 @@ LETS = [
     ("sum(dot(a[i], a[i])) / sum(dot(b[i], b[i]))", None, A @ A / (B @ B)),
     ("sum(dot(a[i], a[i])) + sum(dot(b[i], b[i]))", "dots", A @ A + B @ B),
     ("sum(dot(a[i], a[i])) - sum(dot(b[j], b[j]))", "dots", A @ A - B @ B),
-    ("sum(dot(a[i], b[i])) * sum(dot(a[j], a[j])) - sum(dot(b[k], b[k]))", "dots",
-     (A @ B) * (A @ A) - B @ B),
-    ("max(dot(a[i], a[i])) / max(dot(b[i], b[i]))", "tops",
-     max(A[t] @ A[t] for t in TILES) / max(B[t] @ B[t] for t in TILES)),
+    ("sum(dot(a[i], b[i])) * sum(dot(a[j], a[j])) - sum(dot(b[k], b[k]))", "dots", (A @ B) * (A @ A) - B @ B),
+    (
+        "max(dot(a[i], a[i])) / max(dot(b[i], b[i]))",
+        "tops",
+        max(A[t] @ A[t] for t in TILES) / max(B[t] @ B[t] for t in TILES),
+    ),
     # via changes no value: a reduction of another op than the queue's is computed locally
     ("sum(dot(a[i], a[i])) / sum(dot(b[i], b[i]))", "tops", A @ A / (B @ B)),
     ("sum(dot(a[i], a[i])) / max(dot(b[i], b[i]))", "dots", A @ A / max(B[t] @ B[t] for t in TILES)),
-    ("max(dot(a[i], a[i])) - min(dot(b[i], b[i]))", None,
-     max(A[t] @ A[t] for t in TILES) - min(B[t] @ B[t] for t in TILES)),
-    ("sum(max(a[i])) + min(min(b[j])) + max(sum(a[k]))", None,
-     # over a free index the terms combine elementwise: max(a[i]) is a tile
-     np.maximum(A[TILES[0]], A[TILES[1]]).sum() + B.min() + (A[TILES[0]] + A[TILES[1]]).max()),
+    (
+        "max(dot(a[i], a[i])) - min(dot(b[i], b[i]))",
+        None,
+        max(A[t] @ A[t] for t in TILES) - min(B[t] @ B[t] for t in TILES),
+    ),
+    (
+        "sum(max(a[i])) + min(min(b[j])) + max(sum(a[k]))",
+        None,
+        # over a free index the terms combine elementwise: max(a[i]) is a tile
+        np.maximum(A[TILES[0]], A[TILES[1]]).sum() + B.min() + (A[TILES[0]] + A[TILES[1]]).max(),
+    ),
     # a sum inside a sum: the inner one binds its own index j, the outer one i
     ("sum(dot(a[i], a[i]) * sum(dot(b[j], b[j])))", "dots", (A @ A) * (B @ B)),
     ("sum(dot(a[i], a[i]) + sum(dot(b[j], b[j])))", None, A @ A + P * (B @ B)),
     # the inner sum rebinds i: sum over i of (a_i . a_i + b . b)
     ("sum(dot(a[i], a[i]) + sum(dot(b[i], b[i])))", "dots", A @ A + P * (B @ B)),
     # the inner sum binds i and j (both written inside it), the outer one its own i
-    ("sum(dot(a[i], b[i]) * sum(dot(a[j], b[i])))", "dots",
-     (A @ B) * ((A[TILES[0]] + A[TILES[1]]) @ (B[TILES[0]] + B[TILES[1]]))),
+    (
+        "sum(dot(a[i], b[i]) * sum(dot(a[j], b[i])))",
+        "dots",
+        (A @ B) * ((A[TILES[0]] + A[TILES[1]]) @ (B[TILES[0]] + B[TILES[1]])),
+    ),
     ("sum(sum(M[i, j]))", None, ROWS.sum()),
     ("sum(dot(a[i], a[i])) / sum(sum(M[i, j]))", "dots", A @ A / ROWS.sum()),
 ]
@@ -108,8 +121,11 @@ SCALAR_INITS = [
     ("sum(dot(a[i], a[i])) / sum(dot(b[i], b[i]))", "dots", A @ A / (B @ B)),
     ("sum(dot(a[i], a[i])) / sum(dot(b[j], b[j]))", None, A @ A / (B @ B)),
     ("sum(dot(a[i], a[i])) + sum(dot(b[i], b[i]))", "dots", A @ A + B @ B),
-    ("max(dot(a[i], a[i])) - max(dot(b[i], b[i]))", "tops",
-     max(A[t] @ A[t] for t in TILES) - max(B[t] @ B[t] for t in TILES)),
+    (
+        "max(dot(a[i], a[i])) - max(dot(b[i], b[i]))",
+        "tops",
+        max(A[t] @ A[t] for t in TILES) - max(B[t] @ B[t] for t in TILES),
+    ),
 ]
 
 
@@ -122,8 +138,11 @@ def test_scalar_init_with_several_reductions(expr, via, want):
 
 def test_two_lets_and_a_scalar_through_one_queue():
     scalars = 'scalars:\n  s: {init: "sum(dot(a[i], b[i])) + sum(dot(b[i], b[i]))", via: dots}'
-    steps = "\n".join([
-        '    - {let: u, reduce: "sum(dot(a[i], a[i])) * sum(dot(b[j], b[j]))", via: dots}',
-        '    - {let: w, reduce: "u / sum(dot(a[i], b[i])) + s", via: dots}'])
+    steps = "\n".join(
+        [
+            '    - {let: u, reduce: "sum(dot(a[i], a[i])) * sum(dot(b[j], b[j]))", via: dots}',
+            '    - {let: w, reduce: "u / sum(dot(a[i], b[i])) + s", via: dots}',
+        ]
+    )
     want = (A @ A) * (B @ B) / (A @ B) + (A @ B) + B @ B
     assert run_w(spec(steps, scalars)) == pytest.approx(want, rel=1e-12)

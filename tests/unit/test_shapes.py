@@ -43,11 +43,23 @@ def test_scalars_adopt_tensor_dtype_but_tensors_must_match(cg):
     assert typ("x[i] + alpha * p[i]", s).dtype == "float64"
 
 
-@pytest.mark.parametrize("text, code", [
-    ("A[i]", "index-rank"), ("A[i, 0] @ A[i, 0]", "shape-mismatch"), ("p[j]", "free-index"),
-    ("p[i + 1]", "out-of-range"), ("fft(p)", "dtype-mismatch"), ("dot(p)", "bad-call"),
-    ("nrm(p)", None), ("N[i]", "expr-type"), ("p // 2", "expr-forbidden"), ("p[i] % 2", "expr-forbidden"), ("rr", "undefined-name"), ("p < 1", "shape-mismatch"),
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("A[i]", "index-rank"),
+        ("A[i, 0] @ A[i, 0]", "shape-mismatch"),
+        ("p[j]", "free-index"),
+        ("p[i + 1]", "out-of-range"),
+        ("fft(p)", "dtype-mismatch"),
+        ("dot(p)", "bad-call"),
+        ("nrm(p)", None),
+        ("N[i]", "expr-type"),
+        ("p // 2", "expr-forbidden"),
+        ("p[i] % 2", "expr-forbidden"),
+        ("rr", "undefined-name"),
+        ("p < 1", "shape-mismatch"),
+    ],
+)
 def test_errors(cg, text, code):
     s = Scope(cg.arrays, cg.params, {"i": 2})
     with pytest.raises(ExprError) as info:
@@ -70,14 +82,21 @@ def test_every_mistake_in_an_expression_first_occurrence_first(cg):
         typ("foo * p[k] + p[i + 2] + q[k] * foo + bar", s)
     diags = info.value.diagnostics
     assert [(d.code, d.pos.col) for d in diags] == [
-        ("undefined-name", 1), ("free-index", 9), ("out-of-range", 16), ("undefined-name", 38)]
+        ("undefined-name", 1),
+        ("free-index", 9),
+        ("out-of-range", 16),
+        ("undefined-name", 38),
+    ]
     assert info.value.diagnostic is diags[0]
 
 
 def test_range_hints_are_right_for_offsets(cg):
     s = Scope(cg.arrays, cg.params, {"i": 2})
-    for text, hint in [("p[i + 1]", "make the `for:` extent of 'i' 1,"), ("p[i - 1]", "wrap it around"),
-                       ("p[N]", "tile indices run from 0 to 1")]:
+    for text, hint in [
+        ("p[i + 1]", "make the `for:` extent of 'i' 1,"),
+        ("p[i - 1]", "wrap it around"),
+        ("p[N]", "tile indices run from 0 to 1"),
+    ]:
         with pytest.raises(ExprError) as info:
             typ(text, s)
         assert hint in info.value.diagnostic.hint

@@ -52,8 +52,13 @@ PartitionName=debug Nodes=localhost Default=YES
 def test_the_expansion_matches_scontrol(text, tmp_path):
     """scontrol expands a node list with any slurm.conf, no controller needed."""
     (tmp_path / "slurm.conf").write_text(SLURM_CONF)
-    got = subprocess.run(["scontrol", "show", "hostnames", text], capture_output=True, text=True, timeout=30,
-                         env={"SLURM_CONF": str(tmp_path / "slurm.conf"), "PATH": os.environ["PATH"]})
+    got = subprocess.run(
+        ["scontrol", "show", "hostnames", text],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"SLURM_CONF": str(tmp_path / "slurm.conf"), "PATH": os.environ["PATH"]},
+    )
     if text in CASES:
         assert got.returncode == 0 and got.stdout.split() == expand_nodelist(text), got.stderr
     else:  # what scontrol refuses, dfc refuses
@@ -62,11 +67,20 @@ def test_the_expansion_matches_scontrol(text, tmp_path):
             expand_nodelist(text)
 
 
-@pytest.mark.parametrize("text, why", [
-    ("node[01-04", "is not closed"), ("node]1", "without its '['"), ("n[1-[2]]", "inside brackets"),
-    ("n[4-2]", "runs backwards"), ("n[a-b]", "not a number"), ("n[]", "not a number"), ("a,,b", "an empty name"),
-    ("n[0-99999999]", "over a million"), ("gpu[1-2]-ib", "text after its last"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("node[01-04", "is not closed"),
+        ("node]1", "without its '['"),
+        ("n[1-[2]]", "inside brackets"),
+        ("n[4-2]", "runs backwards"),
+        ("n[a-b]", "not a number"),
+        ("n[]", "not a number"),
+        ("a,,b", "an empty name"),
+        ("n[0-99999999]", "over a million"),
+        ("gpu[1-2]-ib", "text after its last"),
+    ],
+)
 def test_malformed_node_lists_are_errors_that_say_why(text, why):
     with pytest.raises(ClusterSourceError, match=why.replace("[", r"\[")):
         expand_nodelist(text)
@@ -88,18 +102,28 @@ def test_a_jobs_tasks_are_spread_over_the_nodes():
     where = {t.label: (t.host, t.port, t.rank) for t in lay.tasks}
     base = PORT_FLOOR
     assert where == {  # ranks 0-2 on n1, 3-5 on n2; local rank 0 on each node first
-        "ps:0": ("n1", base, 0), "worker:0": ("n2", base, 3), "worker:1": ("n1", base + 1, 1),
-        "worker:2": ("n2", base + 1, 4), "worker:3": ("n1", base + 2, 2), "reducer:0": ("n2", base + 2, 5)}
-    assert lay.cluster_dict() == {"ps": [f"n1:{base}"],
-                                  "worker": [f"n2:{base}", f"n1:{base + 1}", f"n2:{base + 1}", f"n1:{base + 2}"],
-                                  "reducer": [f"n2:{base + 2}"]}
+        "ps:0": ("n1", base, 0),
+        "worker:0": ("n2", base, 3),
+        "worker:1": ("n1", base + 1, 1),
+        "worker:2": ("n2", base + 1, 4),
+        "worker:3": ("n1", base + 2, 2),
+        "reducer:0": ("n2", base + 2, 5),
+    }
+    assert lay.cluster_dict() == {
+        "ps": [f"n1:{base}"],
+        "worker": [f"n2:{base}", f"n1:{base + 1}", f"n2:{base + 1}", f"n1:{base + 2}"],
+        "reducer": [f"n2:{base + 2}"],
+    }
     assert lay.tasks_per_host() == {"n1": 3, "n2": 3} and lay.idle == ()
     assert len({t.address for t in lay.tasks}) == 6  # tasks sharing a node never collide
 
 
 def test_the_step_variables_win_and_extra_ranks_idle():
-    lay = layout(env("n[1-4]", "2(x4)", SLURM_STEP_NODELIST="n[1-2]", SLURM_STEP_TASKS_PER_NODE="2,1"),
-                 {"worker": 2}, port_base=3000)
+    lay = layout(
+        env("n[1-4]", "2(x4)", SLURM_STEP_NODELIST="n[1-2]", SLURM_STEP_TASKS_PER_NODE="2,1"),
+        {"worker": 2},
+        port_base=3000,
+    )
     assert [(t.host, t.port) for t in lay.tasks] == [("n1", 3000), ("n2", 3000)]
     assert lay.idle == ("rank 1 on n1",) and lay.task_of_rank(2).label == "worker:1"
     assert lay.task_of_rank(1) is None

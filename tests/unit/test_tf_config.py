@@ -24,14 +24,20 @@ def test_the_cluster_and_this_task():
     assert this_task(e, lay).address == "[::1]:2223"
 
 
-@pytest.mark.parametrize("cluster, why", [
-    ({"ps": ["a:1"]}, "the spec's job 'worker' (2 tasks) is missing"),
-    ({"ps": ["a:1"], "worker": ["b:1"]}, "cluster.worker: 1 task(s), but the spec's cluster gives 'worker' 2"),
-    ({"ps": ["a:1"], "worker": ["b:1", "A:1"]}, r"cluster.worker\[1\]: A:1 is given to worker:1 and to ps:0"),
-    ({"ps": ["127.0.0.2:7"], "worker": ["localhost:7"]}, r"localhost:7 \(worker:0\) and 127.0.0.2:7 \(ps:0\) are one machine"),
-    ({"ps": ["a:1"], "worker": ["b:1", "c"], "chief": ["d:1"]}, "the spec has no job 'chief'"),
-    ({"ps": ["a:1"], "worker": ["b:1", "c:70000"]}, r"cluster.worker\[1\]: 'c:70000' is not host:port"),
-])
+@pytest.mark.parametrize(
+    "cluster, why",
+    [
+        ({"ps": ["a:1"]}, "the spec's job 'worker' (2 tasks) is missing"),
+        ({"ps": ["a:1"], "worker": ["b:1"]}, "cluster.worker: 1 task(s), but the spec's cluster gives 'worker' 2"),
+        ({"ps": ["a:1"], "worker": ["b:1", "A:1"]}, r"cluster.worker\[1\]: A:1 is given to worker:1 and to ps:0"),
+        (
+            {"ps": ["127.0.0.2:7"], "worker": ["localhost:7"]},
+            r"localhost:7 \(worker:0\) and 127.0.0.2:7 \(ps:0\) are one machine",
+        ),
+        ({"ps": ["a:1"], "worker": ["b:1", "c"], "chief": ["d:1"]}, "the spec has no job 'chief'"),
+        ({"ps": ["a:1"], "worker": ["b:1", "c:70000"]}, r"cluster.worker\[1\]: 'c:70000' is not host:port"),
+    ],
+)
 def test_mistakes_name_their_place(cluster, why):
     with pytest.raises(ClusterSourceError) as info:
         layout(env(cluster), JOBS)

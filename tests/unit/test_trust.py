@@ -8,9 +8,23 @@ import pytest
 from dfc.runtime import trust
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.2", "10.3.4.5", "172.16.0.9", "172.31.255.1",
-                                     "192.168.10.1", "100.64.0.1", "169.254.3.3", "192.0.2.2", "::1",
-                                     "fd00::2", "fe80::1%eth0"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.0.0.2",
+        "10.3.4.5",
+        "172.16.0.9",
+        "172.31.255.1",
+        "192.168.10.1",
+        "100.64.0.1",
+        "169.254.3.3",
+        "192.0.2.2",
+        "::1",
+        "fd00::2",
+        "fe80::1%eth0",
+    ],
+)
 def test_private_addresses(address):
     assert trust.is_private(address)
 

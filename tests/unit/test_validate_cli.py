@@ -87,8 +87,9 @@ def test_validate_is_fast_and_never_imports_tensorflow():
 def test_console_script_exit_codes_and_no_traceback(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("dfc: 1\nname: x\narrays: {A: {shape: [0]}}\n")
-    proc = subprocess.run([sys.executable, "-m", "dfc", "validate", str(bad)], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dfc", "validate", str(bad)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and "must be at least 1" in proc.stderr
 
@@ -97,8 +98,10 @@ def test_console_script_exit_codes_and_no_traceback(tmp_path):
 def test_plan_never_imports_tensorflow(extra):
     """Planning is the compiler and the cost model alone (issue 13): no TensorFlow."""
     spec = [] if extra == ["--passes"] else [SPECS[0]]
-    code = ("import sys, io, contextlib; from dfc.cli import main; out = io.StringIO();\n"
-            f"with contextlib.redirect_stdout(out): rc = main(['plan', *{spec!r}, *{extra!r}])\n"
-            "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; print(rc)")
+    code = (
+        "import sys, io, contextlib; from dfc.cli import main; out = io.StringIO();\n"
+        f"with contextlib.redirect_stdout(out): rc = main(['plan', *{spec!r}, *{extra!r}])\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'; print(rc)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.split()[-1] == "0", proc.stderr

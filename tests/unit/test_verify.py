@@ -10,8 +10,13 @@ from dfc.runtime.verify import verify
 
 
 def spec(check: str):
-    return load_spec_text(("dfc: 1\nname: v\narrays:\n  a: {shape: [8], dtype: float64, init: ones, output: true}\n"
-                           f"verify: {check}\n").encode(), "v.yaml")
+    return load_spec_text(
+        (
+            "dfc: 1\nname: v\narrays:\n  a: {shape: [8], dtype: float64, init: ones, output: true}\n"
+            f"verify: {check}\n"
+        ).encode(),
+        "v.yaml",
+    )
 
 
 def test_an_exact_equation_with_a_number_checks_every_element():
@@ -43,7 +48,25 @@ def test_cg_with_tol_zero_stops_at_the_exact_solution_and_verifies(tmp_path):
 
     out = tmp_path / "r.json"
     spec = str(Path(__file__).resolve().parents[2] / "specs" / "cg.yaml")
-    assert main(["run", spec, "--set", "N=256", "--set", "tol=0", "--set", "iterations=2000", "--engine", "numpy",
-                 "--quiet", "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "run",
+                spec,
+                "--set",
+                "N=256",
+                "--set",
+                "tol=0",
+                "--set",
+                "iterations=2000",
+                "--engine",
+                "numpy",
+                "--quiet",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     r = json.loads(out.read_text())
     assert r["verified"] and r["iterations_run"] < 2000

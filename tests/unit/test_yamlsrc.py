@@ -10,8 +10,7 @@ def load(text: str):
 
 def test_core_schema_scalars():
     value, _ = load("on: worker\nyes: no\ntol: 1e-10\nn: 0x10\nflag: true\nnothing: null\nstr: '1'\n")
-    assert value == {"on": "worker", "yes": "no", "tol": 1e-10, "n": 16, "flag": True,
-                     "nothing": None, "str": "1"}
+    assert value == {"on": "worker", "yes": "no", "tol": 1e-10, "n": 16, "flag": True, "nothing": None, "str": "1"}
 
 
 def test_positions_of_keys_values_and_string_content():
@@ -25,22 +24,25 @@ def test_positions_of_keys_values_and_string_content():
     assert smap.value(("a", "missing", 3)) == smap.value(("a",))
 
 
-@pytest.mark.parametrize("text, code", [
-    ("a: 1\na: 2\n", "duplicate-key"),
-    ("a:\n\tb: 1\n", "yaml-tab"),
-    ("a: [1, 2\n", "yaml-syntax"),
-    ("", "empty"),
-    ("# only a comment\n", "empty"),
-    ("a: &x [*x]\n", "yaml-alias"),
-    ("a: !!python/object:os.system 1\n", "yaml-tag"),
-    ("a: !!binary aGVsbG8=\n", "yaml-tag"),
-    ("? [1, 2]\n: 3\n", "yaml-key"),
-    ("a: 1\n---\nb: 2\n", "yaml-syntax"),
-    ("a: {b: 1  # note}\nc: 2\n", "yaml-comment"),
-    ("a: [1, 2  # note]\n", "yaml-comment"),
-    ("a: {b: '# no comment', c: 1\n", "yaml-syntax"),
-    ("a: " + "[" * 100 + "]" * 100 + "\n", "yaml-depth"),
-])
+@pytest.mark.parametrize(
+    "text, code",
+    [
+        ("a: 1\na: 2\n", "duplicate-key"),
+        ("a:\n\tb: 1\n", "yaml-tab"),
+        ("a: [1, 2\n", "yaml-syntax"),
+        ("", "empty"),
+        ("# only a comment\n", "empty"),
+        ("a: &x [*x]\n", "yaml-alias"),
+        ("a: !!python/object:os.system 1\n", "yaml-tag"),
+        ("a: !!binary aGVsbG8=\n", "yaml-tag"),
+        ("? [1, 2]\n: 3\n", "yaml-key"),
+        ("a: 1\n---\nb: 2\n", "yaml-syntax"),
+        ("a: {b: 1  # note}\nc: 2\n", "yaml-comment"),
+        ("a: [1, 2  # note]\n", "yaml-comment"),
+        ("a: {b: '# no comment', c: 1\n", "yaml-syntax"),
+        ("a: " + "[" * 100 + "]" * 100 + "\n", "yaml-depth"),
+    ],
+)
 def test_rejections(text, code):
     with pytest.raises(SpecError) as info:
         load(text)

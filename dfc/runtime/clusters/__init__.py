@@ -50,8 +50,10 @@ def clash(host: str, label: str, other_host: str, other: str, port: int) -> str:
     on the same machine (see machine_of)."""
     if host.lower() == other_host.lower():
         return f"{host}:{port} is given to {label} and to {other}"
-    return (f"{host}:{port} ({label}) and {other_host}:{port} ({other}) are one machine, where a TensorFlow "
-            f"server listens on port {port} of every address")
+    return (
+        f"{host}:{port} ({label}) and {other_host}:{port} ({other}) are one machine, where a TensorFlow "
+        f"server listens on port {port} of every address"
+    )
 
 
 @dataclass(frozen=True)
@@ -111,9 +113,13 @@ def cost_profile(profile, layout: Layout):
 
     from ...cost.profile import Link
 
-    links = {name: Link(float(v.get("latency", getattr(profile, name).latency)),
-                        float(v.get("bandwidth", getattr(profile, name).bandwidth)))
-             for name, v in layout.links.items()}
+    links = {
+        name: Link(
+            float(v.get("latency", getattr(profile, name).latency)),
+            float(v.get("bandwidth", getattr(profile, name).bandwidth)),
+        )
+        for name, v in layout.links.items()
+    }
     return replace(profile, hosts=tuple((t.label, machine_of(t.host)) for t in layout.tasks), **links)
 
 

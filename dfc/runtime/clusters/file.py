@@ -46,8 +46,16 @@ def load_cluster_file(path: str, jobs: Mapping[str, int]) -> Layout:
 def cluster_from_text(data: bytes, file: str, jobs: Mapping[str, int]) -> Layout:
     value, smap = load_yaml(file, data)
     if not isinstance(value, dict):
-        raise SpecError([Diagnostic(smap.value(()), "bad-type", "a cluster file is a mapping: `dfc: 1` and "
-                                    "`jobs:`", "see docs/clusters.md")])
+        raise SpecError(
+            [
+                Diagnostic(
+                    smap.value(()),
+                    "bad-type",
+                    "a cluster file is a mapping: `dfc: 1` and `jobs:`",
+                    "see docs/clusters.md",
+                )
+            ]
+        )
     diags = check_schema(value, smap, "cluster")
     if diags:
         raise SpecError(sorted_unique(diags))
@@ -57,28 +65,50 @@ def cluster_from_text(data: bytes, file: str, jobs: Mapping[str, int]) -> Layout
     listed = value["jobs"]
     for job, entry in listed.items():
         if job not in jobs:
-            errors.append(Diagnostic(smap.key(("jobs", job)), "unknown-job", f"the spec has no job '{job}'",
-                                     did_you_mean(job, list(jobs)) or f"its jobs: {', '.join(jobs)}"))
+            errors.append(
+                Diagnostic(
+                    smap.key(("jobs", job)),
+                    "unknown-job",
+                    f"the spec has no job '{job}'",
+                    did_you_mean(job, list(jobs)) or f"its jobs: {', '.join(jobs)}",
+                )
+            )
             continue
         before = len(errors)
         addresses = list(_addresses(job, entry, smap, errors))
         if len(errors) == before and len(addresses) != jobs[job]:
-            errors.append(Diagnostic(
-                smap.value(("jobs", job)), "task-count",
-                f"job '{job}' has {len(addresses)} task{'s' * (len(addresses) != 1)} here but the spec's "
-                f"cluster gives it {jobs[job]}", f"list exactly {jobs[job]} address(es) for '{job}'"))
+            errors.append(
+                Diagnostic(
+                    smap.value(("jobs", job)),
+                    "task-count",
+                    f"job '{job}' has {len(addresses)} task{'s' * (len(addresses) != 1)} here but the spec's "
+                    f"cluster gives it {jobs[job]}",
+                    f"list exactly {jobs[job]} address(es) for '{job}'",
+                )
+            )
         for index, (host, port, pos) in enumerate(addresses):
             label = f"{job}:{index}"
             other, other_host = seen.setdefault((machine_of(host), port), (label, host))
             if other != label:
-                errors.append(Diagnostic(pos, "duplicate-address", clash(host, label, other_host, other, port),
-                                         "give each task of one machine its own port"))
+                errors.append(
+                    Diagnostic(
+                        pos,
+                        "duplicate-address",
+                        clash(host, label, other_host, other, port),
+                        "give each task of one machine its own port",
+                    )
+                )
             tasks.append(TaskSlot(job, index, host, port))
     for job in jobs:
         if job not in listed:
-            errors.append(Diagnostic(smap.key(("jobs",)), "missing-job",
-                                     f"the spec's job '{job}' ({jobs[job]} task{'s' * (jobs[job] != 1)}) is not in the cluster file",
-                                     f"add `{job}: [host:port, ...]` under `jobs:`"))
+            errors.append(
+                Diagnostic(
+                    smap.key(("jobs",)),
+                    "missing-job",
+                    f"the spec's job '{job}' ({jobs[job]} task{'s' * (jobs[job] != 1)}) is not in the cluster file",
+                    f"add `{job}: [host:port, ...]` under `jobs:`",
+                )
+            )
     if errors:
         raise SpecError(sorted_unique(errors))
     return Layout("file", tuple(tasks), links=value.get("links", {}))
@@ -97,9 +127,14 @@ def _addresses(job: str, entry, smap, errors: list[Diagnostic]):
         return
     base, per = entry.get("port", DEFAULT_PORT_BASE), entry.get("tasks_per_host", 1)
     if base + per - 1 > 65535:
-        errors.append(Diagnostic(smap.value(("jobs", job, "port" if "port" in entry else "tasks_per_host")),
-                                 "bad-value", f"ports {base}-{base + per - 1} go beyond 65535",
-                                 "lower `port` or `tasks_per_host`"))
+        errors.append(
+            Diagnostic(
+                smap.value(("jobs", job, "port" if "port" in entry else "tasks_per_host")),
+                "bad-value",
+                f"ports {base}-{base + per - 1} go beyond 65535",
+                "lower `port` or `tasks_per_host`",
+            )
+        )
         return
     for h, host in enumerate(entry["hosts"]):
         for k in range(per):

@@ -79,8 +79,9 @@ def _split_top(text: str) -> list[str]:
 def _expand_name(text: str, name: str) -> list[str]:
     parts = re.split(r"(\[[^\]]*\])", name)  # literal, [group], literal, [group], ..., literal
     if len(parts) > 1 and parts[-1]:
-        raise ClusterSourceError(f"node list '{text}': '{name}' has text after its last [...], "
-                                 "which Slurm does not take")
+        raise ClusterSourceError(
+            f"node list '{text}': '{name}' has text after its last [...], which Slurm does not take"
+        )
     choices = [[p] if not p.startswith("[") else _expand_group(text, p[1:-1]) for p in parts]
     return ["".join(c) for c in itertools.product(*choices)]
 
@@ -90,8 +91,9 @@ def _expand_group(text: str, group: str) -> list[str]:
     for item in group.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", item)
         if not m:
-            raise ClusterSourceError(f"node list '{text}': '[{group}]' holds '{item}', not a number "
-                                     "or a range such as 01-04")
+            raise ClusterSourceError(
+                f"node list '{text}': '[{group}]' holds '{item}', not a number or a range such as 01-04"
+            )
         lo, hi = m[1], m[2] if m[2] is not None else m[1]
         if int(hi) < int(lo):
             raise ClusterSourceError(f"node list '{text}': the range {lo}-{hi} runs backwards")
@@ -116,8 +118,9 @@ def _var(env: Mapping[str, str], *names: str) -> str:
     for name in names:
         if env.get(name, "").strip():
             return env[name]
-    raise ClusterSourceError(f"{' or '.join(names)} is not set: --cluster slurm works inside a Slurm "
-                             "allocation (sbatch, salloc or srun)")
+    raise ClusterSourceError(
+        f"{' or '.join(names)} is not set: --cluster slurm works inside a Slurm allocation (sbatch, salloc or srun)"
+    )
 
 
 def ranks(env: Mapping[str, str]) -> list[tuple[str, int]]:
@@ -145,14 +148,17 @@ def layout(env: Mapping[str, str], jobs: Mapping[str, int], port_base: int | Non
     where = ranks(env)
     most = 1 + max(local for _, local in where)
     if port_base is None and not env.get("DFC_PORT_BASE", "").strip() and most > PORTS_PER_JOB:
-        raise ClusterSourceError(f"{most} tasks on one node, more than the {PORTS_PER_JOB} ports of a job's slot: "
-                                 f"set DFC_PORT_BASE to a first port with {most} free after it")
+        raise ClusterSourceError(
+            f"{most} tasks on one node, more than the {PORTS_PER_JOB} ports of a job's slot: "
+            f"set DFC_PORT_BASE to a first port with {most} free after it"
+        )
     port_base = job_port_base(env) if port_base is None else port_base
     need = sum(jobs.values())
     if need > len(where):
         raise ClusterSourceError(
             f"the spec's cluster has {need} tasks ({', '.join(f'{n} {j!r}' for j, n in jobs.items())}) but the "
-            f"allocation runs {len(where)}: ask for at least {need} tasks (sbatch --ntasks={need})")
+            f"allocation runs {len(where)}: ask for at least {need} tasks (sbatch --ntasks={need})"
+        )
     if not 1 <= port_base <= 65535 - max(local for _, local in where):
         raise ClusterSourceError(f"port base {port_base}: the ports must stay within 1-65535")
     spread = sorted(range(len(where)), key=lambda r: (where[r][1], r))  # local rank 0 everywhere first

@@ -27,8 +27,9 @@ def parse(text: str) -> dict:
     except json.JSONDecodeError as e:
         raise ClusterSourceError(f"{ENV} is not JSON: {e.msg} at character {e.pos + 1}") from None
     if not isinstance(value, dict) or not isinstance(value.get("cluster"), dict):
-        raise ClusterSourceError(f'{ENV} must be {{"cluster": {{job: [host:port, ...]}}, "task": '
-                                 '{"type": job, "index": i}}')
+        raise ClusterSourceError(
+            f'{ENV} must be {{"cluster": {{job: [host:port, ...]}}, "task": {{"type": job, "index": i}}}}'
+        )
     return value
 
 
@@ -45,7 +46,7 @@ def layout(env: Mapping[str, str], jobs: Mapping[str, int]) -> Layout:
             errors.append(f"cluster.{job}: the spec has no job '{job}' (its jobs: {', '.join(jobs)})")
             continue
         if not isinstance(addresses, list) or not all(isinstance(a, str) for a in addresses):
-            errors.append(f"cluster.{job}: give a list of \"host:port\" strings")
+            errors.append(f'cluster.{job}: give a list of "host:port" strings')
             continue
         if len(addresses) != jobs[job]:
             errors.append(f"cluster.{job}: {len(addresses)} task(s), but the spec's cluster gives '{job}' {jobs[job]}")
@@ -59,7 +60,9 @@ def layout(env: Mapping[str, str], jobs: Mapping[str, int]) -> Layout:
             if other != f"{job}:{index}":
                 errors.append(f"cluster.{job}[{index}]: {clash(host, f'{job}:{index}', other_host, other, port)}")
             tasks.append(TaskSlot(job, index, host, port))
-    errors += [f"cluster: the spec's job '{job}' ({n} tasks) is missing" for job, n in jobs.items() if job not in cluster]
+    errors += [
+        f"cluster: the spec's job '{job}' ({n} tasks) is missing" for job, n in jobs.items() if job not in cluster
+    ]
     if errors:
         raise ClusterSourceError(f"{ENV}: " + "; ".join(errors))
     return Layout("tf_config", tuple(tasks))
