@@ -118,8 +118,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .ir.node import gc_paused
 
     # planning allocates millions of objects and makes no garbage cycles: the collector
-    # would re-scan the graph again and again (rendering 150k nodes as JSON took 5 s with
-    # it, 0.5 s without)
+    # would re-scan the graph again and again (docs/compiler.md, "Compiler speed")
     with gc_paused():
         return _plan(args)
 

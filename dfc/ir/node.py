@@ -98,9 +98,9 @@ class Node:
     ):
         # the fields' own defaults (a test keeps them equal). The dataclass's generated
         # __init__ sets each field through object.__setattr__ (it is frozen); stores into
-        # the instance dict, in field order, are twice as fast and keep the dict sharing
-        # its keys with every other Node (200 bytes, not 460: compiling makes a node per
-        # op of every instance)
+        # the instance dict, in field order, are faster and keep the dict sharing its keys
+        # with every other Node, so nodes stay small (compiling makes a node per op of
+        # every instance; docs/compiler.md, "Compiler speed")
         d = self.__dict__
         d["name"], d["kind"], d["op"], d["inputs"] = name, kind, op, inputs
         d["shape"], d["dtype"], d["flops"], d["out_bytes"] = shape, dtype, flops, out_bytes
@@ -109,7 +109,7 @@ class Node:
 
     def evolve(self, **changes) -> Node:
         """A copy with some fields changed: ``dataclasses.replace`` without re-running
-        ``__init__`` (ten times faster; graphs have hundreds of thousands of nodes)."""
+        ``__init__`` (graphs have hundreds of thousands of nodes)."""
         new = object.__new__(Node)
         fields_ = self.__dict__.copy()
         fields_.update(changes)
@@ -153,7 +153,7 @@ def gc_paused():
     """Python's cyclic garbage collector off for the block (a decorator too). Compiling
     allocates millions of small objects that reference counting frees (the IR has no
     reference cycles: frozen Nodes of strings and tuples); the collector would scan the
-    growing heap again and again (a third of the time on a graph of 150k nodes). Cycles
+    growing heap again and again (docs/compiler.md, "Compiler speed"). Cycles
     made meanwhile are collected later, by the collector's next full collection."""
     enabled = gc.isenabled()
     gc.disable()
@@ -162,7 +162,7 @@ def gc_paused():
     finally:
         # what the block made goes straight to the oldest generation (freeze + unfreeze:
         # no object is kept from collection): otherwise the first young collection
-        # after it traverses them all (0.4 s after compiling 150k nodes)
+        # after it traverses them all
         gc.freeze()
         gc.unfreeze()
         if enabled:

@@ -149,7 +149,7 @@ def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
     from ..inputs import InputError, regular_size
     from ..ops.npyfile import data_mismatch, read_header
 
-    assert isinstance(a.init, InitFile)
+    assert isinstance(a.init, InitFile)  # the only caller checks it
     path = a.init.file
     if not os.path.exists(path):
         ctx.errors.error(
@@ -361,7 +361,8 @@ def _compare_types(ctx: Context, expr: Expr, got, want: TensorType, target: Expr
         ctx.report(expr.error(None, "shape-mismatch", f"'{expr.text}' gives {got}, not an array"))
         return
     if got.shape != want.shape and got.rank != 0:
-        name = target.base() or target.text
+        # a tile's array by name, a whole array as written ('(q)' stays '(q)'); _target_type checked the base
+        name = target.base() if isinstance(target.tree, ast.Subscript) else target.text
         ctx.report(
             expr.error(
                 None,
@@ -382,7 +383,7 @@ def _compare_types(ctx: Context, expr: Expr, got, want: TensorType, target: Expr
 
 
 def check_push(spec: Spec, ctx: Context, task: Task, item, scope: Scope) -> None:
-    assert task.push is not None
+    assert task.push is not None  # check_task calls it only then
     tree = task.push.tree
     qname = tree.value if isinstance(tree, ast.Subscript) else tree
     if not isinstance(qname, ast.Name):

@@ -5,8 +5,8 @@ reduces them (``reduce: {op: sum | max | min | prod}``), that device combines th
 (one ``accumulate`` with the queue's op) and pushes the result once: one transfer and
 one item for the reducer instead of ``k``. The op is associative and commutative, so the
 reduced value is the same up to floating-point rounding. Only where the saving is in
-bytes: items whose transfer costs more in bandwidth than in latency (on loopback, from
-~180 kB); small items (a CG dot product) go as they are, in parallel. Pushes of a ``schedule:
+bytes: items whose transfer costs more in bandwidth than in latency, by the cost model's
+links; small items (a CG dot product) go as they are, in parallel. Pushes of a ``schedule:
 dynamic`` task are left alone (where they run is decided at run time), as are queues that
 deliver their items (``pop:``)."""
 

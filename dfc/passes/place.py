@@ -334,8 +334,8 @@ class _Heft:
 
 
 #: Graphs up to this many nodes get HEFT's variants compared by the simulator and then a
-#: local search (well under a second); up to VARIANT_LIMIT, the data variants alone (a
-#: simulation costs ~60 µs per node); larger ones get the main variant alone.
+#: local search; up to VARIANT_LIMIT, the data variants alone (each costs a simulation of
+#: the whole graph); larger ones get the main variant alone (docs/compiler.md, "Compiler speed").
 SEARCH_LIMIT = 600
 VARIANT_LIMIT = 20_000
 #: Where HEFT initialises data that no constraint pins: on the device with most slack when

@@ -173,8 +173,8 @@ def run_tf(
 def read_back(tf, lowered, call, g: nx.DiGraph, shared_files: bool = True) -> dict:
     """Every variable's value. The local cluster shares this machine's file system, so each
     owner writes its tiles into a temporary folder (in RAM, /dev/shm, when it has room) and
-    the client reads them straight into arrays: matmul N=8192's 768 MB took 8-11 s through
-    the session's fetch (one protobuf message through the master), 3.5 s this way. Without
+    the client reads them straight into arrays, several times faster than the session's
+    fetch (one protobuf message through the master; docs/running.md, "Output"). Without
     room for them on disk either, when writing fails, or when an owner runs on another
     machine (``shared_files`` False), through the session's fetch."""
     import numpy as np
@@ -253,7 +253,7 @@ def _drive(
     ms = int(timeout * 1000)
     config = tf.compat.v1.ConfigProto(operation_timeout_in_ms=ms, allow_soft_placement=False)
     # No constant folding: it made the master evaluate the (constant-input) random tiles
-    # and ship them to their owners: FFT 2^24's init took 9.1 s with it, 2.7 s without.
+    # and ship them to their owners (docs/running.md, "Measurements behind the choices").
     config.graph_options.rewrite_options.constant_folding = rewriter_config_pb2.RewriterConfig.OFF
     options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
     traced = tf.compat.v1.RunOptions(timeout_in_ms=ms, trace_level=tf.compat.v1.RunOptions.FULL_TRACE)

@@ -1,8 +1,8 @@
 """Session calls that are watched: a ``session.run`` runs in a thread of its own while the
 calling thread watches the cluster's servers, so that
 
-- a task that dies is reported within a poll (0.2 s here; about 1 s for a remote task,
-  whose check is a connection), even when the call would wait on it for minutes: TF's
+- a task that dies is reported within a poll (a remote task's check is a connection,
+  so it takes longer), even when the call would wait on it for minutes: TF's
   client sees no error while the master (worker:0) it talks to is gone;
 - a stopped task (SIGSTOP: alive, never answering) is named when it has been stopped for
   a few seconds, and the call gives up at the timeout, naming it;
