@@ -550,6 +550,30 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _Names(Sequence[str]):
+    """The names of a registry (placement strategies, engines) as argparse ``choices``,
+    read from their module when first used: building the parser imports nothing, so
+    ``dfc validate`` does not pay for the compiler (an argument with these choices needs a
+    ``metavar``: argparse formats the choices when it adds an argument without one)."""
+
+    def __init__(self, module: str, attribute: str):
+        self.module, self.attribute = module, attribute
+
+    def _names(self) -> tuple[str, ...]:
+        import importlib
+
+        return tuple(getattr(importlib.import_module(self.module), self.attribute))
+
+    def __getitem__(self, i):
+        return self._names()[i]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dfc",
@@ -575,9 +599,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.set_defaults(func=cmd_validate)
 
-    from .api import ENGINES, STRATEGIES
-
-    strategies = tuple(STRATEGIES)
+    strategies = _Names("dfc.passes.place", "STRATEGIES")
     pl = sub.add_parser(
         "plan",
         help="compile and place a spec; show the plan",
@@ -586,7 +608,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pl.add_argument("file", nargs="?", metavar="FILE", help="spec file")
     pl.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
-    pl.add_argument("--strategy", choices=strategies, help="placement strategy (default: the spec's, or heft)")
+    pl.add_argument(
+        "--strategy",
+        choices=strategies,
+        metavar="STRATEGY",
+        help="placement strategy: %(choices)s (default: the spec's, or heft)",
+    )
     pl.add_argument("--format", choices=("text", "json", "dot", "svg", "png"), default="text")
     pl.add_argument("-o", "--output", metavar="OUT", help="write here instead of standard output")
     pl.add_argument("--gantt", metavar="FILE", help="also draw the simulated schedule (.svg, or .png with matplotlib)")
@@ -612,7 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="K=V", help="override a param (repeatable)")
     r.add_argument(
         "--engine",
-        choices=ENGINES,
+        choices=_Names("dfc.api", "ENGINES"),
+        metavar="ENGINE",
         default="tf",
         help="tf (default): TensorFlow servers, one per task, on 127.0.0.1; "
         "numpy: the compiled graph interpreted in this process; "
@@ -629,7 +657,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--sweep", metavar="K=a,b,c", help="run once per value of a param and print a table")
     r.add_argument("--plot", metavar="FILE.png", help="with a sweep: draw it (needs matplotlib)")
     r.add_argument("--verbose", action="store_true", help="show TensorFlow's own logging")
-    r.add_argument("--strategy", choices=strategies, help="placement strategy")
+    r.add_argument("--strategy", choices=strategies, metavar="STRATEGY", help="placement strategy: %(choices)s")
     r.add_argument("--profile", metavar="FILE", help="device profile (YAML) for the prediction")
     r.add_argument("--json", metavar="OUT", help="write a JSON report")
     r.add_argument(

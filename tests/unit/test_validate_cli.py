@@ -71,6 +71,7 @@ def test_validate_is_fast_and_never_imports_tensorflow():
         "import sys, time; t = time.perf_counter(); from dfc.cli import main;"
         f"rc = main(['validate', *{SPECS!r}]); dt = time.perf_counter() - t;"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported';"
+        "assert 'dfc.passes' not in sys.modules and 'networkx' not in sys.modules, 'the compiler was imported';"
         "print(rc, dt)"
     )
     t0 = time.perf_counter()
