@@ -27,9 +27,19 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # every integer an engine holds
 # The passes that walk an expression (type inference, evaluation, expansion, the oracle,
 # ast.unparse in messages) recurse a few frames per level, and a flat chain P+P+...+P as
 # long as MAX_EXPR_CHARS allows is MAX_EXPR_CHARS/2 levels: Python's default of 1000
-# frames is too few for it. (Python frames, not C stack, since Python 3.11.)
-_FRAMES_PER_LEVEL = 5
-sys.setrecursionlimit(max(sys.getrecursionlimit(), 1000 + _FRAMES_PER_LEVEL * MAX_EXPR_CHARS // 2))
+# frames is too few for it. (Python frames, not C stack, since Python 3.11.) Importing
+# TensorFlow sets the limit back to 3000, so every walk's entry point asks again.
+_FRAMES_PER_LEVEL = 6
+_DEEP_ENOUGH = 1000 + _FRAMES_PER_LEVEL * MAX_EXPR_CHARS // 2
+
+
+def allow_deep_expressions() -> None:
+    """Raise Python's recursion limit to what the longest allowed expression needs."""
+    if sys.getrecursionlimit() < _DEEP_ENOUGH:
+        sys.setrecursionlimit(_DEEP_ENOUGH)
+
+
+allow_deep_expressions()
 
 #: Scalar math available everywhere an expression is allowed.
 MATH_FUNCTIONS = ("abs", "ceil", "floor", "log2", "max", "min", "sqrt")
@@ -360,6 +370,7 @@ _COMPARE = {
 
 def evaluate(expr: Expr, env: Mapping[str, Number]) -> Number:
     """Evaluate a numeric expression exactly. Raise ExprError on anything else."""
+    allow_deep_expressions()
     return _norm(_eval(expr, expr.tree, env))
 
 

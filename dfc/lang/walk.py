@@ -19,6 +19,7 @@ import ast
 from typing import Generic, Sequence, TypeVar
 
 from ..ops import REGISTRY, Op, by_symbol
+from .expr import allow_deep_expressions
 
 V = TypeVar("V")
 
@@ -49,6 +50,7 @@ class Walker(Generic[V]):
     """Post-order evaluation of an expression's tree into values of type ``V``."""
 
     def walk(self, node: ast.AST) -> V:
+        allow_deep_expressions()  # cheap, and a TensorFlow import may have lowered it
         method = _DISPATCH.get(type(node))
         if method is None:
             return self.forbidden(node)
