@@ -11,7 +11,10 @@ process that runs the server. When the child dies (killed, out of memory), or th
 says ``restart`` (``dfc run --retries`` after a lost task: every server must start with
 fresh state, no queue holding items of the failed run), the supervisor starts a new child
 on the same port, up to MAX_RESTARTS times; released, abandoned or refused, it exits with
-the child's code.
+the child's code. A restarted child that finds its port taken is tried again for up to
+PORT_WAIT_S: while the port had no listener, any outgoing connection of the machine could
+be given it as its local port (a cluster file's port in the ephemeral range), and such a
+connection is short-lived. At the first start a taken port is the user's to fix: no retry.
 """
 
 from __future__ import annotations
@@ -30,7 +33,10 @@ from .watch import exit_reason
 
 #: the child's exit code when the client asked for a restart
 RESTART = 4
+#: the child's exit code when it cannot listen on its port
+PORT_TAKEN = 5
 MAX_RESTARTS = 8
+PORT_WAIT_S = 30.0
 
 
 def supervise(argv: list[str], label: str, say=print) -> int:
@@ -48,22 +54,30 @@ def supervise(argv: list[str], label: str, say=print) -> int:
         signal.signal(sig, stop)
     ready = False
     for attempt in range(MAX_RESTARTS + 1):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "dfc", "serve", *argv, "--child"],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
-        child[:] = [proc]
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.strip() == b"ready" and not ready:
-                ready = True
-                print("ready", flush=True)
-        code = proc.wait()
-        proc.stdout.close()
+        port_wait = time.monotonic() + PORT_WAIT_S
+        while True:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "dfc", "serve", *argv, "--child"],
+                stdout=subprocess.PIPE,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+            child[:] = [proc]
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.strip() == b"ready" and not ready:
+                    ready = True
+                    print("ready", flush=True)
+            code = proc.wait()
+            proc.stdout.close()
+            if stopping or code != PORT_TAKEN or attempt == 0 or time.monotonic() > port_wait:
+                break
+            say(f"dfc serve: {label}: its port is taken for now; trying again in a second")
+            time.sleep(1.0)
         if stopping:
             return 128 + stopping[0] if code < 0 else code
+        if code == PORT_TAKEN:
+            return 1
         if code == RESTART:
             say(f"dfc serve: {label}: the client asked for a fresh server; starting it again")
         elif code < 0:
@@ -94,14 +108,15 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
             tf.train.ClusterSpec(layout.cluster_dict()), job_name=me.job, task_index=me.index, start=True
         )
     except tf.errors.OpError as e:
+        taken = "Could not start gRPC server" in str(e)
         why = (
             f"it cannot listen on port {me.port}: another process has it (a TensorFlow server listens on its "
             "port of every address, so two tasks of one machine need two ports), or it is below 1024"
-            if "Could not start gRPC server" in str(e)
+            if taken
             else ((e.message or "").splitlines() or [type(e).__name__])[0]
         )
         say(f"dfc serve: {me.label}: cannot start its server: {why}")
-        return 1
+        return PORT_TAKEN if taken else 1
     graph = tf.Graph()
     with graph.as_default():
         handle = identity_handle(tf, me)

@@ -5,10 +5,13 @@ comes up is named within the deadline; every server exits when released or left 
 from __future__ import annotations
 
 import os
+import queue
+import random
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,9 +26,17 @@ HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 
 
 def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range (32768 and up on Linux), as a cluster file's
+    ports are: a server's port in that range can be given to an outgoing connection of
+    any process while its server restarts."""
+    for port in random.Random().sample(range(20000, 32000), 200):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port on {host}")
 
 
 def dfc(*args: str, **kw) -> subprocess.Popen:
@@ -81,6 +92,13 @@ class Servers:
             if p.poll() is None:
                 p.kill()
             p.communicate()
+
+    def logs(self) -> str:
+        """Every server's stderr (for a failure's message): the servers are stopped first."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.kill()
+        return "\n".join(f"--- {job}:{i}\n{p.communicate()[1]}" for (job, i), p in self.procs.items())
 
 
 @pytest.fixture
@@ -392,10 +410,50 @@ def test_retries_restart_every_server_and_resume(tmp_path, servers, cg_runs):
     finally:
         if client.poll() is None:
             client.kill()
-    assert client.returncode == 0, err
+    assert client.returncode == 0, err + s.logs()
     assert "retry 1 of 1: task worker:1 at" in err and "resuming from the checkpoint of iteration" in err, err
     assert s.exited(), "a server was not released"
     serve_err = s.procs[("worker", 1)].stderr.read()
     assert "its server died (killed by SIGKILL); starting it again" in serve_err, serve_err
     assert "the client asked for a fresh server" in s.procs[("worker", 0)].stderr.read()
     assert_same_answers(tmp_path, cg_runs[0])  # the local cluster's
+
+
+def test_a_restarted_server_waits_for_its_port_while_another_process_holds_it(servers):
+    """Between a server's death and its successor, any process may be given the port (an
+    outgoing connection's local port): the successor tries again until it is free."""
+    s = servers(str(ROOT / "specs" / "stream.yaml"), {"ps": 1, "worker": 1})
+    supervisor = s.procs[("ps", 0)]
+    host, port = s.address[("ps", 0)]
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in supervisor.stderr], daemon=True).start()
+    (child,) = subprocess.run(["pgrep", "-P", str(supervisor.pid)], capture_output=True, text=True).stdout.split()
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the dead server's TIME_WAITs
+        os.kill(int(child), signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while True:  # the port is free once the dead server's socket is gone
+            try:
+                holder.bind((host, port))
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the killed server's port stayed taken"
+                time.sleep(0.01)
+        holder.listen()
+        seen = []
+        while not any("its port is taken for now" in x for x in seen):
+            seen.append(lines.get(timeout=60))  # queue.Empty fails the test
+    deadline = time.monotonic() + 60
+    while not answers(host, port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert answers(host, port), "".join(seen)
+    assert supervisor.poll() is None
+    assert not any("giving up" in x for x in seen), "".join(seen)
+
+
+def answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
