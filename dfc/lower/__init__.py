@@ -17,7 +17,11 @@ an op.
   device once (TF inserts its own ``_Send``/``_Recv`` for it);
 - ``schedule: dynamic`` tasks: a work queue per task (``dynamic.py``);
 - checkpoints: save and restore ops on each owner (``save.py``);
-- the loop body is built once; the runtime runs it with one ``session.run`` per iteration.
+- the loop body is built once, inside a ``tf.while_loop`` (TF1 control flow, which TF
+  partitions across the tasks): one ``session.run`` runs up to ``chunk`` iterations
+  (fed; 1 by default) and leaves early when ``until`` holds; it returns how many it ran
+  and whether ``until`` held. Iterations never overlap (``parallel_iterations=1``, and the
+  next iteration waits for every op of the last), so each reads what the last wrote.
 """
 
 from __future__ import annotations
@@ -40,8 +44,8 @@ class Lowered:
     graph: object  # tf.Graph
     init: object  # the op initialising every variable
     prologue: list  # ops to run once, after init
-    body: list  # ops to run once per iteration
-    until: object | None  # the tensor that stops the loop
+    loop: tuple | None  # (iterations run, until held): up to ``chunk`` iterations of the loop
+    chunk: object | None  # the placeholder of how many iterations one run may run
     reads: dict[str, object]  # variable node -> a tensor reading it
     max_iterations: int
     variables: dict[str, object] = field(default_factory=dict)
@@ -73,7 +77,13 @@ def _dump(L: Lowering) -> tuple[dict, tuple]:
     return reads, (folder, tf.group(*writes, name="dfc_dump"), files)
 
 
-def lower(g: nx.DiGraph) -> Lowered:
+#: How the loop body is built: inside a ``while_loop`` (``graph``: many iterations per
+#: ``session.run``), or once outside any (``steps``: one ``session.run`` per iteration, the
+#: lowering the in-graph loop replaced; kept for the tests that compare the two).
+LOOPS = ("graph", "steps")
+
+
+def lower(g: nx.DiGraph, loop: str = "graph") -> Lowered:
     """Build the TF graph of a placed, comm-expanded IR. Imports TensorFlow."""
     import tensorflow as tf
 
@@ -82,16 +92,66 @@ def lower(g: nx.DiGraph) -> Lowered:
     graph = tf.Graph()
     dynamic = instances(L)
     in_dynamic = {n.name for ns in dynamic.values() for n in ns}
-    with graph.as_default():
-        for n in topo(g):
-            if n.name not in in_dynamic:
-                _lower_node(L, n)
-        if dynamic:
-            lower_dynamic(L, dynamic)
-        init = tf.compat.v1.variables_initializer(list(L.vars.values()))
-        prologue = [tf.group(*L.prologue, name="dfc_prologue")] if L.prologue else []
-        body = [tf.group(*L.body, name="dfc_body")] if L.body else []
-        reads, dump = _dump(L)
-        loop = g.nodes["loop"]["node"] if "loop" in g else None
-        checkpoint = checkpointing(L, state_variables(g)) if loop is not None and loop.data.checkpoint_every else None
-    return Lowered(graph, init, prologue, body, L.until, reads, loop.data.max if loop else 0, L.vars, dump, checkpoint)
+    order = [n for n in topo(g) if n.name not in in_dynamic]
+    v2 = tf.compat.v1.control_flow_v2_enabled()
+    tf.compat.v1.disable_control_flow_v2()  # while building: v1 loops are partitioned across the tasks
+    try:
+        with graph.as_default():
+            for n in order:
+                if n.scope != "loop":
+                    _lower_node(L, n)
+            if dynamic:
+                lower_dynamic(L, dynamic)
+            init = tf.compat.v1.variables_initializer(list(L.vars.values()))
+            prologue = [tf.group(*L.prologue, name="dfc_prologue")] if L.prologue else []
+            body = [n for n in order if n.scope == "loop"]
+            chunk, loop_out = (_while(L, g, body) if loop == "graph" else _steps(L, body)) if body else (None, None)
+            reads, dump = _dump(L)
+            control = g.nodes["loop"]["node"] if "loop" in g else None
+            state = state_variables(g)
+            checkpoint = checkpointing(L, state) if control is not None and control.data.checkpoint_every else None
+    finally:
+        if v2:
+            tf.compat.v1.enable_control_flow_v2()
+    return Lowered(
+        graph, init, prologue, loop_out, chunk, reads, control.data.max if control else 0, L.vars, dump, checkpoint
+    )
+
+
+def _steps(L: Lowering, body: list[Node]) -> tuple:
+    """The loop body built once, outside any loop: each run is one iteration."""
+    tf = L.tf
+    for n in body:
+        _lower_node(L, n)
+    with tf.control_dependencies(L.body):
+        held = tf.identity(L.until) if L.until is not None else tf.constant(False)
+        return None, (tf.constant(1, tf.int64), held)
+
+
+def _while(L: Lowering, g: nx.DiGraph, body: list[Node]) -> tuple:
+    """The loop body in a ``while_loop``: (the chunk placeholder, (iterations run, until held))."""
+    tf = L.tf
+    chunk = tf.compat.v1.placeholder_with_default(tf.constant(1, tf.int64), [], name="dfc_chunk")
+
+    def go_on(i, held):
+        return tf.logical_and(i < chunk, tf.logical_not(held))
+
+    def iteration(i, held):
+        L.body, L.until = [], None
+        for n in body:
+            _lower_node(L, n)
+        with tf.control_dependencies(L.body):  # the next iteration waits for every op of this one
+            held = tf.identity(L.until) if L.until is not None else tf.constant(False)
+            return i + 1, held
+
+    # the loop's own bookkeeping lives with the task the client talks to (its first device)
+    with tf.device(g.graph["facts"].devices[0]):
+        out = tf.compat.v1.while_loop(
+            go_on,
+            iteration,
+            [tf.constant(0, tf.int64), tf.constant(False)],
+            parallel_iterations=1,
+            back_prop=False,
+            name="dfc_loop",
+        )
+    return chunk, tuple(out)

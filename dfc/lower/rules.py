@@ -86,9 +86,10 @@ def broadcast(L: Lowering, n: Node) -> None:
         return
     value = L.values[n.name]
     name = safe(f"{L.facts.name}/{n.data.queue}/broadcast/{n.name}")
-    queue = tf.queue.FIFOQueue(
-        len(sends), [value.dtype], shapes=[list(n.shape)], shared_name=name, name=safe(f"queue/broadcast/{n.name}")
-    )
+    with L.outside_loop():
+        queue = tf.queue.FIFOQueue(
+            len(sends), [value.dtype], shapes=[list(n.shape)], shared_name=name, name=safe(f"queue/broadcast/{n.name}")
+        )
     L.broadcasts[n.name] = queue
     L.collect(n, queue.enqueue_many([tf.stack([value] * len(sends))]))
 
@@ -100,10 +101,8 @@ def assign(L: Lowering, n: Node) -> None:
     # the assign op itself must carry the node's control dependencies (write after
     # write, write after read). TF adds none to an op whose input was made in the same
     # control context, and Grappler may drop the ones on a no-op reshape, so the
-    # reshape is made outside it and the assign is a raw op (Variable.assign takes none).
-    # control_dependencies(None) also leaves any control-flow context: assigns are never
-    # lowered inside the dynamic schedule's while_loop (its instances make none)
-    with tf.control_dependencies(None):
+    # reshape is made outside it and the assign is a raw op (Variable.assign takes none)
+    with L.no_control_dependencies():
         value = tf.reshape(value, list(n.shape))
     done = tf.raw_ops.AssignVariableOp(resource=var.handle, value=value)
     with tf.control_dependencies([done]):
@@ -162,7 +161,7 @@ def recv(L: Lowering, n: Node) -> None:
 
 def loop(L: Lowering, n: Node) -> None:
     if n.inputs:
-        L.until = L.values[n.inputs[0]]
+        L.until = L.values[n.inputs[0]]  # the loop's condition, read by the driver (lower/__init__.py)
 
 
 RULES: dict[str, Callable[[Lowering, Node], None]] = {

@@ -5,6 +5,7 @@ queue by its key, the ops to run)."""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from typing import Any
 
 import networkx as nx
@@ -95,7 +96,7 @@ class Lowering:
             dtypes = [tf.int64, self.dtype(n.dtype)] if with_index else [self.dtype(n.dtype)]
             shapes = [[], list(n.shape)] if with_index else [list(n.shape)]
             name = safe(f"{self.facts.name}/{q}[{key}]")
-            with tf.device(n.device or None):
+            with self.outside_loop(), tf.device(n.device or None):
                 self.queues[ident] = tf.queue.FIFOQueue(
                     self.facts.queues[q].capacity,
                     dtypes,
@@ -104,6 +105,25 @@ class Lowering:
                     name=safe(f"queue/{q}[{key}]"),
                 )
         return self.queues[ident]
+
+    @contextmanager
+    def outside_loop(self):
+        """Ops made in this block belong to no loop and carry no control dependencies: a
+        queue is made once, outside the loop that uses it every iteration."""
+        graph = self.tf.compat.v1.get_default_graph()
+        with self.tf.control_dependencies(None):  # clears the control-flow context too
+            graph._set_control_flow_context(None)
+            yield
+
+    @contextmanager
+    def no_control_dependencies(self):
+        """Ops made in this block carry none of the enclosing control dependencies, but stay
+        in the loop (if any) they are made in."""
+        graph = self.tf.compat.v1.get_default_graph()
+        context = graph._get_control_flow_context()
+        with self.tf.control_dependencies(None):
+            graph._set_control_flow_context(context)
+            yield
 
     def op_of(self, name: str):
         """The op that stands for node ``name`` in a control dependency (None for a variable)."""

@@ -100,6 +100,7 @@ def run_tf(
     checkpoint=None,
     resume: bool = False,
     again: bool = False,
+    loop: str = "graph",
 ) -> Result:
     """Run ``g`` on a local cluster, or on the servers of ``layout`` (a
     :class:`~dfc.runtime.clusters.Layout` that ``dfc serve`` started); with ``trace`` (a
@@ -107,7 +108,8 @@ def run_tf(
     With ``checkpoint`` (a :class:`~dfc.runtime.checkpoint.Checkpointer`) the loop's state
     is saved as ``loop.checkpoint`` asks; with ``resume`` too, the run starts from the
     newest usable checkpoint instead of the first pass. ``again``: when a task is lost,
-    the servers of ``layout`` are asked to start afresh (for a retry), not released."""
+    the servers of ``layout`` are asked to start afresh (for a retry), not released.
+    ``loop``: how the loop body is built (``dfc.lower.LOOPS``)."""
     facts = g.graph["facts"]
     quiet_tensorflow(verbose)
     seconds: dict[str, float] = {}
@@ -134,7 +136,7 @@ def run_tf(
         from ..lower import lower
 
         t1 = time.perf_counter()
-        lowered = lower(g)
+        lowered = lower(g, loop)
         seconds["build"] = time.perf_counter() - t1
         cluster.wait()
         seconds["startup"] = time.perf_counter() - t0 - seconds["build"]
@@ -267,7 +269,7 @@ def _drive(
     def run(fetches, traces: bool, feed: dict | None):
         if trace is not None and traces:
             meta = tf.compat.v1.RunMetadata()
-            out = sess.run(fetches, options=traced, run_metadata=meta)
+            out = sess.run(fetches, options=traced, run_metadata=meta, feed_dict=feed)
             trace.add(meta)
             return out
         return sess.run(fetches, options=options, feed_dict=feed)
@@ -312,6 +314,38 @@ def _drive(
         close_within(sess, 10.0 if finished else 0.0)
 
 
+def _iterations(done: int, k: int) -> str:
+    """What a chunk of the loop is called in messages: 'iteration 5' or 'iterations 5-40'."""
+    return f"iteration {done + 1}" if k == 1 else f"iterations {done + 1}-{done + k}"
+
+
+class Chunks:
+    """How many iterations each ``session.run`` of the loop runs: one at first, then as many
+    as take about :data:`CHUNK_SECONDS` at the pace measured so far (so progress is still
+    reported about once a second, and a Ctrl-C or a dead task waits for no long call to
+    end), never past the next checkpoint (a checkpoint falls on a chunk's end)."""
+
+    def __init__(self, every: int):
+        self.every, self.size, self.per = every, 1, 0.0
+
+    def next(self, done: int, limit: int) -> int:
+        k = min(self.size, limit - done)
+        if self.every:
+            k = min(k, self.every - done % self.every)
+        return max(k, 1)
+
+    def took(self, ran: int, seconds: float) -> None:
+        if ran <= 0:
+            return
+        self.per = seconds / ran
+        fit = int(CHUNK_SECONDS / max(self.per, 1e-6))
+        self.size = max(1, min(fit, self.size * 8))  # grows by 8 at most: the pace may change
+
+
+#: How long one ``session.run`` of the loop should take (see :class:`Chunks`).
+CHUNK_SECONDS = 0.5
+
+
 def _loop(tf, lowered, g, call, fatal, cluster, say, seconds: dict, max_iterations, saver, resume: bool) -> Result:
     """Initialise, run the first pass (or restore a checkpoint), the loop, and read back."""
     t = time.perf_counter()
@@ -337,16 +371,20 @@ def _loop(tf, lowered, g, call, fatal, cluster, say, seconds: dict, max_iteratio
     limit = lowered.max_iterations if max_iterations is None else min(max_iterations, lowered.max_iterations)
     versions = {"dfc": __version__, "tensorflow": tf.__version__} if saver is not None else {}
     checkpointing = 0.0
-    if lowered.body:
-        fetch = [lowered.body, lowered.until] if lowered.until is not None else [lowered.body]
+    if lowered.loop is not None:
+        chunks = Chunks(saver.every if saver is not None else 0)
         last = time.perf_counter()
         while iterations < limit:
-            out = call(fetch, f"iteration {iterations + 1}", traces=True)
-            iterations += 1
+            k = chunks.next(iterations, limit)
+            t_chunk = time.perf_counter()
+            feed = {lowered.chunk: k} if lowered.chunk is not None else None  # None: one iteration a run
+            ran, held = call(lowered.loop, _iterations(iterations, int(k if feed else 1)), traces=True, feed=feed)
+            chunks.took(int(ran), time.perf_counter() - t_chunk)
+            iterations += int(ran)
             if time.perf_counter() - last >= 1.0 or iterations == limit:
                 say(f"iteration {iterations}/{limit}")
                 last = time.perf_counter()
-            if lowered.until is not None and bool(out[1]):
+            if bool(held):
                 break
             if saver is not None and saver.due(iterations) and iterations < limit:
                 c = time.perf_counter()

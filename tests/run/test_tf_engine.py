@@ -93,3 +93,30 @@ tasks:
     got, want = run_tf(g, timeout=120), run_numpy(g)
     for name, ref in want.arrays.items():
         np.testing.assert_allclose(got.arrays[name], ref, rtol=1e-6, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "name, sets",
+    [
+        ("cg", ["N=256", "diag=48", "tol=1e-8", "iterations=60"]),  # leaves early, inside a chunk
+        ("stream", ["MB=1", "reps=40"]),
+        ("gen", ["seed=0"]),
+    ],
+)
+def test_the_in_graph_loop_equals_one_run_per_iteration_bit_for_bit(name, sets):
+    """The loop inside a tf.while_loop (chunks of iterations per session.run, `until`
+    evaluated in the graph) against the lowering it replaced (one session.run per
+    iteration), and both against the NumPy engine: the same arrays, bit for bit, and the
+    same iteration count."""
+    if name == "gen":
+        seed = int(sets[0].split("=")[1])
+        spec = load_spec_text(random_spec(seed).encode(), f"gen{seed}.yaml")
+    else:
+        spec = load_spec(ROOT / "specs" / f"{name}.yaml", sets)
+    assert spec.loop is not None
+    g = compile_spec(spec)
+    graph, steps, want = run_tf(g, timeout=120), run_tf(g, timeout=120, loop="steps"), run_numpy(g)
+    assert graph.iterations_run == steps.iterations_run == want.iterations_run > 1
+    for k, v in steps.arrays.items():
+        assert np.array_equal(graph.arrays[k], v, equal_nan=True), k
+        np.testing.assert_allclose(graph.arrays[k], want.arrays[k], rtol=1e-6, atol=1e-6, err_msg=k)
