@@ -27,7 +27,9 @@ from ..ir.facts import Facts
 from ..lang.model import Spec
 from .gpus import GPUError, assign, machine_gpus, server_env
 from .private import state
+from .server import CLUSTER_ENV
 from .watch import exit_reason
+from .zygote import Forked, Zygote
 
 
 class ClusterError(Exception):
@@ -51,8 +53,6 @@ def free_ports(n: int) -> list[int]:
 
 BIND_ATTEMPTS = 3
 
-#: the environment variable that gives a local server its cluster (job -> addresses)
-CLUSTER_ENV = "DFC_CLUSTER"
 
 _warned: list[str] = []
 
@@ -75,7 +75,7 @@ class Task:
     job: str
     index: int
     address: str
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen | Forked | None = None
     log: str = ""
 
     @property
@@ -103,6 +103,7 @@ class LocalCluster:
     start_timeout: float = 60.0
     tasks: list[Task] = field(default_factory=list)
     logdir: str = ""  # the servers' logs: removed after a successful run, kept after a failed one
+    _zygote: Zygote | None = field(default=None, repr=False)
 
     @property
     def cluster_dict(self) -> dict[str, list[str]]:
@@ -158,36 +159,57 @@ class LocalCluster:
             CLUSTER_ENV: json.dumps(self.cluster_dict),
         }
         _LIVE.append(self)
-        for t in self.tasks:
-            intra, inter = self.threads(self.spec.cluster[t.job])
-            t.log = os.path.join(self.logdir, f"{t.job}-{t.index}.log")
-            # each GPU task sees its own GPUs, as GPU:0..; CPU tasks leave them to the GPU tasks
-            task_env = {**env, **server_env(*turns.get((t.job, t.index), (None, False)))}
-            with open(t.log, "w") as log:
-                t.process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "dfc.runtime.server",
-                        "--job",
-                        t.job,
-                        "--task",
-                        str(t.index),
-                        "--intra",
-                        str(intra),
-                        "--inter",
-                        str(inter),
-                        "--watch-parent",
-                    ],
-                    stdout=subprocess.PIPE,
-                    stderr=log,
-                    stdin=subprocess.DEVNULL,
-                    env=task_env,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,
-                )
+        # CPU tasks are forked by one process that imported TensorFlow once; a GPU task is a
+        # process of its own, started fresh (CUDA is never carried across a fork)
+        try:
+            forked = [t for t in self.tasks if (t.job, t.index) not in turns]
+            zygote = self._zygote = Zygote({**env, **server_env(None, False)}) if forked else None
+            for t in self.tasks:
+                t.log = os.path.join(self.logdir, f"{t.job}-{t.index}.log")
+                threads = self.threads(self.spec.cluster[t.job])
+                if zygote is not None and t in forked:
+                    self._fork(t, zygote, *threads)
+                else:  # each GPU task sees its own GPUs, as GPU:0..
+                    self._popen(t, {**env, **server_env(*turns[(t.job, t.index)])}, *threads)
+        except BaseException:
+            self.stop()
+            raise
         self._started = time.monotonic()
         return self
+
+    def _fork(self, t: Task, zygote: Zygote, intra: int, inter: int) -> None:
+        ready = os.path.join(self.logdir, f"{t.job}-{t.index}.ready")
+        if os.path.exists(ready):  # an earlier start's (a port was taken: started again)
+            os.unlink(ready)
+        os.mkfifo(ready, 0o600)
+        t.process = zygote.fork(t.job, t.index, intra, inter, t.log, ready)
+        # opened to read and write: select() then waits for the line, not for a writer
+        t.process.stdout = os.fdopen(os.open(ready, os.O_RDWR), "rb")
+
+    def _popen(self, t: Task, env: dict[str, str], intra: int, inter: int) -> None:
+        with open(t.log, "w") as log:
+            t.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "dfc.runtime.server",
+                    "--job",
+                    t.job,
+                    "--task",
+                    str(t.index),
+                    "--intra",
+                    str(intra),
+                    "--inter",
+                    str(inter),
+                    "--watch-parent",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
 
     def _wait(self) -> LocalCluster:
         """Wait until every server says it is ready (or fail, stopping them all)."""
@@ -234,13 +256,12 @@ class LocalCluster:
         ]
 
     def stop(self, grace: float = 5.0) -> None:
+        if self._zygote is not None and any(t.process is not None and not t.process.pid for t in self.tasks):
+            self._zygote.close(grace=0.5)  # still starting (a Ctrl-C, a failed start): it forks no more
         for t in self.tasks:
             if t.process is not None and t.process.poll() is None:
-                try:
-                    os.killpg(t.process.pid, signal.SIGTERM)
-                    os.killpg(t.process.pid, signal.SIGCONT)  # a stopped server acts on SIGTERM once continued
-                except ProcessLookupError:
-                    pass
+                _signal_group(t.process.pid, signal.SIGTERM)
+                _signal_group(t.process.pid, signal.SIGCONT)  # a stopped server acts on SIGTERM once continued
         deadline = time.monotonic() + grace
         for t in self.tasks:
             if t.process is None:
@@ -248,13 +269,15 @@ class LocalCluster:
             try:
                 t.process.wait(timeout=max(deadline - time.monotonic(), 0.05))
             except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(t.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+                _signal_group(t.process.pid, signal.SIGKILL)
+                if self._zygote is not None:
+                    self._zygote.close()  # a server not yet forked is never forked
                 t.process.wait(timeout=5)
             if t.process.stdout:
                 t.process.stdout.close()
+        if self._zygote is not None:
+            self._zygote.close()
+            self._zygote = None
         if self in _LIVE:
             _LIVE.remove(self)
 
@@ -273,6 +296,16 @@ class LocalCluster:
 
 
 _LIVE: list[LocalCluster] = []
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """Signal a server's process group (pid 0: a server not yet forked, which has none)."""
+    if pid <= 0:
+        return
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _state(pid: int) -> str:

@@ -18,6 +18,27 @@ def server_processes() -> set[int]:
     return out
 
 
+def parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def servers_of(pid: int) -> dict[str, int]:
+    """'worker:0' -> pid of the servers that ``pid`` started (through the local cluster's
+    zygote, or as its children): named 'dfc-JOB:TASK' in /proc/PID/comm."""
+    out = {}
+    for s in server_processes():
+        try:
+            name = Path(f"/proc/{s}/comm").read_text().strip()
+        except OSError:
+            continue
+        if name.startswith("dfc-") and pid in (parent_of(s), parent_of(parent_of(s))):
+            out[name.removeprefix("dfc-")] = s
+    return out
+
+
 def listening_ports() -> set[int]:
     ports = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):

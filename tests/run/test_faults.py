@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from procs import CG_SETS, server_processes
+from procs import CG_SETS, servers_of
 
 ROOT = Path(__file__).resolve().parents[2]
 CG = str(ROOT / "specs" / "cg.yaml")
@@ -75,17 +75,8 @@ class Run:
         self.wait_for(lambda: any("running" in line or "resuming" in line for _, line in self.lines), "the run")
 
     def servers(self) -> dict[str, int]:
-        """'worker:0' -> pid of this run's servers (its children)."""
-        out = {}
-        for pid in server_processes():
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == self.proc.pid:
-                out[f"{cmd[cmd.index(b'--job') + 1].decode()}:{cmd[cmd.index(b'--task') + 1].decode()}"] = pid
-        return out
+        """'worker:0' -> pid of this run's servers."""
+        return servers_of(self.proc.pid)
 
     def finish(self, timeout: float = 120) -> float:
         """Seconds until dfc exited."""

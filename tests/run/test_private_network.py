@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_failures import start, wait_for_iterations
 
-from procs import server_processes
+from procs import servers_of
 
 pytestmark = pytest.mark.slow
 
@@ -50,13 +50,11 @@ print(json.dumps(out))
 """
 
 
-def servers_of(pid: int) -> dict[int, dict]:
-    """The dfc servers whose parent is ``pid``: pid -> their cluster (from the environment)."""
+def clusters_of(pid: int) -> dict[int, dict]:
+    """The dfc servers that ``pid`` started: pid -> their cluster (from the environment)."""
     out = {}
-    for s in server_processes():
+    for s in servers_of(pid).values():
         try:
-            if int(Path(f"/proc/{s}/stat").read_text().rsplit(")", 1)[1].split()[1]) != pid:
-                continue
             env = dict(kv.split("=", 1) for kv in Path(f"/proc/{s}/environ").read_text().split("\0") if "=" in kv)
         except (OSError, ValueError):
             continue
@@ -76,7 +74,7 @@ def intrude(tmp_path, network: str, session: bool = True) -> tuple[dict, dict]:
     proc = start("--timeout", "120", env=env)
     try:
         wait_for_iterations(proc)
-        servers = servers_of(proc.pid)
+        servers = clusters_of(proc.pid)
         assert len(servers) == 2, servers
         cluster = next(iter(servers.values()))
         addresses = [(job, i, a) for job, tasks in sorted(cluster.items()) for i, a in enumerate(tasks)]
