@@ -13,8 +13,9 @@ figures are not to be quoted), measured in this run:
   100: the generated SPD matrix is so well conditioned that CG reaches machine precision
   in ~60 iterations, after which rr underflows and 0/0 gives NaN in any implementation;
 - FFT (complex128): against ``numpy.fft`` and ``scipy.fft`` (all cores);
-- STREAM (worker -> ps): against a raw socket transfer between two local processes and a
-  NumPy copy; plus the machine's peak BLAS rate and memory bandwidth.
+- STREAM (worker -> ps): against a bare two-server TF ``assign_add`` of the same vector
+  (``bare_stream.py``: the figure STREAM is held to), a raw socket transfer between two
+  local processes and a NumPy copy; plus the machine's peak BLAS rate and memory bandwidth.
 
 dfc figures use the compute phase (after cluster start and data init), which ``dfc run
 --json`` reports apart; startup and init are reported too. Inputs are re-made for every
@@ -245,6 +246,23 @@ def socket_gbps(mb: int, repeats: int) -> float:
             return t / reps
 
     return nbytes / median_time(one, repeats) / 1e9
+
+
+def bare_assign_add_gbps(mb: int, reps: int, repeats: int) -> float:
+    """STREAM's ceiling: a bare two-server TF assign_add of the same vector (bare_stream.py)."""
+
+    def one():
+        got = subprocess.run(
+            [sys.executable, str(ROOT / "benchmarks" / "bare_stream.py"), str(mb), str(reps)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if got.returncode != 0:
+            raise RuntimeError(f"bare_stream.py {mb} {reps} failed: {got.stderr[-800:]}")
+        return sum(json.loads(got.stdout.splitlines()[-1])["seconds"]) / reps
+
+    return mb * 2**20 / median_time(one, repeats) / 1e9
 
 
 def copy_gbps(mb: int, repeats: int) -> float:
@@ -479,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     for mb in cfg["stream"]:
         d = dfc_run("stream.yaml", [f"MB={mb}", "reps=20"], repeats)
+        row("stream", f"{mb} MB", d, "gbps", "bare TF assign_add", bare_assign_add_gbps(mb, 20, repeats), "GB/s")
         row("stream", f"{mb} MB", d, "gbps", "raw loopback socket", socket_gbps(mb, repeats), "GB/s")
         row("stream", f"{mb} MB", d, "gbps", "numpy copy", copy_gbps(mb, repeats), "GB/s")
     fixed = fixed_costs(repeats)
