@@ -277,18 +277,27 @@ TRIVIAL = "dfc: 1\nname: trivial\narrays:\n  a: {shape: [4], init: ones}\n  b: {
 
 
 def fixed_costs(repeats: int) -> dict:
+    """Seconds end to end: one TensorFlow import (what issue 14 holds a run's start to), a
+    trivial spec, README's main command (``dfc run specs/cg.yaml``, with its compute
+    phase), and ``dfc plan`` of each spec."""
     out = {}
+    out["tensorflow_import_s"] = median_time(
+        lambda: timed(lambda: subprocess.run([sys.executable, "-c", "import tensorflow"], check=True, timeout=300)),
+        repeats,
+    )
     with tempfile.TemporaryDirectory() as d:
         spec = Path(d) / "trivial.yaml"
         spec.write_text(TRIVIAL)
         out["trivial_run_s"] = median_time(
             lambda: timed(
                 lambda: subprocess.run(
-                    [sys.executable, "-m", "dfc", "run", str(spec), "--quiet"], check=True, timeout=300
+                    [sys.executable, "-m", "dfc", "run", str(spec), "--quiet"], check=True, timeout=300, cwd=d
                 )
             ),
             repeats,
         )
+        cg = dfc_run("cg.yaml", [], repeats)
+        out["cg_default_run_s"], out["cg_default_compute_s"] = cg["wall_s"], cg["compute_s"]
     for name in ("stream", "matmul", "cg", "fft"):
         out[f"plan_{name}_s"] = median_time(
             lambda: timed(

@@ -29,13 +29,20 @@ def test_quick_set_runs_and_verifies(tmp_path):
     benches = {r["benchmark"] for r in data["rows"]}
     assert benches == {"matmul", "cg", "fft", "stream"}
     assert all(r["verified"] and r["dfc"] > 0 and r["baseline_value"] > 0 for r in data["rows"])
-    assert {"dask threads", "dask 2 processes", "numpy", "scipy.fft (all cores)", "raw loopback socket"} <= {
-        r["baseline"] for r in data["rows"]
-    }
+    assert {
+        "dask threads",
+        "dask 2 processes",
+        "numpy",
+        "scipy.fft (all cores)",
+        "raw loopback socket",
+        "bare TF assign_add",
+    } <= {r["baseline"] for r in data["rows"]}
     assert data["peak_blas_gflops"] > 0 and data["memory_copy_gbps"] > 0
     assert data["machine"]["cores"] and data["machine"]["tensorflow"]
     assert data["smoke"] and data["repeats"] == 1  # one run each: the figures are not medians
     (scale,) = data["compiler_scaling"]
     assert scale["tile_tasks"] >= 1000 and len(scale["seconds_all"]) == data["repeats"]
     assert scale["seconds"] == sorted(scale["seconds_all"])[len(scale["seconds_all"]) // 2]
-    assert "trivial_run_s" in data["fixed_costs"]
+    fixed = data["fixed_costs"]
+    assert {"trivial_run_s", "tensorflow_import_s", "cg_default_run_s", "cg_default_compute_s"} <= set(fixed)
+    assert 0 < fixed["cg_default_compute_s"] < fixed["cg_default_run_s"]
