@@ -123,9 +123,15 @@ def _steps(L: Lowering, body: list[Node]) -> tuple:
     tf = L.tf
     for n in body:
         _lower_node(L, n)
+    return None, (tf.constant(1, tf.int64), _held(L))
+
+
+def _held(L: Lowering):
+    """Whether ``until`` holds after an iteration, once every op of it has run (so the next
+    iteration, or the next run, waits for all of them)."""
+    tf = L.tf
     with tf.control_dependencies(L.body):
-        held = tf.identity(L.until) if L.until is not None else tf.constant(False)
-        return None, (tf.constant(1, tf.int64), held)
+        return tf.identity(L.until) if L.until is not None else tf.constant(False)
 
 
 def _while(L: Lowering, g: nx.DiGraph, body: list[Node]) -> tuple:
@@ -140,9 +146,7 @@ def _while(L: Lowering, g: nx.DiGraph, body: list[Node]) -> tuple:
         L.body, L.until = [], None
         for n in body:
             _lower_node(L, n)
-        with tf.control_dependencies(L.body):  # the next iteration waits for every op of this one
-            held = tf.identity(L.until) if L.until is not None else tf.constant(False)
-            return i + 1, held
+        return i + 1, _held(L)
 
     # the loop's own bookkeeping lives with the task the client talks to (its first device)
     with tf.device(g.graph["facts"].devices[0]):

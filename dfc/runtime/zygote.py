@@ -213,7 +213,9 @@ class Forked:
         if pid and pid in self.zygote.codes:
             self.returncode = self.zygote.codes[pid]
         elif not self.zygote.alive():  # its servers die with it (PR_SET_PDEATHSIG)
-            if not pid or not _exists(pid):
+            from .cluster import _state
+
+            if not pid or _state(pid) in ("", "Z"):
                 self.returncode = -signal.SIGKILL
         return self.returncode
 
@@ -228,13 +230,3 @@ class Forked:
 
     def __repr__(self) -> str:
         return f"<server {self.label} pid {self.pid} {exit_reason(self.returncode) or 'running'}>"
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
