@@ -14,3 +14,11 @@ def pytest_addoption(parser):
 @pytest.fixture
 def update_golden(request) -> bool:
     return request.config.getoption("--update-golden")
+
+
+def pytest_configure(config):
+    # the pass manager verifies the IR after every pass at any size (by default only up to
+    # dfc.passes.VERIFY_EACH_LIMIT nodes): a pass that breaks an invariant is named
+    import os
+
+    os.environ["DFC_VERIFY_EACH"] = "1"

@@ -304,3 +304,32 @@ def test_verify_ir_reports_each_broken_invariant(breakage, message):
         g._succ[looped.name][once.name] = g._pred[once.name][looped.name] = {"bytes": 0}
     with pytest.raises(IRError, match=message):
         verify_ir(g, "test")
+
+
+@pytest.mark.parametrize("each", [True, False])
+def test_a_pass_that_breaks_the_ir_is_caught_after_it_or_after_the_last_pass(each, monkeypatch):
+    """On graphs past VERIFY_EACH_LIMIT the IR is verified once, after the last pass (unless
+    DFC_VERIFY_EACH=1): a broken pass is still caught, only not named."""
+    import dfc.passes as passes
+    from dfc.ir.node import IRError
+
+    def broken(g, ctx):  # an edge lost: the later passes run on, as a subtle bug lets them
+        from dfc.ir.node import copy_graph
+
+        g = copy_graph(g)
+        victim = next(d["node"] for d in g._node.values() if d["node"].kind == "assign")
+        del g._pred[victim.name][victim.inputs[-1]], g._succ[victim.inputs[-1]][victim.name]
+        return g
+
+    pipeline = list(passes.PIPELINE)
+    pipeline.insert(2, passes.Pass("broken", "breaks an invariant", broken))
+    monkeypatch.setattr(passes, "PIPELINE", tuple(pipeline))
+    monkeypatch.setattr(passes, "VERIFY_EACH_LIMIT", 0)
+    monkeypatch.setenv("DFC_VERIFY_EACH", "1" if each else "0")
+    seen = []
+    where = "after broken" if each else r"after the passes \(up to comm\)"
+    with pytest.raises(IRError, match=f"do not match its inputs {where}"):
+        compile_spec(load_spec(str(ROOT / "specs" / "stream.yaml")), observe=lambda name, g: seen.append(name))
+    assert seen == (
+        ["build", "expand", "queues"] if each else ["build", "expand", "queues", "broken", "cse", "place", "combine"]
+    )
