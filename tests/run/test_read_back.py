@@ -16,8 +16,9 @@ def serialized(value) -> bytes:  # graph mode: other tests may have turned eager
 
 
 @pytest.mark.parametrize(
-    "dtype,shape", [("float32", (3, 4)), ("complex128", (5,)), ("float64", ()), ("float64", (70_000,))]
-)  # a multi-byte length varint
+    "dtype,shape",
+    [("float32", (3, 4)), ("complex128", (5,)), ("float64", ()), ("float64", (70_000,)), ("float64", (400, 500))],
+)  # a multi-byte length varint; past MAP_BYTES, mapped
 def test_serialized_tensors_read_back_exactly(tmp_path, dtype, shape):
     rng = np.random.default_rng(0)
     value = rng.standard_normal(shape).astype(dtype)
@@ -58,3 +59,19 @@ def test_a_truncated_file_is_refused(tmp_path):
     path.write_bytes(serialized(np.zeros(4))[:10])
     with pytest.raises(RunError, match="not a float64"):
         _tensor_file(str(path), np.dtype("float64"), (4,))
+
+
+def test_a_mapped_result_outlives_its_file_and_is_the_callers_to_change(tmp_path):
+    from dfc.runtime.tf_engine import MAP_BYTES
+
+    value = np.arange(MAP_BYTES // 8 + 3, dtype=np.float64)
+    path = tmp_path / "t.tensor"
+    data = serialized(value)
+    path.write_bytes(data)
+    got = _tensor_file(str(path), np.dtype("float64"), value.shape)
+    assert type(got) is np.ndarray and got.flags.writeable
+    path.unlink()
+    np.testing.assert_array_equal(got, value)
+    got[:] = -1  # a private copy: the file (were it kept) is not written
+    path.write_bytes(data)
+    np.testing.assert_array_equal(_tensor_file(str(path), np.dtype("float64"), value.shape), value)

@@ -333,3 +333,22 @@ def test_a_pass_that_breaks_the_ir_is_caught_after_it_or_after_the_last_pass(eac
     assert seen == (
         ["build", "expand", "queues"] if each else ["build", "expand", "queues", "broken", "cse", "place", "combine"]
     )
+
+
+@pytest.mark.parametrize("n", [64, 1024])  # 1024: past POPULATE_BYTES, a mapped array
+def test_gather_puts_each_block_tile_in_its_place(n):
+    from dfc.ir.interp import POPULATE_BYTES, gather
+
+    g = compile_spec(load_spec(str(ROOT / "specs" / "matmul.yaml"), [f"N={n}", f"T={n // 4}"]), stop_after="expand")
+    rng = np.random.default_rng(n)
+    storage, blocks = {}, [[None] * 4 for _ in range(4)]
+    for d in g._node.values():
+        v = d["node"]
+        if v.kind == "variable" and v.data.tile is not None:
+            storage[v.name] = rng.random(v.shape, dtype=np.float32)
+            if v.data.tile.array == "A":
+                i, j = v.data.tile.index
+                blocks[i][j] = storage[v.name]
+    whole = gather(g, storage)["A"]
+    assert (whole.nbytes >= POPULATE_BYTES) == (n == 1024) and whole.flags.writeable
+    np.testing.assert_array_equal(whole, np.block(blocks))
