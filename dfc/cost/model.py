@@ -43,6 +43,8 @@ class CostModel:
         return bw * self.share[device]
 
     def compute(self, node: Node, device: str) -> float:
+        if node.kind == "allreduce":
+            return self.all_reduce(node.out_bytes, node.data.members)
         # keyed by what the cost depends on, not the node: the tile tasks of one class share
         # an entry, so a graph of a million nodes costs a few hundred entries
         key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype, device)
@@ -73,6 +75,16 @@ class CostModel:
         return (
             max(node.flops / self.rate(device, node.dtype), moved / self.bandwidth(device)) + self.profile.op_overhead
         )
+
+    def all_reduce(self, nbytes: int, members: tuple[str, ...]) -> float:
+        """A ring all-reduce among ``members`` (TensorFlow's CPU collective): 2(k-1) steps,
+        each one message of a k-th of the data over the ring's slowest link."""
+        k = len(members)
+        if k < 2:
+            return self.profile.op_overhead
+        ring = [self.link(a, b) for a, b in zip(members, members[1:] + members[:1])]
+        slowest = max(ring, key=lambda link: link.latency + nbytes / k / link.bandwidth)
+        return 2 * (k - 1) * (slowest.latency + nbytes / k / slowest.bandwidth) + self.profile.op_overhead
 
     def link(self, src: str, dst: str) -> Link:
         if src == dst or task_of(src) == task_of(dst):  # one process (its CPU and its GPUs)

@@ -63,6 +63,11 @@ class Plan:
     def link_rows(self) -> list[dict]:
         return [{"from": a, "to": b, "bytes": n} for (a, b), n in sorted(self.schedule.links.items())]
 
+    def reductions(self) -> list[dict]:
+        """How each queue's ``via:`` reductions run (the ``collective`` pass's choice): the
+        form, what the spec asked, and under ``auto`` the makespans predicted for both."""
+        return [{"queue": q, **r} for q, r in sorted(self.graph.graph.get("reductions", {}).items())]
+
     def to_json(self, with_graph: bool = True) -> dict:
         s = self.schedule
         out = {
@@ -79,6 +84,7 @@ class Plan:
             "devices": self.device_rows(),
             "links": self.link_rows(),
             "task_classes": self.task_classes(),
+            "reductions": self.reductions(),
         }
         if with_graph:
             out.update(to_json(self.graph))

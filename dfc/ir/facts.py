@@ -23,6 +23,7 @@ class QueueFacts:
     shard: Expr | None  # the shard of a push, from the pushing instance's indices
     capacity: int
     reduce: str | None  # its reducer's op (sum, max, min, prod), or None
+    via: str = "auto"  # how its `via:` reductions run: "queue", "collective", or "auto" (the cost model's choice)
 
     def device_of_shard(self, shard: int) -> str:
         return self.devices[shard % len(self.devices)]
@@ -40,7 +41,13 @@ class Facts:
 def facts_of(spec: Spec) -> Facts:
     queues = {
         q.name: QueueFacts(
-            q.name, allowed(spec, q.on), q.shards, q.shard, q.capacity, q.reduce.op if q.reduce else None
+            q.name,
+            allowed(spec, q.on),
+            q.shards,
+            q.shard,
+            q.capacity,
+            q.reduce.op if q.reduce else None,
+            q.reduce.via if q.reduce else "queue",
         )
         for q in spec.queues.values()
     }

@@ -86,7 +86,7 @@ class NumpyEngine:
             value = init_tile(node, self.initial)
             self.initial[node.name] = value
             self.storage[node.name] = value.copy()
-        elif kind in ("compute", "reduce", "broadcast"):
+        elif kind in ("compute", "reduce", "broadcast", "allreduce"):  # an all-reduce: of every member's partial
             args = [self.val(i) for i in node.inputs]
             op = REGISTRY[node.op]
             if op.cast_inputs:

@@ -48,13 +48,14 @@ KINDS = (
     "dequeue",
     "reduce",
     "broadcast",
+    "allreduce",
     "send",
     "recv",
     "loop",
 )
 #: Kinds with effects: never merged by CSE, never dropped.
 EFFECTFUL = frozenset(
-    {"variable", "assign", "enqueue", "dequeue", "reduce", "broadcast", "send", "recv", "loop", "task"}
+    {"variable", "assign", "enqueue", "dequeue", "reduce", "broadcast", "allreduce", "send", "recv", "loop", "task"}
 )
 
 

@@ -11,6 +11,8 @@ variable   :class:`Variable`  how it starts (:class:`Random` numbers, a constant
 compute    :class:`Compute`   the op's keyword arguments; the dynamic-schedule instance it is part of
 reduce     :class:`Compute`   (the reducer's ``op`` among the keywords)
 broadcast  :class:`Broadcast` the queue and the job it copies the reduced value to
+allreduce  :class:`Collective` the reduction, the devices taking part (input k is member k's
+                              partial), the TF group and instance keys
 assign     :class:`Assign`    the variable it writes
 enqueue    :class:`Enqueue`   the queue, the key, the pushing instance's indices, its shard
 dequeue    :class:`Dequeue`   the queue, the key (``*``: every item, for a ``pop:`` task), the count
@@ -105,6 +107,22 @@ class Broadcast(Compute):
     def fields(self) -> Iterator[tuple[str, Any]]:
         yield from super().fields()
         yield from (("queue", self.queue), ("to", self.to))
+
+
+@dataclass(frozen=True)
+class Collective(Compute):
+    """An all-reduce (``reduce: {via: collective}``): every member device gets the reduction
+    of the members' partials. ``kwargs`` is ``accumulate``'s (the op)."""
+
+    queue: str = ""
+    members: tuple[str, ...] = ()  # devices, in order: input k is members[k]'s partial
+    group_key: int = 0  # TF's: one per set of members
+    instance_key: int = 0  # TF's: one per all-reduce (shared by its members' nodes)
+
+    def fields(self) -> Iterator[tuple[str, Any]]:
+        yield from super().fields()
+        yield from (("queue", self.queue), ("members", ",".join(self.members)))
+        yield from (("group_key", self.group_key), ("instance_key", self.instance_key))
 
 
 @dataclass(frozen=True)

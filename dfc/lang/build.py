@@ -377,7 +377,7 @@ class Builder:
                 self.size(d.get("shards", 1), p + ("shards",), f"shards of '{name}'"),
                 self.expr(d["shard"], p + ("shard",), MATH_FUNCTIONS) if "shard" in d else None,
                 self.size(d.get("capacity", 8), p + ("capacity",), f"capacity of '{name}'"),
-                Reduce(r["op"], r.get("into"), r.get("broadcast")) if r else None,
+                Reduce(r["op"], r.get("into"), r.get("broadcast"), r.get("via", "auto")) if r else None,
                 d.get("description", ""),
             )
             if r and r.get("broadcast") and r["broadcast"] not in jobs:

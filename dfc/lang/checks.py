@@ -624,6 +624,8 @@ def check_queues(spec: Spec, ctx: Context) -> None:
                 f"queue '{q.name}' is never drained: it has no consumer",
                 f"add `reduce:` to it, or a task with `pop: {q.name}`",
             )
+        if q.reduce is not None and q.reduce.via == "collective":
+            _check_collective(spec, ctx, q)
         if q.reduce is None or q.reduce.into is None:
             continue
         into_pos = spec.source.value(("queues", q.name, "reduce", "into"))
@@ -645,6 +647,32 @@ def check_queues(spec: Spec, ctx: Context) -> None:
                 f"'{arr.name}', which are {arr.tile_type}",
                 f"make '{arr.name}' tiles {list(item[0].shape)} of {item[0].dtype}, or push tiles that match",
             )
+
+
+def _check_collective(spec: Spec, ctx: Context, q) -> None:
+    """An all-reduce leaves the reduction on every device holding a partial result: it
+    stands for a reduce-and-broadcast of ``via:`` reductions, not for items pushed into
+    the queue or reduced into one tile's owner."""
+    assert q.reduce is not None
+    via_pos = spec.source.value(("queues", q.name, "reduce", "via"))
+    if q.reduce.into is not None:
+        ctx.errors.error(
+            via_pos,
+            "collective",
+            f"'{q.name}' reduces into tiles of '{q.reduce.into}' (each on one owner): an all-reduce "
+            "would leave every sum on every producer",
+            "drop `via: collective` (or write `via: queue`); collectives serve `via:` reductions of scalars",
+        )
+        return
+    pushers = sorted(set(ctx.producers.get(q.name, [])) - set(ctx.via_users.get(q.name, [])))
+    if pushers:
+        ctx.errors.error(
+            via_pos,
+            "collective",
+            f"'{q.name}' takes items pushed by {', '.join(repr(t) for t in pushers)}: an all-reduce has no "
+            "queue to push into",
+            f"use a separate queue for the pushes, or reduce through '{q.name}' with `via:` only",
+        )
 
 
 # ---------------------------------------------------------------------------- graph

@@ -163,6 +163,7 @@ class Reduce:
     op: str = key("op", "sum")
     into: str | None = key("into")
     broadcast: str | None = key("broadcast")
+    via: str = key("via", "auto")  # queue | collective | auto
 
 
 @dataclass(frozen=True)

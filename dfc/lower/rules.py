@@ -94,6 +94,24 @@ def broadcast(L: Lowering, n: Node) -> None:
     L.collect(n, queue.enqueue_many([tf.stack([value] * len(sends))]))
 
 
+#: TensorFlow's collective merge op for each reduction.
+MERGE = {"sum": "Add", "prod": "Mul", "max": "Max", "min": "Min"}
+
+
+def allreduce(L: Lowering, n: Node) -> None:
+    """This device's part of an all-reduce: its own partial in, the reduction of every
+    member's out (TF's collective ops; the other members' partials are their nodes' inputs)."""
+    from tensorflow.python.ops import collective_ops
+
+    c = n.data
+    mine = L.arg(n.inputs[c.members.index(n.device)], L.dtype(n.dtype))
+    base = L.collective_keys
+    op = MERGE[dict(c.kwargs)["op"]]
+    out = collective_ops.all_reduce(mine, len(c.members), base + c.group_key, base + c.instance_key, op, "Id")
+    L.values[n.name] = out
+    L.collect(n, out)
+
+
 def assign(L: Lowering, n: Node) -> None:
     tf = L.tf
     var = L.vars[n.data.target]
@@ -171,6 +189,7 @@ RULES: dict[str, Callable[[Lowering, Node], None]] = {
     "compute": compute,
     "reduce": compute,
     "broadcast": broadcast,
+    "allreduce": allreduce,
     "assign": assign,
     "enqueue": enqueue,
     "dequeue": dequeue,

@@ -5,6 +5,7 @@ queue by its key, the ops to run)."""
 from __future__ import annotations
 
 import re
+import secrets
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,6 +35,10 @@ class Lowering:
         self.prologue: list = []  # ops run once, before the loop
         self.body: list = []  # ops run every iteration
         self.until: Any = None
+        # TF's collective group and instance keys are the plan's plus a number of this
+        # lowering's: servers remember a key's members and shape across sessions (a `dfc
+        # serve` server outlives a run), so two runs must not share keys
+        self.collective_keys = 1 + secrets.randbelow(1 << 30)
 
     def node(self, name: str) -> Node:
         return self.g.nodes[name]["node"]

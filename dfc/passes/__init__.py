@@ -16,6 +16,7 @@ from ..ir.build import build
 from ..ir.devices import devices
 from ..ir.node import gc_paused, verify_ir
 from ..lang.model import Spec
+from .collective import collective
 from .combine import combine
 from .comm import comm
 from .context import PassContext
@@ -39,6 +40,12 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("queues", "shard queues; pin enqueue, dequeue, reduce and broadcast nodes to their queue's tasks", queues),
     Pass("cse", "compute identical pure nodes once", cse),
     Pass("place", "map every node to a device (heft, round-robin, greedy-bytes or manual)", place),
+    Pass(
+        "collective",
+        "a queue's via: reductions become all-reduces among the devices holding the partials "
+        "(reduce: {via: collective}, or auto: when the simulator predicts it faster)",
+        collective,
+    ),
     Pass(
         "combine",
         "a device sums (the queue's op) the items its pushes send to one key of a reducing queue: one push",

@@ -40,6 +40,8 @@ def comm(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
             src = nodes_[src_name]["node"]
             if src.kind == "const" or not src.device or src.device == n.device:
                 continue
+            if n.kind == "allreduce":  # another member's partial: the collective carries it
+                continue
             scope = n.scope if src.kind == "variable" else src.scope
             key = (src_name, n.device, scope)
             if key not in pairs:

@@ -74,12 +74,20 @@ def import_tensorflow() -> None:
     tf.compat.v1.disable_eager_execution()
 
 
+def group_leader(jobs) -> str:
+    """The task that forms TensorFlow's collective groups (all-reduces, ``reduce: {via:
+    collective}``): the first task of the first job by name. Every server and the client's
+    session must name the same one."""
+    return f"/job:{sorted(jobs)[0]}/replica:0/task:0"
+
+
 def serve(cluster: dict, job: str, task: int, intra: int, inter: int, ready: str | None = None) -> int:
     """Start the server of ``job:task``, say ``ready`` (on standard output, or into the
     FIFO ``ready``), and serve until killed."""
     import tensorflow as tf
 
     config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra, inter_op_parallelism_threads=inter)
+    config.experimental.collective_group_leader = group_leader(cluster)
     server = tf.distribute.Server(
         tf.train.ClusterSpec(cluster), job_name=job, task_index=task, config=config, start=True
     )

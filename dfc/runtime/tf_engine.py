@@ -23,6 +23,7 @@ from .. import __version__
 from ..ir.interp import Result, gather
 from .cluster import ClusterError, LocalCluster
 from .private import state
+from .server import group_leader
 from .watch import Runner, close_within
 
 if TYPE_CHECKING:
@@ -264,6 +265,7 @@ def _drive(
 
     ms = int(timeout * 1000)
     config = tf.compat.v1.ConfigProto(operation_timeout_in_ms=ms, allow_soft_placement=False)
+    config.experimental.collective_group_leader = group_leader(g.graph["facts"].cluster)
     # No constant folding: it made the master evaluate the (constant-input) random tiles
     # and ship them to their owners (docs/running.md, "Measurements behind the choices").
     config.graph_options.rewrite_options.constant_folding = rewriter_config_pb2.RewriterConfig.OFF

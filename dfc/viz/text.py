@@ -77,4 +77,20 @@ def render(plan: Plan, width: int = 110, color: bool = False) -> str:
     console.print(f"ratio              {plan.ratio:.2f}")
     console.print(f"bytes moved        {si(s.bytes_moved, 'B')}")
     console.print(f"init (before it)   {seconds(s.init)}  (each task initialises its variables)")
+    for r in plan.reductions():
+        console.print(f"reductions via {r['queue']}: {reduction_form(r)}", highlight=False)
     return buf.getvalue()
+
+
+def reduction_form(r: dict) -> str:
+    """How the ``via:`` reductions through one queue run, and why (``Plan.reductions``)."""
+    form = "all-reduces among the producers (collective)" if r["form"] == "collective" else "through the queue"
+    if r["asked"] != "auto":
+        return f"{form}, as the spec asks"
+    if "why" in r:
+        return f"{form} (auto, {r['why']})"
+    other = "as all-reduces" if r["form"] == "queue" else "through the queue"
+    chosen, rejected = (
+        (r["collective_s"], r["queue_s"]) if r["form"] == "collective" else (r["queue_s"], r["collective_s"])
+    )
+    return f"{form} (auto: predicted {seconds(chosen)}, {seconds(rejected)} {other})"

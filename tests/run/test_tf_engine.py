@@ -69,7 +69,7 @@ def test_dynamic_schedule_matches_and_verifies():
 def test_broadcast_is_a_second_queue():
     from dfc.lower import lower
 
-    g = compile_spec(load_spec(ROOT / "specs" / "cg.yaml", ["N=64"]))
+    g = compile_spec(_cg_via("queue", ["N=64"]))
     ops = [o for o in lower(g).graph.get_operations() if "broadcast" in o.name]
     assert {o.type for o in ops} >= {"FIFOQueueV2", "QueueEnqueueManyV2", "QueueDequeueV2"}
 
@@ -120,3 +120,49 @@ def test_the_in_graph_loop_equals_one_run_per_iteration_bit_for_bit(name, sets):
     for k, v in steps.arrays.items():
         assert np.array_equal(graph.arrays[k], v, equal_nan=True), k
         np.testing.assert_allclose(graph.arrays[k], want.arrays[k], rtol=1e-6, atol=1e-6, err_msg=k)
+
+
+def _cg_via(via: str, sets: list[str]):
+    text = (ROOT / "specs" / "cg.yaml").read_text()
+    changed = text.replace("broadcast: worker}", f"broadcast: worker, via: {via}}}")
+    assert changed != text
+    return load_spec_text(changed.encode(), f"cg-{via}.yaml", sets)
+
+
+# round-robin: HEFT's plans (and greedy-bytes', which competes) put CG's partials on one
+# device at these sizes (no exchange: local sums; in tests/unit/test_passes.py)
+@pytest.mark.parametrize("workers, strategy", [(2, "round-robin"), (3, "round-robin")])
+def test_all_reduces_match_the_numpy_engine_the_oracle_and_the_queue_form(workers, strategy):
+    """reduce: {via: collective}: CG's dot products as all-reduces among the devices that
+    hold the partials (TF's collective ops; a ring of 2, or 3), against the NumPy engine and
+    the oracle (compare), and against the queue form it replaces, on TF."""
+    sets = ["N=240", "diag=48", f"P={workers}", "tol=0", "iterations=30"]
+    spec = _cg_via("collective", sets)
+    g = compile_spec(spec, strategy)
+    nodes = [d["node"] for d in g._node.values()]
+    assert not [n for n in nodes if n.kind == "dequeue"]  # every reduction went collective
+    rings = {len(n.data.members) for n in nodes if n.kind == "allreduce"}
+    assert workers in rings, rings
+    got = compare(spec, strategy)
+    assert verify(spec, got.arrays, got.scalars).ok
+    if workers == 2:  # the same all-reduces, one session.run per iteration: bit for bit
+        steps = run_tf(g, timeout=120, loop="steps")
+        assert all(np.array_equal(steps.arrays[k], v) for k, v in got.arrays.items())
+    queue = run_tf(compile_spec(_cg_via("queue", sets), strategy), timeout=120)
+    assert queue.iterations_run == got.iterations_run == 30
+    for name, ref in queue.arrays.items():
+        np.testing.assert_allclose(got.arrays[name], ref, rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_two_lowerings_never_share_collective_keys():
+    """A `dfc serve` server remembers each collective key's group and shape across
+    sessions: every lowering offsets the plan's keys by a number of its own."""
+    from dfc.lower import lower
+
+    g = compile_spec(_cg_via("collective", ["N=240", "diag=48", "P=3"]), "round-robin")
+    keys = []
+    for _ in range(2):
+        ops = [o for o in lower(g).graph.get_operations() if o.type == "CollectiveReduce"]
+        assert len(ops) >= 3  # the members of one all-reduce at least
+        keys.append({(o.get_attr("group_key"), o.get_attr("instance_key")) for o in ops})
+    assert keys[0].isdisjoint(keys[1]), keys

@@ -44,7 +44,7 @@ def test_every_pass_keeps_the_graph_acyclic_and_valid(seed):
         seen.append(name)
 
     compile_spec(gen(seed), "heft", observe=check)
-    assert seen == ["build", "expand", "queues", "cse", "place", "combine", "comm"]
+    assert seen == ["build", "expand", "queues", "cse", "place", "collective", "combine", "comm"]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -82,10 +82,10 @@ def test_one_send_recv_pair_per_tensor_and_destination(seed, strategy):
         if n.kind == "send":
             (recv,) = list(g.successors(name))
             pairs.append((n.inputs[0], g.nodes[recv]["node"].device, n.scope))
-        for src in n.inputs:  # no data edge crosses devices except send -> recv
-            s = g.nodes[src]["node"]
+        for src in n.inputs:  # no data edge crosses devices except send -> recv (and the
+            s = g.nodes[src]["node"]  # other members' partials of an all-reduce: it carries them)
             if s.kind != "const" and s.device and n.device and s.device != n.device:
-                assert (s.kind, n.kind) == ("send", "recv"), (src, name)
+                assert (s.kind, n.kind) == ("send", "recv") or n.kind == "allreduce", (src, name)
     assert len(pairs) == len(set(pairs))
 
 
@@ -203,6 +203,8 @@ def test_combine_leaves_small_items_and_dynamic_pushes_alone(sets):
     if name == "matmul":  # the same program with workers pulling (i, j, k) at run time
         text = text.replace("schedule: static", "schedule: dynamic")
         sets = []
+    else:  # the queue form (auto might take all-reduces, which leave no queue to combine in)
+        text = text.replace("broadcast: worker}", "broadcast: worker, via: queue}")
     spec = load_spec_text(text.encode(), f"{name}.yaml", sets)
     placed, final = compile_spec(spec, stop_after="place"), compile_spec(spec)
     assert [d.data.count for d in _dequeues(final)] == [d.data.count for d in _dequeues(placed)]
@@ -331,7 +333,9 @@ def test_a_pass_that_breaks_the_ir_is_caught_after_it_or_after_the_last_pass(eac
     with pytest.raises(IRError, match=f"do not match its inputs {where}"):
         compile_spec(load_spec(str(ROOT / "specs" / "stream.yaml")), observe=lambda name, g: seen.append(name))
     assert seen == (
-        ["build", "expand", "queues"] if each else ["build", "expand", "queues", "broken", "cse", "place", "combine"]
+        ["build", "expand", "queues"]
+        if each
+        else ["build", "expand", "queues", "broken", "cse", "place", "collective", "combine"]
     )
 
 
@@ -352,3 +356,71 @@ def test_gather_puts_each_block_tile_in_its_place(n):
     whole = gather(g, storage)["A"]
     assert (whole.nbytes >= POPULATE_BYTES) == (n == 1024) and whole.flags.writeable
     np.testing.assert_array_equal(whole, np.block(blocks))
+
+
+def _cg(via: str | None, sets=("N=256", "diag=48", "tol=0", "iterations=12")):
+    text = (ROOT / "specs" / "cg.yaml").read_text()
+    if via is not None:
+        text = text.replace("broadcast: worker}", f"broadcast: worker, via: {via}}}")
+    return load_spec_text(text.encode(), "cg.yaml", list(sets))
+
+
+@pytest.mark.parametrize("strategy", ["round-robin", "heft"])
+def test_all_reduces_compute_what_the_queue_form_computes(strategy):
+    """The collective pass on the NumPy engine: every via: reduction of CG an all-reduce,
+    the let's arithmetic made on each device that reads it, the answer the queue form's.
+    (HEFT puts all of CG's vector work at N=256 on one device: local sums, no exchange.)"""
+    coll, queue = compile_spec(_cg("collective"), strategy), compile_spec(_cg("queue"), strategy)
+    kinds = {d["node"].kind for d in coll._node.values()}
+    assert ("allreduce" in kinds) == (strategy == "round-robin")
+    assert "dequeue" not in kinds and "broadcast" not in kinds
+    assert "allreduce" not in {d["node"].kind for d in queue._node.values()}
+    got, want = run_numpy(coll), run_numpy(queue)
+    assert got.iterations_run == want.iterations_run == 12
+    for name, ref in want.arrays.items():
+        np.testing.assert_allclose(got.arrays[name], ref, rtol=1e-12, atol=1e-14, err_msg=name)
+    for n in (d["node"] for d in coll._node.values()):
+        if n.kind == "allreduce":  # every member's partial is an input; the local one on its device
+            assert len(n.inputs) == len(n.data.members) and n.device in n.data.members
+            assert coll.nodes[n.inputs[n.data.members.index(n.device)]]["node"].device == n.device
+
+
+@pytest.mark.parametrize("strategy", ["heft", "round-robin"])
+@pytest.mark.parametrize("latency", [1e-5, 1e-3])
+def test_auto_takes_the_form_the_simulator_predicts_faster(strategy, latency):
+    """reduce: {via: auto} (CG's default): the form with the lower predicted makespan, and
+    that prediction is the plan's."""
+    import dataclasses
+
+    from dfc.cost.profile import Link
+
+    profile = dataclasses.replace(Profile(), same_host=Link(latency, 1.8e9))
+    spec = _cg(None, ("N=1024",))
+    g = compile_spec(spec, strategy, profile=profile)
+    r = g.graph["reductions"]["dots"]
+    assert r["asked"] == "auto" and r["form"] == ("collective" if r["collective_s"] < r["queue_s"] else "queue")
+    planned = simulate(g, CostModel(profile, devices(spec)), timeline=False, bound=False).makespan
+    assert planned == pytest.approx(r[f"{r['form']}_s"], rel=1e-9)
+    assert ("dequeue" in {d["node"].kind for d in g._node.values()}) == (r["form"] == "queue")
+
+
+def test_the_plan_says_how_reductions_run(capsys, tmp_path):
+    import json
+
+    from dfc.cli import main
+
+    assert main(["plan", str(ROOT / "specs" / "cg.yaml"), "--format", "json"]) == 0
+    (r,) = json.loads(capsys.readouterr().out)["reductions"]
+    assert r["queue"] == "dots" and r["asked"] == "auto" and r["form"] in ("queue", "collective")
+    queue = tmp_path / "cg.yaml"
+    queue.write_text((ROOT / "specs" / "cg.yaml").read_text().replace("worker}", "worker, via: queue}"))
+    assert main(["plan", str(queue)]) == 0
+    assert "reductions via dots: through the queue, as the spec asks" in capsys.readouterr().out
+
+
+def test_a_ring_all_reduce_costs_two_steps_per_member_less_one():
+    cm = CostModel(Profile(), devices(_cg(None)))
+    ring = tuple(d for d in cm.devices if "worker" in d)
+    link = Profile().same_host
+    assert len(ring) == 2
+    assert cm.all_reduce(8, ring) == pytest.approx(2 * (link.latency + 4 / link.bandwidth) + Profile().op_overhead)

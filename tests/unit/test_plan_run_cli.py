@@ -19,6 +19,7 @@ def test_passes_are_listed(capsys):
         "queues",
         "cse",
         "place",
+        "collective",
         "combine",
         "comm",
     ]
