@@ -649,6 +649,10 @@ def check_queues(spec: Spec, ctx: Context) -> None:
             )
 
 
+#: The dtypes TensorFlow's CPU collectives reduce (``reduce: {via: collective}``).
+COLLECTIVE_DTYPES = frozenset({"float32", "float64", "int32", "int64"})
+
+
 def _check_collective(spec: Spec, ctx: Context, q) -> None:
     """An all-reduce leaves the reduction on every device holding a partial result: it
     stands for a reduce-and-broadcast of ``via:`` reductions, not for items pushed into
@@ -664,6 +668,15 @@ def _check_collective(spec: Spec, ctx: Context, q) -> None:
             "drop `via: collective` (or write `via: queue`); collectives serve `via:` reductions of scalars",
         )
         return
+    item = ctx.item_types.get(q.name)  # the let's type: its items (the terms) are complex when it is
+    if item is not None and (item[0].dtype or "").startswith("complex"):
+        ctx.errors.error(
+            via_pos,
+            "collective",
+            f"'{q.name}' reduces {item[0].dtype} values (from '{item[2]}'): TensorFlow's collectives "
+            f"reduce {', '.join(sorted(COLLECTIVE_DTYPES))}",
+            "drop `via: collective` (the queue reduces any dtype)",
+        )
     pushers = sorted(set(ctx.producers.get(q.name, [])) - set(ctx.via_users.get(q.name, [])))
     if pushers:
         ctx.errors.error(

@@ -21,6 +21,7 @@ there)."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Callable
 
 import networkx as nx
@@ -29,13 +30,13 @@ from ..cost.model import CostModel
 from ..ir.devices import short
 from ..ir.node import Node, edit_graph, node_table, with_nodes
 from ..ir.payload import Collective, Compute
+from ..lang.checks import COLLECTIVE_DTYPES
 from .context import PassContext
 
 #: Past this many nodes ``auto`` keeps the queue without comparing (two more simulations).
 COMPARE_LIMIT = 20_000
 
-#: The dtypes TensorFlow's CPU collectives reduce.
-DTYPES = frozenset({"float32", "float64", "int32", "int64"})
+DTYPES = COLLECTIVE_DTYPES  # validation refuses `via: collective` for others; `auto` keeps the queue
 
 
 def collective(g: nx.DiGraph, ctx: PassContext) -> nx.DiGraph:
@@ -50,11 +51,16 @@ def collective_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
         qf = facts.queues[q]
         if qf.reduce is None:
             continue
-        dequeues = _reductions(g, q)
+        dequeues = via_reductions(g, q, any_dtype=True)
         if not dequeues:
             continue
         if qf.via == "queue":
             report[q] = {"asked": "queue", "form": "queue"}
+            continue
+        odd = sorted({n.dtype for n in dequeues if n.dtype not in DTYPES})
+        if odd:  # validation refuses complex values; any other such item stays in the queue, said
+            why = f"{', '.join(odd)} items: TensorFlow's collectives reduce {', '.join(sorted(DTYPES))}"
+            report[q] = {"asked": qf.via, "form": "queue", "why": why}
             continue
         if qf.via == "collective":
             g = _all_reduce(g, q, dequeues)
@@ -82,10 +88,10 @@ def _predict(g: nx.DiGraph, cm: CostModel) -> float:
     return simulate(comm(combine_with(g, cm)), cm, timeline=False, bound=False).makespan
 
 
-def _reductions(g: nx.DiGraph, q: str) -> list[Node]:
+def via_reductions(g: nx.DiGraph, q: str, any_dtype: bool = False) -> list[Node]:
     """The dequeues of ``q`` that an all-reduce can replace: a ``via:`` reduction's (its
     items keyed by the reduction's name, none from a dynamic task), read by one ``reduce``,
-    of a dtype TensorFlow's collectives take."""
+    of a dtype TensorFlow's collectives take (unless ``any_dtype``)."""
     nodes_ = node_table(g)
     out = []
     for d in nodes_.values():
@@ -99,7 +105,7 @@ def _reductions(g: nx.DiGraph, q: str) -> list[Node]:
             and all(isinstance(e.data.key[0], str) and e.data.instance is None for e in enqs)
             and len(readers) == 1
             and nodes_[readers[0]]["node"].kind == "reduce"
-            and n.dtype in DTYPES
+            and (any_dtype or n.dtype in DTYPES)
         ):
             out.append(n)
     return sorted(out, key=lambda n: n.name)
@@ -161,7 +167,7 @@ def _all_reduce(g: nx.DiGraph, q: str, dequeues: list[Node]) -> nx.DiGraph:
             ring = Collective(red.data.kwargs, None, q, members, group, keys["instances"])
             for d in members:
                 value[d] = summing("allreduce", f"{prefix}allreduce:{label}@{short(d)}", tuple(partials), d, ring)
-        _replicate(h, red, value, members[0], add, drop, succ, pred)
+        _replicate(h, red, q, value, members[0], add, drop, succ, pred)
         drop(red.name, tuple(value.values()))
         drop(deq.name, tuple(value.values()))
         for e in enqs:
@@ -185,6 +191,7 @@ def _all_reduce(g: nx.DiGraph, q: str, dequeues: list[Node]) -> nx.DiGraph:
 def _replicate(
     h: nx.DiGraph,
     red: Node,
+    q: str,
     value: dict[str, str],
     first: str,
     add: Callable[[Node], str],
@@ -205,7 +212,9 @@ def _replicate(
             return seen[name]
         seen[name] = False
         n = data[name]["node"]
-        if n.kind == "broadcast":
+        if n.group != red.group:  # another let's (or task's): not this reduction's to remake
+            pass
+        elif n.kind == "broadcast" and n.data.queue == q:
             seen[name] = True
         elif n.kind == "compute" and n.scope == red.scope:
             seen[name] = any([reaches_broadcast(s, seen) for s in h._succ[name]])
@@ -247,7 +256,10 @@ def _replicate(
             del succ(old)[r], pred(r)[old]
         for new in set(inputs) - set(n.inputs):
             succ(new)[r] = pred(r)[new] = {"bytes": data[new]["node"].out_bytes}
-        data[r] = {"node": n.evolve(inputs=inputs)}
+        changes: dict = {"inputs": inputs}
+        if n.kind == "loop":  # its payload names its condition too
+            changes["data"] = replace(n.data, until=inputs[0])
+        data[r] = {"node": n.evolve(**changes)}
     for k in sorted(region, key=lambda k: -len(h._pred[k])):  # readers first: every one is a copy's now
         copies = tuple(v for (name, _), v in made.items() if name == k)
         drop(k, copies)

@@ -379,7 +379,10 @@ def _may_all_reduce(g: nx.DiGraph) -> bool:
     can be faster: greedy-bytes' competes in the final
     comparison (CG: its plan, the dot products as local sums on the reducer's task, is
     predicted 3.363 s against HEFT's 3.404 s through the queue)."""
-    return any(q.reduce is not None and q.via != "queue" for q in g.graph["facts"].queues.values())
+    from .collective import via_reductions
+
+    queues = g.graph["facts"].queues.values()
+    return any(q.reduce is not None and q.via != "queue" and via_reductions(g, q.name) for q in queues)
 
 
 def _final_makespan(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], where: Assignment) -> float:

@@ -85,10 +85,10 @@ def render(plan: Plan, width: int = 110, color: bool = False) -> str:
 def reduction_form(r: dict) -> str:
     """How the ``via:`` reductions through one queue run, and why (``Plan.reductions``)."""
     form = "all-reduces among the producers (collective)" if r["form"] == "collective" else "through the queue"
+    if "why" in r:
+        return f"{form} ({r['asked']}: {r['why']})"
     if r["asked"] != "auto":
         return f"{form}, as the spec asks"
-    if "why" in r:
-        return f"{form} (auto, {r['why']})"
     other = "as all-reduces" if r["form"] == "queue" else "through the queue"
     chosen, rejected = (
         (r["collective_s"], r["queue_s"]) if r["form"] == "collective" else (r["queue_s"], r["collective_s"])

@@ -424,3 +424,51 @@ def test_a_ring_all_reduce_costs_two_steps_per_member_less_one():
     link = Profile().same_host
     assert len(ring) == 2
     assert cm.all_reduce(8, ring) == pytest.approx(2 * (link.latency + 4 / link.bandwidth) + Profile().op_overhead)
+
+
+_TWO_LETS = """dfc: 1
+name: lets
+params: {P: 2}
+cluster: {worker: {tasks: P}, reducer: {tasks: 1}}
+arrays:
+  c: {shape: [64], dtype: float64, tile: [32], init: {random: uniform, seed: 3}, output: true}
+queues:
+  q1: {on: reducer, reduce: {op: sum, via: VIA1}}
+  q2: {on: reducer, reduce: {op: sum, broadcast: worker, via: VIA2}}
+  q3: {on: reducer, reduce: {op: sum, broadcast: worker, via: VIA1}}
+scalars:
+  g: {init: "0.0"}
+loop:
+  max: 50
+  until: done
+  steps:
+    - {for: {i: P}, update: {"c[i]": "c[i]*0.5 + g*0.001"}}
+    - {let: g, reduce: "2*sum(dot(c[i], c[i]))", via: q1}
+    - {let: h, reduce: "g*sum(dot(c[i], c[i]))", via: q2}
+    - {let: done, reduce: "sum(dot(c[i], c[i])) < 1e-3", via: q3}
+"""
+
+
+@pytest.mark.parametrize("strategy", ["heft", "round-robin"])
+def test_a_collective_let_ends_the_loop_and_a_queue_kept_stays(strategy):
+    """`until:` naming a let reduced through an all-reduce (the loop's condition follows it,
+    on both engines' reading of it), and a second queue's `via: queue` kept although its
+    let reads the first one's all-reduced value."""
+    from collections import Counter
+
+    def run(via1: str, via2: str):
+        spec = load_spec_text(_TWO_LETS.replace("VIA1", via1).replace("VIA2", via2).encode(), "lets.yaml")
+        g = compile_spec(spec, strategy)
+        loop = g.nodes["loop"]["node"]
+        assert loop.inputs == (loop.data.until,)
+        return g, run_numpy(g)
+
+    g, got = run("collective", "queue")
+    queues = Counter(n.data.queue for n in (d["node"] for d in g._node.values()) if n.kind in ("dequeue", "broadcast"))
+    assert queues["q1"] == queues["q3"] == 0 and queues["q2"] == 2  # q2: its dequeue and broadcast
+    assert g.graph["reductions"]["q2"] == {"asked": "queue", "form": "queue"}
+    _, want = run("queue", "queue")
+    _, both = run("collective", "collective")
+    assert 1 < got.iterations_run == want.iterations_run == both.iterations_run < 50
+    for other in (want, both):
+        np.testing.assert_allclose(got.arrays["c"], other.arrays["c"], rtol=1e-12)
