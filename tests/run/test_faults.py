@@ -252,7 +252,8 @@ def test_a_stopped_task_is_named_at_the_timeout_and_nothing_can_be_resumed(tmp_p
     "sig, code, says", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")]
 )
 def test_ctrl_c_and_sigterm_stop_a_run_at_once(tmp_path, sig, code, says):
-    r = Run("--out", str(tmp_path), "--set", "diag=5")  # 2000 iterations: it is mid-run
+    # diag=5: no convergence; 10^5 iterations (~30 s): it is mid-run when the signal comes
+    r = Run("--out", str(tmp_path), "--set", "diag=5", "--set", "iterations=100000")
     r.wait_for(checkpoint_at(tmp_path / "checkpoints", 50), "a checkpoint")
     servers = r.servers()
     r.proc.send_signal(sig)
@@ -263,7 +264,7 @@ def test_ctrl_c_and_sigterm_stop_a_run_at_once(tmp_path, sig, code, says):
 
 
 def test_a_dead_master_is_named_at_once_and_its_logs_kept(tmp_path):
-    r = Run("--set", "diag=5", "--timeout", "120")
+    r = Run("--set", "diag=5", "--set", "iterations=100000", "--timeout", "120")
     r.running()
     os.kill(r.servers()["worker:0"], signal.SIGKILL)
     assert r.finish() < 3, r.err  # it was silent for 330 s
