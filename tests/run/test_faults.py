@@ -43,6 +43,9 @@ class Run:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Ctrl-C reaches it even when these tests run in a background job (which starts
+            # with SIGINT ignored, and Python then leaves it ignored)
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: list[tuple[float, str]] = []
         self.out = ""
