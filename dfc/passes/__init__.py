@@ -86,9 +86,9 @@ def compile_spec(
         return g
     for p in PIPELINE:
         g = p.run(g, ctx)
-        last = stop_after == p.name or p is PIPELINE[-1]
-        if last or verify_each(g):
-            verify_ir(g, p.name if verify_each(g) else f"the passes (up to {p.name})")
+        last, each = stop_after == p.name or p is PIPELINE[-1], verify_each(g)
+        if last or each:
+            verify_ir(g, p.name if each else f"the passes (up to {p.name})")
         if observe:
             observe(p.name, g)
         if last:

@@ -36,8 +36,6 @@ from .context import PassContext
 #: Past this many nodes ``auto`` keeps the queue without comparing (two more simulations).
 COMPARE_LIMIT = 20_000
 
-DTYPES = COLLECTIVE_DTYPES  # validation refuses `via: collective` for others; `auto` keeps the queue
-
 
 def collective(g: nx.DiGraph, ctx: PassContext) -> nx.DiGraph:
     return collective_with(g, ctx.cost_model)
@@ -57,9 +55,9 @@ def collective_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
         if qf.via == "queue":
             report[q] = {"asked": "queue", "form": "queue"}
             continue
-        odd = sorted({n.dtype for n in dequeues if n.dtype not in DTYPES})
+        odd = sorted({n.dtype for n in dequeues if n.dtype not in COLLECTIVE_DTYPES})
         if odd:  # validation refuses complex values; any other such item stays in the queue, said
-            why = f"{', '.join(odd)} items: TensorFlow's collectives reduce {', '.join(sorted(DTYPES))}"
+            why = f"{', '.join(odd)} items: TensorFlow's collectives reduce {', '.join(sorted(COLLECTIVE_DTYPES))}"
             report[q] = {"asked": qf.via, "form": "queue", "why": why}
             continue
         if qf.via == "collective":
@@ -70,7 +68,7 @@ def collective_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
             report[q] = {"asked": "auto", "form": "queue", "why": f"not compared: over {COMPARE_LIMIT:,} nodes"}
             continue
         other = _all_reduce(g, q, dequeues)
-        through_queue, all_reduce = _predict(g, cm), _predict(other, cm)
+        through_queue, all_reduce = predict(g, cm), predict(other, cm)
         form = "collective" if all_reduce < through_queue else "queue"
         if form == "collective":
             g = other
@@ -78,9 +76,9 @@ def collective_with(g: nx.DiGraph, cm: CostModel) -> nx.DiGraph:
     return with_nodes(g, [], {"reductions": report}) if report else g
 
 
-def _predict(g: nx.DiGraph, cm: CostModel) -> float:
-    """The makespan the plan would report: after the combiner and comm, as the placement
-    search compares its candidates."""
+def predict(g: nx.DiGraph, cm: CostModel) -> float:
+    """The makespan the plan will report for a placed graph: after the combiner and comm
+    (what ``auto`` and HEFT's final comparison of its candidates go by)."""
     from ..cost.simulate import simulate
     from .combine import combine_with
     from .comm import comm
@@ -105,7 +103,7 @@ def via_reductions(g: nx.DiGraph, q: str, any_dtype: bool = False) -> list[Node]
             and all(isinstance(e.data.key[0], str) and e.data.instance is None for e in enqs)
             and len(readers) == 1
             and nodes_[readers[0]]["node"].kind == "reduce"
-            and (any_dtype or n.dtype in DTYPES)
+            and (any_dtype or n.dtype in COLLECTIVE_DTYPES)
         ):
             out.append(n)
     return sorted(out, key=lambda n: n.name)

@@ -387,13 +387,9 @@ def _may_all_reduce(g: nx.DiGraph) -> bool:
 
 def _final_makespan(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...], where: Assignment) -> float:
     """The makespan the plan will report for this placement: after the passes that follow."""
-    from ..cost.simulate import simulate
-    from .collective import collective_with
-    from .combine import combine_with
-    from .comm import comm
+    from .collective import collective_with, predict
 
-    placed = collective_with(_with_devices(g, where), cm)
-    return simulate(comm(combine_with(placed, cm)), cm, timeline=False, bound=False).makespan
+    return predict(collective_with(_with_devices(g, where), cm), cm)
 
 
 def refine(
