@@ -310,7 +310,10 @@ def _meet(a, b):
 
 def _fft_merge(items, stride: int):
     """FFT of the interleaved signal from its sub-spectra Y_p = FFT(x[p::P]), by the
-    definition: X[k] = sum_p W_N^(p k) Y_p[k mod M]."""
+    definition: X[k] = sum_p W_N^(p k) Y_p[k mod M]. ``items``: a queue's items, or one
+    vector holding them interleaved (Y_p = y[p::P])."""
+    if isinstance(items, np.ndarray) and items.ndim == 1:
+        items = [items[p::stride] for p in range(stride)]
     y = [np.asarray(t) for t in items]
     m, n = y[0].shape[0], y[0].shape[0] * stride
     k = np.arange(n)

@@ -40,6 +40,17 @@ class Op:
     symbol: str = ""  # the operator that spells it, if any ('+', '@', '<', 'not')
     ranks: tuple[int, ...] = ()  # the operands' ranks it takes, where one symbol spells several ops ('@')
     cast_inputs: bool = False  # inputs are converted to a common dtype first (elementwise ops)
+    # the ``fuse`` pass's hooks (dfc/passes/fuse.py). ``of_tiles(kwargs, how, count)``: when
+    # the op's one input is an array built from its ``count`` tiles (``how``: "interleave"
+    # or "assemble"), the (op, kwargs) that computes the same from the tiles, or None.
+    # ``part(kwargs, lo, hi)``: for a vector result, the kwargs that compute its elements
+    # lo..hi-1 alone, or None.
+    of_tiles: Callable[[dict, str, int], tuple[str, dict] | None] | None = None
+    part: Callable[[dict, int, int], dict | None] | None = None
+    flops_kwargs: bool = False  # ``flops`` takes the op's keywords too
+
+    def count_flops(self, args: tuple, out: TensorType, kwargs: dict) -> int:
+        return self.flops(args, out, **kwargs) if self.flops_kwargs else self.flops(args, out)
 
     def bytes(self, args: tuple, out: TensorType) -> int:
         """Bytes read and written by one instance."""
@@ -196,8 +207,18 @@ def _fft(name: str) -> Infer:
 
 
 def _fft_merge(items, stride: int = 0) -> TensorType:
+    if isinstance(items, TensorType) and items.rank == 1:  # the sub-spectra interleaved in one vector
+        if stride < 1 or items.shape[0] % stride:
+            raise OpTypeError(
+                f"fft_merge(stride={stride}) of {items}: the length is not a multiple of the stride",
+                "stride is the number of interleaved sub-spectra (the array's cyclic tiles)",
+            )
+        return _fft("fft_merge")(items)
     if not isinstance(items, ItemsType):
-        raise OpTypeError(f"fft_merge takes the items of a queue (the task's `pop:`), got {items}", arg=0)
+        raise OpTypeError(
+            f"fft_merge takes the items of a queue (the task's `pop:`) or a vector of interleaved sub-spectra, got {items}",
+            arg=0,
+        )
     if stride != items.count:
         raise OpTypeError(
             f"fft_merge(stride={stride}) but the queue delivers {items.count} sub-spectra",
@@ -205,6 +226,36 @@ def _fft_merge(items, stride: int = 0) -> TensorType:
         )
     t = _fft("fft_merge")(items.item)
     return TensorType((t.shape[0] * items.count,), t.dtype)
+
+
+def _fft_merge_flops(args: tuple, out: TensorType, stride: int = 1, lo: int = 0, hi: int = -1) -> int:
+    """Twiddles of every sub-spectrum and 5 log2(P) a result element for the radix-P stage
+    (the FFT of the whole less those of its P parts, for the whole result)."""
+    n = args[0].item.size * args[0].count if isinstance(args[0], ItemsType) else sum(a.size for a in args)
+    return 6 * n + int(5 * out.size * math.log2(stride)) if stride > 1 else 6 * n
+
+
+def _fft_combine(*tiles: TensorType, stride: int = 0, lo: int = 0, hi: int = 0) -> TensorType:
+    first = _fft("fft_combine")(tiles[0])
+    if len(tiles) != stride or any(t != first for t in tiles):
+        raise OpTypeError(f"fft_combine takes {stride} sub-spectra of one type, got {', '.join(map(str, tiles))}")
+    hi = first.size * stride if hi < 0 else hi  # -1: to the end
+    if not 0 <= lo < hi <= first.size * stride:
+        raise OpTypeError(f"fft_combine: elements {lo}..{hi} outside 0..{first.size * stride}")
+    return TensorType((hi - lo,), first.dtype)
+
+
+def _fft_merge_of_tiles(kwargs: dict, how: str, count: int) -> tuple[str, dict] | None:
+    """fft_merge of an array whose ``stride`` cyclic tiles are the sub-spectra: from the
+    tiles themselves (no interleaved copy, none taken apart again)."""
+    if how != "interleave" or count != kwargs.get("stride"):
+        return None
+    return "fft_combine", {"stride": count, "lo": 0, "hi": -1}
+
+
+def _fft_combine_part(kwargs: dict, lo: int, hi: int) -> dict:
+    base = kwargs["lo"]
+    return {**kwargs, "lo": base + lo, "hi": base + hi}
 
 
 def _transpose(a: TensorType) -> TensorType:
@@ -238,15 +289,38 @@ def _assign_add(a: TensorType, b: TensorType) -> TensorType:
 # ------------------------------------------------------------------------ numpy refs
 
 
+def _radix_rows(z: np.ndarray, q0: int, q1: int) -> np.ndarray:
+    """Rows q0..q1-1 of the length-P DFT across the twiddled sub-spectra ``z`` (P, M)."""
+    p_count = z.shape[0]
+    dft = np.exp(-2j * np.pi * np.outer(np.arange(q0, q1), np.arange(p_count)) / p_count)
+    return (dft @ z).astype(z.dtype, copy=False).reshape(-1)
+
+
+def _twiddled(y: np.ndarray) -> np.ndarray:
+    p_count, m = y.shape
+    twiddle = np.exp(-2j * np.pi * np.outer(np.arange(p_count), np.arange(m)) / (p_count * m))
+    return (y * twiddle).astype(y.dtype, copy=False)
+
+
 def fft_merge_numpy(items, stride: int) -> np.ndarray:
     """Combine P sub-spectra Y_p = FFT(x[p::P]) into FFT(x): twiddle each by
-    W_N^(p*k), then a length-P DFT across p (one radix-P Cooley-Tukey stage)."""
-    y = np.stack([np.asarray(t) for t in items])  # (P, M)
-    p_count, m = y.shape
-    n = p_count * m
-    twiddle = np.exp(-2j * np.pi * np.outer(np.arange(p_count), np.arange(m)) / n)
-    z = (y * twiddle).astype(y.dtype, copy=False)
-    return np.fft.fft(z, axis=0).reshape(n).astype(y.dtype, copy=False)
+    W_N^(p*k), then a length-P DFT across p (one radix-P Cooley-Tukey stage). ``items``:
+    the queue's items, or one vector holding them interleaved (Y_p = y[p::P])."""
+    if isinstance(items, np.ndarray) and items.ndim == 1:
+        y = items.reshape(-1, stride).T
+    else:
+        y = np.stack([np.asarray(t) for t in items])  # (P, M)
+    return np.fft.fft(_twiddled(y), axis=0).reshape(-1).astype(y.dtype, copy=False)
+
+
+def fft_combine_numpy(*tiles, stride: int, lo: int, hi: int) -> np.ndarray:
+    """Elements lo..hi-1 of fft_merge of the sub-spectra ``tiles``: the radix-P rows that
+    cover them only."""
+    y = np.stack([np.asarray(t) for t in tiles])
+    m = y.shape[1]
+    hi = y.size if hi < 0 else hi
+    q0, q1 = lo // m, -(-hi // m)
+    return _radix_rows(_twiddled(y), q0, q1)[lo - q0 * m : hi - q0 * m]
 
 
 def _n(out: TensorType) -> int:
@@ -370,30 +444,76 @@ def _tf_take_tile(tf, x, tiling: str = "block", index: tuple = (), tile: tuple =
     return x[tuple(slice(i * t, (i + 1) * t) for i, t in zip(index, tile))]
 
 
-#: Up to this many sub-spectra, fft_merge builds its twiddle rows by products of rows and
-#: does the length-P DFT as a P x P matmul (fewer sines and cosines than P*M, and no
-#: transposed batch of tiny FFTs; the rounding stays near machine precision); beyond it,
-#: directly (docs/running.md, "Measurements behind the choices").
+#: Up to this many sub-spectra, the radix-P stage is a P x P matmul (no transposed batch of
+#: tiny FFTs; the rounding stays near machine precision); beyond it, a batch of FFTs
+#: (docs/running.md, "Measurements behind the choices").
 SMALL_RADIX = 64
+
+
+def _split(m: int) -> int:
+    """The largest divisor of ``m`` up to its square root."""
+    return next(b for b in range(math.isqrt(m), 0, -1) if m % b == 0)
+
+
+def _tf_twiddled(tf, y, p: int, n: int):
+    """``y * W_N^(p k)`` for k < M = len(y), without a sine or cosine per element: with
+    k = a + B b (B a divisor of M near its square root), W^(p k) = W^(p a) W^(p B b), two
+    broadcast products over y seen as (M/B, B); each factor's angle is reduced mod N in
+    integers first, so it stays exact for any p."""
+    m = int(y.shape[0])
+    b = _split(m)
+    real = tf.float64 if y.dtype == tf.complex128 else tf.float32
+
+    def w(exponents: np.ndarray):
+        angle = tf.constant((-2.0 * math.pi / n) * (exponents % n), real)
+        return tf.complex(tf.cos(angle), tf.sin(angle))
+
+    inner = w(p * np.arange(b, dtype=np.int64))[None, :]  # W^(p a), a < B
+    outer = w(p * b * np.arange(m // b, dtype=np.int64))[:, None]  # W^(p B b), b < M/B
+    return tf.reshape(tf.reshape(y, [m // b, b]) * inner * outer, [m])
+
+
+#: Up to this many rows x sub-spectra, the radix-P stage of fft_combine is a sum of scaled
+#: sub-spectra (no stacked copy of them); beyond it, one matmul of the stack.
+LINEAR_TERMS = 8
+
+
+def _tf_radix_rows(tf, z: list, q0: int, q1: int):
+    """Rows q0..q1-1 of the length-P DFT across the twiddled sub-spectra ``z`` (P vectors
+    of M), as one vector: sums of scaled vectors when few, a (q1-q0) x P matmul of their
+    stack, or (all rows of a large P) a batch of FFTs."""
+    p_count = len(z)
+    dft = np.exp(-2j * np.pi * np.outer(np.arange(q0, q1), np.arange(p_count)) / p_count)
+    if (q1 - q0) * p_count <= LINEAR_TERMS:
+        rows = []
+        for c in dft:
+            acc = z[0] * tf.constant(c[0], z[0].dtype) if c[0] != 1 else z[0]
+            for zp, cp in zip(z[1:], c[1:]):
+                acc = acc + zp * tf.constant(cp, zp.dtype)
+            rows.append(acc)
+        return rows[0] if len(rows) == 1 else tf.concat(rows, 0)
+    stacked = tf.stack(z)
+    if p_count > SMALL_RADIX and (q0, q1) == (0, p_count):
+        return tf.reshape(tf.transpose(tf.signal.fft(tf.transpose(stacked))), [-1])
+    return tf.reshape(tf.linalg.matmul(tf.constant(dft, dtype=stacked.dtype), stacked), [-1])
 
 
 def _tf_fft_merge(tf, items, stride: int = 0):
     """Twiddle each sub-spectrum Y_p by W_N^(p k), then a length-P DFT across p."""
-    y = items  # (P, M), stacked in key order by the dequeue
-    p_count, m = stride, int(y.shape[1])
-    n = p_count * m
-    real = tf.float64 if y.dtype == tf.complex128 else tf.float32
-    if p_count > SMALL_RADIX:
-        angle = (-2.0 * math.pi / n) * tf.cast(tf.range(p_count)[:, None] * tf.range(m)[None, :], real)
-        z = y * tf.complex(tf.cos(angle), tf.sin(angle))
-        return tf.reshape(tf.transpose(tf.signal.fft(tf.transpose(z))), [n])
-    angle = (-2.0 * math.pi / n) * tf.cast(tf.range(m), real)
-    rows = [tf.ones([m], y.dtype), tf.complex(tf.cos(angle), tf.sin(angle))]  # W^(0 k), W^(1 k)
-    for p in range(2, p_count):  # W^(p k) = W^(a k) W^(b k), a + b = p: log2(p) rounding steps
-        rows.append(rows[p // 2] * rows[p - p // 2])
-    k = np.arange(p_count)
-    dft = tf.constant(np.exp(-2j * np.pi * np.outer(k, k) / p_count), dtype=y.dtype)
-    return tf.reshape(tf.linalg.matmul(dft, y * tf.stack(rows[:p_count])), [n])
+    if len(items.shape) == 1:  # one vector, the sub-spectra interleaved
+        items = tf.transpose(tf.reshape(items, [-1, stride]))
+    return _tf_fft_combine(tf, *tf.unstack(items), stride=stride)
+
+
+def _tf_fft_combine(tf, *tiles, stride: int = 0, lo: int = 0, hi: int = -1):
+    """Elements lo..hi-1 of the merged spectrum, from the sub-spectra themselves: each is
+    twiddled on its own (as soon as it arrives), then the radix-P rows that cover lo..hi-1."""
+    m = int(tiles[0].shape[0])
+    hi = stride * m if hi < 0 else hi
+    q0, q1 = lo // m, -(-hi // m)
+    z = [tiles[0]] + [_tf_twiddled(tf, t, p, stride * m) for p, t in enumerate(tiles) if p]
+    out = _tf_radix_rows(tf, z, q0, q1)
+    return out if (lo, hi) == (q0 * m, q1 * m) else out[lo - q0 * m : hi - q0 * m]
 
 
 def _tf_log2(tf, x):
@@ -636,10 +756,27 @@ register(
         "fft_merge",
         "merge P interleaved sub-spectra with twiddle factors (radix-P stage)",
         _fft_merge,
-        lambda a, o: 6 * o.size + _nlogn(o.size) - _nlogn(a[0].item.size) * a[0].count,
+        _fft_merge_flops,
         fft_merge_numpy,
         _tf_fft_merge,
         kwargs=("stride",),
+        of_tiles=_fft_merge_of_tiles,
+        flops_kwargs=True,
+    )
+)
+register(
+    Op(
+        "fft_combine",
+        "elements lo..hi-1 of fft_merge, from the P sub-spectra (fft_merge of an array's cyclic tiles)",
+        _fft_combine,
+        _fft_merge_flops,
+        fft_combine_numpy,
+        _tf_fft_combine,
+        nargs=(1, MANY),
+        kwargs=("stride", "lo", "hi"),
+        callable=False,
+        part=_fft_combine_part,
+        flops_kwargs=True,
     )
 )
 register(Op("transpose", "matrix transpose", _transpose, lambda a, o: 0, np.transpose, lambda tf, x: tf.transpose(x)))

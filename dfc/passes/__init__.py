@@ -22,6 +22,7 @@ from .comm import comm
 from .context import PassContext
 from .cse import cse
 from .expand import expand
+from .fuse import fuse
 from .place import STRATEGIES, place
 from .queues import queues
 
@@ -39,6 +40,12 @@ PIPELINE: tuple[Pass, ...] = (
     Pass("expand", "one node per op of every tile-task instance; tiles become variables; the loop body once", expand),
     Pass("queues", "shard queues; pin enqueue, dequeue, reduce and broadcast nodes to their queue's tasks", queues),
     Pass("cse", "compute identical pure nodes once", cse),
+    Pass(
+        "fuse",
+        "an op reads the tiles of an array built from them, and computes each block tile of its result alone, "
+        "where its registry entry says how (fft_merge of cyclic tiles)",
+        fuse,
+    ),
     Pass("place", "map every node to a device (heft, round-robin, greedy-bytes or manual)", place),
     Pass(
         "collective",

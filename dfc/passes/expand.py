@@ -131,7 +131,7 @@ class Expander:
         if hit is None:
             op = REGISTRY[op_name]
             out = op.infer(*types, **kw)
-            hit = (out, op.flops(tuple(types), out), op.bytes(tuple(types), out))
+            hit = (out, op.count_flops(tuple(types), out, kw), op.bytes(tuple(types), out))
             if key is not None:
                 self._typed[key] = hit
         return hit

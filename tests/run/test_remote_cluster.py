@@ -160,7 +160,7 @@ def assert_same_answers(got: Path, expected: Path) -> None:
         ("stream", {"ps": 1, "worker": 1}, ["MB=2", "reps=3"], None),
         ("cg", {"worker": 2, "reducer": 1}, ["N=256"], ROOT / "examples" / "cluster.yaml"),
         ("matmul", {"worker": 2, "reducer": 2}, ["N=256", "T=128"], None),
-        ("fft", {"worker": 2, "merger": 1}, ["N=2**12"], None),
+        ("fft", {"worker": 2}, ["N=2**12"], None),
     ],
     ids=["stream", "cg-examples-cluster.yaml", "matmul", "fft"],
 )

@@ -166,3 +166,30 @@ def test_two_lowerings_never_share_collective_keys():
         assert len(ops) >= 3  # the members of one all-reduce at least
         keys.append({(o.get_attr("group_key"), o.get_attr("instance_key")) for o in ops})
     assert keys[0].isdisjoint(keys[1]), keys
+
+
+# a sum of scaled sub-spectra (P=2; P=3 with blocks of X that cut rows), a matmul (P=16;
+# P=5 cutting rows), a batch of FFTs (P=128, one block)
+@pytest.mark.parametrize(
+    "sets",
+    [
+        ["N=2**12", "P=2"],
+        ["N=3*2**10", "P=3", "W=4"],
+        ["N=2**12", "P=16", "W=8"],
+        ["N=5*2**10", "P=5"],
+        ["N=2**14", "P=128", "W=1"],
+    ],
+)
+def test_fft_merged_in_blocks_matches_the_queue_form_and_numpy(sets):
+    """specs/fft.yaml (fft_combine parts, one per block of X, the sub-spectra read as
+    tiles) against the lowering it replaces (examples/fft_queue.yaml: a merger's queue and
+    one fft_merge), both engines, and np.fft.fft of the whole vector."""
+    spec = load_spec(ROOT / "specs" / "fft.yaml", sets)
+    got = compare(spec)
+    queue = load_spec(ROOT / "examples" / "fft_queue.yaml", [s for s in sets if not s.startswith("W=")])
+    seed_form = run_tf(compile_spec(queue), timeout=120)
+    n = spec.params["N"]
+    want = np.fft.fft(got.arrays["x"])
+    assert got.arrays["X"].shape == (n,)
+    np.testing.assert_allclose(got.arrays["X"], want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
+    np.testing.assert_allclose(seed_form.arrays["X"], got.arrays["X"], rtol=1e-9, atol=1e-9 * np.abs(want).max())

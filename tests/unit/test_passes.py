@@ -44,7 +44,7 @@ def test_every_pass_keeps_the_graph_acyclic_and_valid(seed):
         seen.append(name)
 
     compile_spec(gen(seed), "heft", observe=check)
-    assert seen == ["build", "expand", "queues", "cse", "place", "collective", "combine", "comm"]
+    assert seen == ["build", "expand", "queues", "cse", "fuse", "place", "collective", "combine", "comm"]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -335,7 +335,7 @@ def test_a_pass_that_breaks_the_ir_is_caught_after_it_or_after_the_last_pass(eac
     assert seen == (
         ["build", "expand", "queues"]
         if each
-        else ["build", "expand", "queues", "broken", "cse", "place", "collective", "combine"]
+        else ["build", "expand", "queues", "broken", "cse", "fuse", "place", "collective", "combine"]
     )
 
 
@@ -472,3 +472,57 @@ def test_a_collective_let_ends_the_loop_and_a_queue_kept_stays(strategy):
     assert 1 < got.iterations_run == want.iterations_run == both.iterations_run < 50
     for other in (want, both):
         np.testing.assert_allclose(got.arrays["c"], other.arrays["c"], rtol=1e-12)
+
+
+def test_fuse_merges_an_fft_in_blocks_from_the_tiles():
+    """specs/fft.yaml: fft_merge of Y's cyclic tiles reads the tiles (no interleaved Y) and
+    each block of X is its own fft_combine part, on the worker that owns the block; the
+    bytes that cross are the sub-spectra a worker lacks, no input tile and no whole vector."""
+    spec = load_spec(ROOT / "specs" / "fft.yaml", ["N=2**12", "P=4"])
+    g = compile_spec(spec)
+    nodes = [d["node"] for d in g._node.values()]
+    assert not [n for n in nodes if n.op in ("interleave", "take_tile", "fft_merge")]
+    parts = sorted((n for n in nodes if n.op == "fft_combine"), key=lambda n: n.name)
+    assert [dict(n.data.kwargs) for n in parts] == [
+        {"stride": 4, "lo": 0, "hi": 2048},
+        {"stride": 4, "lo": 2048, "hi": 4096},
+    ]
+    assert [n.name for n in parts] == ["merge/1:fft_combine", "merge/2:fft_combine"]
+    assert all(len(n.inputs) == 4 and n.shape == (2048,) for n in parts)
+    owner = {n.data.target: n.device for n in nodes if n.kind == "assign"}
+    x_owner = {n.name: n.device for n in nodes if n.kind == "variable"}
+    assert {n.device for n in parts} == {owner["X[0]"], owner["X[1]"]} and len({n.device for n in parts}) == 2
+    s = simulate(g, CostModel(Profile(), devices(spec)))
+    sub_spectrum = 1024 * 16
+    assert s.bytes_moved == 4 * sub_spectrum  # each worker receives the two it did not make
+    crossing = {n.inputs[0] for n in nodes if n.kind == "send"}
+    assert not crossing & set(x_owner), crossing  # no variable (x, Y) is shipped
+    want = np.fft.fft(run_numpy(g).arrays["x"])
+    np.testing.assert_allclose(run_numpy(g).arrays["X"], want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_fuse_leaves_what_no_registry_entry_offers_as_it_was():
+    """A stride other than the tile count, and ops without the hooks: the whole array is
+    built, the op applied, its tiles taken; the answers are the same."""
+    text = """dfc: 1
+name: f
+params: {N: 64}
+cluster: {worker: {tasks: 2}}
+arrays:
+  y: {shape: [N], dtype: complex128, tile: {cyclic: 4}, init: {random: normal, seed: 1}}
+  X: {shape: [N], dtype: complex128, tile: [N/2], output: true}
+  Z: {shape: [N], dtype: complex128, tile: [N/2], output: true}
+tasks:
+  m: {compute: "fft_merge(y, stride=8)", out: X}
+  d: {compute: "2 * y", out: Z}
+"""
+    spec = load_spec_text(text.encode(), "f.yaml")
+    g = compile_spec(spec)
+    ops = sorted(d["node"].op for d in g._node.values() if d["node"].kind == "compute")
+    assert ops.count("take_tile") == 4 and "fft_merge" in ops and "fft_combine" not in ops
+    got = run_numpy(g).arrays
+    from dfc.oracle import run_oracle
+
+    want = run_oracle(spec)
+    for name in ("X", "Z"):
+        np.testing.assert_allclose(got[name], want.arrays[name], rtol=1e-12, atol=1e-12)

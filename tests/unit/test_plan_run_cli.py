@@ -18,6 +18,7 @@ def test_passes_are_listed(capsys):
         "expand",
         "queues",
         "cse",
+        "fuse",
         "place",
         "collective",
         "combine",
