@@ -97,6 +97,23 @@ class Task:
             return ""
 
 
+#: glibc's tunable that backs malloc's large blocks with transparent huge pages
+#: (madvise; glibc 2.35 and later, ignored by older ones)
+HUGE_PAGES_TUNABLE = "glibc.malloc.hugetlb=1"
+
+
+def huge_pages(environ) -> dict[str, str]:
+    """With ``DFC_HUGE_PAGES=1``, the environment that has the servers' large buffers
+    (tensors received, results) faulted in 2 MiB pages instead of 4 KiB ones. Off by
+    default: here it made FFT 2^24's compute 1.6 s -> 1.0 s but the initialisation of
+    every spec slower (CG: 0.49 s -> 0.98 s; docs/running.md, "Measurements behind the
+    choices"). A ``glibc.malloc.hugetlb`` the user set is kept."""
+    have = environ.get("GLIBC_TUNABLES", "")
+    if environ.get("DFC_HUGE_PAGES", "0").lower() not in ("1", "on", "yes", "true") or "glibc.malloc.hugetlb" in have:
+        return {}
+    return {"GLIBC_TUNABLES": f"{have}:{HUGE_PAGES_TUNABLE}" if have else HUGE_PAGES_TUNABLE}
+
+
 @dataclass
 class LocalCluster:
     spec: Spec | Facts  # what it reads is the cluster: its jobs, their tasks, devices and threads
@@ -157,6 +174,7 @@ class LocalCluster:
             "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
             "PYTHONUNBUFFERED": "1",
             CLUSTER_ENV: json.dumps(self.cluster_dict),
+            **huge_pages(os.environ),
         }
         _LIVE.append(self)
         # CPU tasks are forked by one process that imported TensorFlow once; a GPU task is a

@@ -70,3 +70,30 @@ def test_a_port_taken_before_the_server_binds_it_is_retried(monkeypatch):
             assert str(taken) not in c.target
     finally:
         blocker.close()
+
+
+@pytest.mark.parametrize(
+    "asked, user, want", [("1", "", True), ("0", "", False), ("1", "glibc.malloc.hugetlb=0", False)]
+)
+def test_huge_pages_reach_the_servers_when_asked(monkeypatch, asked, user, want):
+    """DFC_HUGE_PAGES=1: every server process starts with glibc's huge-page tunable; off
+    by default, and a tunable the user set is theirs."""
+    from dfc.lang import load_spec_text
+    from dfc.runtime import cluster as cl
+
+    monkeypatch.setenv("DFC_HUGE_PAGES", asked)
+    if user:
+        monkeypatch.setenv("GLIBC_TUNABLES", user)
+    else:
+        monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    spec = load_spec_text(b"dfc: 1\nname: pages\ncluster: {worker: {tasks: 2}}\n", "pages.yaml")
+    with cl.LocalCluster(spec, start_timeout=60) as c:
+        tunables = []
+        for t in c.tasks:
+            raw = Path(f"/proc/{t.process.pid}/environ").read_bytes().split(b"\0")
+            env = dict(kv.decode().split("=", 1) for kv in raw if b"=" in kv)
+            tunables.append(env.get("GLIBC_TUNABLES", ""))
+    assert len(tunables) == 2
+    assert all(("glibc.malloc.hugetlb=1" in t) == want for t in tunables), tunables
+    if user:
+        assert all(t == user for t in tunables)
