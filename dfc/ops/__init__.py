@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Callable
 
 import numpy as np
@@ -207,6 +208,12 @@ def _fft(name: str) -> Infer:
 
 
 def _fft_merge(items, stride: int = 0) -> TensorType:
+    if isinstance(stride, bool) or not isinstance(stride, int):
+        whole = isinstance(stride, (float, Fraction)) and not isinstance(stride, bool) and stride == int(stride)
+        raise OpTypeError(
+            f"fft_merge(stride={stride}): the stride is a count of sub-spectra, a whole number",
+            f"write stride={int(stride)}" if whole else "stride is the number of interleaved tiles (P)",
+        )
     if isinstance(items, TensorType) and items.rank == 1:  # the sub-spectra interleaved in one vector
         if stride < 1 or items.shape[0] % stride:
             raise OpTypeError(

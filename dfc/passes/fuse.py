@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from ..ir.node import EFFECTFUL, Node, add, copy_graph, node_table, succ_of, topo
+from ..ir.node import EFFECTFUL, Node, add, copy_graph, node_table, topo
 from ..ir.payload import Compute
 from ..ops import REGISTRY, TensorType
 from .context import PassContext
@@ -32,12 +32,14 @@ def fuse(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
         return g
     node = {k: v["node"] for k, v in table.items()}
     changed: dict[str, Node] = {}
+    took_over: dict[str, set[str]] = {}  # a node -> those that now read what it read
     for n in topo(g):
         n = changed.get(n.name, n)
         if n.kind != "compute":
             continue
         new = _of_tiles(n, node) or _part(n, node)
         if new is not None:
+            took_over.setdefault(n.inputs[0], set()).add(n.name)  # the array built, or the whole result
             changed[n.name] = node[n.name] = new
     if not changed:
         return g
@@ -49,9 +51,21 @@ def fuse(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
     changed.update(renamed)
     new_name = {k: n.name for k, n in renamed.items() if n.name != k}
     h = copy_graph(g)
-    users = {s for k in new_name for s in g.successors(k)}
-    for k in sorted(users - set(changed)):
-        changed[k] = node[k].evolve(inputs=tuple(new_name.get(i, i) for i in node[k].inputs))
+    dropped = _unused(h, {p for k in changed for p in g.predecessors(k)}, changed)
+    for k in dropped:
+        changed.pop(k, None)
+    # an assign ordered after a read (write-after-read: ``after``) of a node that no longer
+    # reads, or no longer alone, comes after the nodes that took its reads over
+    for k in sorted({s for x in set(took_over) | dropped | set(new_name) for s in g.successors(x)}):
+        n = changed.get(k, node[k])
+        after = set(n.after) - dropped
+        for x in n.after:
+            after |= _readers(x, took_over) - dropped - {k}
+        after = {new_name.get(x, x) for x in after}
+        inputs = tuple(new_name.get(i, i) for i in n.inputs)
+        if after != set(n.after) or inputs != n.inputs:
+            changed[k] = n.evolve(inputs=inputs, after=tuple(sorted(after)))
+    h.remove_nodes_from(dropped)
     for k, n in changed.items():  # the renamed first, so that every input exists
         if n.name != k:
             h.remove_node(k)
@@ -60,8 +74,16 @@ def fuse(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
         for p in list(h.predecessors(n.name)):
             h.remove_edge(p, n.name)
         add(h, n)
-    _drop_unused(h, {p for k in changed for p in g.predecessors(k)} - set(new_name))
     return h
+
+
+def _readers(x: str, took_over: dict[str, set[str]]) -> set[str]:
+    """The nodes that now do ``x``'s reading (those that took it over, and so on)."""
+    out: set[str] = set()
+    for y in took_over.get(x, ()):
+        out.add(y)
+        out |= _readers(y, took_over)
+    return out
 
 
 def _computes(table: dict) -> list[dict]:
@@ -115,15 +137,19 @@ def _retyped(n: Node, op_name: str, inputs: tuple[str, ...], kwargs: dict, node:
     )
 
 
-def _drop_unused(g: nx.DiGraph, candidates: set[str]) -> None:
-    """Remove the pure nodes among ``candidates`` that nothing uses any more, and then
-    their inputs that nothing else uses."""
-    succ = succ_of(g)
+def _unused(g: nx.DiGraph, candidates: set[str], changed: dict[str, Node]) -> set[str]:
+    """The pure nodes among ``candidates`` whose values nothing reads any more (a control
+    dependency on one is not a use), and then their inputs that nothing else reads."""
+    dropped: set[str] = set()
     todo = sorted(candidates)
     while todo:
         k = todo.pop()
-        if k not in g or succ[k] or g.nodes[k]["node"].kind in EFFECTFUL:
+        n = changed.get(k, g.nodes[k]["node"])
+        if k in dropped or n.kind in EFFECTFUL:
             continue
-        preds = list(g.predecessors(k))
-        g.remove_node(k)
-        todo += preds
+        readers = (changed.get(s, g.nodes[s]["node"]) for s in g.successors(k) if s not in dropped)
+        if any(k in r.inputs for r in readers):
+            continue
+        dropped.add(k)
+        todo += [p for p in n.inputs if p not in dropped]
+    return dropped
