@@ -2,7 +2,9 @@
 
 An op costs ``max(flops / rate, bytes / memory bandwidth) + overhead`` on a device; the
 tasks of one host share its cores and memory bandwidth, so each gets ``1/k`` of them. A
-transfer costs ``latency + bytes / bandwidth`` of the link between the two devices.
+transfer costs ``latency + bytes / bandwidth`` of the link between the two devices, and
+``bytes * cpu`` of the link's CPU at each end (gRPC copies and serialises on both sides:
+on a host with as many tasks as cores, that time is taken from the computation).
 
 Variables cost nothing in a schedule: the engines initialise every variable on its owner
 in a phase of their own, before the first op runs (``init`` in ``dfc run``'s report), so
@@ -99,15 +101,22 @@ class CostModel:
         link = self.link(src, dst)
         return link.latency + nbytes / link.bandwidth
 
+    def transfer_cpu(self, nbytes: int, src: str, dst: str) -> float:
+        """Seconds of CPU a transfer takes at each of its two ends."""
+        if src == dst or nbytes == 0:
+            return 0.0
+        return nbytes * self.link(src, dst).cpu
+
     def mean_transfer(self, nbytes: int) -> float:
-        """The expected transfer cost when the two ends are placed independently."""
+        """The expected transfer cost, its CPU at both ends included, when the two ends are
+        placed independently."""
         n = len(self.devices)
         if n < 2 or nbytes == 0:
             return 0.0
         cached = self._mean_transfer.get(nbytes)
         if cached is None:
             pairs = [(a, b) for a in self.devices for b in self.devices if a != b][:64]
-            mean = sum(self.transfer(nbytes, a, b) for a, b in pairs) / len(pairs)
+            mean = sum(self.transfer(nbytes, a, b) + 2 * self.transfer_cpu(nbytes, a, b) for a, b in pairs) / len(pairs)
             cached = self._mean_transfer[nbytes] = (1 - 1 / n) * mean
         return cached
 

@@ -21,6 +21,9 @@ MAX_PROFILE_BYTES = 2**20
 class Link:
     latency: float  # seconds
     bandwidth: float  # bytes per second
+    # seconds of CPU per byte at each end (gRPC's copies and (de)serialisation): the sending
+    # and the receiving device are busy that long, besides the wire's time
+    cpu: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,8 @@ class Profile:
     gpu_mem_bandwidth: float = 2.0e12  # bytes/s per GPU
     op_overhead: float = 2.0e-5  # seconds per op dispatch
     same_task: Link = Link(0.0, 1.0e12)
-    same_host: Link = Link(1.0e-4, 1.8e9)  # gRPC between processes on one host
-    network: Link = Link(5.0e-5, 1.0e10)
+    same_host: Link = Link(1.0e-4, 1.8e9, 2.5e-10)  # gRPC between processes on one host
+    network: Link = Link(5.0e-5, 1.0e10, 2.5e-10)
     tasks_per_host: int = 0  # 0: every task on one host (the local cluster)
     # each task's host, (("worker:0", "node1"), ...): from the cluster (--cluster), not a file
     hosts: tuple = ()
@@ -93,9 +96,18 @@ def load_profile(path: str | None) -> Profile:
             if isinstance(current, Link) and not isinstance(value, dict):
                 raise TypeError
             if isinstance(current, Link):
+                extra = sorted(set(value) - {"latency", "bandwidth", "cpu"})
+                if extra:
+                    raise ProfileError(
+                        f"profile '{path}': unknown key '{key}.{extra[0]}' (known: latency, bandwidth, cpu)"
+                    )
                 changes[key] = Link(
-                    float(value.get("latency", current.latency)), float(value.get("bandwidth", current.bandwidth))
+                    float(value.get("latency", current.latency)),
+                    float(value.get("bandwidth", current.bandwidth)),
+                    float(value.get("cpu", current.cpu)),
                 )
+                if min(changes[key].latency, changes[key].cpu) < 0 or changes[key].bandwidth <= 0:
+                    raise ValueError
             elif isinstance(current, dict):
                 changes[key] = {**current, **{k: float(v) for k, v in value.items()}}
             else:

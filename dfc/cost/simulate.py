@@ -1,8 +1,10 @@
 """The schedule simulator: replay a placed graph and predict its run.
 
 Each device runs one op at a time, the ready ones in the order they became ready (as
-TensorFlow's executor does; upward rank breaks ties); a ``recv`` occupies the link between its two devices for
-``latency + bytes / bandwidth`` and no device; ``send`` costs nothing. The prologue
+TensorFlow's executor does; upward rank breaks ties); a ``send`` occupies its device for the
+transfer's CPU at that end (``bytes * cpu`` of the link), a ``recv`` the link between its two
+devices for ``latency + bytes / bandwidth`` and then its device for the CPU at the
+receiving end (``unpack``, a step of its own in the schedule). The prologue
 (scope ``""``) runs once, then the loop body ``iterations`` times.
 
 The lower bound of any schedule of the same graph on the same devices is
@@ -108,28 +110,49 @@ def _list_schedule(
 
 
 def _simulate_scope(
-    g: nx.DiGraph,
     inside: dict[str, Node],
+    succ: dict,
     cost: dict[str, float],
     resource: dict[str, str],
     idle: set[str],
     scope: str,
     offset: float,
     timeline: list[Slot] | None,
-    index: dict[str, int],
+    index: dict,
+    unpack: dict[str, tuple[float, str]],
 ) -> float:
     if not inside:
         return 0.0
 
-    def record(name: str, res: str, start: float, end: float) -> None:
-        n = inside[name]
+    def record(name, res: str, start: float, end: float) -> None:
         assert timeline is not None
+        if isinstance(name, tuple):  # a recv's unpack: its CPU on the receiving device
+            n = inside[name[1]]
+            timeline.append(Slot(n.name, n.group, "unpack", res, offset + start, offset + end, scope))
+            return
+        n = inside[name]
         timeline.append(Slot(name, n.group, n.kind, res, offset + start, offset + end, scope))
 
-    # adjacency dicts: the views are too slow for graphs of a million nodes
-    return _list_schedule(
-        list(inside), cost, resource, succ_of(g), idle, index, record if timeline is not None else None
-    )
+    names: list = []
+    for k in inside:
+        names.append(k)
+        if k in unpack:
+            names.append(("unpack", k))
+    return _list_schedule(names, cost, resource, succ, idle, index, record if timeline is not None else None)
+
+
+def _with_unpacks(succ: dict, unpack: dict, cost: dict, resource: dict, index: dict) -> dict:
+    """``succ`` with each recv of ``unpack`` followed by its unpack step (the receiving
+    end's CPU, on its device) before the recv's consumers; ``cost``, ``resource`` and
+    ``index`` (just after the recv's) get the steps' entries."""
+    if not unpack:
+        return succ
+    succ = dict(succ)
+    for k, (cpu, device) in unpack.items():
+        step = ("unpack", k)
+        succ[step], succ[k] = succ[k], {step: None}
+        cost[step], resource[step], index[step] = cpu, device, index[k] + 0.5
+    return succ
 
 
 class Predictor:
@@ -162,6 +185,7 @@ class Predictor:
         index: dict = dict(self.index)  # names, then the (send, ...) and transfer keys
         sent: dict[str, list[tuple]] = {}  # source -> its sends and transfers, in order
         made: set[tuple] = set()
+        arrived: dict[tuple, list] = {}  # transfer -> the consumers that wait for it
         for n in self.made_order:
             d = where.get(n.name, "")
             succ.setdefault(n.name, [])
@@ -178,23 +202,34 @@ class Predictor:
                     succ.setdefault(src, []).append(n.name)
                     continue
                 key = (src, d, n.scope if s.kind == "variable" else s.scope)
-                if key not in made:  # a send (idle, but it waits for its device), then the transfer
+                if key not in made:  # a send (its end's CPU on its device), the transfer, its unpack
                     made.add(key)
-                    send = ("send", *key)
+                    send, cpu = ("send", *key), cm.transfer_cpu(s.out_bytes, ds, d)
                     index[send], index[key] = len(index), len(index) + 1
-                    sent.setdefault(src, []).extend((send, key))
                     succ.setdefault(src, []).append(send)
-                    succ[send], succ[key] = [key], []
-                    cost[send], cost[key] = 0.0, cm.transfer(s.out_bytes, ds, d)
+                    succ[send] = [key]
+                    cost[send], cost[key] = cpu, cm.transfer(s.out_bytes, ds, d)
                     resource[send], resource[key] = ds, (ds, d)
-                    idle.add(send)
-                succ[key].append(n.name)
+                    if not cpu:
+                        idle.add(send)
+                        sent.setdefault(src, []).extend((send, key))
+                        succ[key] = arrived[key] = []
+                    else:
+                        step = ("unpack", key)
+                        index[step] = index[key] + 0.5
+                        sent.setdefault(src, []).extend((send, key, step))
+                        succ[key], succ[step] = [step], []
+                        cost[step], resource[step], arrived[key] = cpu, d, succ[step]
+                arrived[key].append(n.name)
+
+        def scope_of(t: tuple) -> str:
+            return t[1][-1] if t[0] == "unpack" else t[-1]
 
         def scope_order(scope: str) -> list:  # topological: each transfer right after its source
-            out: list = [t for src, ts in sent.items() if nodes[src].scope != scope for t in ts if t[-1] == scope]
+            out: list = [t for src, ts in sent.items() if nodes[src].scope != scope for t in ts if scope_of(t) == scope]
             for name in self.scopes[scope]:
                 out.append(name)
-                out.extend(t for t in sent.get(name, ()) if t[-1] == scope)
+                out.extend(t for t in sent.get(name, ()) if scope_of(t) == scope)
             return out
 
         prologue = _list_schedule(scope_order(""), cost, resource, succ, idle, index)
@@ -232,6 +267,7 @@ def simulate(
     init = {d: 0.0 for d in cm.devices}
     longest: dict[str, dict[str, float]] = {"": {}, "loop": {}}  # paths within each scope
     total = {"": 0.0, "loop": 0.0}
+    unpack: dict[str, tuple[float, str]] = {}  # recv -> (the CPU spent receiving, its device)
     pred = pred_of(g)
     for n in order:
         kind, name = n.kind, n.name
@@ -246,6 +282,13 @@ def simulate(
             resource[name] = f"{src}->{n.device}"
             key = (src, n.device)
             links[key] = links.get(key, 0) + n.out_bytes * times
+            cpu = cm.transfer_cpu(n.out_bytes, src, n.device)
+            if cpu:
+                unpack[name] = (cpu, n.device)
+                busy[n.device] += cpu * times
+        elif kind == "send" and cm.transfer_cpu(n.out_bytes, n.device, n.data.to):
+            cost[name], resource[name] = cm.transfer_cpu(n.out_bytes, n.device, n.data.to), n.device
+            busy[n.device] += cost[name] * times
         elif kind in ("send", "loop"):
             cost[name], resource[name] = 0.0, n.device
             idle.add(name)
@@ -270,9 +313,12 @@ def simulate(
                 if t > before:
                     before = t
             within[name] = best + before
-    prologue = _simulate_scope(g, inside[""], cost, resource, idle, "", 0.0, slots, index)
+    succ = _with_unpacks(succ_of(g), unpack, cost, resource, index)
+    prologue = _simulate_scope(inside[""], succ, cost, resource, idle, "", 0.0, slots, index, unpack)
     iteration = (
-        _simulate_scope(g, inside["loop"], cost, resource, idle, "loop", prologue, slots, index) if loop else 0.0
+        _simulate_scope(inside["loop"], succ, cost, resource, idle, "loop", prologue, slots, index, unpack)
+        if loop
+        else 0.0
     )
     lb = 0.0
     if bound:

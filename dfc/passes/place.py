@@ -240,6 +240,7 @@ class _Heft:
         for d in self.candidates(n):
             links = dict(self.link)
             ready = self.ship(preds, d, links)
+            unpack = self.unpack(preds, d)
             load = dict(self.avail)
             for v in fresh:
                 e, at = self.make(v, d, load, links, n)
@@ -248,7 +249,7 @@ class _Heft:
                     if e != d:
                         links[(e, d)] = at
                 ready = max(ready, at)
-            eft = max(load[d], ready) + cost_on[d]
+            eft = max(load[d], ready) + unpack + cost_on[d]
             # ties (within a microsecond) go to the device with the most slack
             if (
                 best is None
@@ -275,6 +276,11 @@ class _Heft:
         if n.kind == "assign":
             d = self.where[n.data.target]
         self.ship(preds, d, self.link)  # the transfers now occupy their links
+        for _, b, src, _ in preds:  # and their CPU at the sending end
+            cpu = self.cm.transfer_cpu(b, src, d)
+            if cpu:
+                self.avail[src] += cpu
+                self.projected[src] += cpu
         if n.name in self.cluster:
             self.cluster_device.setdefault(self.cluster[n.name], d)
         self.where[n.name], self.finish[n.name] = d, eft
@@ -295,12 +301,17 @@ class _Heft:
                 ready = t
         return ready
 
+    def unpack(self, preds: list[tuple], d: str) -> float:
+        """The CPU ``d`` spends receiving the inputs ``preds`` that are elsewhere."""
+        return sum(self.cm.transfer_cpu(b, src, d) for _, b, src, _ in preds if src != d and b)
+
     def make(self, v: Node, d: str, load: dict[str, float], links: dict, user: Node) -> tuple[str, float]:
         """Where to initialise ``v`` for a use on ``d``: (device, when it is on d).
         In the loop, or when the user is the assign that writes ``v``: with its user.
         Before the loop: on another device (the one with most projected slack) when the
         transfer is hidden, i.e. the tile arrives, behind the link's other traffic,
-        before ``d`` would be free anyway; otherwise on ``d`` itself."""
+        before ``d`` would be free anyway, and receiving it costs ``d`` no CPU; otherwise
+        on ``d`` itself."""
         cm = self.cm
         if self.scope == "loop" or (user.kind == "assign" and user.data.target == v.name):
             return (d if not v.allowed or d in v.allowed else v.allowed[0]), load[d] if self.scope == "" else 0.0
@@ -313,7 +324,8 @@ class _Heft:
                 made = load[e] + cm.compute(v, e)
                 at = max(made, links.get((e, d), 0.0)) + cm.transfer(v.out_bytes, e, d)
                 remote.append((self.projected[e] + cm.compute(v, e), at, e))
-        hidden = [r for r in remote if r[1] <= load[d] + 1e-12]  # arrives before d is free
+        # arrives before d is free, and costs d no CPU to receive (else making it there is cheaper)
+        hidden = [r for r in remote if r[1] <= load[d] + 1e-12 and not cm.transfer_cpu(v.out_bytes, r[2], d)]
         if hidden:
             _, at, e = min(hidden)
             return e, at

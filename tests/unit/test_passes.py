@@ -206,7 +206,12 @@ def test_combine_leaves_small_items_and_dynamic_pushes_alone(sets):
     else:  # the queue form (auto might take all-reduces, which leave no queue to combine in)
         text = text.replace("broadcast: worker}", "broadcast: worker, via: queue}")
     spec = load_spec_text(text.encode(), f"{name}.yaml", sets)
-    placed, final = compile_spec(spec, stop_after="place"), compile_spec(spec)
+    # round-robin: CG's partials pushed from two workers (HEFT may keep a dot product's
+    # tiles on the reducer, where combining its partials is a local sum)
+    placed, final = compile_spec(spec, "round-robin", stop_after="place"), compile_spec(spec, "round-robin")
+    node = {k: v["node"] for k, v in placed.nodes(data=True)}
+    pushers = {node[node[e].inputs[0]].device for d in _dequeues(placed) for e in d.inputs}
+    assert len(pushers) > 1 and all(d.data.count > 1 for d in _dequeues(placed))
     assert [d.data.count for d in _dequeues(final)] == [d.data.count for d in _dequeues(placed)]
 
 
@@ -526,3 +531,105 @@ tasks:
     want = run_oracle(spec)
     for name in ("X", "Z"):
         np.testing.assert_allclose(got[name], want.arrays[name], rtol=1e-12, atol=1e-12)
+
+
+def test_a_transfer_costs_cpu_at_both_ends():
+    """A chain worker:0 -> worker:1 by hand: the link's cpu (seconds per byte) adds exactly
+    bytes * cpu to each end's busy time and twice that to the makespan; the placement
+    search's Predictor says the same."""
+    from dataclasses import replace
+
+    from dfc.cost.profile import Link
+
+    text = """dfc: 1
+name: chain
+params: {N: 2**16}
+cluster: {worker: {tasks: 2}}
+arrays:
+  a: {shape: [N], dtype: float64, init: ones, on: "worker:0"}
+  b: {shape: [N], dtype: float64, on: "worker:0"}
+  c: {shape: [N], dtype: float64, output: true, on: "worker:1"}
+tasks:
+  make: {compute: "2 * a", out: b, on: "worker:0"}
+  use:  {compute: "3 * b", out: c, on: "worker:1"}
+"""
+    spec = load_spec_text(text.encode(), "chain.yaml")
+    nbytes = 8 * 2**16
+    runs = {}
+    for cpu in (0.0, 1e-9):
+        profile = replace(Profile(), same_host=Link(1e-4, 1e9, cpu))
+        cm = CostModel(profile, devices(spec))
+        g = compile_spec(spec, profile=profile)
+        s = simulate(g, cm)
+        pre = compile_spec(spec, profile=profile, stop_after="fuse")
+        where = {k: v["node"].device for k, v in g.nodes(data=True) if k in pre}
+        assert Predictor(pre, cm)(where) == pytest.approx(s.makespan, rel=1e-12)
+        runs[cpu] = s
+    w0, w1 = sorted(runs[0.0].busy)
+    assert runs[1e-9].busy[w0] - runs[0.0].busy[w0] == pytest.approx(nbytes * 1e-9)
+    assert runs[1e-9].busy[w1] - runs[0.0].busy[w1] == pytest.approx(nbytes * 1e-9)
+    assert runs[1e-9].makespan - runs[0.0].makespan == pytest.approx(2 * nbytes * 1e-9)
+    kinds = {slot.kind for slot in runs[1e-9].timeline}
+    assert "unpack" in kinds and "unpack" not in {slot.kind for slot in runs[0.0].timeline}
+
+
+def test_a_profile_refuses_link_keys_it_does_not_know(tmp_path):
+    from dfc.cost.profile import ProfileError, load_profile
+
+    p = tmp_path / "p.yaml"
+    p.write_text("same_host: {latency: 1e-4, cpu: 2e-10}\n")
+    assert load_profile(str(p)).same_host.cpu == 2e-10
+    for bad, why in (("{latency: 1e-4, cpus: 1}", "same_host.cpus"), ("{cpu: -1}", "bad value")):
+        p.write_text(f"same_host: {bad}\n")
+        with pytest.raises(ProfileError, match=why):
+            load_profile(str(p))
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        # in a loop: this iteration's merge reads Y before the step after it doubles Y
+        """tasks:
+  sub: {for: {p: P}, compute: "fft(x[p])", out: "Y[p]"}
+loop:
+  max: 3
+  steps:
+    - {compute: "fft_merge(Y, stride=P)", out: X}
+    - {for: {p: P}, compute: "2 * Y[p]", out: "Y[p]"}
+""",
+        # one update: every right-hand side reads the old values (Y's initial tiles)
+        """tasks:
+  both: {update: {"X": "fft_merge(Y, stride=P)", "Y[0]": "2 * Y[0]"}}
+""",
+    ],
+)
+def test_fuse_keeps_every_read_before_the_write_after_it(tasks):
+    """The fused readers (fft_combine parts, reading Y's tiles) come before the assigns
+    that overwrite those tiles, as the reads they replace did; nothing is left of the
+    interleaved Y; both engines' answers are the oracle's."""
+    from dfc.oracle import run_oracle
+
+    text = f"""dfc: 1
+name: war
+params: {{N: 64, P: 4}}
+cluster: {{worker: {{tasks: 2}}}}
+arrays:
+  x: {{shape: [N], dtype: complex128, tile: {{cyclic: P}}, init: {{random: normal, seed: 3}}}}
+  Y: {{like: x, init: {{random: normal, seed: 4}}}}
+  X: {{shape: [N], dtype: complex128, tile: [N/2], output: true}}
+{tasks}"""
+    spec = load_spec_text(text.encode(), "war.yaml")
+    fused = compile_spec(spec, stop_after="fuse")
+    nodes = {k: v["node"] for k, v in fused.nodes(data=True)}
+    assert not [n for n in nodes.values() if n.op == "interleave"]
+    parts = [n for n in nodes.values() if n.op == "fft_combine"]
+    writes = [n for n in nodes.values() if n.kind == "assign" and n.data.target.startswith("Y[")]
+    checked = 0
+    for w in writes:  # a part that reads the variable w overwrites runs before w
+        for part in parts:
+            if w.data.target in part.inputs and part.scope == w.scope:
+                assert nx.has_path(fused, part.name, w.name), (part.name, w.name)
+                checked += 1
+    assert checked >= 2
+    want = run_oracle(spec).arrays["X"]
+    np.testing.assert_allclose(run_numpy(compile_spec(spec)).arrays["X"], want, rtol=1e-12, atol=1e-12)

@@ -117,6 +117,7 @@ def cost_profile(profile, layout: Layout):
         name: Link(
             float(v.get("latency", getattr(profile, name).latency)),
             float(v.get("bandwidth", getattr(profile, name).bandwidth)),
+            getattr(profile, name).cpu,
         )
         for name, v in layout.links.items()
     }
