@@ -134,3 +134,15 @@ def test_run_exits_1_when_verification_fails(tmp_path, capsys):
     spec.write_text(text)
     assert main(["run", str(spec), "--set", "N=128", "--set", "T=64"]) == 1
     assert "VERIFICATION FAILED" in capsys.readouterr().out
+
+
+def test_the_profile_example_in_the_docs_loads(tmp_path):
+    """docs/compiler.md's profile file is one: every key it names is taken."""
+    from dfc.cost.profile import load_profile
+
+    text = (ROOT / "docs" / "compiler.md").read_text()
+    block = next(b.split("\n", 1)[1] for b in text.split("```yaml")[1:] if b.split("\n", 1)[1].startswith("# profile"))
+    path = tmp_path / "profile.yaml"
+    path.write_text(block.split("```", 1)[0])
+    p = load_profile(str(path))
+    assert p.cpu_flops["float64"] == 5.0e10 and p.same_host.cpu == 4.0e-10 and p.tasks_per_host == 2
