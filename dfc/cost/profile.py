@@ -6,6 +6,7 @@ a YAML file (``placement.profile`` or ``dfc plan --profile``) overrides any of t
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -101,12 +102,16 @@ def load_profile(path: str | None) -> Profile:
                     raise ProfileError(
                         f"profile '{path}': unknown key '{key}.{extra[0]}' (known: latency, bandwidth, cpu)"
                     )
-                changes[key] = Link(
+                if any(isinstance(v, bool) for v in value.values()):  # (YAML reads 1e-4 as a string: taken)
+                    raise TypeError
+                changes[key] = link = Link(
                     float(value.get("latency", current.latency)),
                     float(value.get("bandwidth", current.bandwidth)),
                     float(value.get("cpu", current.cpu)),
                 )
-                if min(changes[key].latency, changes[key].cpu) < 0 or changes[key].bandwidth <= 0:
+                if not all(map(math.isfinite, (link.latency, link.bandwidth, link.cpu))):
+                    raise ValueError
+                if min(link.latency, link.cpu) < 0 or link.bandwidth <= 0:
                     raise ValueError
             elif isinstance(current, dict):
                 changes[key] = {**current, **{k: float(v) for k, v in value.items()}}

@@ -159,7 +159,8 @@ class Predictor:
     """The simulator's makespan for many placements of one unplaced graph, without building
     the placed graph each time (what the placement search calls). A cross-device input
     becomes what ``comm`` would make of it, one send and one transfer per (tensor,
-    destination device, scope), made in the same order, so the prediction equals
+    destination device, scope), and the unpack step after it where the link's transfers
+    cost CPU, made in the same order, so the prediction equals
     ``simulate(comm(placed graph))`` exactly."""
 
     def __init__(self, g: nx.DiGraph, cm: CostModel):
@@ -253,7 +254,8 @@ def simulate(
     order = topo(g)
     index = {k: i for i, k in enumerate(node_table(g))}  # ties: build order (program order), never names
     # one walk over the nodes for everything but the schedule itself: each node's time and
-    # resource (a ``recv`` occupies the link ``src->dst``, ``send`` and ``loop`` no time),
+    # resource (a ``recv`` occupies the link ``src->dst`` and its unpack step the receiving
+    # device, a ``send`` its device for the sending end's CPU, ``loop`` no time),
     # the totals of the report, and the lower bound's longest path (every op on its
     # cheapest device, transfers free: it holds for any placement)
     inside: dict[str, dict[str, Node]] = {"": {}, "loop": {}}

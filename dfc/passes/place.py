@@ -248,6 +248,8 @@ class _Heft:
                     load[e] += self.cm.compute(v, e)
                     if e != d:
                         links[(e, d)] = at
+                if e != d:  # made elsewhere: d receives it
+                    unpack += self.cm.transfer_cpu(v.out_bytes, e, d)
                 ready = max(ready, at)
             eft = max(load[d], ready) + unpack + cost_on[d]
             # ties (within a microsecond) go to the device with the most slack
@@ -272,6 +274,9 @@ class _Heft:
                 self.avail[e] += self.cm.compute(v, e)
                 self.projected[e] += self.cm.compute(v, e)
                 self.finish[v.name] = self.avail[e]
+            if e != d:  # and e sends it
+                self.avail[e] += self.cm.transfer_cpu(v.out_bytes, e, d)
+                self.projected[e] += self.cm.transfer_cpu(v.out_bytes, e, d)
             self.lazy.discard(v.name)
         if n.kind == "assign":
             d = self.where[n.data.target]
@@ -288,13 +293,15 @@ class _Heft:
 
     def ship(self, preds: list[tuple], d: str, links: dict) -> float:
         """When the inputs ``preds`` (name, bytes, device, done) are all on ``d``: each
-        transfer waits for its link (``links``, updated) and takes latency + bytes /
-        bandwidth (``cm.transfer``, with the links looked up once)."""
+        transfer starts once its sender has spent its end's CPU (bytes * cpu), waits for
+        its link (``links``, updated) and takes latency + bytes / bandwidth (``cm.transfer``,
+        with the links looked up once)."""
         ready = 0.0
         for _, b, src, t in preds:
             if src != d and b:
                 busy = links.get((src, d), 0.0)
                 wire = self.wires[(src, d)]
+                t += b * wire.cpu
                 t = (t if t > busy else busy) + (wire.latency + b / wire.bandwidth)
                 links[(src, d)] = t
             if t > ready:
@@ -321,7 +328,7 @@ class _Heft:
         remote = []
         for e in v.allowed or self.devs:
             if e != d:
-                made = load[e] + cm.compute(v, e)
+                made = load[e] + cm.compute(v, e) + cm.transfer_cpu(v.out_bytes, e, d)
                 at = max(made, links.get((e, d), 0.0)) + cm.transfer(v.out_bytes, e, d)
                 remote.append((self.projected[e] + cm.compute(v, e), at, e))
         # arrives before d is free, and costs d no CPU to receive (else making it there is cheaper)

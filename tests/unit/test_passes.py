@@ -536,7 +536,7 @@ tasks:
 def test_a_transfer_costs_cpu_at_both_ends():
     """A chain worker:0 -> worker:1 by hand: the link's cpu (seconds per byte) adds exactly
     bytes * cpu to each end's busy time and twice that to the makespan; the placement
-    search's Predictor says the same."""
+    search's Predictor and HEFT's own finish times say the same."""
     from dataclasses import replace
 
     from dfc.cost.profile import Link
@@ -564,6 +564,14 @@ tasks:
         pre = compile_spec(spec, profile=profile, stop_after="fuse")
         where = {k: v["node"].device for k, v in g.nodes(data=True) if k in pre}
         assert Predictor(pre, cm)(where) == pytest.approx(s.makespan, rel=1e-12)
+        from dfc.passes.place import _Heft
+
+        h = _Heft(pre, cm, devices(spec), slack=True)
+        h.rank_upward()
+        h.pin_data()
+        h.project_work()
+        h.schedule("")
+        assert max(h.finish.values()) == pytest.approx(s.makespan, rel=1e-12)
         runs[cpu] = s
     w0, w1 = sorted(runs[0.0].busy)
     assert runs[1e-9].busy[w0] - runs[0.0].busy[w0] == pytest.approx(nbytes * 1e-9)
@@ -579,7 +587,8 @@ def test_a_profile_refuses_link_keys_it_does_not_know(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("same_host: {latency: 1e-4, cpu: 2e-10}\n")
     assert load_profile(str(p)).same_host.cpu == 2e-10
-    for bad, why in (("{latency: 1e-4, cpus: 1}", "same_host.cpus"), ("{cpu: -1}", "bad value")):
+    bad_values = ("{cpu: -1}", "{cpu: .nan}", "{cpu: .inf}", "{cpu: true}", "{cpu: x}", "{bandwidth: 0}")
+    for bad, why in (("{latency: 1e-4, cpus: 1}", "same_host.cpus"), *((b, "bad value") for b in bad_values)):
         p.write_text(f"same_host: {bad}\n")
         with pytest.raises(ProfileError, match=why):
             load_profile(str(p))
