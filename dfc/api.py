@@ -203,6 +203,7 @@ class RunReport:
     output_error: str | None = None
     arrays: dict = field(default_factory=dict, repr=False)  # the output arrays (not in the JSON)
     scalars: dict = field(default_factory=dict, repr=False)
+    outputs: dict = field(default_factory=dict)  # the output scalars (in the JSON)
 
     @property
     def rate(self) -> tuple[str, float]:
@@ -228,7 +229,7 @@ class RunReport:
             "predicted_seconds": self.predicted_seconds,
             "strategy": self.strategy,
         }
-        for key in ("trace", "checkpoints", "retries", "output_error"):
+        for key in ("outputs", "trace", "checkpoints", "retries", "output_error"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         return _no_nan(out)
@@ -266,6 +267,8 @@ class _Run:
     warn: Say
 
     def report(self) -> RunReport:
+        import numpy as np
+
         from .cost.model import CostModel
         from .cost.simulate import simulate
         from .ir.devices import devices
@@ -320,8 +323,11 @@ class _Run:
             simulate(g, CostModel(self.profile, devices(spec)), result.iterations_run) if g is not None else None
         )
         seconds = {"compile": compile_s, **result.seconds, "verify": verify_s, "total": time.perf_counter() - t0}
+        outputs = {  # the output scalars, in their dtypes
+            s.name: np.asarray(result.scalars[s.name]).astype(s.dtype)[()] for s in spec.scalars.values() if s.output
+        }
         if self.out:
-            unsaved += self.save_outputs(result.arrays)
+            unsaved += self.save_outputs({**result.arrays, **outputs})
         return RunReport(
             spec.name,
             dict(spec.params),
@@ -339,6 +345,7 @@ class _Run:
             "; ".join(unsaved) or None,
             result.arrays,
             result.scalars,
+            {k: v.item() for k, v in outputs.items()},
         )
 
     def on_tf(self, g, unsaved: list[str]):
@@ -468,6 +475,9 @@ def out_folder(out: str, point=None) -> str:
 
 
 def out_files(spec: Spec, out: str, point=None) -> dict[str, str]:
-    """Output array name -> the .npy file a run with ``out`` writes it to."""
+    """Output array or scalar name -> the .npy file a run with ``out`` writes it to (a
+    scalar's holds a 0-d array)."""
+    from .lang.checks import output_names
+
     folder = out_folder(out, point)
-    return {a.name: os.path.join(folder, f"{a.name}.npy") for a in spec.arrays.values() if a.output}
+    return {name: os.path.join(folder, f"{name}.npy") for name in output_names(spec)}

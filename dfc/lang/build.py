@@ -361,6 +361,7 @@ class Builder:
                 d.get("via"),
                 d.get("dtype", "float64"),
                 d.get("description", ""),
+                bool(d.get("output", False)),
             )
             for name, d in (self.data.get("scalars") or {}).items()
         }

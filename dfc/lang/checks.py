@@ -1052,7 +1052,7 @@ def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
                 )
         ref = getattr(v, "reference", None)
         if ref is not None:
-            outputs = [a.name for a in spec.arrays.values() if a.output]
+            outputs = output_names(spec)
             given = getattr(v, "of", None)
             of = given or (outputs[0] if len(outputs) == 1 else "")
             pos = spec.source.value(("verify", "of") if given else ("verify",))
@@ -1061,10 +1061,23 @@ def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
                     pos,
                     "bad-verify",
                     "say which output the reference is compared with",
-                    "add `of: ARRAY` (outputs: " + (", ".join(outputs) or "none") + ")",
+                    "add `of: NAME` (outputs: " + (", ".join(outputs) or "none") + ")",
                 )
-            elif of not in spec.arrays:
-                ctx.errors.error(pos, "undefined-name", f"no array named '{of}'", did_you_mean(of, spec.arrays))
+            elif of in spec.scalars and not spec.scalars[of].output:
+                ctx.errors.error(
+                    pos, "bad-verify", f"scalar '{of}' is not an output", f"mark it `output: true` under scalars.{of}"
+                )
+            elif of not in spec.arrays and of not in spec.scalars:
+                ctx.errors.error(
+                    pos,
+                    "undefined-name",
+                    f"no array or scalar named '{of}'",
+                    did_you_mean(of, [*spec.arrays, *spec.scalars]),
+                )
+            elif of in spec.scalars:
+                t = _typed(ctx, ref, scope)
+                if isinstance(t, TensorType) and t.rank:
+                    ctx.report(ref.error(None, "shape-mismatch", f"the reference gives {t} but '{of}' is a scalar"))
             else:
                 t = _typed(ctx, ref, scope)
                 want = spec.arrays[of].type
@@ -1077,6 +1090,11 @@ def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
                 evaluate(expr, env)
             except ExprError as e:
                 ctx.report(e)
+
+
+def output_names(spec: Spec) -> list[str]:
+    """The program's results: its output arrays, then its output scalars."""
+    return [a.name for a in spec.arrays.values() if a.output] + [s.name for s in spec.scalars.values() if s.output]
 
 
 # ---------------------------------------------------------------------------- driver

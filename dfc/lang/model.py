@@ -156,6 +156,7 @@ class Scalar:
     via: str | None = key("via")
     dtype: str = key("dtype", "float64")
     description: str = key("description", "")
+    output: bool = key("output", False)
 
 
 @dataclass(frozen=True)

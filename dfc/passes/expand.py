@@ -538,6 +538,10 @@ class Expander:
             self.assign(ctx, ("scalar", name), value, f"{pos_label}/assign:scalar:{name}")
             self.bound.pop(name, None)
         else:
+            if node_of(self.g, value[0]).kind == "variable":
+                # a name for a variable's value now (``let: prev, value: lam``): a copy,
+                # read before any later write of the variable (readers come before writes)
+                value = self.op(ctx, "copy", [value], None, f"{pos_label}/copy")
             self.bound[name] = value[0]
 
     # ---------------------------------------------------------------- driver

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..lang.checks import output_names
 from ..lang.expr import Expr, evaluate
 from ..lang.model import Spec, VerifyExact, VerifyFreivalds, VerifyReference, VerifyResidual
 from ..lang.walk import Walker
@@ -121,10 +122,9 @@ def verify(spec: Spec, arrays: dict[str, np.ndarray], scalars: dict[str, float] 
         why = "below" if ok else "not a number: the computation broke down, not" if np.isnan(value) else "not below"
         return Verdict(ok, "residual", f"{v.residual.text} = {value:.3e} ({why} {v.below:g})", value)
     if isinstance(v, VerifyReference):
-        outputs = [a.name for a in spec.arrays.values() if a.output]
-        of = v.of or outputs[0]
+        of = v.of or output_names(spec)[0]
         ref = np.asarray(np_eval(v.reference, v.reference.tree, env))
-        got = arrays[of]
+        got = np.asarray(arrays[of] if of in arrays else (scalars or {})[of])
         err = float(np.linalg.norm(got - ref))
         scale = float(np.linalg.norm(ref))
         rel = err / scale if scale else err

@@ -18,6 +18,8 @@ def summary_lines(r) -> list[str]:
     ]
     if r.iterations_run:
         lines.append(f"  iterations: {r.iterations_run}")
+    for name, value in r.outputs.items():
+        lines.append(f"  {name} = {value:.10g}" if isinstance(value, float) else f"  {name} = {value}")
     if v:
         lines.append(f"  verify: {v['detail']}")
     m, c = r.metrics, r.seconds["compute"]

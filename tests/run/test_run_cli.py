@@ -138,3 +138,29 @@ def test_the_servers_logs_are_removed_after_a_successful_run(tmp_path, monkeypat
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert main(["run", str(ROOT / "specs" / "stream.yaml"), "--set", "MB=1", "--set", "reps=2", "--quiet"]) == 0
     assert not list(scratch.glob("dfc-cluster-*"))
+
+
+def test_an_output_scalar_is_printed_reported_written_and_verified(tmp_path, capsys):
+    """specs/power.yaml on the TF engine: the eigenvalue `lam` (an output scalar) is printed,
+    under `outputs` in the JSON, a 0-d lam.npy in --out, equal to the NumPy engine's and the
+    oracle's; it is the dominant eigenvalue of A (NumPy's eigvalsh on the whole matrix)."""
+    from dfc.lang import load_spec
+    from dfc.oracle import run_oracle
+
+    sets = ["N=256", "iterations=200"]
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    args = ["run", str(ROOT / "specs" / "power.yaml"), *[a for s in sets for a in ("--set", s)]]
+    assert main([*args, "--out", str(out), "--json", str(report)]) == 0
+    printed = capsys.readouterr().out
+    r = json.loads(report.read_text())
+    lam = np.load(out / "lam.npy")
+    assert lam.shape == () and lam.dtype == np.float64 and float(lam) == r["outputs"]["lam"]
+    assert f"lam = {r['outputs']['lam']:.10g}" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["lam.npy", "v.npy"]
+    meaning = run_oracle(load_spec(ROOT / "specs" / "power.yaml", sets))
+    assert r["iterations_run"] == meaning.iterations_run < 200
+    a = meaning.arrays["A"]
+    assert float(lam) == pytest.approx(np.linalg.eigvalsh(a)[-1], rel=1e-10)
+    assert r["verified"] is True
+    assert main([*args, "--engine", "numpy", "--json", str(report), "--quiet"]) == 0
+    assert json.loads(report.read_text())["outputs"]["lam"] == pytest.approx(float(lam), rel=1e-12)

@@ -193,3 +193,14 @@ def test_fft_merged_in_blocks_matches_the_queue_form_and_numpy(sets):
     assert got.arrays["X"].shape == (n,)
     np.testing.assert_allclose(got.arrays["X"], want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
     np.testing.assert_allclose(seed_form.arrays["X"], got.arrays["X"], rtol=1e-9, atol=1e-9 * np.abs(want).max())
+
+
+def test_power_iteration_matches_the_numpy_engine_and_verifies():
+    """specs/power.yaml (a let naming a loop variable, an output scalar) on TF against the
+    NumPy engine and the oracle: the same iterations and eigenvalue."""
+    spec = load_spec(ROOT / "specs" / "power.yaml", ["N=256"])
+    got = compare(spec)
+    want = run_oracle(spec)
+    assert got.iterations_run == want.iterations_run > 1
+    assert got.scalars["lam"] == pytest.approx(want.scalars["lam"], rel=1e-10)
+    assert verify(spec, got.arrays, got.scalars).ok

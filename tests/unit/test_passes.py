@@ -642,3 +642,20 @@ arrays:
     assert checked >= 2
     want = run_oracle(spec).arrays["X"]
     np.testing.assert_allclose(run_numpy(compile_spec(spec)).arrays["X"], want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_let_naming_a_loop_variable_reads_it_before_the_variable_is_written():
+    """`let: prev, value: lam` then `let: lam, ...` in one body: prev is this iteration's
+    old lam (a copy made before the write), so `until: abs(lam - prev) ...` stops when lam
+    stops moving, on the NumPy engine as in the oracle (it stopped after one iteration)."""
+    from dfc.oracle import run_oracle
+
+    spec = load_spec(ROOT / "specs" / "power.yaml", ["N=64"])
+    g = compile_spec(spec)
+    nodes = {k: v["node"] for k, v in g.nodes(data=True)}
+    copy = next(k for k, n in nodes.items() if n.op == "copy" and n.inputs == ("scalar:lam",))
+    write = next(k for k, n in nodes.items() if n.kind == "assign" and n.data.target == "scalar:lam" and n.scope)
+    assert nx.has_path(g, copy, write)
+    got, want = run_numpy(g), run_oracle(spec)
+    assert got.iterations_run == want.iterations_run > 1
+    assert got.scalars["lam"] == pytest.approx(want.scalars["lam"], rel=1e-12)
