@@ -353,6 +353,48 @@ def _elementwise_extreme(fn):
     return apply
 
 
+def _triangle(lower: bool):
+    def part(a):
+        a = np.asarray(a)
+        rows, cols = np.indices(a.shape)
+        return np.where(rows >= cols if lower else rows <= cols, a, np.zeros((), a.dtype))
+
+    return part
+
+
+def _cholesky(a):
+    """The lower factor by the definition (A = L Lᵀ, column by column); NaN in the lower
+    triangle when a pivot is not positive (the tile is not positive definite)."""
+    a = np.asarray(a)
+    n = a.shape[0]
+    out = np.zeros_like(a)
+    for j in range(n):
+        pivot = a[j, j] - out[j, :j] @ out[j, :j]
+        if not pivot > 0:
+            return _triangle(True)(np.full_like(a, np.nan))
+        out[j, j] = np.sqrt(pivot)
+        out[j + 1 :, j] = (a[j + 1 :, j] - out[j + 1 :, :j] @ out[j, :j]) / out[j, j]
+    return out
+
+
+def _solve_triangular(a, b, lower=1, trans=0, right=0):
+    """op(T) X = B, or X op(T) = B, by substitution, T the lower or upper triangle of a."""
+    t = _triangle(bool(lower))(a)
+    t = t.T if trans else t
+    if right:  # X op(T) = B  <=>  op(T)ᵀ Xᵀ = Bᵀ
+        return _substitute(t.T, np.asarray(b).T, forward=not (bool(lower) != bool(trans))).T
+    return _substitute(t, np.asarray(b), forward=bool(lower) != bool(trans))
+
+
+def _substitute(t, b, forward: bool):
+    x = np.zeros(b.shape, dtype=np.result_type(t, b))
+    n = t.shape[0]
+    with np.errstate(all="ignore"):
+        for i in range(n) if forward else range(n - 1, -1, -1):
+            x[i] = (b[i] - t[i] @ x) / t[i, i]  # the rows of x not solved yet are 0
+    return x
+
+
 FUNCTIONS = {
     "matmul": np.matmul,
     "matvec": np.matmul,
@@ -370,6 +412,10 @@ FUNCTIONS = {
     "fft_merge": _fft_merge,
     "transpose": np.transpose,
     "copy": np.copy,
+    "tril": _triangle(True),
+    "triu": _triangle(False),
+    "cholesky": _cholesky,
+    "solve_triangular": _solve_triangular,
 }
 
 

@@ -265,6 +265,84 @@ def _fft_combine_part(kwargs: dict, lo: int, hi: int) -> dict:
     return {**kwargs, "lo": base + lo, "hi": base + hi}
 
 
+def _matrix(name: str) -> Infer:
+    def infer(a):
+        a = _tensor(a, 0, name)
+        if a.rank != 2:
+            raise OpTypeError(f"{name} takes a matrix (a 2-D tile), got {a}", arg=0)
+        return a
+
+    return infer
+
+
+def _real_square(name: str, a: TensorType, i: int = 0) -> TensorType:
+    a = _tensor(a, i, name)
+    if a.rank != 2 or a.shape[0] != a.shape[1]:
+        raise OpTypeError(f"{name} takes a square matrix, got {a}", arg=i)
+    if a.dtype not in ("float32", "float64", None):
+        raise OpTypeError(
+            f"{name} takes float32 or float64, got {a}",
+            "complex and integer matrices are not supported yet",
+            arg=i,
+            code="dtype-mismatch",
+        )
+    return a
+
+
+def _cholesky(a: TensorType) -> TensorType:
+    return _real_square("cholesky", a)
+
+
+def cholesky_numpy(a) -> np.ndarray:
+    """The lower factor; a tile that is not positive definite gives NaN in the lower
+    triangle (as TensorFlow's kernel does), for the verifier to report."""
+    try:
+        return np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        return np.where(np.tri(*np.shape(a)) > 0, np.nan, 0.0).astype(np.asarray(a).dtype)
+
+
+def _flag(name: str, key: str, value) -> bool:
+    if value not in (0, 1, True, False):
+        raise OpTypeError(f"{name}({key}={value}): {key} is 0 or 1 (False or True)")
+    return bool(value)
+
+
+def _solve_triangular(a: TensorType, b: TensorType, lower=1, trans=0, right=0) -> TensorType:
+    a = _real_square("solve_triangular", a)
+    for key, value in (("lower", lower), ("trans", trans), ("right", right)):
+        _flag("solve_triangular", key, value)
+    b = _tensor(b, 1, "solve_triangular")
+    n = a.shape[0]
+    if right and (b.rank != 2 or b.shape[1] != n):
+        raise OpTypeError(f"solve_triangular(right=1) solves X A = B: B needs {n} columns, got {b}", arg=1)
+    if not right and (b.rank not in (1, 2) or b.shape[0] != n):
+        raise OpTypeError(f"solve_triangular solves A X = B: B needs {n} rows, got {b}", arg=1)
+    return TensorType(b.shape, unify_dtype(a, b))
+
+
+def _solve_triangular_numpy(a, b, lower=1, trans=0, right=0):
+    t = np.tril(a) if lower else np.triu(a)
+    t = t.T if trans else t
+    with np.errstate(all="ignore"):
+        try:
+            if right:  # X t = b  <=>  t^T X^T = b^T
+                return np.linalg.solve(t.T, b.T).T
+            return np.linalg.solve(t, b)
+        except np.linalg.LinAlgError:  # a zero on the diagonal: no solution (NaN, as TF's)
+            return np.full(np.shape(b), np.nan)
+
+
+def _tf_solve_triangular(tf, a, b, lower=1, trans=0, right=0):
+    vector = len(b.shape) == 1
+    rhs = b[:, None] if vector else b
+    if right:  # X op(A) = B  <=>  op(A)^T X^T = B^T
+        out = tf.transpose(tf.linalg.triangular_solve(a, tf.transpose(rhs), lower=bool(lower), adjoint=not trans))
+    else:
+        out = tf.linalg.triangular_solve(a, rhs, lower=bool(lower), adjoint=bool(trans))
+    return out[:, 0] if vector else out
+
+
 def _transpose(a: TensorType) -> TensorType:
     a = _tensor(a, 0, "transpose")
     if a.rank != 2:
@@ -787,6 +865,51 @@ register(
     )
 )
 register(Op("transpose", "matrix transpose", _transpose, lambda a, o: 0, np.transpose, lambda tf, x: tf.transpose(x)))
+register(
+    Op(
+        "tril",
+        "lower triangle of a matrix (zeros above the diagonal)",
+        _matrix("tril"),
+        lambda a, o: 0,
+        np.tril,
+        lambda tf, x: tf.linalg.band_part(x, -1, 0),
+    )
+)
+register(
+    Op(
+        "triu",
+        "upper triangle of a matrix (zeros below the diagonal)",
+        _matrix("triu"),
+        lambda a, o: 0,
+        np.triu,
+        lambda tf, x: tf.linalg.band_part(x, 0, -1),
+    )
+)
+register(
+    Op(
+        "cholesky",
+        "the lower Cholesky factor L of a symmetric positive definite tile (A = L L^T; POTRF; "
+        "reads the lower triangle; NaN where the tile is not positive definite)",
+        _cholesky,
+        lambda a, o: o.shape[0] ** 3 // 3,
+        cholesky_numpy,
+        lambda tf, x: tf.linalg.band_part(tf.linalg.cholesky(x), -1, 0),
+    )
+)
+register(
+    Op(
+        "solve_triangular",
+        "X with A X = B (right=1: X A = B) for the lower (lower=0: upper) triangle of A, "
+        "or its transpose (trans=1); TRSM",
+        _solve_triangular,
+        lambda a, o: a[0].shape[0] ** 2 * (o.size // a[0].shape[0]),
+        _solve_triangular_numpy,
+        _tf_solve_triangular,
+        nargs=(2, 2),
+        kwargs=("lower", "trans", "right"),
+        cast_inputs=True,
+    )
+)
 register(Op("copy", "a copy of a tile", _unary_same("copy"), lambda a, o: 0, np.copy, lambda tf, x: tf.identity(x)))
 
 # structural ops the compiler inserts (never written in a spec)

@@ -204,3 +204,59 @@ def test_power_iteration_matches_the_numpy_engine_and_verifies():
     assert got.iterations_run == want.iterations_run > 1
     assert got.scalars["lam"] == pytest.approx(want.scalars["lam"], rel=1e-10)
     assert verify(spec, got.arrays, got.scalars).ok
+
+
+KERNELS = """dfc: 1
+name: kernels
+params: {N: 64, M: 8}
+cluster: {worker: {tasks: 2}}
+arrays:
+  A: {shape: [N, N], dtype: float64, init: {random: spd, seed: 0}}
+  B: {shape: [N, M], dtype: float64, init: {random: uniform, seed: 1}}
+  b: {shape: [N], dtype: float64, init: {random: uniform, seed: 2}}
+  L: {shape: [N, N], dtype: float64, output: true}
+  X: {shape: [N, M], dtype: float64, output: true}
+  Xt: {shape: [N, M], dtype: float64, output: true}
+  Z: {shape: [M, N], dtype: float64, output: true}
+  y: {shape: [N], dtype: float64, output: true}
+  U: {shape: [N, N], dtype: float64, output: true}
+tasks:
+  chol: {compute: "cholesky(A)", out: L}
+  fwd: {compute: "solve_triangular(L, B)", out: X}
+  back: {compute: "solve_triangular(L, B, trans=1)", out: Xt}
+  side: {compute: "solve_triangular(L, transpose(B), right=1)", out: Z}
+  vec: {compute: "solve_triangular(triu(A), b, lower=0)", out: y}
+  parts: {compute: "triu(A) + tril(A) - A", out: U}
+verify: {exact: "L @ transpose(L) == A", rtol: 1e-10}
+"""
+
+
+def test_dense_kernels_match_numpy_on_whole_arrays():
+    """cholesky, solve_triangular (left, transposed, right, upper, a vector), tril and triu
+    on the TF engine, the NumPy engine and the oracle, and each against its defining
+    equation in plain NumPy."""
+    spec = load_spec_text(KERNELS.encode(), "kernels.yaml")
+    got = compare(spec).arrays
+    a, b_, b, lo = got["A"], got["B"], got["b"], got["L"]
+    assert np.array_equal(lo, np.tril(lo))
+    np.testing.assert_allclose(lo @ lo.T, a, rtol=1e-12)
+    np.testing.assert_allclose(lo @ got["X"], b_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(lo.T @ got["Xt"], b_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["Z"] @ lo, b_.T, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.triu(a) @ got["y"], b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["U"], np.triu(a) + np.tril(a) - a, rtol=1e-14)
+    np.testing.assert_allclose(np.diagonal(got["U"]), np.diagonal(a), rtol=1e-14)
+    assert verify(spec, got, {}).ok
+
+
+def test_cholesky_of_a_tile_that_is_not_positive_definite_is_nan_on_every_engine():
+    """NaN in the lower triangle and zeros above it (TF's kernel leaves the upper triangle
+    unwritten), on TF, the NumPy engine and the oracle, for the verifier to report."""
+    text = KERNELS.replace("init: {random: spd, seed: 0}", "init: {random: uniform, seed: 5}")
+    spec = load_spec_text(text.encode(), "notspd.yaml")
+    g = compile_spec(spec)
+    for arrays in (run_tf(g, timeout=120).arrays, run_numpy(g).arrays, run_oracle(spec).arrays):
+        lo = arrays["L"]
+        assert np.isnan(lo[np.tril_indices(64)]).all() and (lo[np.triu_indices(64, 1)] == 0).all()
+    v = verify(spec, run_numpy(g).arrays, {})
+    assert v is not None and not v.ok
