@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
                 "GFLOP/s",
             )
     for n, iters in cfg["cg"]:
-        d = dfc_run("cg.yaml", [f"N={n}", f"iterations={iters}", "tol=0", f"diag={cg_diagonal(n)}"], repeats)
+        d = dfc_run("cg.yaml", [f"N={n}", f"iterations={iters}", "tol=0", f"shift={cg_diagonal(n)}"], repeats)
         row("cg", f"N={n} it={iters}", d, "gflops", "numpy CG loop", numpy_cg(n, iters, repeats), "GFLOP/s")
     for n in cfg["fft"]:
         d = dfc_run("fft.yaml", [f"N={n}"], repeats)

@@ -413,6 +413,11 @@ FUNCTIONS = {
     "transpose": np.transpose,
     "copy": np.copy,
     "tril": _triangle(True),
+    "diag": lambda a: (
+        np.asarray(a)[np.arange(min(np.shape(a))), np.arange(min(np.shape(a)))].copy()
+        if np.ndim(a) == 2
+        else np.asarray(a)[:, None] * np.eye(len(a), dtype=np.asarray(a).dtype)
+    ),
     "triu": _triangle(False),
     "cholesky": _cholesky,
     "solve_triangular": _solve_triangular,

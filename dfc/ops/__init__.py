@@ -275,6 +275,15 @@ def _matrix(name: str) -> Infer:
     return infer
 
 
+def _diag(a: TensorType) -> TensorType:
+    a = _tensor(a, 0, "diag")
+    if a.rank == 1:  # the matrix with this diagonal
+        return TensorType((a.shape[0], a.shape[0]), a.dtype)
+    if a.rank == 2:  # the main diagonal
+        return TensorType((min(a.shape),), a.dtype)
+    raise OpTypeError(f"diag takes a vector (makes a matrix) or a matrix (takes its diagonal), got {a}", arg=0)
+
+
 def _real_square(name: str, a: TensorType, i: int = 0) -> TensorType:
     a = _tensor(a, i, name)
     if a.rank != 2 or a.shape[0] != a.shape[1]:
@@ -883,6 +892,16 @@ register(
         lambda a, o: 0,
         np.triu,
         lambda tf, x: tf.linalg.band_part(x, 0, -1),
+    )
+)
+register(
+    Op(
+        "diag",
+        "a matrix's main diagonal, or the square matrix with a vector on its diagonal",
+        _diag,
+        lambda a, o: 0,
+        np.diag,
+        lambda tf, x: tf.linalg.diag(x) if len(x.shape) == 1 else tf.linalg.diag_part(x),
     )
 )
 register(

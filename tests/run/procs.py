@@ -55,4 +55,4 @@ def listening_ports() -> set[int]:
 
 #: CG that runs 268 iterations (tol=0 stops at the exact solution), about 2 s of compute:
 #: checkpoints at 50, 100, ... 250
-CG_SETS = ["N=512", "iterations=2000", "tol=0", "diag=20"]
+CG_SETS = ["N=512", "iterations=2000", "tol=0", "shift=20"]

@@ -194,7 +194,7 @@ def test_a_corrupt_checkpoint_is_refused_and_the_previous_one_used(killed, refer
 
 def test_resume_refuses_another_run_before_starting_anything(killed, tmp_path):
     for args, says in (
-        (["--set", "diag=30"], "param diag: 20 then, 30 now"),
+        (["--set", "shift=30"], "param shift: 20 then, 30 now"),
         (["--set", "P=4"], "the cluster: reducer: 1, worker: 2 then, reducer: 1, worker: 4 now"),
     ):
         r = Run("--out", str(killed), "--resume", params=[*PARAMS, *args])
@@ -238,7 +238,7 @@ def no_checkpoints(tmp_path: Path) -> str:
 
 
 def test_a_stopped_task_is_named_at_the_timeout_and_nothing_can_be_resumed(tmp_path):
-    r = Run("--timeout", "3", "--retries", "1", "--set", "diag=5", spec=no_checkpoints(tmp_path))
+    r = Run("--timeout", "3", "--retries", "1", "--set", "shift=5", spec=no_checkpoints(tmp_path))
     r.running()
     time.sleep(0.5)
     os.kill(r.servers()["worker:1"], signal.SIGSTOP)
@@ -255,8 +255,8 @@ def test_a_stopped_task_is_named_at_the_timeout_and_nothing_can_be_resumed(tmp_p
     "sig, code, says", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")]
 )
 def test_ctrl_c_and_sigterm_stop_a_run_at_once(tmp_path, sig, code, says):
-    # diag=5: no convergence; 10^5 iterations (~30 s): it is mid-run when the signal comes
-    r = Run("--out", str(tmp_path), "--set", "diag=5", "--set", "iterations=100000")
+    # shift=5: no convergence; 10^5 iterations (~30 s): it is mid-run when the signal comes
+    r = Run("--out", str(tmp_path), "--set", "shift=5", "--set", "iterations=100000")
     r.wait_for(checkpoint_at(tmp_path / "checkpoints", 50), "a checkpoint")
     servers = r.servers()
     r.proc.send_signal(sig)
@@ -267,7 +267,7 @@ def test_ctrl_c_and_sigterm_stop_a_run_at_once(tmp_path, sig, code, says):
 
 
 def test_a_dead_master_is_named_at_once_and_its_logs_kept(tmp_path):
-    r = Run("--set", "diag=5", "--set", "iterations=100000", "--timeout", "120")
+    r = Run("--set", "shift=5", "--set", "iterations=100000", "--timeout", "120")
     r.running()
     os.kill(r.servers()["worker:0"], signal.SIGKILL)
     assert r.finish() < 3, r.err  # it was silent for 330 s

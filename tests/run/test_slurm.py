@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 #: small sizes of the four programs, and the tasks each batch script asks for
 PROGRAMS = {
     "stream": (["MB=2", "reps=5"], 2),
-    "cg": (["N=256", "diag=20", "tol=0", "iterations=120"], 3),
+    "cg": (["N=256", "shift=20", "tol=0", "iterations=120"], 3),
     "matmul": (["N=256", "T=128"], 4),
     "fft": (["N=2**12"], 2),
 }

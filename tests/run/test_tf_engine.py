@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = {
     "stream": ["MB=1", "reps=3"],
     "matmul": ["N=256", "T=64"],
-    "cg": ["N=256", "diag=48"],
+    "cg": ["N=256", "shift=48"],
     "fft": ["N=1024", "P=4"],
 }
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ tasks:
 @pytest.mark.parametrize(
     "name, sets",
     [
-        ("cg", ["N=256", "diag=48", "tol=1e-8", "iterations=60"]),  # leaves early, inside a chunk
+        ("cg", ["N=256", "shift=48", "tol=1e-8", "iterations=60"]),  # leaves early, inside a chunk
         ("stream", ["MB=1", "reps=40"]),
         ("gen", ["seed=0"]),
     ],
@@ -136,7 +136,7 @@ def test_all_reduces_match_the_numpy_engine_the_oracle_and_the_queue_form(worker
     """reduce: {via: collective}: CG's dot products as all-reduces among the devices that
     hold the partials (TF's collective ops; a ring of 2, or 3), against the NumPy engine and
     the oracle (compare), and against the queue form it replaces, on TF."""
-    sets = ["N=240", "diag=48", f"P={workers}", "tol=0", "iterations=30"]
+    sets = ["N=240", "shift=48", f"P={workers}", "tol=0", "iterations=30"]
     spec = _cg_via("collective", sets)
     g = compile_spec(spec, strategy)
     nodes = [d["node"] for d in g._node.values()]
@@ -159,7 +159,7 @@ def test_two_lowerings_never_share_collective_keys():
     sessions: every lowering offsets the plan's keys by a number of its own."""
     from dfc.lower import lower
 
-    g = compile_spec(_cg_via("collective", ["N=240", "diag=48", "P=3"]), "round-robin")
+    g = compile_spec(_cg_via("collective", ["N=240", "shift=48", "P=3"]), "round-robin")
     keys = []
     for _ in range(2):
         ops = [o for o in lower(g).graph.get_operations() if o.type == "CollectiveReduce"]
@@ -220,21 +220,23 @@ arrays:
   Z: {shape: [M, N], dtype: float64, output: true}
   y: {shape: [N], dtype: float64, output: true}
   U: {shape: [N, N], dtype: float64, output: true}
+  d: {shape: [N], dtype: float64, output: true}
 tasks:
   chol: {compute: "cholesky(A)", out: L}
   fwd: {compute: "solve_triangular(L, B)", out: X}
   back: {compute: "solve_triangular(L, B, trans=1)", out: Xt}
   side: {compute: "solve_triangular(L, transpose(B), right=1)", out: Z}
   vec: {compute: "solve_triangular(triu(A), b, lower=0)", out: y}
-  parts: {compute: "triu(A) + tril(A) - A", out: U}
+  parts: {compute: "triu(A) + tril(A) - diag(diag(A))", out: U}
+  dv: {compute: "diag(A)", out: d}
 verify: {exact: "L @ transpose(L) == A", rtol: 1e-10}
 """
 
 
 def test_dense_kernels_match_numpy_on_whole_arrays():
-    """cholesky, solve_triangular (left, transposed, right, upper, a vector), tril and triu
-    on the TF engine, the NumPy engine and the oracle, and each against its defining
-    equation in plain NumPy."""
+    """cholesky, solve_triangular (left, transposed, right, upper, a vector), tril, triu and
+    diag (both ways) on the TF engine, the NumPy engine and the oracle, and each against
+    its defining equation in plain NumPy."""
     spec = load_spec_text(KERNELS.encode(), "kernels.yaml")
     got = compare(spec).arrays
     a, b_, b, lo = got["A"], got["B"], got["b"], got["L"]
@@ -244,8 +246,8 @@ def test_dense_kernels_match_numpy_on_whole_arrays():
     np.testing.assert_allclose(lo.T @ got["Xt"], b_, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got["Z"] @ lo, b_.T, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(np.triu(a) @ got["y"], b, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(got["U"], np.triu(a) + np.tril(a) - a, rtol=1e-14)
-    np.testing.assert_allclose(np.diagonal(got["U"]), np.diagonal(a), rtol=1e-14)
+    np.testing.assert_allclose(got["U"], a, rtol=1e-14)
+    np.testing.assert_allclose(got["d"], np.diagonal(a))
     assert verify(spec, got, {}).ok
 
 

@@ -45,7 +45,7 @@ def test_identity_ignores_loop_checkpoint_but_not_params_or_the_cluster(tmp_path
     assert spec2.loop.checkpoint.path == str(tmp_path / "ck")  # from the spec's folder
     saved = {"format": 1, **identity(spec, g)}
     assert mismatch(saved, identity(spec, g)) == []
-    assert mismatch(saved, identity(*cg("diag=3"))) == ["param diag: 4 then, 3 now"]
+    assert mismatch(saved, identity(*cg("shift=3"))) == ["param shift: 4 then, 3 now"]
     four = mismatch(saved, identity(*cg("P=4")))
     assert "param P: 2 then, 4 now" in four and any(
         m.startswith("the cluster: reducer: 1, worker: 2 then") for m in four
@@ -85,8 +85,8 @@ def test_resume_refuses_another_run_and_an_empty_folder(tmp_path):
     ck = Checkpointer(store, 50, identity(spec, g), say=lambda *a: None)
     with pytest.raises(CheckpointError, match="no complete checkpoint"):
         ck.check()
-    store.commit(0, {"format": 1, **identity(*cg("diag=3")), "iteration": 50, "slot": 0})
-    with pytest.raises(CheckpointError, match="is of another run: param diag: 3 then, 4 now"):
+    store.commit(0, {"format": 1, **identity(*cg("shift=3")), "iteration": 50, "slot": 0})
+    with pytest.raises(CheckpointError, match="is of another run: param shift: 3 then, 4 now"):
         ck.check()
 
 

@@ -363,7 +363,7 @@ def test_gather_puts_each_block_tile_in_its_place(n):
     np.testing.assert_array_equal(whole, np.block(blocks))
 
 
-def _cg(via: str | None, sets=("N=256", "diag=48", "tol=0", "iterations=12")):
+def _cg(via: str | None, sets=("N=256", "shift=48", "tol=0", "iterations=12")):
     text = (ROOT / "specs" / "cg.yaml").read_text()
     if via is not None:
         text = text.replace("broadcast: worker}", f"broadcast: worker, via: {via}}}")
