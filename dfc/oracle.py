@@ -362,6 +362,15 @@ def _triangle(lower: bool):
     return part
 
 
+def _diag(a):
+    """A matrix's main diagonal, or the square matrix with the vector ``a`` on it."""
+    a = np.asarray(a)
+    if a.ndim == 2:
+        k = np.arange(min(a.shape))
+        return a[k, k].copy()
+    return a[:, None] * np.eye(len(a), dtype=a.dtype)
+
+
 def _cholesky(a):
     """The lower factor by the definition (A = L Lᵀ, column by column); NaN in the lower
     triangle when a pivot is not positive (the tile is not positive definite)."""
@@ -413,11 +422,7 @@ FUNCTIONS = {
     "transpose": np.transpose,
     "copy": np.copy,
     "tril": _triangle(True),
-    "diag": lambda a: (
-        np.asarray(a)[np.arange(min(np.shape(a))), np.arange(min(np.shape(a)))].copy()
-        if np.ndim(a) == 2
-        else np.asarray(a)[:, None] * np.eye(len(a), dtype=np.asarray(a).dtype)
-    ),
+    "diag": _diag,
     "triu": _triangle(False),
     "cholesky": _cholesky,
     "solve_triangular": _solve_triangular,

@@ -288,12 +288,13 @@ def simulate(
             if cpu:
                 unpack[name] = (cpu, n.device)
                 busy[n.device] += cpu * times
-        elif kind == "send" and cm.transfer_cpu(n.out_bytes, n.device, n.data.to):
-            cost[name], resource[name] = cm.transfer_cpu(n.out_bytes, n.device, n.data.to), n.device
-            busy[n.device] += cost[name] * times
         elif kind in ("send", "loop"):
-            cost[name], resource[name] = 0.0, n.device
-            idle.add(name)
+            cpu = cm.transfer_cpu(n.out_bytes, n.device, n.data.to) if kind == "send" else 0.0
+            cost[name], resource[name] = cpu, n.device
+            if cpu:  # the sending end's CPU
+                busy[n.device] += cpu * times
+            else:
+                idle.add(name)
         else:
             cost[name] = cm.compute(n, n.device)
             resource[name] = n.device

@@ -549,22 +549,23 @@ def _split(m: int) -> int:
     return next(b for b in range(math.isqrt(m), 0, -1) if m % b == 0)
 
 
-def _tf_twiddled(tf, y, p: int, n: int):
-    """``y * W_N^(p k)`` for k < M = len(y), without a sine or cosine per element: with
-    k = a + B b (B a divisor of M near its square root), W^(p k) = W^(p a) W^(p B b), two
-    broadcast products over y seen as (M/B, B); each factor's angle is reduced mod N in
-    integers first, so it stays exact for any p."""
-    m = int(y.shape[0])
+def _tf_twiddled(tf, y, ps, n: int):
+    """``y[i] * W_N^(ps[i] k)`` for the rows of ``y`` (sub-spectra of M), k < M, without a
+    sine or cosine per element: with k = a + B b (B a divisor of M near its square root),
+    W^(p k) = W^(p a) W^(p B b), two broadcast products over each row seen as (M/B, B);
+    each factor's angle is reduced mod N in integers first, so it stays exact for any p."""
+    m = int(y.shape[-1])
     b = _split(m)
     real = tf.float64 if y.dtype == tf.complex128 else tf.float32
+    ps = np.asarray(ps, dtype=np.int64)[:, None]
 
     def w(exponents: np.ndarray):
         angle = tf.constant((-2.0 * math.pi / n) * (exponents % n), real)
         return tf.complex(tf.cos(angle), tf.sin(angle))
 
-    inner = w(p * np.arange(b, dtype=np.int64))[None, :]  # W^(p a), a < B
-    outer = w(p * b * np.arange(m // b, dtype=np.int64))[:, None]  # W^(p B b), b < M/B
-    return tf.reshape(tf.reshape(y, [m // b, b]) * inner * outer, [m])
+    inner = w(ps * np.arange(b, dtype=np.int64))[:, None, :]  # W^(p a), a < B
+    outer = w(ps * b * np.arange(m // b, dtype=np.int64))[:, :, None]  # W^(p B b), b < M/B
+    return tf.reshape(tf.reshape(y, [len(ps), m // b, b]) * inner * outer, [len(ps), m])
 
 
 #: Up to this many rows x sub-spectra, the radix-P stage of fft_combine is a sum of scaled
@@ -572,13 +573,14 @@ def _tf_twiddled(tf, y, p: int, n: int):
 LINEAR_TERMS = 8
 
 
-def _tf_radix_rows(tf, z: list, q0: int, q1: int):
-    """Rows q0..q1-1 of the length-P DFT across the twiddled sub-spectra ``z`` (P vectors
-    of M), as one vector: sums of scaled vectors when few, a (q1-q0) x P matmul of their
-    stack, or (all rows of a large P) a batch of FFTs."""
-    p_count = len(z)
+def _tf_radix_rows(tf, z, q0: int, q1: int):
+    """Rows q0..q1-1 of the length-P DFT across the twiddled sub-spectra ``z`` (a list of
+    P vectors of M, or their (P, M) stack), as one vector: sums of scaled vectors when few,
+    a (q1-q0) x P matmul of the stack, or (all rows of a large P) a batch of FFTs."""
+    p_count = len(z) if isinstance(z, list) else int(z.shape[0])
     dft = np.exp(-2j * np.pi * np.outer(np.arange(q0, q1), np.arange(p_count)) / p_count)
     if (q1 - q0) * p_count <= LINEAR_TERMS:
+        z = z if isinstance(z, list) else tf.unstack(z)  # at most LINEAR_TERMS rows
         rows = []
         for c in dft:
             acc = z[0] * tf.constant(c[0], z[0].dtype) if c[0] != 1 else z[0]
@@ -586,17 +588,19 @@ def _tf_radix_rows(tf, z: list, q0: int, q1: int):
                 acc = acc + zp * tf.constant(cp, zp.dtype)
             rows.append(acc)
         return rows[0] if len(rows) == 1 else tf.concat(rows, 0)
-    stacked = tf.stack(z)
+    stacked = tf.stack(z) if isinstance(z, list) else z
     if p_count > SMALL_RADIX and (q0, q1) == (0, p_count):
         return tf.reshape(tf.transpose(tf.signal.fft(tf.transpose(stacked))), [-1])
     return tf.reshape(tf.linalg.matmul(tf.constant(dft, dtype=stacked.dtype), stacked), [-1])
 
 
 def _tf_fft_merge(tf, items, stride: int = 0):
-    """Twiddle each sub-spectrum Y_p by W_N^(p k), then a length-P DFT across p."""
+    """Twiddle each sub-spectrum Y_p by W_N^(p k), then a length-P DFT across p: on the
+    (P, M) stack of the queue's items (or of the interleaved vector's sub-spectra)."""
     if len(items.shape) == 1:  # one vector, the sub-spectra interleaved
         items = tf.transpose(tf.reshape(items, [-1, stride]))
-    return _tf_fft_combine(tf, *tf.unstack(items), stride=stride)
+    m = int(items.shape[1])
+    return _tf_radix_rows(tf, _tf_twiddled(tf, items, range(stride), stride * m), 0, stride)
 
 
 def _tf_fft_combine(tf, *tiles, stride: int = 0, lo: int = 0, hi: int = -1):
@@ -605,7 +609,7 @@ def _tf_fft_combine(tf, *tiles, stride: int = 0, lo: int = 0, hi: int = -1):
     m = int(tiles[0].shape[0])
     hi = stride * m if hi < 0 else hi
     q0, q1 = lo // m, -(-hi // m)
-    z = [tiles[0]] + [_tf_twiddled(tf, t, p, stride * m) for p, t in enumerate(tiles) if p]
+    z = [tiles[0]] + [_tf_twiddled(tf, t[None, :], [p], stride * m)[0] for p, t in enumerate(tiles) if p]
     out = _tf_radix_rows(tf, z, q0, q1)
     return out if (lo, hi) == (q0 * m, q1 * m) else out[lo - q0 * m : hi - q0 * m]
 
