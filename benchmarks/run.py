@@ -13,6 +13,8 @@ figures are not to be quoted), measured in this run:
   100: the generated SPD matrix is so well conditioned that CG reaches machine precision
   in ~60 iterations, after which rr underflows and 0/0 gives NaN in any implementation;
 - FFT (complex128): against ``numpy.fft`` and ``scipy.fft`` (all cores);
+- tiled Cholesky (float64, ``specs/cholesky.yaml`` on 2 workers): against
+  ``numpy.linalg.cholesky`` and ``scipy.linalg.cholesky`` (LAPACK POTRF) of the whole matrix;
 - STREAM (worker -> ps): against a bare two-server TF ``assign_add`` of the same vector
   (``bare_stream.py``: the figure STREAM is held to), a raw socket transfer between two
   local processes and a NumPy copy; plus the machine's peak BLAS rate and memory bandwidth.
@@ -53,6 +55,7 @@ SETS = {
         "matmul": [(1024, 512)],
         "cg": [(1024, 20)],
         "fft": [2**18],
+        "cholesky": [(1024, 256)],
         "stream": [2, 8],
         "peak_n": 2048,
         "copy_mb": 128,
@@ -62,6 +65,7 @@ SETS = {
         "matmul": [(4096, 1024), (8192, 2048)],
         "cg": [(8192, 100)],
         "fft": [2**22, 2**24],
+        "cholesky": [(4096, 512)],
         "stream": [2, 8, 32, 128],
         "peak_n": 8192,
         "copy_mb": 1024,
@@ -201,6 +205,23 @@ def numpy_cg(n: int, iterations: int, repeats: int) -> float:
         return timed(cg)
 
     return iterations * 2 * n**2 / median_time(one, repeats) / 1e9
+
+
+def cholesky_rate(n: int, repeats: int, which: str) -> float:
+    """GFLOP/s (n³/3 + n²/2, as specs/cholesky.yaml counts) of LAPACK's POTRF on an SPD
+    matrix like the spec's (uniform, symmetrised, n on the diagonal), checked."""
+    rng = np.random.default_rng(0)
+    u = rng.random((n, n))
+    a = (u + u.T) / 2 + n * np.eye(n)
+    if which == "scipy":
+        import scipy.linalg
+
+        factor = lambda: scipy.linalg.cholesky(a, lower=True, check_finite=False)  # noqa: E731
+    else:
+        factor = lambda: np.linalg.cholesky(a)  # noqa: E731
+    lo = factor()
+    assert np.allclose(lo @ lo.T, a), "the baseline's factor is wrong"
+    return (n**3 / 3 + n**2 / 2) / median_time(lambda: timed(factor), repeats) / 1e9
 
 
 def fft_rate(n: int, repeats: int, which: str) -> float:
@@ -511,6 +532,10 @@ def main(argv: list[str] | None = None) -> int:
             fft_rate(n, repeats, "scipy"),
             "GFLOP/s",
         )
+    for n, b in cfg["cholesky"]:
+        d = dfc_run("cholesky.yaml", [f"N={n}", f"B={b}", "W=2"], repeats)
+        for which, label in (("numpy", "numpy.linalg.cholesky"), ("scipy", "scipy.linalg.cholesky")):
+            row("cholesky", f"N={n} B={b}", d, "gflops", label, cholesky_rate(n, repeats, which), "GFLOP/s")
     for mb in cfg["stream"]:
         reps = stream_reps(mb)
         d = dfc_run("stream.yaml", [f"MB={mb}", f"reps={reps}"], repeats)

@@ -150,6 +150,10 @@ class Evaluator:
         subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         return self.o.arrays[a.name][tile_key(a, tuple(self.index(s, env) for s in subs))]
 
+    def ev_Attribute(self, node, env):  # `.T`, the only attribute of the language
+        assert node.attr == "T"
+        return np.transpose(self.ev(node.value, env))
+
     def ev_UnaryOp(self, node, env):
         v = self.ev(node.operand, env)
         if isinstance(node.op, ast.UAdd):
@@ -449,14 +453,17 @@ class Oracle:
         return Evaluator(self, expr, env or {}).value()
 
     # -------------------------------------------------------- steps
-    def task(self, t: Task) -> None:
+    def task(self, t: Task, outer: dict | None = None) -> None:
+        """Every instance of ``t`` (those its `where:` keeps); ``outer``: the loop's index."""
         if t.pop:
             self.popped[t.pop] = [v for _, v in sorted(self.queued[t.pop], key=lambda kv: kv[0])]
             self.queued[t.pop] = []
         writes: list[tuple[str, tuple | None, np.ndarray]] = []
         names = [k for k, _ in t.domain]
         for values in itertools.product(*(range(n) for _, n in t.domain)):
-            env = dict(zip(names, values))
+            env = {**(outer or {}), **dict(zip(names, values))}
+            if t.where is not None and not self.value(t.where, env):
+                continue
             if t.compute is not None:
                 value = np.array(self.value(t.compute, env))
                 if t.push is not None:
@@ -503,8 +510,8 @@ class Oracle:
         for key, value in sorted(by_key.items()):
             self.arrays[a.name][tile_key(a, key)] = value.astype(a.dtype, copy=False)
 
-    def bind(self, name: str, expr: Expr | None, declared: bool) -> None:
-        value = self.value(expr) if expr is not None else 0
+    def bind(self, name: str, expr: Expr | None, declared: bool, env: dict | None = None) -> None:
+        value = self.value(expr, env) if expr is not None else 0
         if declared:
             self.scalars[name] = np.asarray(value).astype(self.spec.scalars[name].dtype)[()]
             self.lets.pop(name, None)
@@ -575,11 +582,12 @@ class Oracle:
             limit = loop.max if max_iterations is None else min(loop.max, max_iterations)
             while iterations < limit:
                 self.lets = {}
+                outer = {loop.index: iterations} if loop.index else {}
                 for step in loop.steps:
                     if isinstance(step, Let):
-                        self.bind(step.let, step.reduce or step.value, step.let in spec.scalars)
+                        self.bind(step.let, step.reduce or step.value, step.let in spec.scalars, outer)
                     else:
-                        self.task(step)
+                        self.task(step, outer)
                         if step.push is not None:
                             self.drain(self.target_name(step.push))
                 iterations += 1

@@ -36,6 +36,7 @@ class Facts:
     cluster: Mapping[str, Job]
     devices: tuple[str, ...]
     queues: Mapping[str, QueueFacts]
+    unrolled: int = 0  # iterations of a loop with an `index:`, compiled into the prologue
 
 
 def facts_of(spec: Spec) -> Facts:
@@ -57,4 +58,5 @@ def facts_of(spec: Spec) -> Facts:
         MappingProxyType(dict(spec.cluster)),
         devices(spec),
         MappingProxyType(queues),
+        spec.loop.max if spec.loop is not None and spec.unrolled else 0,
     )

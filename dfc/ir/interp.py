@@ -120,7 +120,7 @@ class NumpyEngine:
         for node in prologue:
             if node.kind != "variable":
                 self.step(node)
-        iterations = 0
+        iterations = self.g.graph["facts"].unrolled  # an unrolled loop ran in the prologue
         loop = self.g.nodes["loop"]["node"] if "loop" in self.g else None
         if loop is not None:
             limit = loop.data.max if max_iterations is None else min(max_iterations, loop.data.max)

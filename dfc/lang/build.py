@@ -422,6 +422,7 @@ class Builder:
             self.location(d.get("on"), p + ("on",), jobs),
             d.get("schedule", "static"),
             d.get("description", ""),
+            self.expr(d["where"], p + ("where",), MATH_FUNCTIONS) if "where" in d else None,
             unparsed[1] if unparsed else None,
         )
         self.check_task_shape(task, d, p)
@@ -461,13 +462,24 @@ class Builder:
                 f"'{task.name}' does nothing",
                 "give it `compute:` with `out:`/`push:`, or `update:`",
             )
-        if d.get("schedule") == "dynamic" and not d.get("for"):
-            self.errors.error(
-                self.pos(*p, "schedule"),
-                "task-form",
-                "`schedule: dynamic` needs a `for:` domain to hand out",
-                "remove it, or give the task an index domain",
+        if d.get("schedule") == "dynamic":
+            why = (
+                "needs a `for:` domain to hand out"
+                if not d.get("for")
+                else "hands out tasks outside the loop only"
+                if p[0] == "loop"
+                else "hands out tasks that `push:` into a queue"
+                if "push" not in d
+                else ""
             )
+            if why:
+                self.errors.error(
+                    self.pos(*p, "schedule"),
+                    "task-form",
+                    f"`schedule: dynamic` {why}",
+                    "remove it (the compiler places static tasks), or make the task a `push:` task of "
+                    "`tasks:` with a `for:` domain",
+                )
 
     def build_loop(self, jobs) -> Loop | None:
         d = self.data.get("loop")
@@ -504,6 +516,7 @@ class Builder:
         return Loop(
             self.pos("loop"),
             self.size(d["max"], ("loop", "max"), "loop.max"),
+            d.get("index"),
             self.expr(d["until"], ("loop", "until")) if "until" in d else None,
             Checkpoint(
                 self.size(cp["every"], ("loop", "checkpoint", "every"), "checkpoint.every"),

@@ -37,14 +37,19 @@ class Context:
     def report(self, e: ExprError) -> None:
         self.errors.extend(e.diagnostics)
 
-    def scope(self, task: Task | None = None, scalars=None, later=None, items=None) -> Scope:
+    def scope(self, task: Task | None = None, scalars=None, later=None, items=None, in_loop: bool = False) -> Scope:
+        """What an expression sees: the task's indices (in the body of a loop with an
+        `index:`, that index too, ranging over the iterations), params, scalars, items."""
+        loop = self.spec.loop
+        outer = {loop.index: loop.max} if in_loop and loop is not None and loop.index else {}
         return Scope(
             self.spec.arrays,
             self.spec.params,
-            dict(task.domain) if task else {},
+            {**outer, **(dict(task.domain) if task else {})},
             scalars or {},
             items or {},
             later or {},
+            task.where if task else None,
         )
 
 
@@ -194,8 +199,10 @@ def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
 
 
 def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict) -> None:
+    in_loop = _task_path(spec, task)[0] == "loop"
+    outer = spec.loop.index if in_loop and spec.loop is not None else None
     for idx, _ in task.domain:
-        if idx in spec.params or idx in spec.arrays or idx in spec.scalars:
+        if idx in spec.params or idx in spec.arrays or idx in spec.scalars or idx == outer:
             ctx.errors.error(
                 spec.source.key(_task_path(spec, task) + ("for", idx)),
                 "name-clash",
@@ -216,7 +223,9 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
             if task.pop in ctx.item_types:
                 count = sum(t.instances for t in _all_tasks(spec) if t.queue == task.pop)
                 items[task.pop] = ItemsType(ctx.item_types[task.pop][0], count)
-    scope = ctx.scope(task, scalars, later, items)
+    scope = ctx.scope(task, scalars, later, items, in_loop)
+    if task.where is not None:
+        _check_where(spec, ctx, task, scope)
     # the items' type is unknown when every producer's expression has a mistake: already reported
     untyped = task.pop is not None and task.pop in spec.queues and task.pop not in items and ctx.producers.get(task.pop)
     result = None if untyped else _typed(ctx, task.compute, scope, allow_free=False)
@@ -253,7 +262,7 @@ def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope) -> N
         "values into a queue whose reducer sums them (`push:` and `queues:`)"
     )
     missing = [i for i, _ in many if i not in used]
-    if not subs or missing:
+    if (not subs or missing) and task.where is None:
         what = (
             f"each write the whole array '{target.text}'"
             if not subs
@@ -269,19 +278,21 @@ def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope) -> N
         )
         return
     names = [i for i, _ in many]
-    if math.prod(n for _, n in many) > ENUMERATION_LIMIT:
+    outer = [n for n in scope.indices if n not in dict(task.domain)]  # a loop's index: one iteration at a time
+    envs = scope.kept([*outer, *(i for i, _ in task.domain)])
+    if envs is None:
         return  # too many to list: the indices are all there, and a repeat is left unproven
     seen: dict[tuple, dict] = {}
     parts = [Expr(target.text, sub, target.pos, target.exact) for sub in subs]
-    for env in _enumerate(scope, [i for i, _ in task.domain]):
+    for env in envs:
         try:
-            key = tuple(evaluate(p, env) for p in parts)
+            key = tuple(evaluate(p, {**scope.params, **env}) for p in parts)
         except ExprError:
             return  # reported where the target is checked
-        first = seen.setdefault(key, env)
+        first = seen.setdefault((tuple(env[o] for o in outer), key), env)
         if first is not env:
             a, b = (", ".join(f"{i}={e[i]}" for i in names) for e in (first, env))
-            tile = f"{target.base()}[{', '.join(map(str, key))}]"
+            tile = f"{target.base()}[{', '.join(map(str, key))}]" if key else f"'{target.base()}'"
             ctx.report(
                 target.error(
                     target.tree,
@@ -292,6 +303,56 @@ def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope) -> N
                 )
             )
             return
+
+
+def _check_where(spec: Spec, ctx: Context, task: Task, scope: Scope) -> None:
+    """A task's `where:` is a condition on its indices (and params, and a loop's index)
+    that keeps at least one instance."""
+    where = task.where
+    assert where is not None
+    unknown = {n: node for n, node in _first_uses(where).items() if n not in scope.indices and n not in scope.params}
+    for name, node in unknown.items():
+        hint = (
+            "`where:` is a condition on the task's `for:` indices and params, e.g. 'k < j <= i'"
+            if name not in spec.arrays and name not in spec.scalars
+            else f"'{name}' is not an index: `where:` chooses instances by their indices alone"
+        )
+        near = did_you_mean(name, [*scope.indices, *scope.params])
+        ctx.report(where.error(node, "undefined-name", f"undefined name '{name}' in `where:`", near or hint))
+    if unknown:
+        return
+    envs = scope.kept([n for n in scope.indices])
+    if envs is None:
+        return
+    try:
+        for env in itertools.islice(itertools.product(*(range(n) for n in scope.indices.values())), ENUMERATION_LIMIT):
+            at = dict(zip(scope.indices, env))
+            v = evaluate(where, {**scope.params, **at})
+            if not isinstance(v, bool):
+                inst = ", ".join(f"{k}={x}" for k, x in at.items())
+                ctx.report(
+                    where.error(
+                        None,
+                        "bad-type",
+                        f"`where: {where.text}` gives {v} (at {inst}), not a condition",
+                        "compare indices, e.g. 'j <= i' or 'i != k'",
+                    )
+                )
+                return
+    except ExprError as e:
+        ctx.report(e)
+        return
+    box = math.prod(scope.indices.values())
+    if not envs and box > 1:  # (a box of one instance is a degenerate size: N = B runs no TRSM)
+        loop = " in any iteration" if any(n not in dict(task.domain) for n in scope.indices) else ""
+        ctx.report(
+            where.error(
+                None,
+                "empty-domain",
+                f"`where: {where.text}` keeps none of the {box} instances of '{task.name}'{loop}",
+                "the task would never run: loosen the condition, or remove the task",
+            )
+        )
 
 
 def _names(names: list[str]) -> str:
@@ -545,11 +606,13 @@ def check_scalars_and_loop(spec: Spec, ctx: Context) -> dict[str, TensorType]:
         for s in lets
         if s.let not in scalars
     }
+    _check_loop_index(spec, ctx)
     visible = dict(scalars)
     for step in spec.loop.steps:
         if isinstance(step, Let):
             expr = step.reduce or step.value
-            t = _typed(ctx, expr, ctx.scope(scalars=visible, later=later), allow_free=step.reduce is not None)
+            scope = ctx.scope(scalars=visible, later=later, in_loop=True)
+            t = _typed(ctx, expr, scope, allow_free=step.reduce is not None)
             _check_scalar_value(ctx, expr, t, step.via, step.let, step.pos)
             # bound even when its expression has a mistake (reported): later steps see it
             visible[step.let] = TensorType((), getattr(t, "dtype", None) or "float64")
@@ -568,6 +631,33 @@ def check_scalars_and_loop(spec: Spec, ctx: Context) -> dict[str, TensorType]:
                 )
             )
     return visible
+
+
+def _check_loop_index(spec: Spec, ctx: Context) -> None:
+    """A loop with an `index:` is unrolled: it runs exactly `max` times, each iteration
+    compiled with its own value of the index."""
+    loop = spec.loop
+    assert loop is not None
+    if loop.index is None:
+        return
+    k = loop.index
+    if k in spec.params or k in spec.arrays or k in spec.scalars:
+        ctx.errors.error(
+            spec.source.value(("loop", "index")),
+            "name-clash",
+            f"loop index '{k}' hides the {'param' if k in spec.params else 'array' if k in spec.arrays else 'scalar'} "
+            "of the same name",
+            "rename the index",
+        )
+    for key, why in (("until", "it runs exactly `max` times"), ("checkpoint", "it has no iterations to resume")):
+        if getattr(loop, key) is not None:
+            ctx.errors.error(
+                spec.source.key(("loop", key)),
+                "task-form",
+                f"a loop with `index: {k}` is unrolled at compile time: {why}",
+                f"remove `{key}:`, or remove `index:` (a loop that stops early, or is checkpointed, "
+                "cannot see its iteration number)",
+            )
 
 
 def _check_scalar_value(ctx: Context, expr: Expr | None, t, via: str | None, name: str, pos: Pos) -> None:
@@ -1113,6 +1203,8 @@ def _task_path(spec: Spec, task: Task) -> tuple:
 
 
 def _kind_of(spec: Spec, name: str) -> str:
+    if spec.loop is not None and name == spec.loop.index:
+        return "loop index"
     return "param" if name in spec.params else "array" if name in spec.arrays else "scalar"
 
 

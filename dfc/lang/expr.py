@@ -255,6 +255,15 @@ def _check_whitelist(expr: Expr, tree: ast.Expression, functions: tuple[str, ...
 
 def _check_node(expr: Expr, node: ast.AST, where: ast.AST, functions: tuple[str, ...]) -> None:
     """Raise ExprError if ``node`` itself (not its children) is not in the language."""
+    if isinstance(node, ast.Attribute) and "transpose" in functions:  # a compute expression
+        if node.attr != "T":
+            raise expr.error(
+                node,
+                "expr-forbidden",
+                f"'.{node.attr}' is not an attribute of a tile",
+                "'.T' (the transpose) is the only one, e.g. 'A[i, k].T'",
+            )
+        return
     if not isinstance(node, _ALLOWED):
         what = _DESCRIBE.get(type(node), type(node).__name__)
         raise expr.error(

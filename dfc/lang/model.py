@@ -196,12 +196,15 @@ class Task:
     on: Location | None = key("on")
     schedule: str = key("schedule", "static")
     description: str = key("description", "")
+    #: the condition that keeps an instance (``k < j <= i``): a triangular or banded domain
+    where: Expr | None = key("where")
     #: the queue a ``push:`` names whose target has a mistake (reported, so the spec is
     #: invalid): the task still counts as that queue's producer while the rest is checked
     push_unparsed: str | None = None
 
     @property
     def instances(self) -> int:
+        """The size of the ``for:`` box (a ``where:`` keeps some of them)."""
         return math.prod(n for _, n in self.domain)
 
     @property
@@ -235,6 +238,8 @@ class Checkpoint:
 class Loop:
     pos: Pos
     max: int = key("max", 1)
+    #: the iteration number's name, visible to the steps: such a loop is unrolled
+    index: str | None = key("index")
     until: Expr | None = key("until")
     checkpoint: Checkpoint | None = key("checkpoint")
     steps: tuple[Step, ...] = key("steps", ())
@@ -307,9 +312,17 @@ class Spec:
 
     @property
     def tile_tasks(self) -> int:
-        """Tile-task instances: every task, plus one iteration of the loop body."""
+        """Tile-task instances (the boxes of `for:`, an upper bound under `where:`): every
+        task, plus one iteration of the loop body, or all of them when the loop is unrolled."""
         steps = self.loop.steps if self.loop else ()
-        return sum(t.instances for t in (*self.tasks.values(), *steps) if isinstance(t, Task))
+        body = sum(t.instances for t in steps if isinstance(t, Task))
+        times = self.loop.max if self.loop is not None and self.loop.index is not None else 1
+        return sum(t.instances for t in self.tasks.values()) + body * times
+
+    @property
+    def unrolled(self) -> bool:
+        """Whether the loop is unrolled at compile time (it names its `index:`)."""
+        return self.loop is not None and self.loop.index is not None
 
     @property
     def ntiles(self) -> int:

@@ -50,9 +50,36 @@ class Scope:
     scalars: Mapping[str, TensorType] = field(default_factory=dict)
     items: Mapping[str, ItemsType] = field(default_factory=dict)
     later: Mapping[str, str] = field(default_factory=dict)  # name -> why it is not visible yet
+    where: Expr | None = None  # the task's `where:`: only the instances it keeps run
 
     def visible(self) -> list[str]:
         return [*self.arrays, *self.params, *self.indices, *self.scalars, *self.items]
+
+    def kept(self, names: Sequence[str]) -> list[dict] | None:
+        """The values of index ``names`` in the instances that run: every combination, or
+        those a ``where:`` keeps (over the indices it names too); None when there are too
+        many to list (then only the corners of the box are checked)."""
+        names = list(names)
+        if self.where is not None:
+            names += sorted(n for n in self.where.names() if n in self.indices and n not in names)
+        combos = math.prod(self.indices[n] for n in names)
+        if combos > ENUMERATION_LIMIT:
+            return None
+        out = []
+        for c in itertools.product(*(range(self.indices[n]) for n in names)):
+            env = dict(zip(names, c))
+            if self.where is None or _holds(self.where, {**self.params, **env}):
+                out.append(env)
+        return out
+
+
+def _holds(where: Expr, env: Mapping) -> bool:
+    """Whether ``where`` keeps the instance ``env`` (a mistake in it is reported where the
+    task is checked: here it keeps the instance)."""
+    try:
+        return bool(evaluate(where, env))
+    except ExprError:
+        return True
 
 
 def infer(expr: Expr, scope: Scope, allow_free: bool = False) -> Type | None:
@@ -268,14 +295,12 @@ class _Typer(Walker[Typed]):
                     "compound indices may use the task's `for:` indices and params",
                 )
         used = [n for n in names if n in s.indices]
-        combos = 1
-        for n in used:
-            combos *= s.indices[n]
         sub_expr = Expr(self.expr.text, sub, self.expr.pos, self.expr.exact)
-        if combos > ENUMERATION_LIMIT:  # check the corners only
+        values = s.kept(used)
+        if values is None:  # too many to list: check the corners only
             values = [dict(zip(used, c)) for c in itertools.product(*[(0, s.indices[n] - 1) for n in used])]
-        else:
-            values = [dict(zip(used, c)) for c in itertools.product(*[range(s.indices[n]) for n in used])]
+        if not values:
+            return  # no instance runs
         results = []
         for env in values:
             v = evaluate(sub_expr, {**s.params, **env})

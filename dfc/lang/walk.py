@@ -127,6 +127,12 @@ class Walker(Generic[V]):
             return parts[0]
         return self.apply(node, "and", parts, [node] * len(parts))
 
+    def _attribute(self, node: ast.Attribute) -> V:
+        """``a.T``: the transpose of ``a`` (the parser lets no other attribute through)."""
+        if node.attr != "T":
+            return self.forbidden(node)
+        return self.apply(node, "transpose", [self.walk(node.value)], [node.value])
+
     def _call(self, node: ast.Call) -> V:
         op = REGISTRY.get(node.func.id) if isinstance(node.func, ast.Name) else None
         if op is None or not op.callable:
@@ -143,4 +149,5 @@ _DISPATCH = {
     ast.BoolOp: "_boolop",
     ast.Compare: "_compare",
     ast.Call: "_call",
+    ast.Attribute: "_attribute",
 }

@@ -29,7 +29,7 @@ from ..ir.devices import allowed
 from ..ir.facts import facts_of
 from ..ir.node import Node, add, node_of, node_table, topo
 from ..ir.payload import Assign, Broadcast, Compute, Const, Dequeue, Enqueue, Loop, Random, Tile, Variable
-from ..lang.expr import Expr, compiled
+from ..lang.expr import Expr, compiled, evaluate
 from ..lang.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
 from ..lang.walk import Walker
 from ..ops import REGISTRY, ItemsType, Op, TensorType
@@ -98,7 +98,7 @@ class Expander:
         self.pending: dict[str, list[str]] = {}  # queue -> enqueue nodes not yet drained
         self.types: dict[str, Type] = {}
         self.readers: dict[str, set[str]] = {}  # variable -> nodes that read it since its last write
-        self.drains: dict[tuple[str, str], int] = {}  # (queue, scope) -> times its reducer drained it
+        self.drains: dict[tuple[str, str], int] = {}  # (queue, scope or 'pop') -> times it was drained
         # what is the same for every instance of a task, worked out once: sub-expressions
         # compiled, source positions, and an op's result type and costs for its input types
         self._compiled: dict[ast.AST, Callable] = {}
@@ -427,8 +427,11 @@ class Expander:
         return n.name
 
     # ---------------------------------------------------------------- tasks
-    def task(self, t: Task, scope: str, prefix: str | None = None) -> None:
+    def task(self, t: Task, scope: str, prefix: str | None = None, outer: Mapping[str, int] | None = None) -> None:
+        """The instances of ``t`` (those its `where:` keeps); ``outer``: an unrolled loop's
+        index and its value in this iteration."""
         spec = self.spec
+        outer = dict(outer or {})
         prefix = prefix or (f"loop/{t.name}" if scope == "loop" else t.name)
         where = allowed(spec, t.on or spec.placement.constraints.get(t.name))
         items = {}
@@ -439,8 +442,11 @@ class Expander:
         names = [k for k, _ in t.domain]
         writes: list[tuple[_Ctx, tuple, tuple[str, Type]]] = []
         for values in itertools.product(*ranges):
-            env = dict(zip(names, values))
-            label = instance_label(prefix, env)
+            own = dict(zip(names, values))
+            env = {**outer, **own}
+            if t.where is not None and not evaluate(t.where, {**spec.params, **env}):
+                continue
+            label = instance_label(prefix, own)
             if t.compute is not None:
                 ctx = _Ctx(
                     label,
@@ -520,12 +526,26 @@ class Expander:
         enq = sorted(self.pending.get(queue, []), key=lambda e: (node_of(self.g, e).data.key, e))
         item = self.types[enq[0]]
         ctx = _Ctx(queue, scope, queue, Expr(queue, ast.Constant(0), self.spec.queues[queue].pos), {})
-        self.popped[queue] = self.dequeue(ctx, queue, "*", enq, item)[0]
+        pops = self.drains[(queue, "pop")] = self.drains.get((queue, "pop"), 0) + 1
+        key = f"*.{pops - 1}" if pops > 1 else "*"  # an unrolled loop drains it once an iteration
+        self.popped[queue] = self.dequeue(ctx, queue, key, enq, item)[0]
 
-    def let(self, name: str, expr: Expr, via: str | None, scope: str, declared: bool, pos_label: str) -> None:
-        # the queue key: a let repeated in the body has a numbered label (let:s.1)
+    def let(
+        self,
+        name: str,
+        expr: Expr,
+        via: str | None,
+        scope: str,
+        declared: bool,
+        pos_label: str,
+        outer: Mapping[str, int] | None = None,
+    ) -> None:
+        # the queue key: a let repeated in the body has a numbered label (let:s.1), and
+        # one in an unrolled loop the iteration too (let:s@k=2)
         key = pos_label.split("let:", 1)[1] if "let:" in pos_label else name
-        ctx = _Ctx(pos_label, scope, name, expr, {}, (), {}, via, key)
+        if outer:
+            key += "@" + ",".join(f"{k}={v}" for k, v in outer.items())
+        ctx = _Ctx(pos_label, scope, name, expr, dict(outer or {}), (), {}, via, key)
         value = self.ex(ctx, expr.tree, pos_label)
         q = self.spec.queues.get(via) if via else None
         if q is not None and q.reduce and q.reduce.broadcast:
@@ -564,7 +584,9 @@ class Expander:
                     producers_left[q].discard(obj.name)
                     if not producers_left[q] and _reduces_into(spec, q):
                         self.drain_into(q, "")
-        if spec.loop:
+        if spec.loop and spec.unrolled:
+            self.unroll(template, objs)
+        elif spec.loop:
             saved = dict(self.version)
             self.version = {}  # the body reads loop-carried state from the variables
             self.readers = {}
@@ -604,6 +626,30 @@ class Expander:
             )
             self.version = {**saved, **self.version}
         return self.g
+
+    def unroll(self, template: nx.DiGraph, objs: dict) -> None:
+        """A loop with an `index:`: its body once per iteration, in program order (no
+        ``while_loop``), each with the index bound; reads follow the tiles' versions, so the
+        graph has an edge wherever one instance reads what an earlier one wrote."""
+        loop = self.spec.loop
+        assert loop is not None and loop.index is not None
+        for it in range(loop.max):
+            outer = {loop.index: it}
+            self.bound = {}  # a let binds a value for the rest of its iteration
+            self.popped = {}
+            for node in topo(template, "loop"):
+                obj = objs[node.name]
+                label = f"{loop.index}={it}/{node.name.removeprefix('loop/')}"
+                if isinstance(obj, Let):
+                    value = obj.reduce or obj.value
+                    assert value is not None  # validated: one of reduce and value
+                    self.let(obj.let, value, obj.via, "", obj.let in self.spec.scalars, label, outer)
+                else:
+                    assert isinstance(obj, Task)
+                    self.task(obj, "", label, outer)
+                    q = obj.queue
+                    if q and _reduces_into(self.spec, q):
+                        self.drain_into(q, "")
 
 
 def _reduces_into(spec: Spec, queue: str) -> bool:

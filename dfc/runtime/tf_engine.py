@@ -415,4 +415,5 @@ def _loop(tf, lowered, g, call, fatal, cluster, say, seconds: dict, max_iteratio
         for name, n in ((k, g.nodes[k]["node"]) for k in lowered.reads)
         if n.data.scalar
     }
+    iterations += g.graph["facts"].unrolled  # an unrolled loop ran in the first pass
     return Result(arrays, scalars, iterations, seconds, start, saver.report() if saver is not None else None)

@@ -206,6 +206,18 @@ def test_power_iteration_matches_the_numpy_engine_and_verifies():
     assert verify(spec, got.arrays, got.scalars).ok
 
 
+@pytest.mark.parametrize("strategy", ["heft", "round-robin"])
+def test_tiled_cholesky_matches_numpy_on_every_engine(strategy):
+    """specs/cholesky.yaml (an unrolled loop whose index the steps see, triangular `where:`
+    domains, `.T`) on TF against the NumPy engine and the oracle, and its factor against
+    numpy.linalg.cholesky of the whole matrix."""
+    spec = load_spec(ROOT / "specs" / "cholesky.yaml", ["N=192", "B=48", "W=3"])
+    got = compare(spec, strategy)
+    assert got.iterations_run == 4
+    np.testing.assert_allclose(np.tril(got.arrays["L"]), np.linalg.cholesky(got.arrays["A"]), rtol=1e-12, atol=1e-12)
+    assert verify(spec, got.arrays, got.scalars).ok
+
+
 KERNELS = """dfc: 1
 name: kernels
 params: {N: 64, M: 8}
