@@ -247,6 +247,18 @@ class Evaluator:
         return total
 
 
+def _increment(target: Expr, value: Expr) -> tuple[int, ast.expr] | None:
+    """(+1, e) for an update written ``T: T + e`` or ``e + T``, (-1, e) for ``T - e``."""
+    t, v = ast.unparse(target.tree), value.tree
+    if isinstance(v, ast.BinOp) and isinstance(v.op, (ast.Add, ast.Sub)):
+        left, right = ast.unparse(v.left), ast.unparse(v.right)
+        if left == t and t not in right:
+            return (1 if isinstance(v.op, ast.Add) else -1), v.right
+        if isinstance(v.op, ast.Add) and right == t and t not in left:
+            return 1, v.left
+    return None
+
+
 def _is_reduction(node: ast.AST) -> bool:
     return (
         isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ALL and len(node.args) == 1
@@ -459,11 +471,21 @@ class Oracle:
             self.popped[t.pop] = [v for _, v in sorted(self.queued[t.pop], key=lambda kv: kv[0])]
             self.queued[t.pop] = []
         writes: list[tuple[str, tuple | None, np.ndarray]] = []
+        adds: list[tuple[str, tuple | None, int, Any]] = []  # accumulations `T: T + e`: (T, +1 or -1, e)
         names = [k for k, _ in t.domain]
-        for values in itertools.product(*(range(n) for _, n in t.domain)):
-            env = {**(outer or {}), **dict(zip(names, values))}
-            if t.where is not None and not self.value(t.where, env):
-                continue
+        kept = [
+            env
+            for env in (
+                {**(outer or {}), **dict(zip(names, v))} for v in itertools.product(*(range(n) for _, n in t.domain))
+            )
+            if t.where is None or self.value(t.where, env)
+        ]
+        shared: dict[tuple, int] = {}  # tiles that several instances update as `T: T + e`
+        for env in kept:
+            for target, expr in t.update:
+                if _increment(target, expr) is not None:
+                    shared[self.target(target, env)] = shared.get(self.target(target, env), 0) + 1
+        for env in kept:
             if t.compute is not None:
                 value = np.array(self.value(t.compute, env))
                 if t.push is not None:
@@ -473,7 +495,19 @@ class Oracle:
                     assert t.out is not None  # validated: a result goes somewhere
                     writes.append((*self.target(t.out, env), value))
             for target, expr in t.update:
-                writes.append((*self.target(target, env), np.array(self.value(expr, env))))
+                term = _increment(target, expr)
+                if term is not None and shared.get(self.target(target, env), 0) > 1:
+                    inc = Evaluator(self, Expr(expr.text, term[1], expr.pos), env).value()
+                    adds.append((*self.target(target, env), term[0], inc))
+                else:
+                    writes.append((*self.target(target, env), np.array(self.value(expr, env))))
+        running: dict[tuple, np.ndarray] = {}
+        for array, index, sign, inc in adds:  # an accumulation: in the order of the instances
+            a = self.spec.arrays[array]
+            old = running.get((array, index), self.arrays[array][(...,) if index is None else tile_key(a, index)])
+            x, y = _meet(old, inc)
+            running[(array, index)] = np.asarray((np.add if sign > 0 else np.subtract)(x, y)).astype(a.dtype)
+        writes += [(array, index, value) for (array, index), value in running.items()]
         self.write_all(t, writes)
         if t.pop is not None:
             self.popped.pop(t.pop, None)

@@ -19,7 +19,7 @@ from typing import Iterator
 from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
 from ..ops import REGISTRY, ItemsType, TensorType
 from .expr import Expr, ExprError, evaluate
-from .model import Array, InitCopy, InitFile, InitRandom, Let, Spec, Task
+from .model import Array, InitCopy, InitFile, InitRandom, Let, Spec, Task, accumulation
 from .shapes import ENUMERATION_LIMIT, INDEX_LETTERS, Scope, index_range_error, infer, tile_example
 
 BUILTIN_METRIC_NAMES = ("iterations_run",)
@@ -234,7 +234,7 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
         if result is not None and target is not None and task.compute is not None:
             _compare_types(ctx, task.compute, result, target, task.out)
         if target is not None:
-            _check_one_writer(ctx, task, task.out, scope)
+            _check_one_writer(ctx, task, task.out, scope, None)
     if task.push is not None:
         check_push(spec, ctx, task, result, scope)
     elif task.push_unparsed is not None and task.push_unparsed in spec.queues:  # its target's mistake is
@@ -245,22 +245,39 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
         if target is not None and value is not None:
             _compare_types(ctx, value_expr, value, target, target_expr)
         if target is not None:
-            _check_one_writer(ctx, task, target_expr, scope)
+            _check_one_writer(ctx, task, target_expr, scope, value_expr)
 
 
-def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope) -> None:
+def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope, value: Expr | None) -> None:
     """Refuse instances of one task that write one tile: they run at once, so all but one
     update would be lost (and which one survives differs between engines and runs). A
-    sum over instances goes through a queue with a reducer."""
+    sum over instances is an accumulation (``T: T + e``: the instances add their terms
+    in the order of their indices) or goes through a queue with a reducer."""
     many = [(i, n) for i, n in task.domain if n > 1]
     if not many:
         return
     subs = _subscripts(target.tree)
+    array = ctx.spec.arrays.get(target.base() or "")
+    one_tile = array is not None and array.ntiles == 1
+    if value is not None and accumulation(target, value) is not None and (subs or one_tile):
+        return  # an ordered accumulation: defined whatever the instances write
     used = {n.id for sub in subs for n in ast.walk(sub) if isinstance(n, ast.Name)}
-    hint = (
-        f"give each instance its own tile (index '{target.base()}' with every index of `for:`), or push the "
-        "values into a queue whose reducer sums them (`push:` and `queues:`)"
+    accumulate = (
+        f"accumulate: write the update as '{target.text}: {target.text} + ...' (the instances add their "
+        "terms in the order of their indices)"
+        if value is not None
+        else f"accumulate with `update: {{'{target.text}': '{target.text} + ...'}}`"
     )
+    hint = (
+        f"give each instance its own tile (index '{target.base()}' with every index of `for:`), {accumulate}, "
+        "or push the values into a queue whose reducer sums them (`push:` and `queues:`)"
+    )
+    if not subs and not one_tile and value is not None and accumulation(target, value) is not None:
+        hint = (
+            f"an accumulation adds into one tile at a time: index '{target.base()}' (e.g. "
+            f"{tile_example(target.base() or '', array.tiling.grid if array else ())}), or push the values "
+            "into a queue whose reducer sums them"
+        )
     missing = [i for i, _ in many if i not in used]
     if (not subs or missing) and task.where is None:
         what = (

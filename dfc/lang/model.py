@@ -8,6 +8,7 @@ properties drift apart.
 
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -211,6 +212,21 @@ class Task:
     def queue(self) -> str | None:
         """The queue this task pushes into, if any."""
         return self.push.base() if self.push is not None else None
+
+
+def accumulation(target: Expr, value: Expr) -> tuple[str, ast.expr] | None:
+    """``("add", e)`` for an update ``T: T + e`` (or ``e + T``), ``("sub", e)`` for
+    ``T: T - e``; None for any other form. When several instances of a task update one
+    tile this way, each adds its increment ``e`` to the running value in the order of
+    their indices (docs/spec.md, "Accumulation")."""
+    tree, same = value.tree, ast.dump(target.tree)
+    if not isinstance(tree, ast.BinOp) or not isinstance(tree.op, (ast.Add, ast.Sub)):
+        return None
+    if ast.dump(tree.left) == same and same not in ast.dump(tree.right):
+        return ("add" if isinstance(tree.op, ast.Add) else "sub"), tree.right
+    if isinstance(tree.op, ast.Add) and ast.dump(tree.right) == same and same not in ast.dump(tree.left):
+        return "add", tree.left
+    return None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,19 @@ from ..ir.facts import facts_of
 from ..ir.node import Node, add, node_of, node_table, topo
 from ..ir.payload import Assign, Broadcast, Compute, Const, Dequeue, Enqueue, Loop, Random, Tile, Variable
 from ..lang.expr import Expr, compiled, evaluate
-from ..lang.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
+from ..lang.model import (
+    Array,
+    InitConstant,
+    InitCopy,
+    InitFile,
+    InitFill,
+    InitRandom,
+    Let,
+    Scalar,
+    Spec,
+    Task,
+    accumulation,
+)
 from ..lang.walk import Walker
 from ..ops import REGISTRY, ItemsType, Op, TensorType
 from .context import PassContext
@@ -441,11 +453,20 @@ class Expander:
         ranges = [range(n) for _, n in t.domain]
         names = [k for k, _ in t.domain]
         writes: list[tuple[_Ctx, tuple, tuple[str, Type]]] = []
-        for values in itertools.product(*ranges):
-            own = dict(zip(names, values))
-            env = {**outer, **own}
-            if t.where is not None and not evaluate(t.where, {**spec.params, **env}):
-                continue
+        kept = [
+            (own, {**outer, **own})
+            for own in (dict(zip(names, values)) for values in itertools.product(*ranges))
+            if t.where is None or evaluate(t.where, {**spec.params, **outer, **own})
+        ]
+        # tiles that several instances update as `T: T + e`: each adds its term in turn
+        writers: dict[tuple, int] = {}
+        for _, env in kept:
+            for target_expr, value_expr in t.update:
+                if accumulation(target_expr, value_expr):
+                    tile = self.tile_of(target_expr, env)
+                    writers[tile] = writers.get(tile, 0) + 1
+        chains: dict[tuple, tuple[_Ctx, tuple[str, Type]]] = {}  # tile -> its last adder, running value
+        for own, env in kept:
             label = instance_label(prefix, own)
             if t.compute is not None:
                 ctx = _Ctx(
@@ -467,7 +488,14 @@ class Expander:
                     writes += self.split(ctx, t.out, value)
             for target_expr, value_expr in t.update:
                 ctx = _Ctx(f"{label}/{target_expr.text}", scope, t.name, value_expr, env, where, items)
+                acc = accumulation(target_expr, value_expr)
+                if acc and writers[tile := self.tile_of(target_expr, env)] > 1:  # in the instances' order
+                    how, term = acc
+                    running = chains[tile][1] if tile in chains else self.read_tile(tile)
+                    chains[tile] = (ctx, self.op(ctx, how, [running, self.ex(ctx, term)], value_expr.tree))
+                    continue
                 writes += self.split(ctx, target_expr, self.ex(ctx, value_expr.tree))
+        writes += [(ctx, tile, value) for tile, (ctx, value) in chains.items()]
         # a tile read as it is and written by this task too (x[i] = x[i+1]) is copied first,
         # so that the copy reads the old value before any of this task's writes
         written = {tile_name(*target) for _, target, _ in writes}
@@ -483,6 +511,15 @@ class Expander:
         ]
         for ctx, target, value in writes:  # after every read of the old values
             self.assign(ctx, target, value, f"{ctx.label}/assign:{tile_name(*target)}")
+
+    def tile_of(self, e: Expr, env: dict) -> tuple[str, tuple[int, ...]]:
+        """The tile a target names for an instance (a whole array of one tile: that tile)."""
+        array, key = self.target(_Ctx("", "", "", e, env), e)
+        return array, tuple(key) if key else (0,) * len(self.spec.arrays[array].tiling.grid)
+
+    def read_tile(self, tile: tuple[str, tuple[int, ...]]) -> tuple[str, Type]:
+        """A tile's current value, as an expression reads it."""
+        return self.tile(*tile), self.spec.arrays[tile[0]].tile_type
 
     def target(self, ctx: _Ctx, e: Expr) -> tuple[str, list]:
         tree = e.tree

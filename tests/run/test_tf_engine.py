@@ -218,6 +218,50 @@ def test_tiled_cholesky_matches_numpy_on_every_engine(strategy):
     assert verify(spec, got.arrays, got.scalars).ok
 
 
+ACCUMULATE = """dfc: 1
+name: acc
+params: {N: 64, T: 16, G: N/T}
+cluster: {worker: {tasks: 2}}
+arrays:
+  A: {shape: [N, N], dtype: float64, tile: [T, T], init: {random: uniform, seed: 1}}
+  B: {shape: [N, N], dtype: float64, tile: [T, T], init: {random: uniform, seed: 2}}
+  C: {shape: [N, N], dtype: float64, tile: [T, T], output: true}
+  x: {shape: [N], dtype: float32, tile: [T], init: {random: normal, seed: 3, std: 1000}}
+  s: {shape: [T], dtype: float32, init: {constant: 0.1}, output: true}
+  y: {shape: [N], dtype: float32, tile: [T], init: ones, output: true}
+tasks:
+  product: {for: {i: G, j: G, k: G}, update: {"C[i, j]": "C[i, j] + A[i, k] @ B[k, j]"}}
+  fold: {for: {k: G}, update: {s: "s - x[k] * 1.5"}}
+  mixed: {for: {i: G, k: G}, update: {"y[i]": "x[k] * 3 + y[i]"}}
+"""
+
+
+def test_accumulations_are_ordered_and_the_same_bit_for_bit_on_every_engine():
+    """`T: T + e` from several instances: each adds its term in the order of the indices;
+    float32 sums of terms of mixed magnitude are order-sensitive, and TF, the NumPy engine,
+    the oracle and a plain NumPy loop in that order agree bit for bit."""
+    spec = load_spec_text(ACCUMULATE.encode(), "acc.yaml")
+    g = compile_spec(spec)
+    engines = [run_tf(g, timeout=120).arrays, run_numpy(g).arrays, run_oracle(spec).arrays]
+    x = engines[1]["x"].reshape(4, 16)
+    s = np.full(16, 0.1, np.float32)
+    for k in range(4):
+        s = s - x[k] * np.float32(1.5)
+    y = np.ones((4, 16), np.float32)
+    for i in range(4):
+        for k in range(4):
+            y[i] = x[k] * np.float32(3) + y[i]
+    a, b = engines[1]["A"], engines[1]["B"]
+    for got in engines:
+        np.testing.assert_array_equal(got["s"], s)
+        np.testing.assert_array_equal(got["y"], y.reshape(-1))
+        np.testing.assert_allclose(got["C"], a @ b, rtol=1e-12)
+    # (C's products are BLAS's on one engine and Eigen's on the other: equal to rounding)
+    assert not np.array_equal(
+        s, np.full(16, 0.1, np.float32) - x.sum(axis=0, dtype=np.float64).astype(np.float32) * 1.5
+    )
+
+
 KERNELS = """dfc: 1
 name: kernels
 params: {N: 64, M: 8}

@@ -68,7 +68,9 @@ tasks:
     for i in range(3):
         for j in range(3):
             if j < i or i == j == 1:
-                want[i * 16 : (i + 1) * 16, j * 16 : (j + 1) * 16] = 3 * a[j * 16 : (j + 1) * 16, i * 16 : (i + 1) * 16].T
+                want[i * 16 : (i + 1) * 16, j * 16 : (j + 1) * 16] = (
+                    3 * a[j * 16 : (j + 1) * 16, i * 16 : (i + 1) * 16].T
+                )
     for result in (run_numpy(compile_spec(spec)), run_oracle(spec)):
         np.testing.assert_array_equal(result.arrays["C"], want)
 
@@ -93,3 +95,34 @@ loop:
     for result in (run_numpy(compile_spec(spec)), run_oracle(spec)):
         np.testing.assert_array_equal(result.arrays["x"], want)
         assert result.scalars["s"] == 6
+
+
+LEFT_LOOKING = """dfc: 1
+name: left
+params: {N: 80, B: 16, NT: N/B}
+arrays:
+  A: {shape: [N, N], dtype: float64, tile: [B, B], init: {random: spd, seed: 4}}
+  L: {like: A, init: A, output: true}
+loop:
+  max: NT
+  index: k
+  steps:
+    - {name: syrk, for: {j: NT}, where: "j < k", update: {"L[k, k]": "L[k, k] - L[k, j] @ L[k, j].T"}}
+    - {name: potrf, compute: "cholesky(L[k, k])", out: "L[k, k]"}
+    - {name: gemm, for: {i: NT, j: NT}, where: "j < k < i", update: {"L[i, k]": "L[i, k] - L[i, j] @ L[k, j].T"}}
+    - {name: trsm, for: {i: NT}, where: "i > k", compute: "solve_triangular(L[k, k], L[i, k], trans=1, right=1)",
+       out: "L[i, k]"}
+"""
+
+
+def test_left_looking_cholesky_accumulates_its_updates_in_order():
+    """The left-looking form: each column's tiles accumulate the products of all earlier
+    columns (several instances update one tile: `T: T - e`, in the order of j)."""
+    spec = load_spec_text(LEFT_LOOKING.encode(), "left.yaml")
+    g = compile_spec(spec)
+    syrk = [n for n in g.nodes if n.startswith("k=3/syrk") and n.endswith(":sub")]
+    assert len(syrk) == 3  # one running difference per term, j = 0, 1, 2
+    for result in (run_numpy(g), run_oracle(spec)):
+        np.testing.assert_allclose(
+            np.tril(result.arrays["L"]), np.linalg.cholesky(result.arrays["A"]), rtol=1e-12, atol=1e-12
+        )
