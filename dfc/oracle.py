@@ -43,7 +43,19 @@ from typing import Any
 import numpy as np
 
 from .lang.expr import Expr
-from .lang.model import Array, InitConstant, InitCopy, InitFile, InitFill, InitRandom, Let, Scalar, Spec, Task
+from .lang.model import (
+    Array,
+    InitConstant,
+    InitCopy,
+    InitExpr,
+    InitFile,
+    InitFill,
+    InitRandom,
+    Let,
+    Scalar,
+    Spec,
+    Task,
+)
 from .ops.npyfile import load as load_npy
 from .ops.random import generate
 
@@ -66,7 +78,7 @@ class OracleResult:
 # ---------------------------------------------------------------- initial values
 
 
-def initial(spec: Spec, a: Array, done: dict[str, np.ndarray]) -> np.ndarray:
+def initial(spec: Spec, a: Array, done: dict[str, np.ndarray], oracle: Oracle | None = None) -> np.ndarray:
     i = a.init
     if isinstance(i, InitFill):
         return np.full(a.shape, i.value, dtype=a.dtype)
@@ -74,10 +86,19 @@ def initial(spec: Spec, a: Array, done: dict[str, np.ndarray]) -> np.ndarray:
         return np.full(a.shape, i.constant, dtype=a.dtype)
     if isinstance(i, InitCopy):
         if i.source not in done:
-            done[i.source] = initial(spec, spec.arrays[i.source], done)
+            done[i.source] = initial(spec, spec.arrays[i.source], done, oracle)
         return done[i.source].astype(a.dtype, copy=True)
     if isinstance(i, InitFile):
         return np.array(load_npy(i.file, a.shape, a.dtype, a.pos))
+    if isinstance(i, InitExpr):  # on the whole array: one float64 coordinate axis per dimension
+        assert i.expr is not None and oracle is not None  # validated; made by the oracle
+        axes = {
+            name: np.arange(n, dtype=np.float64).reshape([-1 if k == d else 1 for k in range(len(a.shape))])
+            for d, (name, n) in enumerate(zip(i.names(len(a.shape)), a.shape))
+        }
+        with np.errstate(all="ignore"):
+            value = Evaluator(oracle, i.expr, axes).value()
+        return np.broadcast_to(np.asarray(value).astype(a.dtype), a.shape).copy()
     if isinstance(i, InitRandom):
         coords = [
             np.arange(n, dtype=np.int64).reshape([-1 if k == d else 1 for k in range(len(a.shape))])
@@ -112,7 +133,7 @@ def _int(v) -> int:
 class Evaluator:
     """Evaluates one expression of a program in the current state."""
 
-    def __init__(self, oracle: Oracle, expr: Expr, env: dict[str, int], fixed: frozenset | None = None):
+    def __init__(self, oracle: Oracle, expr: Expr, env: dict[str, Any], fixed: frozenset | None = None):
         self.o, self.expr, self.env = oracle, expr, env
         self.fixed = frozenset(env) if fixed is None else fixed  # indices bound by `for:`
 
@@ -191,18 +212,17 @@ class Evaluator:
         for op, right_node in zip(node.ops, node.comparators):
             right = self.ev(right_node, env)
             l2, r2 = _meet(left, right)
-            ok = ok and bool(
-                {
-                    ast.Eq: np.equal,
-                    ast.NotEq: np.not_equal,
-                    ast.Lt: np.less,
-                    ast.LtE: np.less_equal,
-                    ast.Gt: np.greater,
-                    ast.GtE: np.greater_equal,
-                }[type(op)](l2, r2)
-            )
+            this = {
+                ast.Eq: np.equal,
+                ast.NotEq: np.not_equal,
+                ast.Lt: np.less,
+                ast.LtE: np.less_equal,
+                ast.Gt: np.greater,
+                ast.GtE: np.greater_equal,
+            }[type(op)](l2, r2)
+            ok = np.logical_and(ok, this)  # a mask where the operands are tiles
             left = right
-        return np.bool_(ok)
+        return np.bool_(ok) if np.ndim(ok) == 0 else ok
 
     def ev_Call(self, node, env):
         name = node.func.id
@@ -369,6 +389,14 @@ def _elementwise_extreme(fn):
     return apply
 
 
+def _where(mask, a, b):
+    """a where the mask holds, else b; two plain numbers give float64."""
+    if _dtype(a) is None and _dtype(b) is None:
+        a, b = np.float64(a), np.float64(b)
+    a, b = _meet(a, b)
+    return np.where(mask, a, b)
+
+
 def _triangle(lower: bool):
     def part(a):
         a = np.asarray(a)
@@ -432,6 +460,11 @@ FUNCTIONS = {
     "log2": _of_floats(np.log2),
     "ceil": _of_floats(np.ceil),
     "floor": _of_floats(np.floor),
+    "exp": _of_floats(np.exp),
+    "log": _of_floats(np.log),
+    "sin": _of_floats(np.sin),
+    "cos": _of_floats(np.cos),
+    "where": _where,
     "fft": _same_dtype(np.fft.fft),
     "ifft": _same_dtype(np.fft.ifft),
     "fft_merge": _fft_merge,
@@ -454,7 +487,7 @@ class Oracle:
         done: dict[str, np.ndarray] = {}
         for a in spec.arrays.values():
             if a.name not in done:
-                done[a.name] = initial(spec, a, done)
+                done[a.name] = initial(spec, a, done, self)
         self.arrays = {name: done[name] for name in spec.arrays}
         self.scalars = {s.name: np.asarray(0, dtype=s.dtype)[()] for s in spec.scalars.values()}
         self.lets: dict[str, object] = {}

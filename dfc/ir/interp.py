@@ -15,12 +15,14 @@ from __future__ import annotations
 import mmap
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Mapping
 
 import networkx as nx
 import numpy as np
 
 from ..ops import REGISTRY, npyfile
 from ..ops import random as rnd
+from .initexpr import numpy_values
 from .node import Node, topo
 
 
@@ -34,7 +36,7 @@ class Result:
     checkpoints: dict | None = None  # what the run's checkpoints cost (Checkpointer.report)
 
 
-def init_tile(node: Node, initial: dict[str, np.ndarray]) -> np.ndarray:
+def init_tile(node: Node, initial: dict[str, np.ndarray], params: Mapping) -> np.ndarray:
     """The initial value of one tile (or scalar) variable."""
     v, dtype = node.data, node.dtype
     if v.init == "constant":
@@ -45,6 +47,8 @@ def init_tile(node: Node, initial: dict[str, np.ndarray]) -> np.ndarray:
     coords = rnd.tile_indices(t.array_shape, t.tiling, t.tile, t.index, t.grid)
     if v.init == "random":
         return rnd.generate(v.random.dist, asdict(v.random), coords, t.array_shape, dtype)
+    if v.init == "expr":
+        return numpy_values(v.expr, coords, v.names, params, node.shape, dtype)
     if v.init == "file":
         whole = npyfile.load(v.file, t.array_shape, dtype, node.pos)
         return np.array(
@@ -83,7 +87,7 @@ class NumpyEngine:
         if kind == "const":
             self.values[node.name] = node.data.value
         elif kind == "variable":
-            value = init_tile(node, self.initial)
+            value = init_tile(node, self.initial, self.g.graph["facts"].params)
             self.initial[node.name] = value
             self.storage[node.name] = value.copy()
         elif kind in ("compute", "reduce", "broadcast", "allreduce"):  # an all-reduce: of every member's partial

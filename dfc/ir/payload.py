@@ -30,6 +30,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Iterator
 
+from ..lang.expr import Expr
+
 
 class Payload:
     def fields(self) -> Iterator[tuple[str, Any]]:
@@ -38,6 +40,8 @@ class Payload:
             value = getattr(self, f.name)
             if isinstance(value, Payload):
                 yield from value.fields()
+            elif isinstance(value, Expr):  # an init expression: its text
+                yield f.name, value.text
             elif value is not None:
                 yield f.name.rstrip("_"), value
 
@@ -74,11 +78,13 @@ class Random(Payload):
 
 @dataclass(frozen=True)
 class Variable(Payload):
-    init: str  # "constant", "random", "file" or "copy"
+    init: str  # "constant", "random", "expr", "file" or "copy"
     value: Any = None  # constant
     random: Random | None = None
     file: str | None = None
     source: str | None = None  # copy: the array whose tile of the same index it copies
+    expr: Any = None  # expr: the Expr, over the element indices ``names``
+    names: tuple[str, ...] | None = None
     tile: Tile | None = None  # None: a scalar
     scalar: str | None = None
 

@@ -21,10 +21,12 @@ from ..diagnostics import Collector, Pos, did_you_mean
 from ..ops import functions as op_functions
 from .expr import MATH_FUNCTIONS, Expr, ExprError, as_number, evaluate, parse_expr, whole
 from .model import (
+    INIT_FUNCTIONS,
     Array,
     Checkpoint,
     InitConstant,
     InitCopy,
+    InitExpr,
     InitFile,
     InitFill,
     InitRandom,
@@ -323,13 +325,15 @@ class Builder:
             return InitFill(0.0)
         if v == "ones":
             return InitFill(1.0)
+        if v == "eye" and v not in arrays:
+            return InitExpr(parse_expr("_row == _col", self.pos(*p)), ("_row", "_col"))
         if isinstance(v, str):
             if v not in arrays or v == name:
                 self.errors.error(
                     self.pos(*p),
                     "undefined-name",
-                    f"init '{v}' is neither 'zeros', 'ones' nor another array",
-                    did_you_mean(v, [*arrays, "zeros", "ones"]),
+                    f"init '{v}' is neither 'zeros', 'ones', 'eye' nor another array",
+                    did_you_mean(v, [*arrays, "zeros", "ones", "eye"]),
                 )
                 return InitFill(0.0)
             return InitCopy(v)
@@ -346,6 +350,8 @@ class Builder:
                 v.get("std", 1.0),
                 diagonal,
             )
+        if "expr" in v:
+            return InitExpr(self.expr(v["expr"], p + ("expr",), INIT_FUNCTIONS), tuple(v.get("index", ())))
         return InitFile(self.relative(v["file"]))
 
     def relative(self, path: str) -> str:

@@ -19,7 +19,7 @@ from typing import Iterator
 from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
 from ..ops import REGISTRY, ItemsType, TensorType
 from .expr import Expr, ExprError, evaluate
-from .model import Array, InitCopy, InitFile, InitRandom, Let, Spec, Task, accumulation
+from .model import ELEMENT_INDICES, Array, InitCopy, InitExpr, InitFile, InitRandom, Let, Spec, Task, accumulation
 from .shapes import ENUMERATION_LIMIT, INDEX_LETTERS, Scope, index_range_error, infer, tile_example
 
 BUILTIN_METRIC_NAMES = ("iterations_run",)
@@ -148,6 +148,56 @@ def check_arrays(spec: Spec, ctx: Context) -> None:
                 )
         if isinstance(a.init, InitFile):
             check_npy(ctx, a, spec.source.value(p))
+        if isinstance(a.init, InitExpr):
+            _check_init_expr(spec, ctx, a, p)
+
+
+def _check_init_expr(spec: Spec, ctx: Context, a: Array, p: tuple) -> None:
+    """An init expression: one index name per dimension, none hiding a param, and a
+    number or a condition of the element's indices and params."""
+    init = a.init
+    assert isinstance(init, InitExpr)
+    names = init.names(len(a.shape))
+    if init.index == ("_row", "_col") and len(a.shape) != 2:  # init: eye
+        ctx.errors.error(spec.source.value(p), "shape-mismatch", f"'eye' makes a matrix; '{a.name}' is {a.type}")
+        return
+    if init.index and len(init.index) != len(a.shape):
+        ctx.errors.error(
+            spec.source.value(p + ("index",)),
+            "shape-mismatch",
+            f"'{a.name}' has {len(a.shape)} dimension(s) but `index` names {len(init.index)}",
+            f"name one index per dimension, e.g. index: [{', '.join(ELEMENT_INDICES[: len(a.shape)])}]",
+        )
+        return
+    for n in names:
+        if n in spec.params:
+            ctx.errors.error(
+                spec.source.value(p + ("expr",)),
+                "name-clash",
+                f"the element index '{n}' of '{a.name}' hides the param of the same name",
+                "name the indices with `index: [...]`, e.g. index: [r, c]",
+            )
+            return
+    if init.expr is None:
+        return  # its mistake is reported
+    for n, node in _first_uses(init.expr).items():
+        if n in spec.arrays or n in spec.scalars:
+            ctx.report(
+                init.expr.error(
+                    node,
+                    "undefined-name",
+                    f"an init expression reads no {'array' if n in spec.arrays else 'scalar'} ('{n}')",
+                    f"it sees the element's indices ({', '.join(names)}) and params; compute values from other "
+                    f"arrays with a task (`out: {a.name}[...]`)",
+                )
+            )
+            return
+    scope = Scope({}, spec.params, {}, {n: TensorType((), "float64") for n in names})
+    t = _typed(ctx, init.expr, scope)
+    if isinstance(t, TensorType) and t.dtype and "complex" in t.dtype and "complex" not in a.dtype:
+        ctx.report(
+            init.expr.error(None, "dtype-mismatch", f"'{init.expr.text}' is complex but '{a.name}' is {a.dtype}")
+        )
 
 
 def check_npy(ctx: Context, a: Array, pos: Pos) -> None:
@@ -638,7 +688,7 @@ def check_scalars_and_loop(spec: Spec, ctx: Context) -> dict[str, TensorType]:
             check_task(spec, ctx, step, visible, later)
     if spec.loop.until is not None:
         t = _typed(ctx, spec.loop.until, ctx.scope(scalars={**visible}))
-        if isinstance(t, TensorType) and t.dtype != "bool":
+        if isinstance(t, TensorType) and (t.dtype != "bool" or t.rank):
             ctx.report(
                 spec.loop.until.error(
                     None,

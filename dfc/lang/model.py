@@ -110,12 +110,31 @@ class InitRandom:
     diagonal: float | None = key("diagonal", None)  # spd only; None: the matrix size
 
 
+#: The element indices an init expression names by default, one per dimension.
+ELEMENT_INDICES = ("i", "j", "k", "l", "m", "n", "o", "p")
+#: The functions an init expression may call (elementwise ones).
+INIT_FUNCTIONS = ("abs", "ceil", "cos", "exp", "floor", "log", "log2", "sin", "sqrt", "where")
+
+
+@dataclass(frozen=True)
+class InitExpr:
+    """Every element computed from its global index: ``expr`` over ``index`` (the
+    element's indices, one name per dimension) and params, in float64."""
+
+    expr: Expr | None = key("expr")
+    index: tuple[str, ...] = key("index", ())
+
+    def names(self, rank: int) -> tuple[str, ...]:
+        """The element indices' names for an array of ``rank`` dimensions."""
+        return self.index or ELEMENT_INDICES[:rank]
+
+
 @dataclass(frozen=True)
 class InitFile:
     file: str = key("file", "")  # resolved relative to the spec's folder
 
 
-Init = InitFill | InitCopy | InitConstant | InitRandom | InitFile
+Init = InitFill | InitCopy | InitConstant | InitRandom | InitExpr | InitFile
 
 
 @dataclass(frozen=True)
@@ -355,6 +374,7 @@ SCHEMA_DEFS: dict[str, type] = {
     "tiling_cyclic": TilingCyclic,
     "init_constant": InitConstant,
     "init_random": InitRandom,
+    "init_expr": InitExpr,
     "init_file": InitFile,
     "scalar": Scalar,
     "queue": Queue,

@@ -333,13 +333,6 @@ class _Typer(Walker[Typed]):
         return value
 
     def no_operator(self, node, symbol, args):
-        if symbol in ("//", "%"):
-            raise self.err(
-                node,
-                "expr-forbidden",
-                f"'{ast.unparse(node)}': '//' and '%' work on sizes, not arrays",
-                "use them in params, extents and shard expressions",
-            )
         free = _merge(self, *(f for _, f in args))
         types = [t for t, _ in args]
         if any(t is None for t in types):  # a mistake inside, already recorded

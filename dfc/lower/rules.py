@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..ir.initexpr import tf_values
 from ..ir.node import Node
 from ..ops import REGISTRY
 from ..ops.npyfile import checked_header
@@ -35,6 +36,10 @@ def variable(L: Lowering, n: Node) -> None:
         t = v.tile
         coords = L.random.tile_indices(t.tiling, t.tile, t.index, t.grid)
         initial = L.random.generate(v.random.dist, asdict(v.random), coords, t.array_shape, n.shape, dtype)
+    elif v.init == "expr":
+        t = v.tile
+        coords = L.random.tile_indices(t.tiling, t.tile, t.index, t.grid)
+        initial = tf_values(tf, v.expr, coords, v.names, L.facts.params, n.shape, dtype)
     elif v.init == "copy":
         initial = tf.identity(L.vars[v.source_tile()].initial_value)
     elif v.init == "file":

@@ -88,7 +88,8 @@ class Lowering:
         """``n``'s registry op on its inputs (``value_of(input, dtype)`` gives each), in ``n``'s dtype."""
         op = REGISTRY[n.op]
         want = self.common_dtype(n) if op.cast_inputs else None
-        out = op.tf(self.tf, *(value_of(i, want) for i in n.inputs), **dict(n.data.kwargs))
+        args = (value_of(i, want if k >= op.conditions else None) for k, i in enumerate(n.inputs))
+        out = op.tf(self.tf, *args, **dict(n.data.kwargs))
         if n.dtype and n.dtype != "bool" and out.dtype != self.dtype(n.dtype):
             out = self.tf.cast(out, self.dtype(n.dtype))
         return out

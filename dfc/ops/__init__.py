@@ -41,6 +41,7 @@ class Op:
     symbol: str = ""  # the operator that spells it, if any ('+', '@', '<', 'not')
     ranks: tuple[int, ...] = ()  # the operands' ranks it takes, where one symbol spells several ops ('@')
     cast_inputs: bool = False  # inputs are converted to a common dtype first (elementwise ops)
+    conditions: int = 0  # leading inputs that are conditions (masks): never converted
     # the ``fuse`` pass's hooks (dfc/passes/fuse.py). ``of_tiles(kwargs, how, count)``: when
     # the op's one input is an array built from its ``count`` tiles (``how``: "interleave"
     # or "assemble"), the (op, kwargs) that computes the same from the tiles, or None.
@@ -359,14 +360,37 @@ def _transpose(a: TensorType) -> TensorType:
     return TensorType(a.shape[::-1], a.dtype)
 
 
-def _compare(a: TensorType, b: TensorType) -> TensorType:
-    for i, t in enumerate((a, b)):
-        if _tensor(t, i, "comparison").rank:
-            raise OpTypeError(
-                f"comparisons take scalars, got {t}", "reduce the array first, e.g. with norm(...) or max(...)", arg=i
-            )
-    unify_dtype(a, b)
-    return TensorType((), "bool")
+def _compare(symbol: str) -> Infer:
+    """Elementwise: two scalars give a condition, a tile gives a mask of its shape."""
+
+    def infer(a: TensorType, b: TensorType) -> TensorType:
+        for i, t in enumerate((a, b)):
+            if _tensor(t, i, "comparison").dtype == "bool":
+                raise OpTypeError(f"comparisons take numbers, got {t}", "compare numbers, e.g. 'x[i] > 0'", arg=i)
+            if symbol not in ("==", "!=") and t.dtype in ("complex64", "complex128"):
+                raise OpTypeError(
+                    f"complex numbers have no order: '{symbol}' of {t}", "compare their magnitudes, abs(...)", arg=i
+                )
+        return TensorType(_elementwise(a, b).shape, "bool")
+
+    return infer
+
+
+def _where(c: TensorType, a: TensorType, b: TensorType) -> TensorType:
+    """where(mask, a, b): a where the mask holds, else b, elementwise; two plain numbers
+    give float64."""
+    if _tensor(c, 0, "where").dtype != "bool":
+        raise OpTypeError(
+            f"where's first argument is a condition, got {c}", "compare, e.g. 'where(x[i] > 0, x[i], 0)'", arg=0
+        )
+    values = _elementwise(_tensor(a, 1, "where"), _tensor(b, 2, "where"))
+    if c.rank and values.rank and c.shape != values.shape:
+        raise OpTypeError(
+            f"shape mismatch: the condition is {c} but the values are {values}",
+            "the mask and the values must have the same shape (or one is a scalar)",
+            arg=0,
+        )
+    return TensorType(c.shape or values.shape, values.dtype or "float64")
 
 
 def _logical(*args: TensorType) -> TensorType:
@@ -653,8 +677,8 @@ def _comparison(name: str, symbol: str, numpy: Callable, tf: Callable) -> None:
     register(
         Op(
             name,
-            f"scalar comparison a {symbol} b",
-            _compare,
+            f"elementwise comparison a {symbol} b (a condition, or a mask of a tile's shape)",
+            _compare(symbol),
             lambda a, o: 1,
             numpy,
             tf,
@@ -664,6 +688,10 @@ def _comparison(name: str, symbol: str, numpy: Callable, tf: Callable) -> None:
             cast_inputs=True,
         )
     )
+
+
+def _where_numpy(c, a, b):
+    return np.where(c, a, b)
 
 
 def _elementwise_function(name: str, doc: str, numpy: Callable, tf: Callable, infer: Infer | None = None) -> None:
@@ -676,6 +704,8 @@ _elementwise_op("sub", "-", np.subtract, lambda tf, a, b: tf.math.subtract(a, b)
 _elementwise_op("mul", "*", np.multiply, lambda tf, a, b: tf.math.multiply(a, b))
 _elementwise_op("div", "/", np.divide, lambda tf, a, b: tf.math.divide(a, b))
 _elementwise_op("pow", "**", np.power, lambda tf, a, b: tf.math.pow(a, b))
+_elementwise_op("floordiv", "//", np.floor_divide, lambda tf, a, b: tf.math.floordiv(a, b))
+_elementwise_op("mod", "%", np.mod, lambda tf, a, b: tf.math.floormod(a, b))
 register(
     Op(
         "neg",
@@ -829,6 +859,23 @@ _elementwise_function("sqrt", "elementwise square root", np.sqrt, _tf_of_floats(
 _elementwise_function("log2", "elementwise base-2 logarithm", np.log2, _tf_of_floats(_tf_log2))
 _elementwise_function("ceil", "elementwise ceiling", np.ceil, _tf_of_floats(lambda tf, x: tf.math.ceil(x)))
 _elementwise_function("floor", "elementwise floor", np.floor, _tf_of_floats(lambda tf, x: tf.math.floor(x)))
+_elementwise_function("exp", "elementwise exponential", np.exp, _tf_of_floats(lambda tf, x: tf.math.exp(x)))
+_elementwise_function("log", "elementwise natural logarithm", np.log, _tf_of_floats(lambda tf, x: tf.math.log(x)))
+_elementwise_function("sin", "elementwise sine", np.sin, _tf_of_floats(lambda tf, x: tf.math.sin(x)))
+_elementwise_function("cos", "elementwise cosine", np.cos, _tf_of_floats(lambda tf, x: tf.math.cos(x)))
+register(
+    Op(
+        "where",
+        "elementwise choice: a where the condition (a mask or a scalar) holds, else b",
+        _where,
+        lambda a, o: _n(o),
+        _where_numpy,
+        lambda tf, c, a, b: tf.where(c, a, b),
+        nargs=(3, 3),
+        cast_inputs=True,
+        conditions=1,
+    )
+)
 register(
     Op(
         "fft",

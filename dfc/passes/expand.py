@@ -34,6 +34,7 @@ from ..lang.model import (
     Array,
     InitConstant,
     InitCopy,
+    InitExpr,
     InitFile,
     InitFill,
     InitRandom,
@@ -72,6 +73,8 @@ def initial(a: Array) -> Variable:
         )
     if isinstance(i, InitFile):
         return Variable("file", file=i.file)
+    if isinstance(i, InitExpr):
+        return Variable("expr", expr=i.expr, names=i.names(len(a.shape)))
     if isinstance(i, InitCopy):
         return Variable("copy", source=i.source)
     raise AssertionError(i)

@@ -206,6 +206,18 @@ def test_power_iteration_matches_the_numpy_engine_and_verifies():
     assert verify(spec, got.arrays, got.scalars).ok
 
 
+def test_jacobi_matches_the_numpy_engine_and_numpys_solve():
+    """specs/jacobi.yaml (an operator computed from element indices, sums of tile
+    products over a free index, diag of a tile): TF against the NumPy engine and the
+    oracle, and x against numpy.linalg.solve of the whole system."""
+    spec = load_spec(ROOT / "specs" / "jacobi.yaml", ["N=256", "P=2"])
+    got = compare(spec)
+    assert got.iterations_run == run_oracle(spec).iterations_run > 10
+    a, b = got.arrays["A"], got.arrays["b"]
+    np.testing.assert_allclose(got.arrays["x"], np.linalg.solve(a, b), rtol=0, atol=1e-9 * np.abs(b).max())
+    assert verify(spec, got.arrays, got.scalars).ok
+
+
 @pytest.mark.parametrize("strategy", ["heft", "round-robin"])
 def test_tiled_cholesky_matches_numpy_on_every_engine(strategy):
     """specs/cholesky.yaml (an unrolled loop whose index the steps see, triangular `where:`
@@ -260,6 +272,48 @@ def test_accumulations_are_ordered_and_the_same_bit_for_bit_on_every_engine():
     assert not np.array_equal(
         s, np.full(16, 0.1, np.float32) - x.sum(axis=0, dtype=np.float64).astype(np.float32) * 1.5
     )
+
+
+COMPUTED = """dfc: 1
+name: computed
+params: {N: 24, T: 8, s: 3}
+cluster: {worker: {tasks: 2}}
+arrays:
+  I: {shape: [N, N], dtype: float64, tile: [T, T], init: eye, output: true}
+  K: {shape: [N, N], dtype: float32, tile: [T, N], init: {expr: "where(i == j, 2, where(abs(i - j) == 1, -1, 0))"}}
+  g: {shape: [N], dtype: float64, tile: {cyclic: 3}, init: {expr: "exp(-((r - N/2)**2)/s) + r % 5 - r // 4", index: [r]}}
+  m: {shape: [N, 6], dtype: int32, tile: [T, 3], init: {expr: "i * 10 + j"}}
+  x: {shape: [N], dtype: float64, tile: [T], init: {random: normal, seed: 1}}
+  w: {shape: [N], dtype: float64, tile: [T], output: true}
+  k: {shape: [N, N], dtype: float32, tile: [T, N], output: true}
+scalars:
+  hits: {init: "sum(sum(where(x[i]*x[i] + 1 <= 2, 1, 0)))", output: true}
+tasks:
+  t: {for: {i: N/T}, compute: "where(x[i] > 0, log(exp(x[i]) + 1) % 1.5, sin(x[i]) // 0.25 + cos(x[i]))", out: "w[i]"}
+  u: {for: {i: N/T}, compute: "where(K[i, 0] < 0, K[i, 0] * 3, K[i, 0] % 2)", out: "k[i, 0]"}
+"""
+
+
+def test_computed_inits_masks_and_elementwise_functions_match_numpy():
+    """init: eye / {expr: ...} (block, row-band and cyclic tiles, an int and a float32
+    array), comparisons giving masks, where, exp, log, sin, cos, %, //: TF, the NumPy
+    engine and the oracle against plain NumPy on whole arrays."""
+    spec = load_spec_text(COMPUTED.encode(), "computed.yaml")
+    got = compare(spec)
+    n = 24
+    r = np.arange(n)
+    ii, jj = np.meshgrid(r, r, indexing="ij")
+    band = np.where(ii == jj, 2, np.where(abs(ii - jj) == 1, -1, 0)).astype(np.float32)
+    for arrays in (got.arrays, run_oracle(spec).arrays):
+        np.testing.assert_array_equal(arrays["I"], np.eye(n))
+        np.testing.assert_array_equal(arrays["K"], band)
+        np.testing.assert_allclose(arrays["g"], np.exp(-((r - n / 2) ** 2) / 3) + r % 5 - r // 4, rtol=1e-15)
+        np.testing.assert_array_equal(arrays["m"], (ii[:, :6] * 10 + jj[:, :6]).astype(np.int32))
+    x = got.arrays["x"]
+    want = np.where(x > 0, np.log(np.exp(x) + 1) % 1.5, np.sin(x) // 0.25 + np.cos(x))
+    np.testing.assert_allclose(got.arrays["w"], want, rtol=1e-13)
+    np.testing.assert_array_equal(got.arrays["k"], np.where(band < 0, band * 3, band % 2))
+    assert got.scalars["hits"] == np.sum(x * x + 1 <= 2)
 
 
 KERNELS = """dfc: 1

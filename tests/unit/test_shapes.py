@@ -54,10 +54,10 @@ def test_scalars_adopt_tensor_dtype_but_tensors_must_match(cg):
         ("dot(p)", "bad-call"),
         ("nrm(p)", None),
         ("N[i]", "expr-type"),
-        ("p // 2", "expr-forbidden"),
-        ("p[i] % 2", "expr-forbidden"),
         ("rr", "undefined-name"),
-        ("p < 1", "shape-mismatch"),
+        ("p < A", "shape-mismatch"),
+        ("where(p, p, 0)", "shape-mismatch"),
+        ("not (p < 1)", "shape-mismatch"),
     ],
 )
 def test_errors(cg, text, code):
@@ -66,6 +66,14 @@ def test_errors(cg, text, code):
         typ(text, s)
     if code:
         assert info.value.diagnostic.code == code
+
+
+def test_comparisons_of_tiles_are_masks_and_where_chooses(cg):
+    s = Scope(cg.arrays, cg.params, {"i": 2})
+    assert typ("p[i] < 1", s) == TensorType((32,), "bool")
+    assert typ("where(p[i] < 1, p[i], 0)", s) == TensorType((32,), "float64")
+    assert typ("where(p[i] < 1, 1, 0)", s) == TensorType((32,), "float64")
+    assert typ("p[i] // 2 + p[i] % 3", s) == TensorType((32,), "float64")
 
 
 def test_fft_merge_needs_the_queue_items(cg):
