@@ -57,7 +57,7 @@ from .lang.model import (
     Task,
 )
 from .ops.npyfile import load as load_npy
-from .ops.random import generate
+from .ops.random import RAND_STREAM, generate, uniform01
 
 REDUCERS = {"sum": np.add, "max": np.maximum, "min": np.minimum, "prod": np.multiply}
 ALL = {"sum": np.sum, "max": np.max, "min": np.min}
@@ -227,6 +227,8 @@ class Evaluator:
     def ev_Call(self, node, env):
         name = node.func.id
         kw = {k.arg: self.ev(k.value, env) for k in node.keywords}
+        if name == "rand":  # where the argument's elements sit in their array, not their values
+            return self.rand(node.args[0], env, int(kw.get("seed", 0)))
         if name in ALL and len(node.args) == 1:
             free = self.free(node.args[0], env)
             if free:
@@ -235,6 +237,19 @@ class Evaluator:
             return ALL[name](v).astype(v.dtype)  # a sum of int32 stays int32
         args = [self.ev(a, env) for a in node.args]
         return FUNCTIONS[name](*args, **kw)
+
+    def rand(self, arg: ast.AST, env: dict, seed: int):
+        """Uniform [0, 1) numbers for the elements of ``arg`` (a part of an array), each
+        from (seed, its flat index in the array, the iteration): the elements' flat indices
+        are those of the whole array's, cut as ``arg`` cuts it."""
+        base = arg.value if isinstance(arg, ast.Subscript) else arg
+        assert isinstance(base, ast.Name)  # validated: a part of an array
+        a = self.o.spec.arrays[base.id]
+        flat = np.arange(int(np.prod(a.shape)), dtype=np.int64).reshape(a.shape)
+        if isinstance(arg, ast.Subscript):
+            subs = arg.slice.elts if isinstance(arg.slice, ast.Tuple) else [arg.slice]
+            flat = flat[tile_key(a, tuple(self.index(s, env) for s in subs))]
+        return uniform01(flat, seed, RAND_STREAM + self.o.iteration)
 
     # -------------------------------------------------------- reductions
     def free(self, arg: ast.AST, env: dict) -> dict[str, int]:
@@ -491,6 +506,7 @@ class Oracle:
         self.arrays = {name: done[name] for name in spec.arrays}
         self.scalars = {s.name: np.asarray(0, dtype=s.dtype)[()] for s in spec.scalars.values()}
         self.lets: dict[str, object] = {}
+        self.iteration = 0  # for rand: 0 outside the loop, n + 1 in its iteration n
         self.queued: dict[str, list[tuple[Any, np.ndarray]]] = {q: [] for q in spec.queues}  # (key, item)
         self.popped: dict[str, list] = {}
 
@@ -649,6 +665,7 @@ class Oracle:
             limit = loop.max if max_iterations is None else min(loop.max, max_iterations)
             while iterations < limit:
                 self.lets = {}
+                self.iteration = iterations + 1
                 outer = {loop.index: iterations} if loop.index else {}
                 for step in loop.steps:
                     if isinstance(step, Let):

@@ -63,6 +63,7 @@ class NumpyEngine:
         self.storage: dict[str, np.ndarray] = {}
         self.initial: dict[str, np.ndarray] = {}
         self.values: dict[str, object] = {}
+        self.iteration = 0  # the loop's, while its body runs
 
     def val(self, name: str):
         node = self.g.nodes[name]["node"]
@@ -95,8 +96,11 @@ class NumpyEngine:
             op = REGISTRY[node.op]
             if op.cast_inputs:
                 args = self.numbers_in_dtype(node, args)
+            kwargs = dict(node.data.kwargs)
+            if op.iteration and "iteration" not in kwargs:  # in the loop: this iteration's number
+                kwargs["iteration"] = self.iteration + 1
             with np.errstate(all="ignore"):  # a NaN or inf is the verifier's to report, not a warning's
-                out = op.numpy(*args, **dict(node.data.kwargs))
+                out = op.numpy(*args, **kwargs)
             if node.dtype and node.dtype != "bool":
                 out = np.asarray(out, dtype=node.dtype)
             self.values[node.name] = out
@@ -130,6 +134,7 @@ class NumpyEngine:
             limit = loop.data.max if max_iterations is None else min(max_iterations, loop.data.max)
             until = loop.data.until
             while iterations < limit:
+                self.iteration = iterations
                 for node in body:
                     self.step(node)
                 iterations += 1

@@ -381,6 +381,14 @@ class _Typer(Walker[Typed]):
         return None, {}  # it may have been meant to reduce over them
 
     def call(self, node, op):
+        if op.position_only and node.args and not _names_array(node.args[0], self.scope):
+            raise self.err(
+                node.args[0],
+                "bad-call",
+                f"{op.name}() takes a tile or an array, e.g. {op.name}(x[i]): its elements' positions number "
+                f"the values, got '{ast.unparse(node.args[0])}'",
+                f"write {op.name}(x[i], seed=1) for the tile x[i]",
+            )
         parts = [self.walk(a) for a in node.args]
         free = _merge(self, *(f for _, f in parts))
         types = [t for t, _ in parts]
@@ -430,6 +438,12 @@ class _Typer(Walker[Typed]):
                 "a function of numbers must give a finite number",
             ) from None
         return check_number(self.expr, node, value, f"'{self.expr.written(node)}'")
+
+
+def _names_array(node: ast.AST, scope: Scope) -> bool:
+    """Whether ``node`` is an array or a part of one (``x``, ``x[i]``, ``A[i, :]``)."""
+    base = node.value if isinstance(node, ast.Subscript) else node
+    return isinstance(base, ast.Name) and base.id in scope.arrays
 
 
 def _unknown_call(node: ast.AST) -> bool:

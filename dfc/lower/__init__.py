@@ -53,6 +53,7 @@ class Lowered:
     # to ``dump_dir``: (placeholder, the op, variable node -> file name)
     dump: tuple | None = None
     checkpoint: Checkpointing | None = None  # with ``loop.checkpoint``
+    done: object | None = None  # the placeholder of the iterations run before this run of the loop
 
 
 def _lower_node(L: Lowering, n: Node) -> None:
@@ -114,13 +115,25 @@ def lower(g: nx.DiGraph, loop: str = "graph") -> Lowered:
         if v2:
             tf.compat.v1.enable_control_flow_v2()
     return Lowered(
-        graph, init, prologue, loop_out, chunk, reads, control.data.max if control else 0, L.vars, dump, checkpoint
+        graph,
+        init,
+        prologue,
+        loop_out,
+        chunk,
+        reads,
+        control.data.max if control else 0,
+        L.vars,
+        dump,
+        checkpoint,
+        L.done,
     )
 
 
 def _steps(L: Lowering, body: list[Node]) -> tuple:
     """The loop body built once, outside any loop: each run is one iteration."""
     tf = L.tf
+    L.done = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [], name="dfc_done")
+    L.iteration = L.done
     for n in body:
         _lower_node(L, n)
     return None, (tf.constant(1, tf.int64), _held(L))
@@ -138,12 +151,14 @@ def _while(L: Lowering, g: nx.DiGraph, body: list[Node]) -> tuple:
     """The loop body in a ``while_loop``: (the chunk placeholder, (iterations run, until held))."""
     tf = L.tf
     chunk = tf.compat.v1.placeholder_with_default(tf.constant(1, tf.int64), [], name="dfc_chunk")
+    L.done = tf.compat.v1.placeholder_with_default(tf.constant(0, tf.int64), [], name="dfc_done")
 
     def go_on(i, held):
         return tf.logical_and(i < chunk, tf.logical_not(held))
 
     def iteration(i, held):
         L.body, L.until = [], None
+        L.iteration = L.done + i  # the iteration's number in the whole run (for `rand`)
         for n in body:
             _lower_node(L, n)
         return i + 1, _held(L)

@@ -35,6 +35,8 @@ class Lowering:
         self.prologue: list = []  # ops run once, before the loop
         self.body: list = []  # ops run every iteration
         self.until: Any = None
+        self.done: Any = None  # the placeholder: iterations run before this run of the loop
+        self.iteration: Any = None  # the loop's iteration number, while its body is built
         # TF's collective group and instance keys are the plan's plus a number of this
         # lowering's: servers remember a key's members and shape across sessions (a `dfc
         # serve` server outlives a run), so two runs must not share keys
@@ -89,7 +91,10 @@ class Lowering:
         op = REGISTRY[n.op]
         want = self.common_dtype(n) if op.cast_inputs else None
         args = (value_of(i, want if k >= op.conditions else None) for k, i in enumerate(n.inputs))
-        out = op.tf(self.tf, *args, **dict(n.data.kwargs))
+        kwargs = dict(n.data.kwargs)
+        if op.iteration and "iteration" not in kwargs:  # in the while_loop: this iteration's number
+            kwargs["iteration"] = self.iteration + 1
+        out = op.tf(self.tf, *args, **kwargs)
         if n.dtype and n.dtype != "bool" and out.dtype != self.dtype(n.dtype):
             out = self.tf.cast(out, self.dtype(n.dtype))
         return out

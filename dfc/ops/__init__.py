@@ -42,6 +42,10 @@ class Op:
     ranks: tuple[int, ...] = ()  # the operands' ranks it takes, where one symbol spells several ops ('@')
     cast_inputs: bool = False  # inputs are converted to a common dtype first (elementwise ops)
     conditions: int = 0  # leading inputs that are conditions (masks): never converted
+    # its one argument is a part of an array whose values it never reads: where the
+    # elements sit (``origin``/``extent``/``step`` in ``shape``) is all it takes (``rand``)
+    position_only: bool = False
+    iteration: bool = False  # takes ``iteration``: 0 outside the loop, n + 1 in its iteration n
     # the ``fuse`` pass's hooks (dfc/passes/fuse.py). ``of_tiles(kwargs, how, count)``: when
     # the op's one input is an array built from its ``count`` tiles (``how``: "interleave"
     # or "assemble"), the (op, kwargs) that computes the same from the tiles, or None.
@@ -863,6 +867,41 @@ _elementwise_function("exp", "elementwise exponential", np.exp, _tf_of_floats(la
 _elementwise_function("log", "elementwise natural logarithm", np.log, _tf_of_floats(lambda tf, x: tf.math.log(x)))
 _elementwise_function("sin", "elementwise sine", np.sin, _tf_of_floats(lambda tf, x: tf.math.sin(x)))
 _elementwise_function("cos", "elementwise cosine", np.cos, _tf_of_floats(lambda tf, x: tf.math.cos(x)))
+
+
+def _rand(*args, seed=0, origin=(), extent=(), step=(), shape=(), iteration=0) -> TensorType:
+    """rand(A[i], seed=s): uniform float64 in [0, 1), one per element of A[i]."""
+    if args:
+        return TensorType(_tensor(args[0], 0, "rand").shape, "float64")
+    return TensorType(tuple(extent), "float64")
+
+
+def _tf_rand(tf, seed=0, origin=(), extent=(), step=(), shape=(), iteration=0):
+    from .random import TFRandom
+
+    return TFRandom(tf).rand(int(seed), origin, extent, step, shape, iteration)
+
+
+def _rand_numpy(seed=0, origin=(), extent=(), step=(), shape=(), iteration=0):
+    from .random import rand_values
+
+    return rand_values(int(seed), origin, extent, step, shape, iteration)
+
+
+register(
+    Op(
+        "rand",
+        "uniform random numbers in [0, 1), one per element of a part of an array, from the seed, the "
+        "element's index in the array and the loop's iteration (fresh each iteration)",
+        _rand,
+        lambda a, o: 10 * _n(o),
+        _rand_numpy,
+        _tf_rand,
+        kwargs=("seed",),  # the expander adds where the argument's elements sit, and the iteration
+        position_only=True,
+        iteration=True,
+    )
+)
 register(
     Op(
         "where",

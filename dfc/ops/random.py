@@ -25,6 +25,28 @@ def offset(seed: int, stream: int) -> int:
     return ((seed + 1) * GOLDEN + stream * STREAM_STRIDE) % 2**64
 
 
+#: The first stream of ``rand``: streams 0-3 are the arrays' random inits (normal draws
+#: two streams per value, a complex one two values); ``rand`` in iteration n of the loop
+#: (0: outside it) draws stream RAND_STREAM + n.
+RAND_STREAM = 4
+
+
+def rand_coords(origin: tuple, extent: tuple, step: tuple) -> list[np.ndarray]:
+    """The global coordinates of a part of an array (per dimension: first, count, stride)."""
+    rank = len(extent)
+    return [
+        (np.arange(n, dtype=np.int64) * s + o).reshape([-1 if k == d else 1 for k in range(rank)])
+        for d, (o, n, s) in enumerate(zip(origin, extent, step))
+    ]
+
+
+def rand_values(seed: int, origin: tuple, extent: tuple, step: tuple, shape: tuple, iteration: int) -> np.ndarray:
+    """``rand``: uniform float64 in [0, 1), one per element of the part of an array of
+    ``shape``, from (seed, the element's global index, the iteration)."""
+    flat = flat_index(rand_coords(origin, extent, step), shape)
+    return np.broadcast_to(uniform01(flat, seed, RAND_STREAM + int(iteration)), extent).copy()
+
+
 def splitmix64(index: np.ndarray, seed: int, stream: int = 0) -> np.ndarray:
     with np.errstate(over="ignore"):
         z = index.astype(np.uint64) + np.uint64(offset(seed, stream))
@@ -106,6 +128,22 @@ class TFRandom:
         z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(30))) * u64(MIX1)
         z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(27))) * u64(MIX2)
         return tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(31)))
+
+    def rand(self, seed: int, origin: tuple, extent: tuple, step: tuple, shape: tuple, iteration):
+        """As :func:`rand_values`; ``iteration`` may be a tensor (the loop's)."""
+        tf = self.tf
+        u64 = lambda v: tf.constant(v % 2**64, dtype=tf.uint64)  # noqa: E731
+        flat = tf.zeros([], tf.int64)
+        for d, (o, n, s) in enumerate(zip(origin, extent, step)):
+            c = tf.reshape(tf.range(n, dtype=tf.int64) * s + o, [-1 if k == d else 1 for k in range(len(extent))])
+            flat = flat * shape[d] + c
+        stream = tf.cast(iteration, tf.uint64) + u64(RAND_STREAM)
+        z = tf.cast(flat, tf.uint64) + (u64((seed + 1) * GOLDEN) + stream * u64(STREAM_STRIDE))
+        z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(30))) * u64(MIX1)
+        z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(27))) * u64(MIX2)
+        z = tf.bitwise.bitwise_xor(z, tf.bitwise.right_shift(z, u64(31)))
+        bits = tf.bitwise.right_shift(z, u64(11))
+        return tf.broadcast_to(tf.cast(bits, tf.float64) * (2.0**-53), list(extent))
 
     def uniform(self, index, seed: int, stream: int = 0):
         tf = self.tf

@@ -113,6 +113,7 @@ class Expander:
         self.pending: dict[str, list[str]] = {}  # queue -> enqueue nodes not yet drained
         self.types: dict[str, Type] = {}
         self.readers: dict[str, set[str]] = {}  # variable -> nodes that read it since its last write
+        self.iteration: int | None = 0  # for `rand`: 0 outside the loop, n + 1 in an unrolled loop's iteration n
         self.drains: dict[tuple[str, str], int] = {}  # (queue, scope or 'pop') -> times it was drained
         # what is the same for every instance of a task, worked out once: sub-expressions
         # compiled, source positions, and an op's result type and costs for its input types
@@ -276,6 +277,44 @@ class Expander:
         if a.tiling.kind == "cyclic":
             return self.op(ctx, "interleave", args, node)
         return self.op(ctx, "assemble", args, node, grid=tuple(len(r) for r in ranges))
+
+    def position_op(self, ctx: _Ctx, op: Op, node: ast.Call, name: str | None) -> tuple[str, Type]:
+        """An op that takes where a part of an array sits, not its values (``rand(x[i])``):
+        a node without inputs, whose keywords say which elements (first, count and stride
+        per dimension, in the array's shape) and, outside a ``while_loop``, the iteration."""
+        arg = node.args[0]
+        base = arg.value if isinstance(arg, ast.Subscript) else arg
+        assert isinstance(base, ast.Name)  # validated: a part of an array
+        a = self.spec.arrays[base.id]
+        subs = (
+            (arg.slice.elts if isinstance(arg.slice, ast.Tuple) else [arg.slice])
+            if isinstance(arg, ast.Subscript)
+            else None
+        )
+        whole = [(0, n, 1) for n in a.shape]
+        if subs is None:
+            parts = whole
+        elif a.tiling.kind == "cyclic":
+            parts = (
+                whole
+                if isinstance(subs[0], ast.Slice)
+                else [(self.index_values(ctx, subs[0], 1)[0], a.tiling.tile[0], a.tiling.grid[0])]
+            )
+        else:
+            parts = [
+                (0, n, 1) if isinstance(sub, ast.Slice) else (self.index_values(ctx, sub, 1)[0] * t, t, 1)
+                for sub, t, n in zip(subs, a.tiling.tile, a.shape)
+            ]
+        kw = {k.arg: self.value_of(ctx.expr, k.value, self.spec.params) for k in node.keywords if k.arg is not None}
+        kw.update(
+            origin=tuple(p[0] for p in parts),
+            extent=tuple(p[1] for p in parts),
+            step=tuple(p[2] for p in parts),
+            shape=a.shape,
+        )
+        if self.iteration is not None:  # outside the while_loop: known now
+            kw["iteration"] = self.iteration
+        return self.op(ctx, op.name, [], node, name, **kw)
 
     def is_reduction(self, node: ast.AST) -> bool:
         return (
@@ -627,6 +666,7 @@ class Expander:
         if spec.loop and spec.unrolled:
             self.unroll(template, objs)
         elif spec.loop:
+            self.iteration = None  # the while_loop's: the lowering gives it
             saved = dict(self.version)
             self.version = {}  # the body reads loop-carried state from the variables
             self.readers = {}
@@ -675,6 +715,7 @@ class Expander:
         assert loop is not None and loop.index is not None
         for it in range(loop.max):
             outer = {loop.index: it}
+            self.iteration = it + 1
             self.bound = {}  # a let binds a value for the rest of its iteration
             self.popped = {}
             for node in topo(template, "loop"):
@@ -743,6 +784,8 @@ class _Expression(Walker[tuple[str, Type]]):
         return {k.arg: self.x.value_of(self.ctx.expr, k.value, self.x.spec.params) for k in node.keywords}
 
     def call(self, node: ast.Call, op: Op):
+        if op.position_only:
+            return self.x.position_op(self.ctx, op, node, self.top_name if node is self.top else None)
         free = self.x.free_indices(self.ctx, node.args[0]) if op.reduction and len(node.args) == 1 else {}
         if free:
             return self.x.reduction(self.ctx, op.name, node, free, self.top_name if node is self.top else None)

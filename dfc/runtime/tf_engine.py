@@ -389,8 +389,15 @@ def _loop(tf, lowered, g, call, fatal, cluster, say, seconds: dict, max_iteratio
         while iterations < limit:
             k = chunks.next(iterations, limit)
             t_chunk = time.perf_counter()
-            feed = {lowered.chunk: k} if lowered.chunk is not None else None  # None: one iteration a run
-            ran, held = call(lowered.loop, _iterations(iterations, int(k if feed else 1)), traces=True, feed=feed)
+            feed = {lowered.chunk: k} if lowered.chunk is not None else {}  # none: one iteration a run
+            if lowered.done is not None:
+                feed[lowered.done] = iterations  # the loop's `rand` draws its iterations' numbers
+            ran, held = call(
+                lowered.loop,
+                _iterations(iterations, int(k if lowered.chunk is not None else 1)),
+                traces=True,
+                feed=feed or None,
+            )
             chunks.took(int(ran), time.perf_counter() - t_chunk)
             iterations += int(ran)
             if time.perf_counter() - last >= 1.0 or iterations == limit:

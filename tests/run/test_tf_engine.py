@@ -218,6 +218,16 @@ def test_jacobi_matches_the_numpy_engine_and_numpys_solve():
     assert verify(spec, got.arrays, got.scalars).ok
 
 
+def test_monte_carlo_pi_is_the_same_estimate_on_every_engine():
+    """specs/montecarlo_pi.yaml: rand in a while_loop (drawn per iteration in chunks of
+    iterations on TF), masks, where, an output scalar: the same count on every engine."""
+    spec = load_spec(ROOT / "specs" / "montecarlo_pi.yaml", ["N=2**16", "batches=12"])
+    got = compare(spec)
+    assert got.scalars["pi"] == run_oracle(spec).scalars["pi"] == run_numpy(compile_spec(spec)).scalars["pi"]
+    assert abs(got.scalars["pi"] - np.pi) < 5 * 1.64 / np.sqrt(2**16 * 12)
+    assert verify(spec, got.arrays, got.scalars).ok
+
+
 @pytest.mark.parametrize("strategy", ["heft", "round-robin"])
 def test_tiled_cholesky_matches_numpy_on_every_engine(strategy):
     """specs/cholesky.yaml (an unrolled loop whose index the steps see, triangular `where:`
@@ -314,6 +324,48 @@ def test_computed_inits_masks_and_elementwise_functions_match_numpy():
     np.testing.assert_allclose(got.arrays["w"], want, rtol=1e-13)
     np.testing.assert_array_equal(got.arrays["k"], np.where(band < 0, band * 3, band % 2))
     assert got.scalars["hits"] == np.sum(x * x + 1 <= 2)
+
+
+RANDOM = """dfc: 1
+name: draws
+params: {N: 4096, P: 4}
+cluster: {worker: {tasks: 2}}
+arrays:
+  X: {shape: [N], dtype: float32, tile: [N/P]}
+  Y: {shape: [N], dtype: float32, tile: {cyclic: P}}
+  W: {shape: [N], dtype: float64, output: true}
+  R: {shape: [N], dtype: float64, tile: [N/P], output: true}
+  C: {shape: [N], dtype: float64, tile: {cyclic: P}, output: true}
+  S: {shape: [N], dtype: float64, tile: [N/P], output: true}
+tasks:
+  whole: {compute: "rand(X, seed=3)", out: W}
+  tiles: {for: {i: P}, compute: "rand(X[i], seed=3)", out: "R[i]"}
+  cyclic: {for: {p: P}, compute: "rand(Y[p], seed=3)", out: "C[p]"}
+loop:
+  max: 3
+  steps:
+    - {for: {i: P}, update: {"S[i]": "S[i] * 2 + rand(X[i], seed=3)"}}
+"""
+
+
+def test_rand_is_the_same_on_every_engine_whatever_the_tiling_and_fresh_each_iteration():
+    """rand(part, seed): one number per element, from (seed, its index in the array, the
+    iteration): a whole array, its block tiles and its cyclic tiles give the same numbers
+    outside the loop; each iteration of the loop draws new ones; TF, the NumPy engine and
+    the oracle agree bit for bit; the numbers look uniform on [0, 1)."""
+    spec = load_spec_text(RANDOM.encode(), "draws.yaml")
+    g = compile_spec(spec)
+    engines = [run_tf(g, timeout=120).arrays, run_numpy(g).arrays, run_oracle(spec).arrays]
+    for got in engines[1:]:
+        for name in "WRCS":
+            np.testing.assert_array_equal(got[name], engines[0][name], err_msg=name)
+    w = engines[0]["W"]
+    np.testing.assert_array_equal(engines[0]["R"], w)
+    np.testing.assert_array_equal(engines[0]["C"], w)
+    assert 0 <= w.min() and w.max() < 1 and abs(w.mean() - 0.5) < 0.02 and abs(w.var() - 1 / 12) < 0.01
+    s = engines[0]["S"]  # 4 d1 + 2 d2 + d3 over the iterations' draws d1, d2, d3
+    assert not np.allclose(s, 7 * w)  # fresh draws, not the prologue's again
+    assert abs(s.mean() - 3.5) < 0.1
 
 
 KERNELS = """dfc: 1
