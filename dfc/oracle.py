@@ -167,9 +167,21 @@ class Evaluator:
         return _int(self.ev(node, env))
 
     def ev_Subscript(self, node, env):
-        a = self.o.spec.arrays[node.value.id]
         subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
-        return self.o.arrays[a.name][tile_key(a, tuple(self.index(s, env) for s in subs))]
+        if not isinstance(node.value, ast.Name):  # elements of a value: Python's slicing
+            value = np.asarray(self.ev(node.value, env))
+            key = tuple(
+                slice(*(None if b is None else _int(self.ev(b, env)) for b in (s.lower, s.upper, s.step)))
+                if isinstance(s, ast.Slice)
+                else _int(self.ev(s, env))
+                for s in subs
+            )
+            return value[key]
+        a = self.o.spec.arrays[node.value.id]
+        index = tuple(self.index(s, env) for s in subs)
+        if any(i is not None and not 0 <= i < g for i, g in zip(index, a.tiling.grid)):  # the boundary's
+            return np.full(a.tiling.tile, a.boundary, dtype=a.dtype)
+        return self.o.arrays[a.name][tile_key(a, index)]
 
     def ev_Attribute(self, node, env):  # `.T`, the only attribute of the language
         assert node.attr == "T"
@@ -480,6 +492,7 @@ FUNCTIONS = {
     "sin": _of_floats(np.sin),
     "cos": _of_floats(np.cos),
     "where": _where,
+    "concat": lambda *xs, axis=0: np.concatenate(xs, axis=axis),
     "fft": _same_dtype(np.fft.fft),
     "ifft": _same_dtype(np.fft.ifft),
     "fft_merge": _fft_merge,

@@ -86,7 +86,12 @@ class Builder:
         return self.smap.value(path)
 
     def expr(
-        self, value: Any, path: tuple, functions: tuple[str, ...] | None = None, essential: bool = False
+        self,
+        value: Any,
+        path: tuple,
+        functions: tuple[str, ...] | None = None,
+        essential: bool = False,
+        elements: bool = False,
     ) -> Expr | None:
         """The parsed expression, or None after reporting why not; ``functions``: the names
         it may call (default: a compute expression's, the registry's ops and the math
@@ -99,7 +104,7 @@ class Builder:
         compute = functions is None
         names = tuple(sorted({*op_functions(), *MATH_FUNCTIONS})) if functions is None else functions
         try:
-            return parse_expr(value, start or self.smap.value(path), start is not None, names)
+            return parse_expr(value, start or self.smap.value(path), start is not None, names, elements)
         except ExprError as e:
             self.errors.extend(e.diagnostics)
             self.dropped += 0 if essential else len(e.diagnostics)
@@ -273,6 +278,7 @@ class Builder:
             d.get("resident", False),
             d.get("output", False),
             d.get("description", ""),
+            self.number(d["boundary"], p + ("boundary",), "boundary") if "boundary" in d else None,
         )
 
     def tiling(self, name: str, t: Any, shape: tuple[int, ...], p: tuple) -> Tiling:
@@ -539,22 +545,24 @@ class Builder:
             return None
         p, pos = ("verify",), self.pos("verify")
         if "freivalds" in d:
-            return VerifyFreivalds(pos, self.expr(d["freivalds"], p + ("freivalds",)), d.get("trials", 3))
+            return VerifyFreivalds(
+                pos, self.expr(d["freivalds"], p + ("freivalds",), elements=True), d.get("trials", 3)
+            )
         if "residual" in d:
             return VerifyResidual(
                 pos,
-                self.expr(d["residual"], p + ("residual",)),
+                self.expr(d["residual"], p + ("residual",), elements=True),
                 float(self.number(d["below"], p + ("below",), "verify.below")),
             )
         if "reference" in d:
             return VerifyReference(
                 pos,
-                self.expr(d["reference"], p + ("reference",)),
+                self.expr(d["reference"], p + ("reference",), elements=True),
                 d.get("of", ""),
                 d.get("rtol", 1e-6),
                 d.get("atol", 0.0),
             )
-        return VerifyExact(pos, self.expr(d["exact"], p + ("exact",)), d.get("rtol", 0.0))
+        return VerifyExact(pos, self.expr(d["exact"], p + ("exact",), elements=True), d.get("rtol", 0.0))
 
     def build(self, file: str) -> Spec:
         self.build_params()

@@ -13,7 +13,7 @@ import math
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
@@ -429,6 +429,16 @@ def _names(names: list[str]) -> str:
 def _target_type(ctx: Context, target: Expr, scope: Scope) -> TensorType | None:
     tree = target.tree
     name = tree.value if isinstance(tree, ast.Subscript) else tree
+    if isinstance(name, ast.Subscript) and isinstance(name.value, ast.Name):
+        ctx.report(
+            target.error(
+                tree,
+                "bad-target",
+                f"'{target.text}' is a part of a tile: a task writes whole tiles",
+                f"compute the whole tile (concat(...) joins parts) and write '{ast.unparse(name)}'",
+            )
+        )
+        return None
     if not isinstance(name, ast.Name):
         ctx.report(
             target.error(
@@ -455,7 +465,7 @@ def _target_type(ctx: Context, target: Expr, scope: Scope) -> TensorType | None:
         f" (every index in `for:`), or the whole array '{name.id}'",
     ):
         return None
-    return _typed(ctx, target, scope)
+    return _typed(ctx, target, replace(scope, writing=True))
 
 
 def _subscripts(tree: ast.AST) -> list[ast.expr]:
@@ -1168,7 +1178,7 @@ def check_size_of_graph(spec: Spec, ctx: Context) -> None:
 
 def check_verify_and_metrics(spec: Spec, ctx: Context, scalars: dict) -> None:
     v = spec.verify
-    scope = ctx.scope(scalars=scalars)
+    scope = replace(ctx.scope(scalars=scalars), whole=True)
     if v is not None:
         expr = getattr(v, "freivalds", None) or getattr(v, "exact", None)
         if expr is not None:

@@ -156,7 +156,9 @@ _DESCRIBE = {
 }
 
 
-def parse_expr(text: object, pos: Pos, exact: bool = False, functions: tuple[str, ...] = MATH_FUNCTIONS) -> Expr:
+def parse_expr(
+    text: object, pos: Pos, exact: bool = False, functions: tuple[str, ...] = MATH_FUNCTIONS, elements: bool = False
+) -> Expr:
     """Parse ``text`` (a string or a YAML number) into an :class:`Expr`, or raise ExprError.
 
     ``functions`` are the callable names allowed (math functions, plus op names in
@@ -205,11 +207,11 @@ def parse_expr(text: object, pos: Pos, exact: bool = False, functions: tuple[str
     except (RecursionError, MemoryError, ValueError):
         raise probe.error(None, "expr-too-long", "expression nests too deeply", "simplify it") from None
     expr = Expr(text, tree.body, pos, exact)
-    _check_whitelist(expr, tree, functions)
+    _check_whitelist(expr, tree, functions, elements)
     return expr
 
 
-def _check_whitelist(expr: Expr, tree: ast.Expression, functions: tuple[str, ...]) -> None:
+def _check_whitelist(expr: Expr, tree: ast.Expression, functions: tuple[str, ...], elements: bool = False) -> None:
     """Refuse what is not in the language, every mistake at once, in the order of their
     positions (a mistake repeated, the same message again, only where it first occurs).
     What is not in the language is not looked into; the arguments of an unknown function
@@ -220,6 +222,14 @@ def _check_whitelist(expr: Expr, tree: ast.Expression, functions: tuple[str, ...
     Mistakes in an operator or context node (``&``, ``is``), which has no position, are
     reported at the expression that holds it."""
     found: list[Diagnostic] = []
+    # slices with bounds are element subscripts of a value (u[i, j][1:-1, :]), never of tiles
+    bounded = {
+        id(sub)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Subscript) and (elements or not isinstance(n.value, ast.Name))
+        for sub in (n.slice.elts if isinstance(n.slice, ast.Tuple) else [n.slice])
+        if isinstance(sub, ast.Slice)
+    }
     stack: list[tuple[ast.AST, int, ast.AST]] = [(tree, 0, tree.body)]
     while stack:
         node, depth, where = stack.pop()
@@ -233,7 +243,7 @@ def _check_whitelist(expr: Expr, tree: ast.Expression, functions: tuple[str, ...
                 f"at most {MAX_EXPR_DEPTH} levels; split it with params",
             )
         try:
-            _check_node(expr, node, where, functions)
+            _check_node(expr, node, where, functions, id(node) in bounded)
         except ExprError as e:
             found.append(e.diagnostic)
             if e.diagnostic.code != "unknown-function":
@@ -253,7 +263,7 @@ def _check_whitelist(expr: Expr, tree: ast.Expression, functions: tuple[str, ...
         raise ExprError(*first, parsed=expr if all(d.code == "unknown-function" for d in first) else None)
 
 
-def _check_node(expr: Expr, node: ast.AST, where: ast.AST, functions: tuple[str, ...]) -> None:
+def _check_node(expr: Expr, node: ast.AST, where: ast.AST, functions: tuple[str, ...], bounded: bool = False) -> None:
     """Raise ExprError if ``node`` itself (not its children) is not in the language."""
     if isinstance(node, ast.Attribute) and "transpose" in functions:  # a compute expression
         if node.attr != "T":
@@ -307,12 +317,13 @@ def _check_node(expr: Expr, node: ast.AST, where: ast.AST, functions: tuple[str,
             )
         if any(k.arg is None for k in node.keywords):
             raise expr.error(node, "expr-forbidden", "'**' unpacking is not allowed")
-    if isinstance(node, ast.Slice) and (node.lower or node.upper or node.step):
+    if isinstance(node, ast.Slice) and (node.lower or node.upper or node.step) and not bounded:
         raise expr.error(
             node,
             "expr-forbidden",
-            "only ':' (all tiles) is allowed as a slice",
-            "index tiles with names such as A[i, :]; ranges are not supported",
+            "only ':' (all tiles) is allowed as a slice of tiles",
+            "index tiles with names such as A[i, :]; slice the elements of a tile with a second subscript: "
+            "A[i, j][1:-1, :]",
         )
     if isinstance(node, ast.Name) and node.id.startswith("__"):
         raise expr.error(node, "expr-forbidden", f"the name '{node.id}' is not allowed")

@@ -150,6 +150,8 @@ class Array:
     resident: bool = key("resident", False)
     output: bool = key("output", False)
     description: str = key("description", "")
+    #: the value of a tile read outside the grid (a boundary condition); None: an error
+    boundary: float | int | None = key("boundary")
 
     @property
     def type(self) -> TensorType:

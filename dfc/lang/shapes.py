@@ -51,6 +51,8 @@ class Scope:
     items: Mapping[str, ItemsType] = field(default_factory=dict)
     later: Mapping[str, str] = field(default_factory=dict)  # name -> why it is not visible yet
     where: Expr | None = None  # the task's `where:`: only the instances it keeps run
+    writing: bool = False  # a target: inside the tile grid, whatever the array's boundary
+    whole: bool = False  # whole arrays (`verify:`): a subscript takes elements, never tiles
 
     def visible(self) -> list[str]:
         return [*self.arrays, *self.params, *self.indices, *self.scalars, *self.items]
@@ -147,7 +149,8 @@ def range_hint(expr: Expr, node: ast.expr, extent: int, scope: Scope) -> str:
         return f"make the `for:` extent of '{used[0]}' {n}, so that '{text}' stays below {extent}, {more}"
     return (
         f"keep '{text}' from 0 to {extent - 1} for every value of {', '.join(map(repr, used))}: "
-        f"change the index, or wrap it around for a periodic boundary: ({text}) % {extent}"
+        f"change the index, wrap it around for a periodic boundary: ({text}) % {extent}"
+        + ("" if scope.writing else ", or give the array a `boundary:` value (the tiles outside its grid)")
     )
 
 
@@ -268,6 +271,20 @@ class _Typer(Walker[Typed]):
                 self.found.append(e)
         return TensorType(tuple(shape), arr.dtype), free
 
+    def tiles_of(self, node: ast.Subscript) -> bool:
+        return not self.scope.whole and isinstance(node.value, ast.Name)
+
+    def element_bound(self, node: ast.expr) -> int:
+        v = evaluate(Expr(self.expr.text, node, self.expr.pos, self.expr.exact), self.scope.params)
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.err(
+                node,
+                "not-whole",
+                f"element index '{ast.unparse(node)}' is {v}, not a whole number",
+                "an element subscript takes numbers and params, e.g. u[i, j][0, :] or u[i, j][1:-1, :]",
+            )
+        return v
+
     def index(self, sub: ast.expr, arr: Array, dim: int, free: Free) -> None:
         s, extent = self.scope, arr.tiling.grid[dim]
         if isinstance(sub, ast.Name) and sub.id not in s.indices and sub.id not in s.params:
@@ -308,7 +325,7 @@ class _Typer(Walker[Typed]):
                 raise self.err(sub, "not-whole", f"tile index '{ast.unparse(sub)}' is {v}, not a whole number")
             results.append(v)
         lo, hi = min(results), max(results)
-        if lo < 0 or hi >= extent:
+        if (lo < 0 or hi >= extent) and (arr.boundary is None or s.writing):
             raise index_range_error(
                 self.expr, sub, f"index '{ast.unparse(sub)}' of '{arr.name}'", lo, hi, extent, dim, s
             )

@@ -127,6 +127,30 @@ class Walker(Generic[V]):
             return parts[0]
         return self.apply(node, "and", parts, [node] * len(parts))
 
+    def _subscript(self, node: ast.Subscript) -> V:
+        """``A[i, k]`` (tiles of an array: :meth:`subscript`) or ``EXPR[0, 1:-1]`` (elements of
+        a value: the ``part`` op, its bounds computed by :meth:`element_bound`)."""
+        if self.tiles_of(node):
+            return self.subscript(node)
+        value = self.walk(node.value)
+        subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        items: list[tuple] = []
+        for sub in subs:
+            if isinstance(sub, ast.Slice):
+                bounds = [None if b is None else self.element_bound(b) for b in (sub.lower, sub.upper, sub.step)]
+                items.append(("s", *bounds))
+            else:
+                items.append(("i", self.element_bound(sub)))
+        return self.apply(node, "part", [value], [node.value], items=tuple(items))
+
+    def element_bound(self, node: ast.expr) -> int:
+        """A number in an element subscript (a param expression)."""
+        raise NotImplementedError
+
+    def tiles_of(self, node: ast.Subscript) -> bool:
+        """Whether ``node`` names tiles of an array (``A[i, k]``), not elements of a value."""
+        return isinstance(node.value, ast.Name)
+
     def _attribute(self, node: ast.Attribute) -> V:
         """``a.T``: the transpose of ``a`` (the parser lets no other attribute through)."""
         if node.attr != "T":
@@ -143,7 +167,7 @@ class Walker(Generic[V]):
 _DISPATCH = {
     ast.Constant: "constant",
     ast.Name: "name",
-    ast.Subscript: "subscript",
+    ast.Subscript: "_subscript",
     ast.BinOp: "_binop",
     ast.UnaryOp: "_unaryop",
     ast.BoolOp: "_boolop",

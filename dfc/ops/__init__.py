@@ -46,6 +46,7 @@ class Op:
     # elements sit (``origin``/``extent``/``step`` in ``shape``) is all it takes (``rand``)
     position_only: bool = False
     iteration: bool = False  # takes ``iteration``: 0 outside the loop, n + 1 in its iteration n
+    owner_computes: bool = False  # placed with its input (a halo's slice: only the part travels)
     # the ``fuse`` pass's hooks (dfc/passes/fuse.py). ``of_tiles(kwargs, how, count)``: when
     # the op's one input is an array built from its ``count`` tiles (``how``: "interleave"
     # or "assemble"), the (op, kwargs) that computes the same from the tiles, or None.
@@ -900,6 +901,96 @@ register(
         kwargs=("seed",),  # the expander adds where the argument's elements sit, and the iteration
         position_only=True,
         iteration=True,
+    )
+)
+
+
+def element_key(items: tuple) -> tuple:
+    """Python's index of an element subscript: ("i", k) is an index, ("s", start, stop,
+    step) a slice (None: open)."""
+    return tuple(it[1] if it[0] == "i" else slice(*it[1:]) for it in items)
+
+
+def _part(x: TensorType, items: tuple = ()) -> TensorType:
+    """x[items] with Python's rules (negative indices count from the end)."""
+    x = _tensor(x, 0, "a part of a tile")
+    if len(items) > x.rank:
+        raise OpTypeError(f"{x} has {x.rank} dimension(s) but is indexed with {len(items)}", arg=0)
+    shape = []
+    for d, (it, n) in enumerate(zip(items, x.shape)):
+        if it[0] == "i":
+            if not -n <= it[1] < n:
+                raise OpTypeError(
+                    f"element index {it[1]} is outside dimension {d} of {x} (0 to {n - 1}, or -{n} to -1)"
+                )
+            continue
+        if it[3] == 0:
+            raise OpTypeError("a slice's step cannot be zero")
+        size = len(range(*slice(*it[1:]).indices(n)))
+        if size == 0:
+            raise OpTypeError(f"the slice selects no element of dimension {d} of {x}", "check its bounds")
+        shape.append(size)
+    return TensorType((*shape, *x.shape[len(items) :]), x.dtype)
+
+
+def _concat(*args: TensorType, axis: int = 0) -> TensorType:
+    first = _tensor(args[0], 0, "concat")
+    if not -first.rank <= axis < first.rank:
+        raise OpTypeError(f"concat: axis {axis} is not a dimension of {first}")
+    a = axis % first.rank
+    size = 0
+    for i, t in enumerate(args):
+        t = _tensor(t, i, "concat")
+        if t.rank != first.rank or t.shape[:a] + t.shape[a + 1 :] != first.shape[:a] + first.shape[a + 1 :]:
+            raise OpTypeError(
+                f"concat along axis {axis}: {t} does not match {first}", "the other dimensions must agree", arg=i
+            )
+        if t.dtype != first.dtype:
+            raise OpTypeError(f"concat: dtype mismatch {first} and {t}", code="dtype-mismatch", arg=i)
+        size += t.shape[a]
+    return TensorType((*first.shape[:a], size, *first.shape[a + 1 :]), first.dtype)
+
+
+def _fill(value=0, shape=(), dtype="float64") -> TensorType:
+    return TensorType(tuple(shape), dtype)
+
+
+register(
+    Op(
+        "part",
+        "a part of a tile: x[0, :], x[1:-1, :] (Python's slicing; a halo row or column)",
+        _part,
+        lambda a, o: 0,
+        lambda x, items=(): np.asarray(x)[element_key(items)],
+        lambda tf, x, items=(): x[element_key(items)],
+        kwargs=("items",),
+        callable=False,
+        owner_computes=True,
+    )
+)
+register(
+    Op(
+        "concat",
+        "tiles joined along an axis (default 0): concat(a, b, axis=1)",
+        _concat,
+        lambda a, o: 0,
+        lambda *xs, axis=0: np.concatenate(xs, axis=axis),
+        lambda tf, *xs, axis=0: tf.concat(list(xs), axis),
+        nargs=(2, MANY),
+        kwargs=("axis",),
+    )
+)
+register(
+    Op(
+        "fill",
+        "a tile of one value: a read outside the tile grid of an array with a `boundary:`",
+        _fill,
+        lambda a, o: 0,
+        lambda value=0, shape=(), dtype="float64": np.full(shape, value, dtype=dtype),
+        lambda tf, value=0, shape=(), dtype="float64": tf.fill(list(shape), tf.constant(value, tf.as_dtype(dtype))),
+        nargs=(0, 0),
+        kwargs=("value", "shape", "dtype"),
+        callable=False,
     )
 )
 register(

@@ -270,7 +270,12 @@ class Expander:
             if subs is None
             else [self.index_values(ctx, s, g) for s, g in zip(subs, grid)]
         )
-        tiles = [self.tile(array, idx) for idx in itertools.product(*ranges)]
+        indices = list(itertools.product(*ranges))
+        if len(indices) == 1 and not all(0 <= i < g for i, g in zip(indices[0], grid)):
+            # outside the grid of an array with a `boundary:` (validated): a tile of that value
+            t = a.tile_type
+            return self.op(ctx, "fill", [], node, value=a.boundary, shape=t.shape, dtype=a.dtype)
+        tiles = [self.tile(array, idx) for idx in indices]
         if len(tiles) == 1:
             return tiles[0], a.tile_type
         args = [(t, a.tile_type) for t in tiles]
@@ -770,6 +775,9 @@ class _Expression(Walker[tuple[str, Type]]):
     def subscript(self, node):
         subs = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
         return self.x.read(self.ctx, node.value.id, list(subs), node)
+
+    def element_bound(self, node):
+        return int(self.x.value_of(self.ctx.expr, node, self.x.spec.params))
 
     def rank(self, value):
         return value[1].rank

@@ -32,6 +32,7 @@ import networkx as nx
 from ..cost.model import CostModel
 from ..ir.devices import job_of
 from ..ir.node import Node, each_node, node_table, pred_of, succ_of, topo, with_nodes
+from ..ops import REGISTRY
 from .context import PassContext
 
 Assignment = dict[str, str]
@@ -42,6 +43,8 @@ def _candidates(g: nx.DiGraph, n: Node, devs: tuple[str, ...], where: Assignment
         return (where[n.data.target],)
     if n.kind == "loop":
         return (where[n.inputs[0]],) if n.inputs and n.inputs[0] in where else devs[:1]
+    if n.kind == "compute" and n.op in REGISTRY and REGISTRY[n.op].owner_computes and n.inputs[0] in where:
+        return (where[n.inputs[0]],)  # a halo's slice, made where its tile is: only the slice travels
     if n.scope == "loop" and n.kind == "compute":
         pinned = {where[i] for i in n.inputs if i in where and _resident(g.nodes[i]["node"])}
         if pinned:

@@ -59,6 +59,12 @@ class _Whole(Walker):
     def keywords(self, node, op):
         return {k.arg: evaluate(Expr(self.expr.text, k.value, self.expr.pos), self.env) for k in node.keywords}
 
+    def element_bound(self, node):
+        return int(evaluate(Expr(self.expr.text, node, self.expr.pos), self.env))
+
+    def tiles_of(self, node):
+        return False  # whole arrays: a subscript takes elements (u[1:-1, :])
+
     def forbidden(self, node):
         raise ValueError(f"verification cannot evaluate '{ast.unparse(node)}' (use whole arrays)")
 

@@ -126,3 +126,19 @@ def test_left_looking_cholesky_accumulates_its_updates_in_order():
         np.testing.assert_allclose(
             np.tril(result.arrays["L"]), np.linalg.cholesky(result.arrays["A"]), rtol=1e-12, atol=1e-12
         )
+
+
+def test_a_stencil_exchanges_only_its_halos():
+    """specs/heat2d.yaml placed at its size: every transfer between devices is one edge row
+    or column of a tile (B elements), never a tile; and the boundary reads are constant
+    tiles. (At a toy size the cost model may ship a tile: it costs next to nothing.)"""
+    spec = load_spec(ROOT / "specs" / "heat2d.yaml")
+    g = compile_spec(spec)
+    table = node_table(g)
+    sends = [n["node"] for n in table.values() if n["node"].kind == "send"]
+    assert sends, "the two workers exchange halos"
+    for s in sends:
+        source = table[s.inputs[0]]["node"]
+        assert source.op == "part" and s.out_bytes == 512 * 8, (s.name, source.op, s.out_bytes)
+    fills = [n["node"] for n in table.values() if n["node"].op == "fill"]
+    assert fills and all(n.shape == (512, 512) for n in fills)
