@@ -385,9 +385,9 @@ def _fft_merge(items, stride: int):
 
 
 def _same_dtype(fn):
-    def apply(x):
+    def apply(x, **kw):
         x = np.asarray(x)
-        return fn(x).astype(x.dtype)
+        return fn(x, **kw).astype(x.dtype)
 
     return apply
 
@@ -495,6 +495,8 @@ FUNCTIONS = {
     "concat": lambda *xs, axis=0: np.concatenate(xs, axis=axis),
     "fft": _same_dtype(np.fft.fft),
     "ifft": _same_dtype(np.fft.ifft),
+    "fft2": _same_dtype(np.fft.fft2),
+    "ifft2": _same_dtype(np.fft.ifft2),
     "fft_merge": _fft_merge,
     "transpose": np.transpose,
     "copy": np.copy,

@@ -118,7 +118,8 @@ def check_arrays(spec: Spec, ctx: Context) -> None:
                     f"'{a.name}' ({a.tiling.kind}, {a.tiling.grid[0]} tiles) cannot start as a copy of "
                     f"'{src.name}' ({src.tiling.kind}, {src.tiling.grid[0]} tiles): a copy is made tile "
                     "by tile, and a cyclic tile holds every P-th element",
-                    f"give '{a.name}' the tiling of '{src.name}', or compute it with a task (`out: {a.name}[i]`)",
+                    f"give '{a.name}' the tiling of '{src.name}', or copy it with a task, which redistributes: "
+                    f"`tasks: {{retile: {{compute: {src.name}, out: {a.name}}}}}`",
                 )
         if (
             isinstance(a.init, InitRandom)

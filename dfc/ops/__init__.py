@@ -196,11 +196,18 @@ def _norm(a: TensorType) -> TensorType:
     return TensorType((), REAL_OF.get(a.dtype, a.dtype) if a.dtype else None)
 
 
-def _fft(name: str) -> Infer:
-    def infer(a):
+def _fft(name: str, rank: int = 0) -> Infer:
+    """A transform of complex data: along one axis (``rank`` 0: a vector or, with
+    ``axis``, any array) or of the last ``rank`` axes (fft2: 2)."""
+
+    def infer(a, axis=-1):
         a = _tensor(a, 0, name)
-        if a.rank != 1:
-            raise OpTypeError(f"{name} takes a vector, got {a}", arg=0)
+        if rank and a.rank != rank:
+            raise OpTypeError(f"{name} takes a matrix, got {a}", arg=0)
+        if not rank and (a.rank == 0 or not -a.rank <= axis < a.rank):
+            raise OpTypeError(
+                f"{name} along axis {axis} of {a}", "a vector, or a tile with `axis=` one of its dimensions", arg=0
+            )
         if a.dtype not in REAL_OF:
             raise OpTypeError(
                 f"{name} needs complex input, got {a}",
@@ -211,6 +218,22 @@ def _fft(name: str) -> Infer:
         return a
 
     return infer
+
+
+def _fft_flops(args: tuple, out: TensorType) -> int:
+    """5 n log2 n for the n-point transforms of every line (or the whole, for fft2)."""
+    return _nlogn(out.size)
+
+
+def _tf_along(tf, fn, x, axis: int):
+    """``fn`` (a transform of the innermost axis) along ``axis``: moved innermost and back."""
+    rank = len(x.shape)
+    axis %= rank
+    if axis == rank - 1:
+        return fn(x)
+    perm = [d for d in range(rank) if d != axis] + [axis]
+    back = [perm.index(d) for d in range(rank)]
+    return tf.transpose(fn(tf.transpose(x, perm)), back)
 
 
 def _fft_merge(items, stride: int = 0) -> TensorType:
@@ -1009,21 +1032,43 @@ register(
 register(
     Op(
         "fft",
-        "1-D discrete Fourier transform",
+        "1-D discrete Fourier transform (of a vector, or along `axis` of a tile: default the last)",
         _fft("fft"),
-        lambda a, o: _nlogn(o.size),
-        np.fft.fft,
-        lambda tf, x: tf.signal.fft(x),
+        _fft_flops,
+        lambda x, axis=-1: np.fft.fft(x, axis=axis),
+        lambda tf, x, axis=-1: _tf_along(tf, tf.signal.fft, x, axis),
+        kwargs=("axis",),
+    )
+)
+register(
+    Op(
+        "fft2",
+        "2-D discrete Fourier transform of a matrix",
+        _fft("fft2", 2),
+        _fft_flops,
+        np.fft.fft2,
+        lambda tf, x: tf.signal.fft2d(x),
+    )
+)
+register(
+    Op(
+        "ifft2",
+        "2-D inverse discrete Fourier transform of a matrix",
+        _fft("ifft2", 2),
+        _fft_flops,
+        np.fft.ifft2,
+        lambda tf, x: tf.signal.ifft2d(x),
     )
 )
 register(
     Op(
         "ifft",
-        "1-D inverse discrete Fourier transform",
+        "1-D inverse discrete Fourier transform (of a vector, or along `axis` of a tile)",
         _fft("ifft"),
-        lambda a, o: _nlogn(o.size),
-        np.fft.ifft,
-        lambda tf, x: tf.signal.ifft(x),
+        _fft_flops,
+        lambda x, axis=-1: np.fft.ifft(x, axis=axis),
+        lambda tf, x, axis=-1: _tf_along(tf, tf.signal.ifft, x, axis),
+        kwargs=("axis",),
     )
 )
 register(

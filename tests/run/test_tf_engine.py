@@ -240,6 +240,21 @@ def test_heat2d_matches_a_whole_array_stencil_on_every_engine():
     assert verify(spec, got.arrays, got.scalars).ok
 
 
+def test_fft2d_and_redistributions_match_numpy_on_every_engine():
+    """specs/fft2d.yaml (fft along the last axis of row blocks, transposes redistributed
+    all-to-all from parts of tiles) on TF against the NumPy engine, the oracle and
+    numpy.fft.fft2; and copies between block, cyclic and 2-D tilings."""
+    spec = load_spec(ROOT / "specs" / "fft2d.yaml", ["N=96", "W=3"])
+    got = compare(spec)
+    np.testing.assert_allclose(got.arrays["X"], np.fft.fft2(got.arrays["x"]), rtol=1e-12, atol=1e-9)
+    assert verify(spec, got.arrays, got.scalars).ok
+    from unit.test_domains import RETILE
+
+    moved = compare(load_spec_text(RETILE.encode(), "retile.yaml")).arrays
+    for name, want in (("y", moved["x"]), ("w", moved["x"]), ("B", moved["A"].T), ("D", moved["A"].T)):
+        np.testing.assert_array_equal(moved[name], want, err_msg=name)
+
+
 def test_monte_carlo_pi_is_the_same_estimate_on_every_engine():
     """specs/montecarlo_pi.yaml: rand in a while_loop (drawn per iteration in chunks of
     iterations on TF), masks, where, an output scalar: the same count on every engine."""
