@@ -182,7 +182,7 @@ def _check_init_expr(spec: Spec, ctx: Context, a: Array, p: tuple) -> None:
     if init.expr is None:
         return  # its mistake is reported
     for n, node in _first_uses(init.expr).items():
-        if n in spec.arrays or n in spec.scalars:
+        if n not in names and (n in spec.arrays or n in spec.scalars):
             ctx.report(
                 init.expr.error(
                     node,
