@@ -466,6 +466,24 @@ def _solve_triangular(a, b, lower=1, trans=0, right=0):
     return _substitute(t, np.asarray(b), forward=bool(lower) != bool(trans))
 
 
+def _solve(a, b):
+    """A X = B by Gaussian elimination with partial pivoting; NaN if A is singular."""
+    a = np.array(a, dtype=np.result_type(a, b, np.float32))
+    x = np.array(b, dtype=a.dtype).reshape(a.shape[0], -1)
+    n = a.shape[0]
+    for k in range(n):
+        p = k + int(np.argmax(np.abs(a[k:, k])))
+        if a[p, k] == 0:
+            return np.full(np.shape(b), np.nan, dtype=a.dtype)
+        a[[k, p]], x[[k, p]] = a[[p, k]], x[[p, k]]
+        f = a[k + 1 :, k] / a[k, k]
+        a[k + 1 :, k:] -= np.outer(f, a[k, k:])
+        x[k + 1 :] -= np.outer(f, x[k])
+    for k in range(n - 1, -1, -1):
+        x[k] = (x[k] - a[k, k + 1 :] @ x[k + 1 :]) / a[k, k]
+    return x.reshape(np.shape(b))
+
+
 def _substitute(t, b, forward: bool):
     x = np.zeros(b.shape, dtype=np.result_type(t, b))
     n = t.shape[0]
@@ -505,6 +523,8 @@ FUNCTIONS = {
     "triu": _triangle(False),
     "cholesky": _cholesky,
     "solve_triangular": _solve_triangular,
+    "solve": _solve,
+    "reshape": lambda x, rows=0: np.reshape(x, (-1,) if not rows else (rows, -1)),
 }
 
 

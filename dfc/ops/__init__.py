@@ -381,6 +381,46 @@ def _tf_solve_triangular(tf, a, b, lower=1, trans=0, right=0):
     return out[:, 0] if vector else out
 
 
+def _solve(a: TensorType, b: TensorType) -> TensorType:
+    """X with A X = B (GESV: LU with partial pivoting); B a matrix or a vector."""
+    a = _real_square("solve", a)
+    b = _tensor(b, 1, "solve")
+    n = a.shape[0]
+    if b.rank not in (1, 2) or b.shape[0] != n:
+        raise OpTypeError(f"solve solves A X = B: B needs {n} rows, got {b}", arg=1)
+    return TensorType(b.shape, unify_dtype(a, b))
+
+
+def _solve_numpy(a, b):
+    with np.errstate(all="ignore"):
+        try:
+            return np.linalg.solve(a, b)
+        except np.linalg.LinAlgError:  # singular: no solution (NaN, on every engine)
+            return np.full(np.shape(b), np.nan)
+
+
+def _tf_solve(tf, a, b):
+    """TF's solve refuses a singular matrix (the run would fail): such a tile is swapped for
+    the identity first (a zero pivot: slogdet's sign is 0) and its solution made NaN."""
+    vector = len(b.shape) == 1
+    rhs = b[:, None] if vector else b
+    singular = tf.equal(tf.linalg.slogdet(a)[0], 0)
+    safe = tf.where(singular, tf.eye(a.shape[0], dtype=a.dtype), a)
+    out = tf.linalg.solve(safe, rhs)
+    out = tf.where(singular, tf.fill(tf.shape(out), tf.constant(float("nan"), out.dtype)), out)
+    return out[:, 0] if vector else out
+
+
+def _reshape(x: TensorType, rows: int = 0) -> TensorType:
+    """reshape(x): its elements as a vector (row-major); reshape(x, rows=R): as R rows."""
+    x = _tensor(x, 0, "reshape")
+    if not rows:
+        return TensorType((x.size,), x.dtype)
+    if rows < 0 or x.size % rows:
+        raise OpTypeError(f"reshape: {x.size} elements make no {rows} equal rows", arg=0)
+    return TensorType((rows, x.size // rows), x.dtype)
+
+
 def _transpose(a: TensorType) -> TensorType:
     a = _tensor(a, 0, "transpose")
     if a.rank != 2:
@@ -1153,6 +1193,29 @@ register(
         nargs=(2, 2),
         kwargs=("lower", "trans", "right"),
         cast_inputs=True,
+    )
+)
+register(
+    Op(
+        "solve",
+        "X with A X = B for a square A (GESV: LU with partial pivoting); NaN where A is singular (a zero pivot)",
+        _solve,
+        lambda a, o: 2 * a[0].shape[0] ** 3 // 3 + 2 * a[0].shape[0] ** 2 * (o.size // a[0].shape[0]),
+        _solve_numpy,
+        _tf_solve,
+        nargs=(2, 2),
+        cast_inputs=True,
+    )
+)
+register(
+    Op(
+        "reshape",
+        "a tile's elements in row-major order as a vector, or as `rows` rows",
+        _reshape,
+        lambda a, o: 0,
+        lambda x, rows=0: np.reshape(x, (-1,) if not rows else (rows, -1)),
+        lambda tf, x, rows=0: tf.reshape(x, [-1] if not rows else [rows, -1]),
+        kwargs=("rows",),
     )
 )
 register(Op("copy", "a copy of a tile", _unary_same("copy"), lambda a, o: 0, np.copy, lambda tf, x: tf.identity(x)))

@@ -420,7 +420,15 @@ arrays:
   y: {shape: [N], dtype: float64, output: true}
   U: {shape: [N, N], dtype: float64, output: true}
   d: {shape: [N], dtype: float64, output: true}
+  X2: {shape: [N, M], dtype: float64, output: true}
+  y2: {shape: [N], dtype: float64, output: true}
+  R: {shape: [M, N], dtype: float64, output: true}
+  f: {shape: ["N*M"], dtype: float64, output: true}
 tasks:
+  gesv: {compute: "solve(A + triu(A), B)", out: X2}
+  gesv_v: {compute: "solve(A, b)", out: y2}
+  rows: {compute: "reshape(B, rows=M)", out: R}
+  flat: {compute: "reshape(B)", out: f}
   chol: {compute: "cholesky(A)", out: L}
   fwd: {compute: "solve_triangular(L, B)", out: X}
   back: {compute: "solve_triangular(L, B, trans=1)", out: Xt}
@@ -433,9 +441,9 @@ verify: {exact: "L @ transpose(L) == A", rtol: 1e-10}
 
 
 def test_dense_kernels_match_numpy_on_whole_arrays():
-    """cholesky, solve_triangular (left, transposed, right, upper, a vector), tril, triu and
-    diag (both ways) on the TF engine, the NumPy engine and the oracle, and each against
-    its defining equation in plain NumPy."""
+    """cholesky, solve_triangular (left, transposed, right, upper, a vector), solve (a
+    matrix, a vector), reshape, tril, triu and diag (both ways) on the TF engine, the NumPy
+    engine and the oracle, and each against its defining equation in plain NumPy."""
     spec = load_spec_text(KERNELS.encode(), "kernels.yaml")
     got = compare(spec).arrays
     a, b_, b, lo = got["A"], got["B"], got["b"], got["L"]
@@ -447,6 +455,10 @@ def test_dense_kernels_match_numpy_on_whole_arrays():
     np.testing.assert_allclose(np.triu(a) @ got["y"], b, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got["U"], a, rtol=1e-14)
     np.testing.assert_allclose(got["d"], np.diagonal(a))
+    np.testing.assert_allclose((a + np.triu(a)) @ got["X2"], b_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(a @ got["y2"], b, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(got["R"], b_.reshape(8, 64))
+    np.testing.assert_array_equal(got["f"], b_.ravel())
     assert verify(spec, got, {}).ok
 
 
@@ -459,5 +471,10 @@ def test_cholesky_of_a_tile_that_is_not_positive_definite_is_nan_on_every_engine
     for arrays in (run_tf(g, timeout=120).arrays, run_numpy(g).arrays, run_oracle(spec).arrays):
         lo = arrays["L"]
         assert np.isnan(lo[np.tril_indices(64)]).all() and (lo[np.triu_indices(64, 1)] == 0).all()
+    text = KERNELS.replace("init: {random: spd, seed: 0}", "init: {expr: 'where(j == 0, 1, i)'}")  # rank 2
+    spec = load_spec_text(text.encode(), "singular.yaml")
+    g = compile_spec(spec)
+    for arrays in (run_tf(g, timeout=120).arrays, run_numpy(g).arrays, run_oracle(spec).arrays):
+        assert np.isnan(arrays["y2"]).all() and not np.isnan(arrays["X2"]).any()  # A singular, A + triu(A) not
     v = verify(spec, run_numpy(g).arrays, {})
     assert v is not None and not v.ok
