@@ -241,6 +241,8 @@ class Evaluator:
         kw = {k.arg: self.ev(k.value, env) for k in node.keywords}
         if name == "rand":  # where the argument's elements sit in their array, not their values
             return self.rand(node.args[0], env, int(kw.get("seed", 0)))
+        if name == "eye":
+            return np.identity(_int(self.ev(node.args[0], env)))
         if name in ALL and len(node.args) == 1:
             free = self.free(node.args[0], env)
             if free:

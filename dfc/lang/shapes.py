@@ -406,6 +406,19 @@ class _Typer(Walker[Typed]):
                 f"the values, got '{ast.unparse(node.args[0])}'",
                 f"write {op.name}(x[i], seed=1) for the tile x[i]",
             )
+        if op.sized:  # eye(B): a size known now, not a value
+            if len(node.args) != 1:
+                raise self.err(node, "bad-call", f"{op.name}() takes one size, e.g. {op.name}(B)", op.doc)
+            try:
+                size = self.element_bound(node.args[0])
+            except ExprError:
+                raise self.err(
+                    node.args[0],
+                    "bad-call",
+                    f"{op.name}() takes a size (a number or params), got '{ast.unparse(node.args[0])}'",
+                    f"e.g. {op.name}(B) for a B x B tile",
+                ) from None
+            return self.infer(node, op.name, [], node.args, n=size), {}
         parts = [self.walk(a) for a in node.args]
         free = _merge(self, *(f for _, f in parts))
         types = [t for t, _ in parts]

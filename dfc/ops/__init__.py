@@ -47,6 +47,7 @@ class Op:
     position_only: bool = False
     iteration: bool = False  # takes ``iteration``: 0 outside the loop, n + 1 in its iteration n
     owner_computes: bool = False  # placed with its input (a halo's slice: only the part travels)
+    sized: bool = False  # its one argument is a size known when compiling (eye(B)): a keyword ``n``
     # the ``fuse`` pass's hooks (dfc/passes/fuse.py). ``of_tiles(kwargs, how, count)``: when
     # the op's one input is an array built from its ``count`` tiles (``how``: "interleave"
     # or "assemble"), the (op, kwargs) that computes the same from the tiles, or None.
@@ -409,6 +410,13 @@ def _tf_solve(tf, a, b):
     out = tf.linalg.solve(safe, rhs)
     out = tf.where(singular, tf.fill(tf.shape(out), tf.constant(float("nan"), out.dtype)), out)
     return out[:, 0] if vector else out
+
+
+def _eye(*args, n: int = 0) -> TensorType:
+    """eye(n): the n x n identity, float64."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise OpTypeError(f"eye(n) takes a positive whole number, got {n}", "e.g. eye(B) for a B x B tile")
+    return TensorType((n, n), "float64")
 
 
 def _reshape(x: TensorType, rows: int = 0) -> TensorType:
@@ -1205,6 +1213,17 @@ register(
         _tf_solve,
         nargs=(2, 2),
         cast_inputs=True,
+    )
+)
+register(
+    Op(
+        "eye",
+        "the n x n identity matrix (float64)",
+        _eye,
+        lambda a, o: 0,
+        lambda n=0: np.eye(n),
+        lambda tf, n=0: tf.eye(n, dtype=tf.float64),
+        sized=True,
     )
 )
 register(

@@ -794,6 +794,9 @@ class _Expression(Walker[tuple[str, Type]]):
     def call(self, node: ast.Call, op: Op):
         if op.position_only:
             return self.x.position_op(self.ctx, op, node, self.top_name if node is self.top else None)
+        if op.sized:  # eye(B): no input, the size a keyword
+            size = int(self.x.value_of(self.ctx.expr, node.args[0], self.x.spec.params))
+            return self.x.op(self.ctx, op.name, [], node, self.top_name if node is self.top else None, n=size)
         free = self.x.free_indices(self.ctx, node.args[0]) if op.reduction and len(node.args) == 1 else {}
         if free:
             return self.x.reduction(self.ctx, op.name, node, free, self.top_name if node is self.top else None)

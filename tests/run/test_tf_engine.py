@@ -424,7 +424,9 @@ arrays:
   y2: {shape: [N], dtype: float64, output: true}
   R: {shape: [M, N], dtype: float64, output: true}
   f: {shape: ["N*M"], dtype: float64, output: true}
+  E: {shape: [N, N], dtype: float64, output: true}
 tasks:
+  shifted: {compute: "A - 2 * eye(N)", out: E}
   gesv: {compute: "solve(A + triu(A), B)", out: X2}
   gesv_v: {compute: "solve(A, b)", out: y2}
   rows: {compute: "reshape(B, rows=M)", out: R}
@@ -442,7 +444,7 @@ verify: {exact: "L @ transpose(L) == A", rtol: 1e-10}
 
 def test_dense_kernels_match_numpy_on_whole_arrays():
     """cholesky, solve_triangular (left, transposed, right, upper, a vector), solve (a
-    matrix, a vector), reshape, tril, triu and diag (both ways) on the TF engine, the NumPy
+    matrix, a vector), reshape, eye, tril, triu and diag (both ways) on the TF engine, the NumPy
     engine and the oracle, and each against its defining equation in plain NumPy."""
     spec = load_spec_text(KERNELS.encode(), "kernels.yaml")
     got = compare(spec).arrays
@@ -459,6 +461,7 @@ def test_dense_kernels_match_numpy_on_whole_arrays():
     np.testing.assert_allclose(a @ got["y2"], b, rtol=1e-10, atol=1e-12)
     np.testing.assert_array_equal(got["R"], b_.reshape(8, 64))
     np.testing.assert_array_equal(got["f"], b_.ravel())
+    np.testing.assert_array_equal(got["E"], a - 2 * np.identity(64))
     assert verify(spec, got, {}).ok
 
 
