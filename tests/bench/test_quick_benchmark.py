@@ -27,7 +27,7 @@ def test_quick_set_runs_and_verifies(tmp_path):
     data = json.loads(result.read_text())
     assert result.with_suffix(".png").stat().st_size > 0
     benches = {r["benchmark"] for r in data["rows"]}
-    assert benches == {"matmul", "cg", "fft", "stream"}
+    assert benches == {"matmul", "cg", "fft", "cholesky", "stream"}
     assert all(r["verified"] and r["dfc"] > 0 and r["baseline_value"] > 0 for r in data["rows"])
     assert {
         "dask threads",

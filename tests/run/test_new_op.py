@@ -25,7 +25,7 @@ arrays:
   x: {shape: [N], dtype: float64, tile: [T], init: {file: x.npy}}
   y: {shape: [N], dtype: float64, tile: [T], output: true}
 tasks:
-  f: {for: {i: N/T}, compute: "exp(x[i]) % 2", out: "y[i]"}
+  f: {for: {i: N/T}, compute: "hypot(expm1(x[i]), 2)", out: "y[i]"}
 """
 
 
@@ -33,19 +33,24 @@ def _elementwise(a, b):
     return ops.TensorType(a.shape or b.shape, ops.types.unify_dtype(a, b))
 
 
-# the whole of adding two ops: a function and an operator, one entry each
+# the whole of adding two ops: a function of one argument and one of two, one entry each
 NEW = [
-    ops.Op("exp", "elementwise e**x", lambda a: a, lambda args, out: out.size, np.exp, lambda tf, x: tf.math.exp(x)),
     ops.Op(
-        "mod",
-        "elementwise a % b (floored, as Python's)",
-        _elementwise,
+        "expm1",
+        "elementwise e**x - 1",
+        lambda a: a,
         lambda args, out: out.size,
-        np.mod,
-        lambda tf, a, b: tf.math.floormod(a, b),
+        np.expm1,
+        lambda tf, x: tf.math.expm1(x),
+    ),
+    ops.Op(
+        "hypot",
+        "elementwise sqrt(a**2 + b**2)",
+        _elementwise,
+        lambda args, out: 3 * out.size,
+        np.hypot,
+        lambda tf, a, b: tf.sqrt(a * a + b * b),
         nargs=(2, 2),
-        callable=False,
-        symbol="%",
         cast_inputs=True,
     ),
 ]
@@ -72,7 +77,7 @@ def test_without_the_entries_the_program_is_refused(spec_text):
     with pytest.raises(SpecError) as info:
         load_spec_text(data, file)
     messages = [d.message for d in info.value.diagnostics]
-    assert any("exp" in m for m in messages), messages
+    assert any("expm1" in m for m in messages) and any("hypot" in m for m in messages), messages
 
 
 @pytest.mark.slow
@@ -82,6 +87,6 @@ def test_a_new_op_validates_plans_and_runs_on_both_engines(new_ops, spec_text):
     g = compile_spec(spec)
     plan = make_plan(g, CostModel(Profile(), devices(spec)))
     assert plan.schedule.makespan > 0 and any(c["flops"] for c in plan.task_classes())
-    want = np.mod(np.exp(x), 2)
+    want = np.hypot(np.expm1(x), 2)
     np.testing.assert_allclose(run_numpy(g).arrays["y"], want, rtol=1e-12)
     np.testing.assert_allclose(run_tf(g, timeout=120).arrays["y"], want, rtol=1e-12)
