@@ -1,7 +1,9 @@
 """cse: common-subexpression elimination. Two pure nodes (``compute`` or ``const``) with
 the same op, inputs, attributes, scope and placement constraint compute the same value:
 keep one (the first in topological order) and point every consumer at it. Effectful
-nodes (variables, assigns, queue operations, transfers) are never merged."""
+nodes (variables, assigns, queue operations, transfers) are never merged, nor computes
+without inputs (a boundary tile's `fill`, `eye`, `rand`): each is made where it is used,
+where one shared by tiles on two devices would be shipped."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ def cse(g: nx.DiGraph, ctx: PassContext | None = None) -> nx.DiGraph:
                 inputs=tuple(canon.get(i, i) for i in n.inputs), after=tuple(sorted({canon.get(i, i) for i in n.after}))
             )
             changed.append(n)
-        if n.kind not in EFFECTFUL:
+        if n.kind not in EFFECTFUL and (n.inputs or n.kind == "const"):
             key = (n.kind, n.op, n.inputs, n.data, n.scope, n.allowed, n.shape, n.dtype)
             if key in seen:
                 canon[n.name] = seen[key]

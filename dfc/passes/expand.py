@@ -786,7 +786,13 @@ class _Expression(Walker[tuple[str, Type]]):
         # the expression's own name goes to its last op: a comparison chain's `and`, or
         # its one comparison's op keeps a numbered name
         named = node is self.top and (op == "and" or not isinstance(node, ast.Compare))
-        return self.x.op(self.ctx, op, args, node, self.top_name if named else None, **kw)
+        name = self.top_name if named else None
+        source = node_of(self.x.g, args[0][0]) if op == "part" else None
+        if source is not None and source.op == "fill":  # a part of a boundary tile: only the part is made
+            out = REGISTRY["part"].infer(self.x.types[source.name], **kw)
+            fill = dict(source.data.kwargs)
+            return self.x.op(self.ctx, "fill", [], node, name, **{**fill, "shape": out.shape})
+        return self.x.op(self.ctx, op, args, node, name, **kw)
 
     def keywords(self, node: ast.Call, op: Op) -> dict:
         return {k.arg: self.x.value_of(self.ctx.expr, k.value, self.x.spec.params) for k in node.keywords}

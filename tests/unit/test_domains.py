@@ -131,7 +131,8 @@ def test_left_looking_cholesky_accumulates_its_updates_in_order():
 def test_a_stencil_exchanges_only_its_halos():
     """specs/heat2d.yaml placed at its size: every transfer between devices is one edge row
     or column of a tile (B elements), never a tile; and the boundary reads are constant
-    tiles. (At a toy size the cost model may ship a tile: it costs next to nothing.)"""
+    edges (a part of a boundary tile is made alone). (At a toy size the cost model may ship a
+    tile: it costs next to nothing.)"""
     spec = load_spec(ROOT / "specs" / "heat2d.yaml")
     g = compile_spec(spec)
     table = node_table(g)
@@ -141,7 +142,7 @@ def test_a_stencil_exchanges_only_its_halos():
         source = table[s.inputs[0]]["node"]
         assert source.op == "part" and s.out_bytes == 512 * 8, (s.name, source.op, s.out_bytes)
     fills = [n["node"] for n in table.values() if n["node"].op == "fill"]
-    assert fills and all(n.shape == (512, 512) for n in fills)
+    assert fills and all(n.shape in ((1, 512), (512, 1)) for n in fills)  # only the halo made
 
 
 RETILE = """dfc: 1
