@@ -791,6 +791,8 @@ class _Expression(Walker[tuple[str, Type]]):
         if source is not None and source.op == "fill":  # a part of a boundary tile: only the part is made
             out = REGISTRY["part"].infer(self.x.types[source.name], **kw)
             fill = dict(source.data.kwargs)
+            if not self.x.g.out_degree(source.name):  # the read's whole tile: never made
+                self.x.g.remove_node(source.name)
             return self.x.op(self.ctx, "fill", [], node, name, **{**fill, "shape": out.shape})
         return self.x.op(self.ctx, op, args, node, name, **kw)
 

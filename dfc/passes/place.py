@@ -155,7 +155,13 @@ class _Heft:
         self.cluster_allowed: dict[str, frozenset | None] = {}
         self.cluster_device: dict[str, str] = {}
         self.where: Assignment = {}
-        self.lazy = {n.name for n in self.order if n.kind == "variable" and len(n.allowed) != 1}
+        # placed with their first user: unpinned data, and computes without inputs (a boundary
+        # tile's fill, eye, rand), cheaper to make where they are read than to ship
+        self.lazy = {
+            n.name
+            for n in self.order
+            if (n.kind == "variable" or (n.kind == "compute" and not n.inputs)) and len(n.allowed) != 1
+        }
         self.projected = {d: 0.0 for d in devs}
         self.wires = {(a, b): cm.link(a, b) for a in devs for b in devs if a != b}
         self.scope = ""
@@ -213,7 +219,7 @@ class _Heft:
         names.sort(key=self.rank.__getitem__, reverse=True)  # stable: equal ranks stay in index order
         for name in names:
             n = self.node[name]
-            if n.kind != "variable":  # variables are placed with their first user, or pinned
+            if n.kind != "variable" and name not in self.lazy:  # those are placed with their first user, or pinned
                 self.place(n)
 
     def candidates(self, n: Node) -> tuple[str, ...]:
