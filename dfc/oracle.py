@@ -215,9 +215,12 @@ class Evaluator:
             ast.Mod: np.mod,
         }[op](a, b)
 
-    def ev_BoolOp(self, node, env):
-        values = [bool(self.ev(v, env)) for v in node.values]
-        return np.bool_(all(values) if isinstance(node.op, ast.And) else any(values))
+    def ev_BoolOp(self, node, env):  # elementwise on masks
+        values = [np.asarray(self.ev(v, env), dtype=bool) for v in node.values]
+        out = values[0]
+        for v in values[1:]:
+            out = np.logical_and(out, v) if isinstance(node.op, ast.And) else np.logical_or(out, v)
+        return np.bool_(out) if np.ndim(out) == 0 else out
 
     def ev_Compare(self, node, env):
         left, ok = self.ev(node.left, env), True
@@ -297,15 +300,30 @@ class Evaluator:
 
 
 def _increment(target: Expr, value: Expr) -> tuple[int, ast.expr] | None:
-    """(+1, e) for an update written ``T: T + e`` or ``e + T``, (-1, e) for ``T - e``."""
-    t, v = ast.unparse(target.tree), value.tree
-    if isinstance(v, ast.BinOp) and isinstance(v.op, (ast.Add, ast.Sub)):
-        left, right = ast.unparse(v.left), ast.unparse(v.right)
-        if left == t and t not in right:
-            return (1 if isinstance(v.op, ast.Add) else -1), v.right
-        if isinstance(v.op, ast.Add) and right == t and t not in left:
-            return 1, v.left
-    return None
+    """(+1, e) for an update written ``T: T + e`` or ``e + T``, (-1, e) for ``T - e``;
+    ``T ± a ± b``: the signs after the first taken into the term, as the language says."""
+    t = ast.dump(target.tree)
+
+    def has_t(node) -> bool:
+        return any(ast.dump(n) == t for n in ast.walk(node))
+
+    v = value.tree
+    if isinstance(v, ast.BinOp) and isinstance(v.op, ast.Add) and ast.dump(v.right) == t and not has_t(v.left):
+        return 1, v.left
+    ops: list[ast.BinOp] = []
+    terms: list[ast.expr] = []
+    while isinstance(v, ast.BinOp) and isinstance(v.op, (ast.Add, ast.Sub)):
+        ops.insert(0, v)
+        terms.insert(0, v.right)
+        v = v.left
+    if not ops or ast.dump(v) != t or any(has_t(x) for x in terms):
+        return None
+    sign = -1 if isinstance(ops[0].op, ast.Sub) else 1
+    term = terms[0]
+    for node, right in zip(ops[1:], terms[1:]):
+        plus = isinstance(node.op, ast.Add) == (sign > 0)
+        term = ast.copy_location(ast.BinOp(term, ast.Add() if plus else ast.Sub(), right), node)
+    return sign, term
 
 
 def _is_reduction(node: ast.AST) -> bool:
@@ -409,6 +427,8 @@ def _of_floats(fn):
 
 def _elementwise_extreme(fn):
     def apply(*xs):
+        if all(_dtype(x) is None for x in xs):  # numbers: a number, which takes the dtype it meets
+            return (min if fn is np.minimum else max)(xs)
         out = xs[0]
         for x in xs[1:]:
             a, b = _meet(out, x)

@@ -20,7 +20,7 @@ from ..diagnostics import Collector, Diagnostic, Pos, did_you_mean
 from ..ops import REGISTRY, ItemsType, TensorType
 from .expr import Expr, ExprError, evaluate
 from .model import ELEMENT_INDICES, Array, InitCopy, InitExpr, InitFile, InitRandom, Let, Spec, Task, accumulation
-from .shapes import ENUMERATION_LIMIT, INDEX_LETTERS, Scope, index_range_error, infer, tile_example
+from .shapes import ENUMERATION_LIMIT, INDEX_LETTERS, Scope, fits, index_range_error, infer, tile_example
 
 BUILTIN_METRIC_NAMES = ("iterations_run",)
 
@@ -151,6 +151,20 @@ def check_arrays(spec: Spec, ctx: Context) -> None:
             check_npy(ctx, a, spec.source.value(p))
         if isinstance(a.init, InitExpr):
             _check_init_expr(spec, ctx, a, p)
+        if a.boundary is not None and not _holds_value(a.boundary, a.dtype):
+            ctx.errors.error(
+                spec.source.value(("arrays", a.name, "boundary")),
+                "bad-value",
+                f"boundary {a.boundary} is not a value of '{a.name}' ({a.dtype})",
+                "give a number the array's dtype holds exactly (a whole number for an integer array)",
+            )
+
+
+def _holds_value(v: float | int, dtype: str) -> bool:
+    """Whether ``dtype`` holds ``v`` (an integer dtype only whole numbers), without overflow."""
+    if dtype.startswith("int") and (isinstance(v, float) and not v.is_integer()):
+        return False
+    return fits(v, dtype)
 
 
 def _check_init_expr(spec: Spec, ctx: Context, a: Array, p: tuple) -> None:
@@ -290,6 +304,7 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
         check_push(spec, ctx, task, result, scope)
     elif task.push_unparsed is not None and task.push_unparsed in spec.queues:  # its target's mistake is
         ctx.producers.setdefault(task.push_unparsed, []).append(task.name)  # reported: the queue has a producer
+    typed_targets = []
     for target_expr, value_expr in task.update:
         target = _target_type(ctx, target_expr, scope)
         value = _typed(ctx, value_expr, scope)
@@ -297,6 +312,9 @@ def check_task(spec: Spec, ctx: Context, task: Task, scalars: dict, later: dict)
             _compare_types(ctx, value_expr, value, target, target_expr)
         if target is not None:
             _check_one_writer(ctx, task, target_expr, scope, value_expr)
+            typed_targets.append(target_expr)
+    if len(typed_targets) > 1:
+        _check_targets_apart(ctx, task, typed_targets, scope)
 
 
 def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope, value: Expr | None) -> None:
@@ -371,6 +389,41 @@ def _check_one_writer(ctx: Context, task: Task, target: Expr, scope: Scope, valu
                 )
             )
             return
+
+
+def _check_targets_apart(ctx: Context, task: Task, targets: list[Expr], scope: Scope) -> None:
+    """Two targets of one task's `update:` never name one tile (`s` and `s[0]`, or `C[0]`
+    and `C[k]` at k = 0): which write would land has no meaning."""
+    outer = [n for n in scope.indices if n not in dict(task.domain)]
+    envs = scope.kept([*outer, *(i for i, _ in task.domain)])
+    if envs is None:
+        return  # too many to list
+    owner: dict[tuple, int] = {}
+    for env in envs:
+        for k, target in enumerate(targets):
+            subs = _subscripts(target.tree)
+            array = ctx.spec.arrays[target.base() or ""]
+            try:
+                key = tuple(
+                    evaluate(Expr(target.text, s, target.pos, target.exact), {**scope.params, **env}) for s in subs
+                )
+            except ExprError:
+                return  # reported where the target is checked
+            tiles = [key] if key else list(itertools.product(*(range(g) for g in array.tiling.grid)))
+            for tile in tiles:
+                first = owner.setdefault((array.name, tuple(env[o] for o in outer), tile), k)
+                if first != k:
+                    where = ", ".join(f"{i}={env[i]}" for i, _ in task.domain)
+                    ctx.report(
+                        target.error(
+                            target.tree,
+                            "lost-update",
+                            f"'{targets[first].text}' and '{target.text}' of '{task.name}' both write "
+                            f"{array.name}[{', '.join(map(str, tile))}]" + (f" (at {where})" if where else ""),
+                            "one target per tile: write the two updates as one expression",
+                        )
+                    )
+                    return
 
 
 def _check_where(spec: Spec, ctx: Context, task: Task, scope: Scope) -> None:

@@ -237,17 +237,34 @@ class Task:
 
 def accumulation(target: Expr, value: Expr) -> tuple[str, ast.expr] | None:
     """``("add", e)`` for an update ``T: T + e`` (or ``e + T``), ``("sub", e)`` for
-    ``T: T - e``; None for any other form. When several instances of a task update one
-    tile this way, each adds its increment ``e`` to the running value in the order of
-    their indices (docs/spec.md, "Accumulation")."""
-    tree, same = value.tree, ast.dump(target.tree)
-    if not isinstance(tree, ast.BinOp) or not isinstance(tree.op, (ast.Add, ast.Sub)):
+    ``T: T - e``; a longer chain is one term: ``T + a - b`` adds ``a - b``, ``T - a + b``
+    subtracts ``a - b``. None for any other form (``T`` anywhere but first). When several
+    instances of a task update one tile this way, each adds its term to the running value
+    in the order of their indices (docs/spec.md, "Accumulation")."""
+    same = ast.dump(target.tree)
+
+    def mentions(node: ast.AST) -> bool:
+        return any(ast.dump(n) == same for n in ast.walk(node))
+
+    tree = value.tree
+    if isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.Add) and ast.dump(tree.right) == same:
+        return None if mentions(tree.left) else ("add", tree.left)
+    chain: list[tuple[ast.BinOp, ast.expr]] = []  # T op1 a op2 b ...: (the op's node, its right operand)
+    node = tree
+    while isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Sub)):
+        chain.append((node, node.right))
+        node = node.left
+    if not chain or ast.dump(node) != same or any(mentions(t) for _, t in chain):
         return None
-    if ast.dump(tree.left) == same and same not in ast.dump(tree.right):
-        return ("add" if isinstance(tree.op, ast.Add) else "sub"), tree.right
-    if isinstance(tree.op, ast.Add) and ast.dump(tree.right) == same and same not in ast.dump(tree.left):
-        return "add", tree.left
-    return None
+    chain.reverse()
+    subtracts = isinstance(chain[0][0].op, ast.Sub)
+    term = chain[0][1]
+    for op_node, right in chain[1:]:  # after a '-', the signs inside the term flip
+        op: ast.operator = (
+            op_node.op if not subtracts else (ast.Sub() if isinstance(op_node.op, ast.Add) else ast.Add())
+        )
+        term = ast.copy_location(ast.BinOp(term, op, right), op_node)
+    return ("sub" if subtracts else "add"), term
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import ast
 import itertools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -398,6 +398,15 @@ class _Typer(Walker[Typed]):
         return None, {}  # it may have been meant to reduce over them
 
     def call(self, node, op):
+        if op.position_only and node.args and _names_array(node.args[0], self.scope):
+            found = len(self.found)  # the part must be inside the grid: a boundary has no positions
+            scope, self.scope = self.scope, replace(self.scope, writing=True)
+            try:
+                self.walk(node.args[0])
+            finally:
+                self.scope = scope
+            if len(self.found) > found:
+                return None, {}
         if op.position_only and node.args and not _names_array(node.args[0], self.scope):
             raise self.err(
                 node.args[0],

@@ -11,6 +11,7 @@ are no ``if op == "matmul"`` chains anywhere else, and adding an op is adding an
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -470,10 +471,37 @@ def _where(c: TensorType, a: TensorType, b: TensorType) -> TensorType:
 
 
 def _logical(*args: TensorType) -> TensorType:
+    """Elementwise on conditions: scalars give a condition, masks a mask of their shape."""
+    shape: tuple[int, ...] = ()
     for i, t in enumerate(args):
-        if _tensor(t, i, "logical").rank or t.dtype not in ("bool", None):
-            raise OpTypeError(f"'and', 'or' and 'not' take conditions, got {t}", arg=i)
-    return TensorType((), "bool")
+        if _tensor(t, i, "logical").dtype not in ("bool", None):
+            raise OpTypeError(f"'and', 'or' and 'not' take conditions or masks, got {t}", arg=i)
+        if t.rank and shape and t.shape != shape:
+            raise OpTypeError(f"shape mismatch: masks {TensorType(shape, 'bool')} and {t}", arg=i)
+        shape = shape or t.shape
+    return TensorType(shape, "bool")
+
+
+def _tf_logical(fn: str):
+    def lower(tf, *xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = getattr(tf.math, fn)(out, x)  # broadcasts a condition over a mask
+        return out
+
+    return lower
+
+
+def _float_only(name: str, infer: Infer) -> Infer:
+    """``infer``, refusing complex operands (no floor division or remainder of them)."""
+
+    def checked(*args):
+        out = infer(*args)
+        if out.dtype in ("complex64", "complex128"):
+            raise OpTypeError(f"'{name}' takes real numbers, got {out}", "complex numbers have no floor", arg=0)
+        return out
+
+    return checked
 
 
 def _assign_add(a: TensorType, b: TensorType) -> TensorType:
@@ -737,7 +765,7 @@ def _elementwise_op(name: str, symbol: str, numpy: Callable, tf: Callable) -> No
         Op(
             name,
             f"elementwise a {symbol} b; scalars broadcast",
-            _elementwise,
+            _float_only(symbol, _elementwise) if symbol in ("//", "%") else _elementwise,
             lambda a, o: _n(o),
             numpy,
             tf,
@@ -846,11 +874,11 @@ _comparison("ge", ">=", np.greater_equal, lambda tf, a, b: tf.math.greater_equal
 register(
     Op(
         "and",
-        "logical and",
+        "logical and, elementwise on masks",
         _logical,
         lambda a, o: 1,
-        lambda *xs: np.logical_and.reduce(xs),
-        lambda tf, *xs: tf.math.reduce_all(tf.stack(list(xs))),
+        lambda *xs: functools.reduce(np.logical_and, xs),
+        _tf_logical("logical_and"),
         nargs=(2, MANY),
         callable=False,
         symbol="and",
@@ -859,11 +887,11 @@ register(
 register(
     Op(
         "or",
-        "logical or",
+        "logical or, elementwise on masks",
         _logical,
         lambda a, o: 1,
-        lambda *xs: np.logical_or.reduce(xs),
-        lambda tf, *xs: tf.math.reduce_any(tf.stack(list(xs))),
+        lambda *xs: functools.reduce(np.logical_or, xs),
+        _tf_logical("logical_or"),
         nargs=(2, MANY),
         callable=False,
         symbol="or",
@@ -872,7 +900,7 @@ register(
 register(
     Op(
         "not",
-        "logical not",
+        "logical not, elementwise on masks",
         _logical,
         lambda a, o: 1,
         np.logical_not,

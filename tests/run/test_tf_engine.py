@@ -333,11 +333,13 @@ arrays:
   x: {shape: [N], dtype: float64, tile: [T], init: {random: normal, seed: 1}}
   w: {shape: [N], dtype: float64, tile: [T], output: true}
   k: {shape: [N, N], dtype: float32, tile: [T, N], output: true}
+  o: {shape: [N], dtype: float64, tile: [T], output: true}
 scalars:
   hits: {init: "sum(sum(where(x[i]*x[i] + 1 <= 2, 1, 0)))", output: true}
 tasks:
   t: {for: {i: N/T}, compute: "where(x[i] > 0, log(exp(x[i]) + 1) % 1.5, sin(x[i]) // 0.25 + cos(x[i]))", out: "w[i]"}
   u: {for: {i: N/T}, compute: "where(K[i, 0] < 0, K[i, 0] * 3, K[i, 0] % 2)", out: "k[i, 0]"}
+  v: {for: {i: N/T}, compute: "where(x[i] > -0.5 and not x[i] > 0.5 or x[i] > 2, 1, 0)", out: "o[i]"}
 """
 
 
@@ -361,6 +363,7 @@ def test_computed_inits_masks_and_elementwise_functions_match_numpy():
     np.testing.assert_allclose(got.arrays["w"], want, rtol=1e-13)
     np.testing.assert_array_equal(got.arrays["k"], np.where(band < 0, band * 3, band % 2))
     assert got.scalars["hits"] == np.sum(x * x + 1 <= 2)
+    np.testing.assert_array_equal(got.arrays["o"], ((x > -0.5) & ~(x > 0.5) | (x > 2)).astype(float))
 
 
 RANDOM = """dfc: 1

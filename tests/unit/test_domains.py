@@ -198,3 +198,41 @@ def test_fft2d_moves_parts_of_tiles_not_the_matrix():
     assert sum(s.out_bytes for s in sends) == 2 * tile  # each transpose: half of each tile crosses
     x = run_numpy(compile_spec(load_spec(ROOT / "specs" / "fft2d.yaml", ["N=64"])))
     np.testing.assert_allclose(x.arrays["X"], np.fft.fft2(x.arrays["x"]), rtol=1e-12, atol=1e-9)
+
+
+MASKS_AND_CHAINS = """dfc: 1
+name: g5
+arrays:
+  a: {shape: [4, 4], dtype: float64, tile: [2, 2], init: {expr: "where(0 <= i - j <= 1, 2, 0)"}, output: true}
+  b: {shape: [8], dtype: float64, tile: [4], init: {expr: "(i > 3 and i < 6) or i == 0"}, output: true}
+  c: {shape: [4, 4], dtype: float64, tile: [2, 2], init: {expr: "(i == 0 or j == 3)"}, output: true}
+  x: {shape: [8], dtype: float64, tile: [2], init: {random: uniform, seed: 1}, output: true}
+  s: {shape: [2], dtype: float64, output: true}
+  t: {shape: [2], dtype: float64, output: true}
+  m: {shape: [8], dtype: float64, tile: [2], output: true}
+tasks:
+  fold: {for: {k: 4}, update: {s: "s + sqrt(x[k])"}}
+  chain: {for: {k: 4}, update: {t: "t - x[k] + 1 - x[k] * x[k]"}}
+  mask: {for: {k: 4}, compute: "where(x[k] > 0.3 and not (x[k] > 0.8), x[k], -1)", out: "m[k]"}
+"""
+
+
+def test_masks_combine_elementwise_and_a_chain_after_the_target_is_one_term():
+    """`and`/`or`/`not` and chained comparisons on masks are elementwise (in init
+    expressions and tasks); `t - a + b - c` accumulates the term `a - b + c` (subtracted);
+    a target named by a letter inside a function name (`s` in `sqrt`) is still found."""
+    spec = load_spec_text(MASKS_AND_CHAINS.encode(), "g5.yaml")
+    r = np.arange(4)
+    band = np.where((r[:, None] - r[None, :] >= 0) & (r[:, None] - r[None, :] <= 1), 2.0, 0.0)
+    for result in (run_numpy(compile_spec(spec)), run_oracle(spec)):
+        got = result.arrays
+        np.testing.assert_array_equal(got["a"], band)
+        np.testing.assert_array_equal(got["b"], [1, 0, 0, 0, 1, 1, 0, 0])
+        np.testing.assert_array_equal(got["c"], ((r[:, None] == 0) | (r[None, :] == 3)).astype(float))
+        x = got["x"].reshape(4, 2)
+        s, t = np.zeros(2), np.zeros(2)
+        for k in range(4):
+            s, t = s + np.sqrt(x[k]), t - (x[k] - 1 + x[k] * x[k])
+        np.testing.assert_array_equal(got["s"], s)
+        np.testing.assert_array_equal(got["t"], t)
+        np.testing.assert_array_equal(got["m"], np.where((x > 0.3) & ~(x > 0.8), x, -1).ravel())
