@@ -9,13 +9,15 @@ properties drift apart.
 from __future__ import annotations
 
 import ast
+import functools
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..diagnostics import Pos
 from ..ops.types import ITEMSIZE, TensorType
-from .expr import Expr
+from .expr import Expr, ExprError, evaluate
 from .yamlsrc import SourceMap
 
 
@@ -364,14 +366,15 @@ class Spec:
     metrics: Metrics = key("metrics", default_factory=Metrics)
     sweep: Mapping[str, tuple] = key("sweep", default_factory=dict)
 
-    @property
+    @functools.cached_property
     def tile_tasks(self) -> int:
-        """Tile-task instances (the boxes of `for:`, an upper bound under `where:`): every
-        task, plus one iteration of the loop body, or all of them when the loop is unrolled."""
+        """Tile-task instances: every task, plus one iteration of the loop body, or all of
+        them when the loop is unrolled; under `where:`, those it keeps (counted where there
+        are at most COUNT_LIMIT to try, else the box of `for:`: an upper bound)."""
         steps = self.loop.steps if self.loop else ()
-        body = sum(t.instances for t in steps if isinstance(t, Task))
-        times = self.loop.max if self.loop is not None and self.loop.index is not None else 1
-        return sum(t.instances for t in self.tasks.values()) + body * times
+        outer = {self.loop.index: self.loop.max} if self.loop is not None and self.loop.index else {}
+        top = sum(_kept(t, self.params, {}) for t in self.tasks.values())
+        return top + sum(_kept(t, self.params, outer) for t in steps if isinstance(t, Task))
 
     @property
     def unrolled(self) -> bool:
@@ -381,6 +384,26 @@ class Spec:
     @property
     def ntiles(self) -> int:
         return sum(a.ntiles for a in self.arrays.values())
+
+
+#: At most this many instances are tried against a `where:` to count those it keeps.
+COUNT_LIMIT = 20_000
+
+
+def _kept(t: Task, params: Mapping, outer: dict[str, int]) -> int:
+    """How many instances of ``t`` run, over the iterations of an unrolled loop (``outer``)."""
+    box = t.instances * math.prod(outer.values())
+    if t.where is None or box > COUNT_LIMIT:
+        return box
+    names = [*outer, *(k for k, _ in t.domain)]
+    extents = [*outer.values(), *(n for _, n in t.domain)]
+    count = 0
+    for values in itertools.product(*(range(n) for n in extents)):
+        try:
+            count += bool(evaluate(t.where, {**params, **dict(zip(names, values))}))
+        except ExprError:
+            return box  # a mistake in the condition: reported by the checks
+    return count
 
 
 #: Which schema definition each dataclass implements (checked by the drift test).
