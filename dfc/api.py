@@ -80,10 +80,14 @@ class Program:
         return load(self.file, self.overrides, local=self.local, **params)
 
     def profile(self, profile: str | Profile | None = None) -> Profile:
-        """The cost model's device profile: given, the spec's ``placement.profile``, or the default."""
+        """The cost model's device profile: given, the spec's ``placement.profile``, this
+        machine's from ``dfc calibrate`` when there is one, or the built-in defaults."""
         if isinstance(profile, Profile):
             return profile
-        return load_profile(profile or self.spec.placement.profile)
+        from .cost.calibrate import machine_profile
+
+        mine = machine_profile()
+        return load_profile(profile or self.spec.placement.profile or (str(mine) if mine.is_file() else None))
 
     def layout(self, cluster: str):
         """The layout of a cluster source (a cluster file, ``tf_config`` or ``slurm``) for
@@ -204,6 +208,7 @@ class RunReport:
     arrays: dict = field(default_factory=dict, repr=False)  # the output arrays (not in the JSON)
     scalars: dict = field(default_factory=dict, repr=False)
     outputs: dict = field(default_factory=dict)  # the output scalars (in the JSON)
+    profile: str = ""  # the cost profile the prediction used
 
     @property
     def rate(self) -> tuple[str, float]:
@@ -229,7 +234,7 @@ class RunReport:
             "predicted_seconds": self.predicted_seconds,
             "strategy": self.strategy,
         }
-        for key in ("outputs", "trace", "checkpoints", "retries", "output_error"):
+        for key in ("outputs", "profile", "trace", "checkpoints", "retries", "output_error"):
             if getattr(self, key):
                 out[key] = getattr(self, key)
         return _no_nan(out)
@@ -346,6 +351,7 @@ class _Run:
             result.arrays,
             result.scalars,
             {k: v.item() for k, v in outputs.items()},
+            self.profile.describe() if predicted else "",
         )
 
     def on_tf(self, g, unsaved: list[str]):

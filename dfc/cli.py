@@ -574,6 +574,59 @@ class _Names(Sequence[str]):
         return name in self._names()
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .cost.calibrate import calibrate, machine_profile
+    from .outputs import OutputError, write_file
+    from .runtime.cluster import ClusterError
+
+    if args.cluster != "local":
+        print(
+            f"dfc calibrate: --cluster {args.cluster}: only the local cluster is measured for now "
+            "(a profile for other machines: write one, docs/compiler.md, 'Profiles')",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.repeats < 3:
+        print("dfc calibrate: --repeats must be at least 3 (a median of fewer is no median)", file=sys.stderr)
+        return EXIT_USAGE
+    path = args.output or str(machine_profile())
+    from rich.progress import Progress
+
+    steps = 13
+    try:
+        with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+            task = bar.add_task("starting two servers", total=steps)
+
+            def progress(what: str) -> None:
+                bar.update(task, advance=1, description=what)
+
+            profile = calibrate(args.repeats, progress)
+    except ClusterError as e:
+        print(f"dfc calibrate: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    import yaml
+
+    notes = profile.pop("notes")
+    head = "# dfc calibrate: this machine's costs for the cost model (docs/compiler.md, 'Profiles')\n" + "".join(
+        f"# {n}\n" for n in notes
+    )
+    text = head + yaml.safe_dump({**profile, "notes": notes}, sort_keys=False, width=100)
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        write_file(path, text)
+    except (OutputError, OSError) as e:
+        print(f"dfc calibrate: cannot write {path}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    flops = profile["cpu_flops"]
+    link = profile["same_host"]
+    print(
+        f"wrote {path}: float64 {flops['float64'] / 1e9:.1f} GFLOP/s, float32 {flops['float32'] / 1e9:.1f} GFLOP/s, "
+        f"memory {profile['cpu_mem_bandwidth'] / 1e9:.1f} GB/s, op overhead {profile['op_overhead'] * 1e6:.1f} us, "
+        f"between servers {link['latency'] * 1e3:.2f} ms + {link['bandwidth'] / 1e9:.2f} GB/s"
+    )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dfc",
@@ -720,6 +773,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve although this machine has a globally reachable address (no authentication!)",
     )
     sv.set_defaults(func=cmd_serve)
+
+    c = sub.add_parser(
+        "calibrate",
+        help="measure this machine's costs for the cost model; write a profile",
+        description="Measure, on a local cluster of two servers, the flop rates, memory bandwidth, "
+        "per-op overhead and the link between servers (latency, bandwidth, CPU per byte) that the "
+        "cost model needs, and write them as a profile (YAML). dfc plan and dfc run use this "
+        "machine's profile when no other is given.",
+    )
+    c.add_argument("-o", "--output", metavar="PROFILE", help="where to write it (default: this machine's profile)")
+    c.add_argument("--repeats", type=_count, default=7, metavar="N", help="timed runs of each measurement (default 7)")
+    c.add_argument(
+        "--cluster",
+        default="local",
+        metavar="SOURCE",
+        help="local only, for now: a local cluster of two servers on this machine",
+    )
+    c.set_defaults(func=cmd_calibrate)
 
     s = sub.add_parser(
         "schema",

@@ -22,3 +22,8 @@ def pytest_configure(config):
     import os
 
     os.environ["DFC_VERIFY_EACH"] = "1"
+    # no calibrated profile of this machine (`dfc calibrate`) changes what the tests plan:
+    # they see the built-in defaults unless they give a profile
+    import tempfile
+
+    os.environ["DFC_PROFILES"] = tempfile.mkdtemp(prefix="dfc-test-profiles-")

@@ -22,6 +22,7 @@ class Plan:
     schedule: Schedule
     devices: tuple[str, ...]
     hosts: dict  # device -> its host
+    profile: str = ""  # which cost profile predicted it
 
     @property
     def many_hosts(self) -> bool:
@@ -85,6 +86,7 @@ class Plan:
             "links": self.link_rows(),
             "task_classes": self.task_classes(),
             "reductions": self.reductions(),
+            "profile": self.profile,
         }
         if with_graph:
             out.update(to_json(self.graph))
@@ -110,4 +112,5 @@ def make_plan(g: nx.DiGraph, cm: CostModel, iterations: int | None = None, timel
         simulate(g, cm, iterations, timeline),
         cm.devices,
         dict(cm.host),
+        cm.profile.describe(),
     )

@@ -2,7 +2,8 @@
 overhead, and the latency and bandwidth of a transfer within a task, between tasks of one
 host, and across hosts. Defaults describe a small CPU host (2 cores, AVX-512) and an H100;
 a YAML file (``placement.profile`` or ``dfc plan --profile``) overrides any of them.
-``dfc calibrate`` (to come) measures this machine's."""
+``dfc calibrate`` measures this machine's (dfc/cost/calibrate.py), and ``dfc plan``/``run``
+use it when no other is given."""
 
 from __future__ import annotations
 
@@ -61,12 +62,25 @@ class Profile:
     tasks_per_host: int = 0  # 0: every task on one host (the local cluster)
     # each task's host, (("worker:0", "node1"), ...): from the cluster (--cluster), not a file
     hosts: tuple = ()
+    # where the figures were taken (`dfc calibrate`: host, cpu, cores, date, versions) and
+    # how each was measured: shown by `dfc plan`, read by people
+    taken: dict = field(default_factory=dict)
+    notes: tuple = ()
+    source: str = ""  # the file it was read from ("": the built-in defaults); not a key
+
+    def describe(self) -> str:
+        """Which profile this is, for `dfc plan` and `dfc run`."""
+        if not self.source:
+            return "built-in defaults (`dfc calibrate` measures this machine)"
+        t = self.taken
+        when = f" (calibrated on {t.get('host', '?')}, {t.get('date', '?')})" if t else ""
+        return f"{self.source}{when}"
 
     def to_json(self) -> dict:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            out[f.name] = v.__dict__ if isinstance(v, Link) else v
+            out[f.name] = v.__dict__ if isinstance(v, Link) else list(v) if isinstance(v, tuple) else v
         return out
 
 
@@ -87,12 +101,22 @@ def load_profile(path: str | None) -> Profile:
         raise ProfileError(f"cannot read profile '{path}': {e}") from None
     if not isinstance(data, dict):
         raise ProfileError(f"profile '{path}' must be a mapping")
-    known = {f.name: f for f in fields(Profile) if f.name != "hosts"}
+    known = {f.name: f for f in fields(Profile) if f.name not in ("hosts", "source")}
     changes: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
             raise ProfileError(f"profile '{path}': unknown key '{key}' (known: {', '.join(sorted(known))})")
         current = getattr(base, key)
+        if key == "taken":
+            if not isinstance(value, dict):
+                raise ProfileError(f"profile '{path}': 'taken' must be a mapping (host, date, versions)")
+            changes[key] = {str(k): str(v) for k, v in value.items()}
+            continue
+        if key == "notes":
+            if not isinstance(value, list):
+                raise ProfileError(f"profile '{path}': 'notes' must be a list of lines")
+            changes[key] = tuple(str(v) for v in value)
+            continue
         try:
             if isinstance(current, Link) and not isinstance(value, dict):
                 raise TypeError
@@ -119,4 +143,4 @@ def load_profile(path: str | None) -> Profile:
                 changes[key] = type(current)(value)
         except (TypeError, ValueError, AttributeError):
             raise ProfileError(f"profile '{path}': bad value for '{key}': {value!r}") from None
-    return replace(base, **changes)
+    return replace(base, **changes, source=str(path))

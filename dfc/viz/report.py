@@ -28,7 +28,7 @@ def summary_lines(r) -> list[str]:
     if "gbps" in m:
         lines.append(f"  {m['bytes'] / 1e9:.3f} GB in {c:.3f} s = {m['gbps']:.2f} GB/s")
     if r.predicted_seconds is not None:
-        lines.append(f"  compute: predicted {r.predicted_seconds:.3f} s, measured {c:.3f} s")
+        lines.append(f"  compute: predicted {r.predicted_seconds:.3f} s, measured {c:.3f} s (profile: {r.profile})")
     if r.checkpoints:
         lines += checkpoint_lines(r.checkpoints)
     for retry in r.retries:
