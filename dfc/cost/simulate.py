@@ -8,8 +8,10 @@ receiving end (``unpack``, a step of its own in the schedule). The prologue
 (scope ``""``) runs once, then the loop body ``iterations`` times.
 
 The lower bound of any schedule of the same graph on the same devices is
-``max(critical path, total work / devices)`` with every op at its cheapest device and
-transfers free; the predicted makespan is never below it.
+``max(critical path, work bound)`` with every op at its cheapest allowed device and
+transfers free; the work bound divides the work constrained to a set of devices (``on:``,
+a queue's job) by that set's size, the largest over the sets. The predicted makespan is
+never below it.
 """
 
 from __future__ import annotations
@@ -238,6 +240,18 @@ class Predictor:
         return prologue + self.iterations * iteration
 
 
+def _work_bound(work: dict[frozenset, float]) -> float:
+    """The least time the work can take on the devices it may run on: for every set S of
+    devices some work is constrained to, the work that may run only within S, divided by
+    |S| (products that may run on the two workers alone take at least half their work,
+    however many reducers idle); the largest such figure."""
+    best = 0.0
+    for s in work:
+        inside = sum(w for a, w in work.items() if a <= s)
+        best = max(best, inside / len(s))
+    return best
+
+
 #: Past this many nodes the simulator keeps no timeline unless asked (it is for pictures).
 TIMELINE_LIMIT = 20_000
 
@@ -268,9 +282,11 @@ def simulate(
     links: dict[tuple[str, str], int] = {}
     init = {d: 0.0 for d in cm.devices}
     longest: dict[str, dict[str, float]] = {"": {}, "loop": {}}  # paths within each scope
-    total = {"": 0.0, "loop": 0.0}
+    total: dict[str, dict[frozenset, float]] = {"": {}, "loop": {}}  # work, by the devices it may run on
     unpack: dict[str, tuple[float, str]] = {}  # recv -> (the CPU spent receiving, its device)
     pred = pred_of(g)
+    table = node_table(g)
+    everywhere = frozenset(cm.devices)
     for n in order:
         kind, name = n.kind, n.name
         if kind in ("const", "task"):
@@ -307,8 +323,10 @@ def simulate(
             elif n.device:
                 busy[n.device] += cost[name] * times
                 flops[n.device] += n.flops * times
-        if bound:
-            total[n.scope] += best
+        if bound:  # (an assign runs where its variable lives: it is confined as the variable is)
+            confined = n.allowed or (table[n.data.target]["node"].allowed if kind == "assign" else ())
+            where = frozenset(confined) if confined else everywhere
+            total[n.scope][where] = total[n.scope].get(where, 0.0) + best
             within = longest[n.scope]
             before = 0.0
             for p in pred[name]:
@@ -325,10 +343,9 @@ def simulate(
     )
     lb = 0.0
     if bound:
-        ndev = len(cm.devices)
         for scope, times in (("", 1), ("loop", iters)):
             path = max(longest[scope].values(), default=0.0)
-            lb += times * max(path, total[scope] / ndev)
+            lb += times * max(path, _work_bound(total[scope]))
     return Schedule(
         prologue + iters * iteration,
         lb,

@@ -73,7 +73,9 @@ def render(plan: Plan, width: int = 110, color: bool = False) -> str:
 
     loop = f" = {seconds(s.prologue)} + {s.iterations} x {seconds(s.iteration)}" if s.iterations else ""
     console.print(f"predicted makespan {seconds(s.makespan)}{loop}")
-    console.print(f"lower bound        {seconds(s.lower_bound)}  (max of critical path, work / devices)")
+    console.print(
+        f"lower bound        {seconds(s.lower_bound)}  (max of critical path, work / the devices it may run on)"
+    )
     if plan.profile:
         console.print(f"profile            {plan.profile}")
     console.print(f"ratio              {plan.ratio:.2f}")
