@@ -370,12 +370,18 @@ class _Run:
         )
         if trace is None or self.trace_file is None:
             return result, retried, None
+        # the predicted schedule beside the measured one: its prologue and first iteration
+        from .cost.model import CostModel
+        from .cost.simulate import simulate
+        from .ir.devices import devices
+
+        predicted = simulate(g, CostModel(self.profile, devices(self.program.spec)), result.iterations_run, True)
         try:
-            write_file(self.trace_file, trace.chrome())
+            write_file(self.trace_file, trace.chrome(predicted.timeline))
         except OutputError as e:
             self.warn(f"dfc run: --trace: {e}")
             unsaved.append(str(e))
-        return result, retried, trace.summary()
+        return result, retried, trace.summary(predicted.busy)
 
     def retrying(self, g, saver, options: dict):
         """Run on the TF engine; when a task dies, up to ``retries`` times, start the cluster

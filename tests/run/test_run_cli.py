@@ -110,7 +110,13 @@ def test_trace_writes_a_chrome_trace_and_summarises_each_task(tmp_path, capsys):
     rows = json.loads(report.read_text())["trace"]
     ps = next(r for r in rows if "/job:ps/" in r["device"])
     assert ps["op_s"] > 0 and any(t["op"] == "RecvTensor" for t in ps["top"])  # the vector crossed
-    assert "trace (compute phase" in capsys.readouterr().out
+    # the predicted schedule beside it: a process per device and link, and each device's
+    # predicted busy time beside its measured op time
+    predicted = {p for p in processes if p.startswith("predicted: ")}
+    assert "predicted: /job:ps/task:0/device:CPU:0" in predicted and any("->" in p for p in predicted)
+    assert ps["predicted_busy_s"] > 0
+    out = capsys.readouterr().out
+    assert "trace (compute phase" in out and "(predicted busy" in out
 
 
 @pytest.mark.parametrize(
