@@ -141,6 +141,8 @@ def _plan(args: argparse.Namespace) -> int:
     if loaded is None:
         return EXIT_USAGE
     program, profile = loaded
+    if args.sweep:
+        return _plan_sweep(args, program, profile)
     spec, layout = program.spec, None
     if args.cluster != "local":  # the plan the cluster will run: its hosts and links
         layout = _layout("plan", args, program)
@@ -574,6 +576,66 @@ class _Names(Sequence[str]):
         return name in self._names()
 
 
+def _plan_sweep(args: argparse.Namespace, program, profile) -> int:
+    """`dfc plan SPEC --sweep K=a,b,c`: the predicted makespan and speedup as a param, or a
+    job's number of tasks, grows (strong scaling before the allocation)."""
+    from dataclasses import replace
+
+    from . import api
+    from .diagnostics import SpecError, render_text
+
+    key, _, text = args.sweep.partition("=")
+    spec = program.spec
+    values = [v.strip() for v in text.split(",") if v.strip()]
+    if (key not in spec.params and key not in spec.cluster) or not values:
+        print(
+            f"dfc plan: --sweep {args.sweep}: give a param or a job and values, e.g. --sweep worker=2,4,8 "
+            f"(params: {', '.join(spec.params) or 'none'}; jobs: {', '.join(spec.cluster)})",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.format not in ("text", "json") or args.gantt or args.cluster != "local":
+        print("dfc plan: --sweep prints a table (--format text or json), for the local cluster", file=sys.stderr)
+        return EXIT_USAGE
+    rows = []
+    for v in values:
+        try:
+            if key in spec.params:
+                point = api.load(args.file, [*(args.set or ()), f"{key}={v}"], local=False)
+            else:
+                if not v.isdigit() or int(v) < 1:
+                    print(f"dfc plan: --sweep {key}={v}: a job's tasks are a whole number", file=sys.stderr)
+                    return EXIT_USAGE
+                jobs = dict(spec.cluster)
+                jobs[key] = replace(jobs[key], tasks=int(v))
+                point = replace(program, spec=replace(spec, cluster=jobs))
+        except SpecError as e:
+            sources = {args.file: _read_text(args.file), "<command line>": f"--sweep {key}={v}"}
+            print(f"dfc plan: --sweep {key}={v}:", file=sys.stderr)
+            print(render_text(e.diagnostics, sources, _color(sys.stderr)), file=sys.stderr)
+            return EXIT_USAGE
+        plan = point.plan(args.strategy, profile)
+        s = plan.schedule
+        rows.append({key: v, "predicted_s": s.makespan, "lower_bound_s": s.lower_bound, "devices": len(plan.devices)})
+    first = rows[0]["predicted_s"]
+    base = float(rows[0][key])
+    for r in rows:
+        r["speedup"] = first / r["predicted_s"] if r["predicted_s"] else float("inf")
+        r["efficiency"] = r["speedup"] / (float(r[key]) / base) if base else float("nan")
+    if args.format == "json":
+        _write(args.output, json.dumps({"sweep": key, "profile": profile.describe(), "rows": rows}, indent=1) + "\n")
+        return EXIT_OK
+    lines = [f"{spec.name}: predicted strong scaling over {key} (profile: {profile.describe()})"]
+    lines.append(f"{key:>10s} {'devices':>8s} {'predicted':>12s} {'bound':>12s} {'speedup':>8s} {'efficiency':>10s}")
+    for r in rows:
+        lines.append(
+            f"{r[key]:>10s} {r['devices']:>8d} {r['predicted_s']:>10.4f} s {r['lower_bound_s']:>10.4f} s "
+            f"{r['speedup']:>7.2f}x {r['efficiency']:>9.0%}"
+        )
+    _write(args.output, "\n".join(lines) + "\n")
+    return EXIT_OK
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .cost.calibrate import calibrate, machine_profile
     from .outputs import OutputError, write_file
@@ -677,6 +739,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SOURCE",
         help="plan for the hosts of a cluster: a cluster FILE (with its links), tf_config or slurm "
         "(default local: one machine)",
+    )
+    pl.add_argument(
+        "--sweep",
+        metavar="K=a,b,c",
+        help="predict the makespan and speedup as a param or a job's tasks grows, e.g. --sweep worker=2,4,8",
     )
     pl.add_argument("--passes", action="store_true", help="list the compiler's passes and exit")
     pl.add_argument("--print-after", metavar="PASS", help="print the IR after this pass and stop")

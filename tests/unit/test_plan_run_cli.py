@@ -146,3 +146,33 @@ def test_the_profile_example_in_the_docs_loads(tmp_path):
     path.write_text(block.split("```", 1)[0])
     p = load_profile(str(path))
     assert p.cpu_flops["float64"] == 5.0e10 and p.same_host.cpu == 4.0e-10 and p.tasks_per_host == 2
+
+
+def test_plan_sweep_predicts_strong_scaling_over_a_job_or_a_param(capsys, monkeypatch):
+    """`dfc plan --sweep`: a job's tasks or a param, a row per value with the predicted
+    makespan, its bound and the speedup over the first; with a profile of nodes (one task
+    a node), adding workers adds compute; mistakes are usage errors."""
+    import json as _json
+
+    monkeypatch.chdir(ROOT)
+    args = [
+        "plan",
+        "specs/matmul.yaml",
+        "--profile",
+        "examples/profiles/cpu-node.yaml",
+        "--set",
+        "N=4096",
+        "--set",
+        "T=1024",
+    ]
+    assert main([*args, "--sweep", "worker=1,2,4", "--format", "json"]) == 0
+    rows = _json.loads(capsys.readouterr().out)["rows"]
+    assert [r["worker"] for r in rows] == ["1", "2", "4"] and [r["devices"] for r in rows] == [3, 4, 6]
+    assert rows[0]["speedup"] == 1.0 and 1.5 < rows[1]["speedup"] < rows[2]["speedup"]
+    assert all(r["lower_bound_s"] <= r["predicted_s"] for r in rows)
+    assert main(["plan", "specs/cg.yaml", "--sweep", "P=2,4"]) == 0
+    out = capsys.readouterr().out
+    assert "predicted strong scaling over P" in out and "built-in defaults" in out
+    for bad in ("Q=2", "worker=x", "worker="):
+        assert main(["plan", "specs/cg.yaml", "--sweep", bad]) == 2
+    assert main(["plan", "specs/cg.yaml", "--sweep", "P=2,4", "--format", "dot"]) == 2
