@@ -654,7 +654,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     path = args.output or str(machine_profile())
     from rich.progress import Progress
 
-    steps = 13
+    steps = 14
     try:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
             task = bar.add_task("starting two servers", total=steps)
