@@ -637,7 +637,7 @@ def _plan_sweep(args: argparse.Namespace, program, profile) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .cost.calibrate import calibrate, machine_profile
+    from .cost.calibrate import STEPS, calibrate, machine_profile
     from .outputs import OutputError, write_file
     from .runtime.cluster import ClusterError
 
@@ -654,10 +654,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     path = args.output or str(machine_profile())
     from rich.progress import Progress
 
-    steps = 14
     try:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
-            task = bar.add_task("starting two servers", total=steps)
+            task = bar.add_task("starting two servers", total=STEPS)
 
             def progress(what: str) -> None:
                 bar.update(task, advance=1, description=what)

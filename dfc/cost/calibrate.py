@@ -34,6 +34,9 @@ from typing import Callable
 #: Where ``dfc calibrate`` writes a machine's profile and ``dfc plan``/``run`` look for it.
 PROFILES_ENV = "DFC_PROFILES"
 
+#: The measurements `calibrate` reports to its progress callback, one call each.
+STEPS = 10
+
 SPEC = """dfc: 1
 name: calibrate
 cluster: {worker: {tasks: 2}}

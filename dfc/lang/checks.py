@@ -442,12 +442,14 @@ def _check_where(spec: Spec, ctx: Context, task: Task, scope: Scope) -> None:
         ctx.report(where.error(node, "undefined-name", f"undefined name '{name}' in `where:`", near or hint))
     if unknown:
         return
-    envs = scope.kept([n for n in scope.indices])
-    if envs is None:
-        return
+    names = list(scope.indices)
+    box = math.prod(scope.indices.values())
+    if box > ENUMERATION_LIMIT:
+        return  # too many to try: the instances it keeps are left unchecked
+    kept = 0
     try:
-        for env in itertools.islice(itertools.product(*(range(n) for n in scope.indices.values())), ENUMERATION_LIMIT):
-            at = dict(zip(scope.indices, env))
+        for values in itertools.product(*(range(n) for n in scope.indices.values())):
+            at = dict(zip(names, values))
             v = evaluate(where, {**scope.params, **at})
             if not isinstance(v, bool):
                 inst = ", ".join(f"{k}={x}" for k, x in at.items())
@@ -460,11 +462,11 @@ def _check_where(spec: Spec, ctx: Context, task: Task, scope: Scope) -> None:
                     )
                 )
                 return
+            kept += v
     except ExprError as e:
         ctx.report(e)
         return
-    box = math.prod(scope.indices.values())
-    if not envs and box > 1:  # (a box of one instance is a degenerate size: N = B runs no TRSM)
+    if not kept and box > 1:  # (a box of one instance is a degenerate size: N = B runs no TRSM)
         loop = " in any iteration" if any(n not in dict(task.domain) for n in scope.indices) else ""
         ctx.report(
             where.error(

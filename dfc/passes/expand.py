@@ -506,10 +506,11 @@ class Expander:
             if t.where is None or evaluate(t.where, {**spec.params, **outer, **own})
         ]
         # tiles that several instances update as `T: T + e`: each adds its term in turn
+        accs = [accumulation(target_expr, value_expr) for target_expr, value_expr in t.update]
         writers: dict[tuple, int] = {}
-        for _, env in kept:
-            for target_expr, value_expr in t.update:
-                if accumulation(target_expr, value_expr):
+        for _, env in kept if any(accs) else ():
+            for (target_expr, _), acc in zip(t.update, accs):
+                if acc:
                     tile = self.tile_of(target_expr, env)
                     writers[tile] = writers.get(tile, 0) + 1
         chains: dict[tuple, tuple[_Ctx, tuple[str, Type]]] = {}  # tile -> its last adder, running value
@@ -533,9 +534,8 @@ class Expander:
                 else:
                     assert t.out is not None  # validated: a result goes somewhere
                     writes += self.split(ctx, t.out, value)
-            for target_expr, value_expr in t.update:
+            for (target_expr, value_expr), acc in zip(t.update, accs):
                 ctx = _Ctx(f"{label}/{target_expr.text}", scope, t.name, value_expr, env, where, items)
-                acc = accumulation(target_expr, value_expr)
                 if acc and writers[tile := self.tile_of(target_expr, env)] > 1:  # in the instances' order
                     how, term = acc
                     running = chains[tile][1] if tile in chains else self.read_tile(tile)
@@ -676,18 +676,7 @@ class Expander:
             self.version = {}  # the body reads loop-carried state from the variables
             self.readers = {}
             self.popped = {}
-            for node in topo(template, "loop"):
-                obj = objs[node.name]
-                if isinstance(obj, Let):
-                    value = obj.reduce or obj.value
-                    assert value is not None  # validated: one of reduce and value
-                    self.let(obj.let, value, obj.via, "loop", obj.let in spec.scalars, node.name)
-                else:
-                    assert isinstance(obj, Task)
-                    self.task(obj, "loop", node.name)  # two steps of one name: numbered
-                    q = obj.queue
-                    if q and _reduces_into(spec, q):
-                        self.drain_into(q, "loop")
+            self.body(template, objs, "loop")
             inputs: tuple[str, ...] = ()
             if spec.loop.until is not None:
                 ctx = _Ctx("loop/until", "loop", "until", spec.loop.until, {})
@@ -723,19 +712,26 @@ class Expander:
             self.iteration = it + 1
             self.bound = {}  # a let binds a value for the rest of its iteration
             self.popped = {}
-            for node in topo(template, "loop"):
-                obj = objs[node.name]
-                label = f"{loop.index}={it}/{node.name.removeprefix('loop/')}"
-                if isinstance(obj, Let):
-                    value = obj.reduce or obj.value
-                    assert value is not None  # validated: one of reduce and value
-                    self.let(obj.let, value, obj.via, "", obj.let in self.spec.scalars, label, outer)
-                else:
-                    assert isinstance(obj, Task)
-                    self.task(obj, "", label, outer)
-                    q = obj.queue
-                    if q and _reduces_into(self.spec, q):
-                        self.drain_into(q, "")
+            self.body(template, objs, "", outer)
+
+    def body(self, template: nx.DiGraph, objs: dict, scope: str, outer: dict[str, int] | None = None) -> None:
+        """The loop's steps in order, in ``scope`` (``loop``: the while_loop's body, built
+        once; ``""``: one iteration of an unrolled loop, its index's value in ``outer``)."""
+        for node in topo(template, "loop"):
+            obj = objs[node.name]  # two steps of one name: numbered; an unrolled one by its iteration
+            label = node.name
+            if outer:  # an unrolled iteration: `k=2/trsm`
+                label = "".join(f"{k}={v}/" for k, v in outer.items()) + node.name.removeprefix("loop/")
+            if isinstance(obj, Let):
+                value = obj.reduce or obj.value
+                assert value is not None  # validated: one of reduce and value
+                self.let(obj.let, value, obj.via, scope, obj.let in self.spec.scalars, label, outer)
+            else:
+                assert isinstance(obj, Task)
+                self.task(obj, scope, label, outer)
+                q = obj.queue
+                if q and _reduces_into(self.spec, q):
+                    self.drain_into(q, scope)
 
 
 def _reduces_into(spec: Spec, queue: str) -> bool:
