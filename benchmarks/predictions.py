@@ -5,6 +5,8 @@ the benchmark harness's sizes, next to what `dfc run` measures (issue 16's goal:
     python benchmarks/predictions.py                  # this machine's profile, if calibrated
     python benchmarks/predictions.py --profile FILE   # another
     python benchmarks/predictions.py --quick          # small sizes (a smoke run)
+    python benchmarks/predictions.py --calibrate      # calibrate first: the machine, then
+                                                      # each spec's kernels at its sizes here
 
 Each row is the median of ``--repeats`` `dfc run --json` (each a fresh local cluster):
 ``predicted_seconds`` against ``seconds.compute``, and their ratio. Prints a Markdown table
@@ -72,12 +74,36 @@ def run(spec: str, sets: list[str], profile: str | None, repeats: int) -> dict:
     }
 
 
+def calibrate(quick: bool) -> str:
+    """A fresh profile of this machine with the kernels of every spec at its sizes here."""
+    results = ROOT / "benchmarks" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    path = str(results / f"profile-{time.strftime('%Y%m%d-%H%M%S')}.yaml")
+    dfc = [sys.executable, "-m", "dfc", "calibrate", "-o", path]
+    subprocess.run(dfc, check=True, timeout=600, capture_output=True)
+    for spec, (full, small) in SIZES.items():
+        sets = [a for s in (small if quick else full) for a in ("--set", s)]
+        subprocess.run(
+            [*dfc, "--add", str(ROOT / "specs" / f"{spec}.yaml"), *sets], check=True, timeout=600, capture_output=True
+        )
+    print(f"calibrated: {path}", file=sys.stderr)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", help="a profile (default: this machine's calibrated one, else the built-in)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="small sizes")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="first `dfc calibrate` a profile (into benchmarks/results) and `dfc calibrate --add` each spec's "
+        "kernels at the sizes below; predict with it",
+    )
     a = p.parse_args(argv)
+    if a.calibrate:
+        a.profile = calibrate(a.quick)
     out = []
     print("| spec | params | predicted | measured | predicted / measured |")
     print("|---|---|---|---|---|")

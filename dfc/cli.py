@@ -594,8 +594,12 @@ def _plan_sweep(args: argparse.Namespace, program, profile) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    if args.format not in ("text", "json") or args.gantt or args.cluster != "local":
-        print("dfc plan: --sweep prints a table (--format text or json), for the local cluster", file=sys.stderr)
+    if args.format not in ("text", "json", "svg") or args.gantt or args.cluster != "local":
+        print(
+            "dfc plan: --sweep prints a table (--format text or json) or draws the speedup (--format svg), "
+            "for the local cluster",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     rows = []
     for v in values:
@@ -625,7 +629,13 @@ def _plan_sweep(args: argparse.Namespace, program, profile) -> int:
     if args.format == "json":
         _write(args.output, json.dumps({"sweep": key, "profile": profile.describe(), "rows": rows}, indent=1) + "\n")
         return EXIT_OK
-    lines = [f"{spec.name}: predicted strong scaling over {key} (profile: {profile.describe()})"]
+    title = f"{spec.name}: predicted strong scaling over {key} (profile: {profile.describe()})"
+    if args.format == "svg":
+        from .viz import scaling
+
+        _write(args.output, scaling.svg(title, key, rows))
+        return EXIT_OK
+    lines = [title]
     lines.append(f"{key:>10s} {'devices':>8s} {'predicted':>12s} {'bound':>12s} {'speedup':>8s} {'efficiency':>10s}")
     for r in rows:
         lines.append(
@@ -637,7 +647,9 @@ def _plan_sweep(args: argparse.Namespace, program, profile) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .cost.calibrate import STEPS, calibrate, machine_profile
+    import yaml
+
+    from .cost.calibrate import STEPS, calibrate, kernel_count, machine_profile, merge_kernels, shipped_specs
     from .outputs import OutputError, write_file
     from .runtime.cluster import ClusterError
 
@@ -652,21 +664,48 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print("dfc calibrate: --repeats must be at least 3 (a median of fewer is no median)", file=sys.stderr)
         return EXIT_USAGE
     path = args.output or str(machine_profile())
+    programs = []
+    from .cost.profile import Profile
+
+    if args.add and not args.specs:
+        print("dfc calibrate: --add times the kernels of the specs it is given: name one or more", file=sys.stderr)
+        return EXIT_USAGE
+    existing = None
+    if args.add:
+        from .cost.profile import ProfileError, load_profile
+
+        try:
+            load_profile(path)  # a profile dfc reads, before minutes of measuring
+            with open(path, encoding="utf-8") as f:
+                existing = yaml.safe_load(f) or {}
+        except (ProfileError, OSError, yaml.YAMLError) as e:
+            print(
+                f"dfc calibrate: --add: {path} is no profile to add to ({e}); run `dfc calibrate` first",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    for file in args.specs or shipped_specs():
+        program = _load(argparse.Namespace(file=str(file), set=args.set))
+        if program is None:
+            return EXIT_USAGE
+        programs.append(program.compile(profile=Profile()))
     from rich.progress import Progress
 
     try:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
-            task = bar.add_task("starting two servers", total=STEPS)
+            steps = (0 if args.add else STEPS) + kernel_count(programs)
+            task = bar.add_task("starting three servers", total=steps)
 
             def progress(what: str) -> None:
                 bar.update(task, advance=1, description=what)
 
-            profile = calibrate(args.repeats, progress)
+            profile = calibrate(args.repeats, progress, programs, base=not args.add)
     except ClusterError as e:
         print(f"dfc calibrate: {e}", file=sys.stderr)
         return EXIT_FAILED
-    import yaml
-
+    if existing is not None:
+        added = sum(map(len, profile.get("kernels", {}).values()))
+        profile = merge_kernels(existing, profile)
     notes = profile.pop("notes")
     head = "# dfc calibrate: this machine's costs for the cost model (docs/compiler.md, 'Profiles')\n" + "".join(
         f"# {n}\n" for n in notes
@@ -678,6 +717,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     except (OutputError, OSError) as e:
         print(f"dfc calibrate: cannot write {path}: {e}", file=sys.stderr)
         return EXIT_USAGE
+    if existing is not None:
+        print(f"added {added} kernel sizes to {path}")
+        return EXIT_OK
     flops = profile["cpu_flops"]
     link = profile["same_host"]
     print(
@@ -843,10 +885,18 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "calibrate",
         help="measure this machine's costs for the cost model; write a profile",
-        description="Measure, on a local cluster of two servers, the flop rates, memory bandwidth, "
-        "per-op overhead and the link between servers (latency, bandwidth, CPU per byte) that the "
-        "cost model needs, and write them as a profile (YAML). dfc plan and dfc run use this "
-        "machine's profile when no other is given.",
+        description="Measure, on a local cluster of three servers, what the cost model needs: flop "
+        "rates, memory bandwidth, per-op, per-run, per-loop-iteration and first-run overheads, the link "
+        "between servers (latency, gap, bandwidth, CPU per byte), and the time of every kernel of the "
+        "given specs (default: the specs shipped with dfc) at their sizes; write them as a profile "
+        "(YAML). dfc plan and dfc run use this machine's profile when no other is given.",
+    )
+    c.add_argument("specs", nargs="*", metavar="SPEC", help="programs whose kernels to time (default: dfc's specs/)")
+    c.add_argument("--set", action="append", metavar="K=V", help="override a param of every SPEC (repeatable)")
+    c.add_argument(
+        "--add",
+        action="store_true",
+        help="time only the kernels of the SPECs (at the --set sizes) and add them to the profile, keeping the rest",
     )
     c.add_argument("-o", "--output", metavar="PROFILE", help="where to write it (default: this machine's profile)")
     c.add_argument("--repeats", type=_count, default=7, metavar="N", help="timed runs of each measurement (default 7)")
@@ -854,7 +904,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cluster",
         default="local",
         metavar="SOURCE",
-        help="local only, for now: a local cluster of two servers on this machine",
+        help="local only, for now: a local cluster of three servers on this machine",
     )
     c.set_defaults(func=cmd_calibrate)
 

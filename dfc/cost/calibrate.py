@@ -29,17 +29,17 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 #: Where ``dfc calibrate`` writes a machine's profile and ``dfc plan``/``run`` look for it.
 PROFILES_ENV = "DFC_PROFILES"
 
 #: The measurements `calibrate` reports to its progress callback, one call each.
-STEPS = 10
+STEPS = 24
 
 SPEC = """dfc: 1
 name: calibrate
-cluster: {worker: {tasks: 2}}
+cluster: {worker: {tasks: 3}}
 arrays:
   x: {shape: [2], init: zeros}
 """
@@ -51,6 +51,12 @@ def profiles_dir() -> Path:
         return Path(os.environ[PROFILES_ENV])
     config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(config) / "dfc" / "profiles"
+
+
+def shipped_specs() -> list[Path]:
+    """The specs shipped beside the package (a source checkout's specs/), if any."""
+    folder = Path(__file__).resolve().parents[2] / "specs"
+    return sorted(folder.glob("*.yaml")) if folder.is_dir() else []
 
 
 def machine_profile() -> Path:
@@ -95,9 +101,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields_[11]) + int(fields_[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def calibrate(repeats: int = 7, progress: Callable[[str], None] | None = None) -> dict:
+def calibrate(
+    repeats: int = 7, progress: Callable[[str], None] | None = None, programs: Iterable = (), base: bool = True
+) -> dict:
     """Measure; returns the profile's content (a mapping for YAML) with a ``taken`` section
-    (the machine, the versions, the date) and a ``notes`` list (what each figure is)."""
+    (the machine, the versions, the date) and a ``notes`` list (what each figure is).
+    ``programs``: compiled IR graphs whose compute nodes' kernels are timed too (their
+    number of distinct kernels is :func:`kernel_count`'s); ``base=False``: those alone
+    (for :func:`merge_kernels` into a profile that has the rest)."""
     import numpy as np
     import tensorflow as tf
 
@@ -112,92 +123,17 @@ def calibrate(repeats: int = 7, progress: Callable[[str], None] | None = None) -
     notes: list[str] = []
     out: dict = {}
     try:
-        graph = tf.Graph()
-        devs = [f"/job:worker/task:{i}/device:CPU:0" for i in range(2)]
-        with graph.as_default():
-            runs: dict[str, object] = {}
-            n = 1024
-            for dtype in ("float32", "float64", "complex64", "complex128"):
-                parts = []
-                for d in devs:
-                    with tf.device(d):
-                        re = tf.random.stateless_uniform([n, n], seed=[1, 2], dtype=tf.float64)
-                        a = tf.Variable(tf.cast(re, dtype) if "complex" not in dtype else tf.complex(re, re))
-                        a = tf.cast(a, dtype)
-                        parts.append(tf.reduce_sum(tf.abs(tf.linalg.matmul(a, a))))
-                runs[f"matmul-{dtype}"] = parts  # fetched: a group of them may be pruned
-            m = 4 * 2**20  # float64 elements: 32 MiB
-            adds = []
-            for d in devs:
-                with tf.device(d):
-                    x, y = tf.Variable(tf.ones([m], tf.float64)), tf.Variable(tf.ones([m], tf.float64))
-                    adds.append(tf.reduce_sum(x + y))
-            runs["add"] = adds
-            with tf.device(devs[0]):
-                s = tf.Variable(1.0, dtype=tf.float64)
-                v = s.read_value()
-                one = tf.math.sin(v)
-                chain = v
-                for _ in range(200):  # sines of a variable: nothing for Grappler to fold or merge
-                    chain = tf.math.sin(chain)
-            runs["ops-1"], runs["ops-200"] = one, chain
-            sizes = {"small": 1, "mid": 2 * 2**20, "large": 8 * 2**20}  # float64 elements: 8 B, 16 and 64 MiB
-            for key, size in sizes.items():
-                with tf.device(devs[0]):
-                    src = tf.Variable(tf.zeros([size], tf.float64))
-                    sent = src.read_value() + 0.0
-                with tf.device(devs[1]):
-                    runs[f"send-{key}"] = tf.reduce_sum(sent[:1])
-            init = tf.compat.v1.global_variables_initializer()
-        config = tf.compat.v1.ConfigProto()
-        config.operation_timeout_in_ms = 120_000
-        with tf.compat.v1.Session(cluster.target, graph=graph, config=config) as sess:
-            sess.run(init)
-
-            def measure(name: str, what: str, count: int = repeats) -> Measure:
-                say(what)
-                return timed(lambda: sess.run(runs[name]), count)
-
-            flops = {}
-            for dtype in ("float32", "float64", "complex64", "complex128"):
-                mm = measure(f"matmul-{dtype}", f"matmul {dtype}")
-                flops[dtype] = 2 * (2 * n**3) / mm.median  # the model counts a matmul's 2n^3 in any dtype
-                notes.append(_note(f"cpu_flops.{dtype}", f"two {n}x{n} matmuls at once, one per server", mm))
-            out["cpu_flops"] = {k: float(f"{v:.4g}") for k, v in flops.items()}
-            add = measure("add", "memory bandwidth")
-            out["cpu_mem_bandwidth"] = float(f"{2 * 3 * m * 8 / add.median:.4g}")
-            notes.append(_note("cpu_mem_bandwidth", "x + y of 32 MiB float64 vectors on each server at once", add))
-            one, many = (
-                measure("ops-1", "per-op overhead", 3 * repeats),
-                measure("ops-200", "per-op overhead", 3 * repeats),
-            )
-            out["op_overhead"] = float(f"{max(many.median - one.median, 0.0) / 199:.4g}")
-            notes.append(_note("op_overhead", "a chain of 200 scalar sines against one, per op", many))
-            notes.append(_note("(per session.run)", "one scalar sine: not in the model yet", one))
-            small = measure("send-small", "latency between servers", 3 * repeats)
-            mid = measure("send-mid", "bandwidth between servers")
-            pids = [t.process.pid for t in cluster.tasks if t.process is not None]
-            cpu0 = sum(_cpu_seconds(p) for p in pids)
-            large = measure("send-large", "bandwidth between servers")
-            cpu = sum(_cpu_seconds(p) for p in pids) - cpu0
-            nbytes = sizes["large"] * 8
-            sends = len(large.samples) + 1
-            latency = max(small.median - one.median, 0.0)  # the run's own overhead is not the link's
-            # the slope between 16 and 64 MiB: what each byte more costs, fixed costs apart
-            slope = (large.median - mid.median) / ((sizes["large"] - sizes["mid"]) * 8)
-            out["same_host"] = {
-                "latency": float(f"{latency:.4g}"),
-                "bandwidth": float(f"{1 / max(slope, 1e-12):.4g}"),
-                "cpu": float(f"{cpu / (2 * nbytes * sends):.4g}"),
-            }
+        if base:
+            out.update(_Base(tf, cluster.target, repeats, say, notes).measure(cluster))
+            out.update(_first_runs(tf, cluster.target, say, notes))
+        kernels = _kernels(tf, cluster.target, repeats, say, programs)
+        if kernels:
+            out["kernels"] = kernels
+            out["kernel_tasks"] = 2
             notes.append(
-                _note(
-                    "same_host.latency", "an 8-byte tensor from one server to the other, less a run's overhead", small
-                )
+                f"kernels: {sum(map(len, kernels.values()))} sizes of {len(kernels)} ops, timed through dfc's "
+                "lowering, copies on two servers at once (kernel_tasks: 2), less a run's overhead"
             )
-            notes.append(_note("same_host.bandwidth", "a 16 MiB tensor from one server to the other", mid))
-            notes.append(_note("same_host.bandwidth", "a 64 MiB one (the bandwidth: the slope between the two)", large))
-            notes.append("same_host.cpu: CPU seconds of both servers during the 64 MiB sends, per byte and end")
     finally:
         cluster.stop()
     notes.append("not measured here (built-in defaults): integer and bool rates, GPUs, same_task, network")
@@ -213,6 +149,392 @@ def calibrate(repeats: int = 7, progress: Callable[[str], None] | None = None) -
     }
     out["notes"] = notes
     return out
+
+
+def _fig(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
+class _Base:
+    """The figures of the host and its links, from one graph on the calibration cluster."""
+
+    N = 1024  # matmul tiles: n x n
+    M = 4 * 2**20  # float64 elements of the vectors added: 32 MiB
+    # float64 elements sent whole from one server to the other: 1 to 128 MiB (the CPU per
+    # byte is read during the 64 MiB ones, the bandwidth from the slope to 128 MiB)
+    SIZES = (2**17, 2**19, 2**21, 2**23, 2**24)
+    OPS = (1, 101)  # a chain of scalar products on one server: two ops a link
+    HOPS = (1, 33)  # a scalar passed back and forth between two servers
+    FAN = (1, 65)  # scalars sent from one server to the other at once
+    LOOPS = (10, 210)  # iterations of a while loop across two and three servers
+
+    def __init__(self, tf, target: str, repeats: int, say, notes: list[str]):
+        self.tf, self.target, self.repeats, self.say, self.notes = tf, target, repeats, say, notes
+        self.run_overhead = 0.0
+
+    def build(self) -> tuple:
+        tf, n = self.tf, self.N
+        devs = [f"/job:worker/task:{i}/device:CPU:0" for i in range(3)]
+        graph = tf.Graph()
+        runs: dict[str, object] = {}
+        with graph.as_default():
+            for dtype in ("float32", "float64", "complex64", "complex128"):
+                parts = []
+                for d in devs[:2]:
+                    with tf.device(d):
+                        re = tf.random.stateless_uniform([n, n], seed=[1, 2], dtype=tf.float64)
+                        a = tf.Variable(tf.cast(re, dtype) if "complex" not in dtype else tf.complex(re, re))
+                        a = tf.cast(a, dtype)
+                        parts.append(tf.reduce_sum(tf.abs(tf.linalg.matmul(a, a))))
+                runs[f"matmul-{dtype}"] = parts  # fetched: a group of them may be pruned
+            adds = []
+            for d in devs[:2]:
+                with tf.device(d):
+                    x, y = tf.Variable(tf.ones([self.M], tf.float64)), tf.Variable(tf.ones([self.M], tf.float64))
+                    adds.append(tf.reduce_sum(x + y))
+            runs["add"] = adds
+            scalars = []
+            for d in devs:
+                with tf.device(d):
+                    scalars.append(tf.Variable(1.0, dtype=tf.float64))
+            # chains of products by variables' values, each a variable of its own: a chain of
+            # sines, or of products by one variable, Grappler's optimizers shorten
+            with tf.device(devs[0]):
+                factors = [tf.Variable(1.0 + j / 1e6, dtype=tf.float64) for j in range(max(self.OPS))]
+                for k in self.OPS:
+                    x = scalars[0].read_value()
+                    for f in factors[:k]:
+                        x = x * f.read_value()
+                    runs[f"ops-{k}"] = x
+            for k in self.HOPS:
+                x = scalars[0].read_value()
+                for j in range(k):
+                    with tf.device(devs[(j + 1) % 2]):
+                        x = x * scalars[(j + 1) % 2].read_value()
+                runs[f"hops-{k}"] = x
+            for k in self.FAN:
+                with tf.device(devs[0]):
+                    sent = [scalars[0].read_value() * (j + 1.0) for j in range(k)]
+                with tf.device(devs[1]):
+                    runs[f"fan-{k}"] = tf.add_n(sent) if k > 1 else sent[0] + 0.0
+            for size in self.SIZES:
+                with tf.device(devs[0]):
+                    sent = tf.Variable(tf.zeros([size], tf.float64)).read_value()
+                with tf.device(devs[1]):
+                    runs[f"send-{size}"] = sent[0]
+            limit = tf.compat.v1.placeholder(tf.int32, [])
+            for tasks in (2, 3):
+
+                def body(i, tasks=tasks):
+                    ups = []
+                    for j in range(tasks):
+                        with tf.device(devs[j]):
+                            ups.append(scalars[j].assign_add(1.0))
+                    with tf.control_dependencies(ups):
+                        return i + 1
+
+                with tf.device(devs[0]):
+                    runs[f"loop-{tasks}"] = tf.compat.v1.while_loop(lambda i: i < limit, body, [tf.constant(0)])
+            init = tf.compat.v1.global_variables_initializer()
+        return graph, runs, init, limit
+
+    def measure(self, cluster) -> dict:
+        tf, repeats, notes = self.tf, self.repeats, self.notes
+        graph, runs, init, limit = self.build()
+        out: dict = {}
+        config = tf.compat.v1.ConfigProto()
+        config.operation_timeout_in_ms = 120_000
+        v2 = tf.compat.v1.control_flow_v2_enabled()
+        with tf.compat.v1.Session(self.target, graph=graph, config=config) as sess:
+            sess.run(init)
+
+            def measure(name: str, what: str, count: int = repeats, feed: dict | None = None) -> Measure:
+                self.say(what)
+                return timed(lambda: sess.run(runs[name], feed), count)
+
+            flops = {}
+            n = self.N
+            for dtype in ("float32", "float64", "complex64", "complex128"):
+                mm = measure(f"matmul-{dtype}", f"matmul {dtype}")
+                flops[dtype] = 2 * (2 * n**3) / mm.median  # the model counts a matmul's 2n^3 in any dtype
+                notes.append(_note(f"cpu_flops.{dtype}", f"two {n}x{n} matmuls at once, one per server", mm))
+            out["cpu_flops"] = {k: _fig(v) for k, v in flops.items()}
+            add = measure("add", "memory bandwidth")
+            out["cpu_mem_bandwidth"] = _fig(2 * 3 * self.M * 8 / add.median)
+            notes.append(_note("cpu_mem_bandwidth", "x + y of 32 MiB float64 vectors on each server at once", add))
+            one, many = (measure(f"ops-{k}", "per-op overhead", 3 * repeats) for k in self.OPS)
+            out["op_overhead"] = _fig(max(many.median - one.median, 0.0) / (2 * (self.OPS[1] - self.OPS[0])))
+            notes.append(
+                _note("op_overhead", f"a chain of {self.OPS[1]} scalar products (and reads) against one, per op", many)
+            )
+            self.run_overhead = one.median
+            out["run_overhead"] = _fig(one.median)
+            notes.append(_note("run_overhead", "a session.run of one scalar product", one))
+            hop = [measure(f"hops-{k}", "latency between servers", 3 * repeats) for k in self.HOPS]
+            fan = [measure(f"fan-{k}", "messages between servers", 3 * repeats) for k in self.FAN]
+            pids = [t.process.pid for t in cluster.tasks if t.process is not None]
+            sent: dict[int, Measure] = {}
+            for size in self.SIZES:
+                cpu0 = sum(_cpu_seconds(p) for p in pids)
+                sent[size] = measure(f"send-{size}", f"sending {size * 8 >> 20} MiB between servers")
+                if size == 2**23:
+                    per_byte = (sum(_cpu_seconds(p) for p in pids) - cpu0) / (
+                        2 * size * 8 * (len(sent[size].samples) + 1)
+                    )
+            whole = [(size * 8, max(m.median - one.median, 1e-7)) for size, m in sent.items()]  # less a run's own
+            (b0, t0), (b1, t1) = whole[-2:]
+            slope = (t1 - t0) / (b1 - b0)
+            # the model runs the two ends one after the other; they overlap (gRPC sends in
+            # chunks), so neither end's share may pass half the whole
+            per_byte = min(per_byte, 0.45 * slope)
+            wire = max(slope - 2 * per_byte, 1e-13)
+            gap = max(fan[1].median - fan[0].median, 0.0) / (self.FAN[1] - self.FAN[0])
+            latency = max((hop[1].median - hop[0].median) / (self.HOPS[1] - self.HOPS[0]) - gap, 0.0)
+            out["same_host"] = {
+                "latency": _fig(latency),
+                "bandwidth": _fig(1 / wire),
+                "cpu": _fig(per_byte),
+                "gap": _fig(gap),
+                "sizes": [[b, _fig(t)] for b, t in whole],
+            }
+            notes.append(
+                _note(
+                    "same_host.latency",
+                    f"a scalar passed between the servers {self.HOPS[1]} times, per hop, less the gap",
+                    hop[1],
+                )
+            )
+            notes.append(_note("same_host.gap", f"{self.FAN[1]} scalars sent at once, per message", fan[1]))
+            for size, m in sent.items():
+                notes.append(_note("same_host.sizes", f"{size * 8 >> 20} MiB from one server to the other", m))
+            notes.append(
+                "same_host.sizes: each less a run's overhead; bandwidth: the slope from 64 to 128 MiB less both "
+                "ends' CPU (the wire's own); cpu: the servers' CPU seconds during the 64 MiB sends, per byte and "
+                "end (at most 45 % of the slope: the two ends overlap)"
+            )
+            tf.compat.v1.disable_control_flow_v2()
+            try:
+                per: dict[int, float] = {}
+                for tasks in (2, 3):
+                    a, b = (
+                        measure(f"loop-{tasks}", f"loops across {tasks} servers", feed={limit: k}) for k in self.LOOPS
+                    )
+                    per[tasks] = max(b.median - a.median, 0.0) / (self.LOOPS[1] - self.LOOPS[0])
+                    notes.append(_note(f"(loop across {tasks} servers)", f"{self.LOOPS[1]} iterations", b))
+            finally:
+                if v2:
+                    tf.compat.v1.enable_control_flow_v2()
+            out["loop_overhead"] = _fig(per[2])
+            out["loop_overhead_task"] = _fig(max(per[3] - per[2], 0.0))
+            notes.append(
+                "loop_overhead, loop_overhead_task: per iteration of a while loop across two servers, and a third"
+            )
+        return out
+
+
+#: A program of ``M`` tasks of a few small ops each, once and in a loop: dfc's own lowering
+#: of it, run twice, gives the time a graph's first run takes per IR node (TF partitions and
+#: registers it; a loop's nodes cost more: its control flow is built in every partition).
+FIRST_RUN = """dfc: 1
+name: first-run
+params: {M: 32}
+cluster: {worker: {tasks: 2}}
+arrays:
+  x: {shape: [M * 8], tile: [8], init: ones}
+  y: {like: x, init: zeros, output: true}
+"""
+FIRST_RUN_ONCE = """tasks:
+  f: {for: {i: M}, compute: "sin(x[i]) * 2 + x[(i + 1) % M]", out: "y[i]"}
+"""
+FIRST_RUN_LOOP = """loop:
+  max: 1000
+  steps:
+    - {name: f, for: {i: M}, compute: "sin(x[i]) * 2 + x[(i + 1) % M]", out: "y[i]"}
+"""
+
+
+def _first_runs(tf, target: str, say, notes: list[str]) -> dict:
+    """``first_run``, ``first_run_node`` and ``first_run_loop``, ``first_run_loop_node``:
+    the seconds a graph's first ``session.run`` takes over its later runs, fixed and per IR
+    node of it (not a variable): the line through two sizes of :data:`FIRST_RUN`, its
+    tasks once and in a loop (one iteration a run)."""
+    from ..ir.node import each_node
+    from ..lang import load_spec_text
+    from ..lower import lower
+    from ..passes import compile_spec
+    from ..runtime.tf_engine import session_config
+
+    out = {}
+    for key, body, scope in (("first_run_node", FIRST_RUN_ONCE, ""), ("first_run_loop_node", FIRST_RUN_LOOP, "loop")):
+        cost = []
+        for m in (32, 128):
+            say(f"first runs of a graph of {m} tasks" + (" in a loop" if scope else ""))
+            text = FIRST_RUN.replace("M: 32", f"M: {m}") + body
+            g = compile_spec(load_spec_text(text.encode(), "first-run.yaml", local=True))
+            nodes = sum(1 for n in each_node(g) if n.kind not in ("const", "variable") and n.scope == scope)
+            low = lower(g)
+            fetch = low.loop if scope else low.prologue
+            feed = {low.chunk: 1} if scope and low.chunk is not None else None
+            if scope and low.done is not None:
+                feed = {**(feed or {}), low.done: 0}
+            with tf.compat.v1.Session(target, graph=low.graph, config=session_config(tf, g, 120)) as sess:
+                sess.run(low.init)
+                t = time.perf_counter()
+                sess.run(fetch, feed)
+                first = time.perf_counter() - t
+                later = timed(lambda: sess.run(fetch, feed), 3).median
+            cost.append((nodes, first - later))
+        (n0, t0), (n1, t1) = cost
+        out[key] = per = _fig(max(t1 - t0, 0.0) / (n1 - n0))
+        out[key.replace("_node", "")] = _fig(max(t0 - per * n0, 0.0))  # and a graph's, whatever its size
+        notes.append(
+            f"{key}: a graph's first run over its later ones{' (a loop, one iteration a run)' if scope else ''}, "
+            f"per IR node: {t0 * 1e3:.1f} ms for {n0} nodes, {t1 * 1e3:.1f} ms for {n1}"
+        )
+    return out
+
+
+def merge_kernels(profile: dict, measured: dict) -> dict:
+    """``profile`` (a profile file's mapping) with the kernels and notes of ``measured`` (a
+    :func:`calibrate` of kernels alone) added: an entry of the same op, dtype and size is
+    replaced, the others kept."""
+    kernels = {op: list(entries) for op, entries in (profile.get("kernels") or {}).items()}
+    for op, entries in measured.get("kernels", {}).items():
+        mine = kernels.setdefault(op, [])
+        for e in entries:
+            same = [k for k in mine if (k["dtype"], k["bytes"], k["flops"]) == (e["dtype"], e["bytes"], e["flops"])]
+            for k in same:
+                mine.remove(k)
+            mine.append(e)
+    date = measured.get("taken", {}).get("date", "")
+    notes = [
+        *profile.get("notes", []),
+        *(f"(added {date}) {n}" for n in measured.get("notes", []) if n.startswith("kernels")),
+    ]
+    return {**profile, "kernels": kernels, "kernel_tasks": 2, "notes": notes}
+
+
+def kernel_count(programs: Iterable) -> int:
+    """The distinct kernels (op, dtype, bytes, flops) of the programs' compute nodes that
+    :func:`calibrate` times."""
+    return len(_signatures(programs))
+
+
+def _signatures(programs: Iterable) -> dict:
+    """signature -> (graph, node) of its first node, for each distinct compute kernel."""
+    from ..ir.node import each_node
+    from .kernels import signature
+
+    out: dict = {}
+    for g in programs:
+        for n in each_node(g):
+            if n.kind in ("compute", "reduce") and n.op and _inputs_made(g, n):
+                out.setdefault(signature(n), (g, n))
+    return out
+
+
+def _inputs_made(g, n) -> bool:
+    """Whether every input of ``n`` is a tensor or a number (a queue's items are not)."""
+    return all(g.nodes[i]["node"].kind != "dequeue" for i in n.inputs)
+
+
+#: A kernel's copies on each server take about this long a run (fewer for large tiles).
+KERNEL_RUN_SECONDS = 0.01
+#: ... and their inputs hold at most this many bytes on each server.
+KERNEL_BYTES = 2**28
+
+
+def _kernels(tf, target: str, repeats: int, say, programs: Iterable) -> dict:
+    """op -> [{dtype, bytes, flops, seconds}]: each distinct kernel of the programs, timed
+    as ``copies`` copies on each of two servers at once (distinct inputs: nothing to
+    merge), through dfc's lowering (``Lowering.apply``), less a run of nothing on both."""
+    from ..lower.state import Lowering
+    from ..runtime.tf_engine import session_config
+    from .model import CostModel
+    from .profile import Profile
+
+    sigs = _signatures(programs)
+    if not sigs:
+        return {}
+    devs = [f"/job:worker/task:{i}/device:CPU:0" for i in range(2)]
+    rough = CostModel(Profile(), tuple(devs))
+    out: dict[str, list] = {}
+    for sig, (g, n) in sigs.items():
+        say(f"kernel {n.op} {n.dtype} ({n.mem_bytes / 2**20:.2f} MiB)")
+        ins = [g.nodes[i]["node"] for i in n.inputs]
+        inbytes = sum(i.out_bytes for i in ins if i.kind != "const") or 1
+        est = max(rough.compute(n, devs[0]), 1e-6)
+        copies = int(max(1, min(64, KERNEL_RUN_SECONDS / est, KERNEL_BYTES / inbytes)))
+        graph = tf.Graph()
+        fetch: dict[str, list] = {d: [] for d in devs}
+        # the servers keep variables across sessions: each kernel's live in a container
+        # of their own, dropped once timed
+        container = f"dfc-calibrate-{len(out)}-{sum(map(len, out.values()))}"
+        with graph.as_default(), tf.compat.v1.container(container):
+            L = Lowering(g, tf)
+            for d in devs:
+                for _ in range(copies):
+                    with tf.device(d):
+                        # an iteration number of each copy's own, read when run: a constant
+                        # one, TF's graph optimizer folds with all that depends on it (rand)
+                        L.iteration = tf.Variable(len(fetch[d]), name="iteration").read_value()
+                        made = {
+                            i.name: tf.Variable(_example(tf, i, len(fetch[d]) * 31 + k), name="in")
+                            for k, i in enumerate(ins)
+                            if i.kind != "const"
+                        }
+
+                        def value_of(name, want, made=made):
+                            src = L.node(name)
+                            if src.kind == "const":
+                                return L.constant(src.data.value, want)
+                            return L.cast(made[name].read_value(), want)
+
+                        y: Any = L.apply(n, value_of)
+                        fetch[d].append(_first_element(tf, y))
+            # one number back from each server, that depends on every copy's result (ops
+            # merely run, as a group's control inputs, Grappler prunes: stateless, unused)
+            run, nothing = [], []
+            for d in devs:
+                with tf.device(d):
+                    run.append(tf.add_n(fetch[d]))
+                    nothing.append(tf.identity(tf.constant(0.0, tf.float64)))
+            init = tf.compat.v1.global_variables_initializer()
+        try:
+            with tf.compat.v1.Session(target, graph=graph, config=session_config(tf, g, 120)) as sess:
+                sess.run(init)
+                m = timed(lambda: sess.run(run), repeats)
+                base = timed(lambda: sess.run(nothing), repeats)
+        finally:
+            tf.compat.v1.Session.reset(target, [container])
+        seconds = max(m.median - base.median, 1e-7) / copies
+        out.setdefault(n.op, []).append(
+            {"dtype": n.dtype, "bytes": n.mem_bytes, "flops": n.flops, "seconds": _fig(seconds)}
+        )
+    return out
+
+
+def _first_element(tf, y):
+    """The first element of ``y`` as a float64 scalar (a cheap use of the whole result)."""
+    first = tf.reshape(y, [-1])[0]
+    if first.dtype.is_complex:
+        first = tf.math.real(first)
+    return tf.cast(first, tf.float64)
+
+
+def _example(tf, n, seed: int):
+    """An input like node ``n`` (shape, dtype), made on its server: uniform numbers, a
+    square matrix symmetric and diagonally dominant (Cholesky, a solve take it), a mask
+    half set."""
+    shape = list(n.shape)
+    x = tf.random.stateless_uniform(shape, seed=[seed, 7], dtype=tf.float64) + 0.5
+    if n.dtype == "bool":
+        return x < 1.0
+    if len(shape) == 2 and shape[0] == shape[1]:
+        x = (x + tf.transpose(x)) / 2 + shape[0] * tf.eye(shape[0], dtype=tf.float64)
+    if n.dtype.startswith("complex"):
+        return tf.cast(tf.complex(x, x / 3), n.dtype)
+    return tf.cast(x, n.dtype or "float64")
 
 
 def _note(key: str, how: str, m: Measure) -> str:

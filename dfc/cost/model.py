@@ -2,9 +2,10 @@
 
 An op costs ``max(flops / rate, bytes / memory bandwidth) + overhead`` on a device; the
 tasks of one host share its cores and memory bandwidth, so each gets ``1/k`` of them. A
-transfer costs ``latency + bytes / bandwidth`` of the link between the two devices, and
-``bytes * cpu`` of the link's CPU at each end (gRPC copies and serialises on both sides:
-on a host with as many tasks as cores, that time is taken from the computation).
+transfer occupies the link between the two devices ``gap + bytes / bandwidth`` and arrives
+``latency`` later (LogGP: other messages use the link meanwhile), and costs ``bytes * cpu``
+of the device's time at each end (gRPC copies and serialises on both sides: on a host with
+as many tasks as cores, that time is taken from the computation).
 
 Variables cost nothing in a schedule: the engines initialise every variable on its owner
 in a phase of their own, before the first op runs (``init`` in ``dfc run``'s report), so
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from ..ir.devices import task_of
 from ..ir.node import Node
+from .kernels import KernelTable
 from .profile import Link, Profile
 
 FREE_KINDS = frozenset({"const", "loop", "task", "variable"})
@@ -32,6 +34,7 @@ class CostModel:
         for d in dict.fromkeys(d for d in devices if "GPU" not in d):
             cpu_tasks[self.host[d]] = cpu_tasks.get(self.host[d], 0) + 1
         self.share = {d: 1.0 / cpu_tasks[self.host[d]] if "GPU" not in d else 1.0 for d in devices}
+        self.kernels = KernelTable(profile.kernels)
         self._mean_transfer: dict[int, float] = {}
         self._compute: dict[tuple, float] = {}  # (what a node's cost depends on, device or "mean"/"min")
         self._rows: dict[tuple, dict[str, float]] = {}  # the same, -> its cost on each device
@@ -49,7 +52,7 @@ class CostModel:
             return self.all_reduce(node.out_bytes, node.data.members)
         # keyed by what the cost depends on, not the node: the tile tasks of one class share
         # an entry, so a graph of a million nodes costs a few hundred entries
-        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype, device)
+        key = (node.kind, node.op, node.flops, node.mem_bytes, node.out_bytes, node.dtype, device)
         cost = self._compute.get(key)
         if cost is None:
             cost = self._compute[key] = self._cost(node, device)
@@ -57,7 +60,7 @@ class CostModel:
 
     def costs(self, node: Node) -> dict[str, float]:
         """Its cost on each device (one lookup where a placement tries every device)."""
-        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype)
+        key = (node.kind, node.op, node.flops, node.mem_bytes, node.out_bytes, node.dtype)
         row = self._rows.get(key)
         if row is None:
             row = self._rows[key] = {d: self.compute(node, d) for d in self.devices}
@@ -74,9 +77,41 @@ class CostModel:
 
     def _op(self, node: Node, device: str) -> float:
         moved = node.mem_bytes or node.out_bytes * (2 if node.kind in ("assign", "variable") else 1)
-        return (
-            max(node.flops / self.rate(device, node.dtype), moved / self.bandwidth(device)) + self.profile.op_overhead
-        )
+        roof = self.roofline(node.flops, moved, node.dtype, device)
+        overhead = self.profile.op_overhead
+        measured = self.kernels.nearest(node) if node.kind in ("compute", "reduce") and "GPU" not in device else None
+        if measured is None:
+            return roof + overhead
+        # the measured time, scaled to this node's size by the roofline and to this
+        # device's share of its host (above the per-op overhead, which neither changes)
+        above = max(measured.seconds - overhead, 0.0)
+        if (measured.bytes, measured.flops) != (node.mem_bytes, node.flops):
+            above *= roof / max(self.roofline(measured.flops, measured.bytes, node.dtype, device), 1e-12)
+        return overhead + above / (self.profile.kernel_tasks * self.share[device])
+
+    def roofline(self, flops: int, nbytes: int, dtype: str, device: str) -> float:
+        """Seconds of ``flops`` and ``nbytes`` of memory traffic at the device's peak rates."""
+        return max(flops / self.rate(device, dtype), nbytes / self.bandwidth(device))
+
+    def loop_overhead(self, tasks: int) -> float:
+        """Seconds each iteration of a loop whose body spans ``tasks`` tasks costs besides its
+        ops: TensorFlow's partitioned while loop passes control between them."""
+        if tasks < 2:
+            return 0.0
+        return self.profile.loop_overhead + (tasks - 2) * self.profile.loop_overhead_task
+
+    def calls(self, prologue: bool, iterations: int, per_iteration: float) -> tuple[int, int]:
+        """(``session.run`` calls, of which first calls of a graph) of a run: the first pass,
+        and the loop in chunks as the TF engine runs it (dfc/runtime/tf_engine.Chunks: one
+        iteration, then as many as take about half a second)."""
+        from ..runtime.tf_engine import Chunks
+
+        chunks, done, runs = Chunks(0), 0, 0
+        while done < iterations:
+            k = chunks.next(done, iterations)
+            chunks.took(k, k * per_iteration)
+            done, runs = done + k, runs + 1
+        return int(prologue) + runs, int(prologue) + (runs > 0)
 
     def all_reduce(self, nbytes: int, members: tuple[str, ...]) -> float:
         """A ring all-reduce among ``members`` (TensorFlow's CPU collective): 2(k-1) steps,
@@ -96,16 +131,24 @@ class CostModel:
         return self.profile.network
 
     def transfer(self, nbytes: int, src: str, dst: str) -> float:
+        """Seconds from a tensor's leaving ``src`` to its arrival at ``dst`` on a free link."""
         if src == dst or nbytes == 0:
             return 0.0
         link = self.link(src, dst)
-        return link.latency + nbytes / link.bandwidth
+        return link.latency + link.wire(nbytes)
+
+    def wire(self, nbytes: int, src: str, dst: str) -> tuple[float, float]:
+        """(seconds the transfer occupies its link, seconds it then takes to arrive)."""
+        if src == dst or nbytes == 0:
+            return 0.0, 0.0
+        link = self.link(src, dst)
+        return link.wire(nbytes), link.latency
 
     def transfer_cpu(self, nbytes: int, src: str, dst: str) -> float:
         """Seconds of CPU a transfer takes at each of its two ends."""
         if src == dst or nbytes == 0:
             return 0.0
-        return nbytes * self.link(src, dst).cpu
+        return self.link(src, dst).ends(nbytes)
 
     def mean_transfer(self, nbytes: int) -> float:
         """The expected transfer cost, its CPU at both ends included, when the two ends are
@@ -121,7 +164,7 @@ class CostModel:
         return cached
 
     def mean_compute(self, node: Node, allowed: tuple[str, ...]) -> float:
-        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype, "mean", allowed)
+        key = (node.kind, node.op, node.flops, node.mem_bytes, node.out_bytes, node.dtype, "mean", allowed)
         mean = self._compute.get(key)
         if mean is None:
             devs = allowed or self.devices
@@ -130,7 +173,7 @@ class CostModel:
 
     def cheapest(self, node: Node, allowed: tuple[str, ...]) -> float:
         """The cost on the cheapest device it may run on (for lower bounds)."""
-        key = (node.kind, node.flops, node.mem_bytes, node.out_bytes, node.dtype, "min", allowed)
+        key = (node.kind, node.op, node.flops, node.mem_bytes, node.out_bytes, node.dtype, "min", allowed)
         best = self._compute.get(key)
         if best is None:
             best = self._compute[key] = min(self.compute(node, d) for d in allowed or self.devices)

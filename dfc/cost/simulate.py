@@ -22,6 +22,7 @@ from typing import Callable
 
 import networkx as nx
 
+from ..ir.devices import task_of
 from ..ir.node import Node, each_node, gc_paused, node_table, pred_of, succ_of, topo
 from .model import CostModel
 
@@ -51,6 +52,24 @@ class Schedule:
     bytes_moved: int
     timeline: list[Slot] = field(default_factory=list)  # the prologue and one iteration
     init: float = 0.0  # the init phase before it: every device initialises its variables
+    # of the makespan, what is not the ops' schedule: each session.run's round trip, each
+    # graph's first run (TF partitions it), the loop's passing of control between tasks
+    overhead: float = 0.0
+
+
+def overheads(cm: CostModel, prologue: tuple[int, float], loop: tuple[int, float], tasks: int, iters: int) -> tuple:
+    """(seconds an iteration costs besides its schedule, seconds of the whole run's
+    overheads) for a prologue and a loop body of (IR nodes, scheduled seconds), the loop's
+    body on ``tasks`` tasks, run ``iters`` times: the loop's control passed between its
+    tasks every iteration, a round trip per ``session.run`` (one for the first pass, the
+    loop in chunks as the engine runs it) and each graph's first run, by its nodes."""
+    p = cm.profile
+    per_iteration = cm.loop_overhead(tasks) if iters else 0.0
+    calls, _ = cm.calls(prologue[0] > 0, iters, loop[1] + per_iteration)
+    first = (p.first_run + p.first_run_node * prologue[0] if prologue[0] else 0.0) + (
+        p.first_run_loop + p.first_run_loop_node * loop[0] if iters else 0.0
+    )
+    return per_iteration, calls * p.run_overhead + first + iters * per_iteration
 
 
 def _scope_nodes(order: list[Node], scope: str) -> list[Node]:
@@ -121,7 +140,7 @@ def _simulate_scope(
     offset: float,
     timeline: list[Slot] | None,
     index: dict,
-    unpack: dict[str, tuple[float, str]],
+    arrival: dict[str, list[tuple]],
 ) -> float:
     if not inside:
         return 0.0
@@ -138,22 +157,41 @@ def _simulate_scope(
     names: list = []
     for k in inside:
         names.append(k)
-        if k in unpack:
-            names.append(("unpack", k))
+        names.extend(arrival.get(k, ()))
     return _list_schedule(names, cost, resource, succ, idle, index, record if timeline is not None else None)
 
 
-def _with_unpacks(succ: dict, unpack: dict, cost: dict, resource: dict, index: dict) -> dict:
-    """``succ`` with each recv of ``unpack`` followed by its unpack step (the receiving
-    end's CPU, on its device) before the recv's consumers; ``cost``, ``resource`` and
-    ``index`` (just after the recv's) get the steps' entries."""
-    if not unpack:
+def _arrival_steps(key, latency: float, cpu: float, device: str, cost: dict, resource: dict, index: dict, idle: set):
+    """The steps after a transfer ``key`` leaves its link: its flight (``latency``, on no
+    resource) and the receiving end's CPU (``cpu``, on ``device``), each present when not
+    zero; their entries go into ``cost``, ``resource``, ``index`` (just after the
+    transfer's) and ``idle``. Returns them in order."""
+    steps = []
+    if latency:
+        step = ("wait", key)
+        cost[step], resource[step], index[step] = latency, device, index[key] + 0.25
+        idle.add(step)
+        steps.append(step)
+    if cpu:
+        step = ("unpack", key)
+        cost[step], resource[step], index[step] = cpu, device, index[key] + 0.5
+        steps.append(step)
+    return steps
+
+
+def _chained(succ: dict, arrival: dict[str, list[tuple]]) -> dict:
+    """``succ`` with each transfer of ``arrival`` followed by its steps, in order, before
+    the transfer's consumers."""
+    if not arrival:
         return succ
     succ = dict(succ)
-    for k, (cpu, device) in unpack.items():
-        step = ("unpack", k)
-        succ[step], succ[k] = succ[k], {step: None}
-        cost[step], resource[step], index[step] = cpu, device, index[k] + 0.5
+    for k, steps in arrival.items():
+        consumers = succ[k]
+        prev: str | tuple = k
+        for step in steps:
+            succ[prev] = {step: None}
+            prev = step
+        succ[prev] = consumers
     return succ
 
 
@@ -205,28 +243,28 @@ class Predictor:
                     succ.setdefault(src, []).append(n.name)
                     continue
                 key = (src, d, n.scope if s.kind == "variable" else s.scope)
-                if key not in made:  # a send (its end's CPU on its device), the transfer, its unpack
+                if key not in made:  # a send (its end's CPU on its device), the transfer, its arrival
                     made.add(key)
                     send, cpu = ("send", *key), cm.transfer_cpu(s.out_bytes, ds, d)
                     index[send], index[key] = len(index), len(index) + 1
                     succ.setdefault(src, []).append(send)
                     succ[send] = [key]
-                    cost[send], cost[key] = cpu, cm.transfer(s.out_bytes, ds, d)
+                    busy, latency = cm.wire(s.out_bytes, ds, d)
+                    cost[send], cost[key] = cpu, busy
                     resource[send], resource[key] = ds, (ds, d)
                     if not cpu:
                         idle.add(send)
-                        sent.setdefault(src, []).extend((send, key))
-                        succ[key] = arrived[key] = []
-                    else:
-                        step = ("unpack", key)
-                        index[step] = index[key] + 0.5
-                        sent.setdefault(src, []).extend((send, key, step))
-                        succ[key], succ[step] = [step], []
-                        cost[step], resource[step], arrived[key] = cpu, d, succ[step]
+                    steps = _arrival_steps(key, latency, cpu, d, cost, resource, index, idle)
+                    sent.setdefault(src, []).extend((send, key, *steps))
+                    prev = key
+                    for step in steps:
+                        succ[prev] = [step]
+                        prev = step
+                    succ[prev] = arrived[key] = []
                 arrived[key].append(n.name)
 
         def scope_of(t: tuple) -> str:
-            return t[1][-1] if t[0] == "unpack" else t[-1]
+            return t[1][-1] if t[0] in ("unpack", "wait") else t[-1]
 
         def scope_order(scope: str) -> list:  # topological: each transfer right after its source
             out: list = [t for src, ts in sent.items() if nodes[src].scope != scope for t in ts if scope_of(t) == scope]
@@ -235,9 +273,18 @@ class Predictor:
                 out.extend(t for t in sent.get(name, ()) if scope_of(t) == scope)
             return out
 
-        prologue = _list_schedule(scope_order(""), cost, resource, succ, idle, index)
-        iteration = _list_schedule(scope_order("loop"), cost, resource, succ, idle, index) if self.iterations else 0.0
-        return prologue + self.iterations * iteration
+        order = {scope: scope_order(scope) for scope in ("", "loop")}
+        prologue = _list_schedule(order[""], cost, resource, succ, idle, index)
+        iteration = _list_schedule(order["loop"], cost, resource, succ, idle, index) if self.iterations else 0.0
+        # the IR nodes comm would make: the scope's own, a send and a recv per transfer
+        counts = {
+            scope: sum(1 for t in names if not isinstance(t, tuple) and nodes[t].kind != "variable")
+            + 2 * sum(1 for t in names if isinstance(t, tuple) and t[0] == "send")
+            for scope, names in order.items()
+        }
+        tasks = len({task_of(where[k]) for k in self.scopes["loop"] if where.get(k)})
+        _, extra = overheads(cm, (counts[""], prologue), (counts["loop"], iteration), tasks, self.iterations)
+        return prologue + self.iterations * iteration + extra
 
 
 def _work_bound(work: dict[frozenset, float]) -> float:
@@ -250,6 +297,23 @@ def _work_bound(work: dict[frozenset, float]) -> float:
         inside = sum(w for a, w in work.items() if a <= s)
         best = max(best, inside / len(s))
     return best
+
+
+def _fewest_tasks(nodes, table) -> int:
+    """A lower bound on the tasks a loop body spans under any placement: its nodes' sets of
+    allowed tasks (an assign's: its variable's), as many as are pairwise disjoint (each
+    needs a task of its own). Any such packing bounds the fewest tasks that meet every
+    set; sets taken smallest first."""
+    sets = set()
+    for n in nodes:
+        allowed = n.allowed or (table[n.data.target]["node"].allowed if n.kind == "assign" else ())
+        if allowed:
+            sets.add(frozenset(task_of(d) for d in allowed))
+    taken: list[frozenset] = []
+    for s in sorted(sets, key=lambda s: (len(s), sorted(s))):
+        if all(not (s & t) for t in taken):
+            taken.append(s)
+    return max(len(taken), 1)
 
 
 #: Past this many nodes the simulator keeps no timeline unless asked (it is for pictures).
@@ -283,7 +347,7 @@ def simulate(
     init = {d: 0.0 for d in cm.devices}
     longest: dict[str, dict[str, float]] = {"": {}, "loop": {}}  # paths within each scope
     total: dict[str, dict[frozenset, float]] = {"": {}, "loop": {}}  # work, by the devices it may run on
-    unpack: dict[str, tuple[float, str]] = {}  # recv -> (the CPU spent receiving, its device)
+    arrival: dict[str, list[tuple]] = {}  # recv -> its flight and unpack steps
     pred = pred_of(g)
     table = node_table(g)
     everywhere = frozenset(cm.devices)
@@ -296,14 +360,15 @@ def simulate(
         best = 0.0
         if kind == "recv":
             src = n.data.from_
-            cost[name] = cm.transfer(n.out_bytes, src, n.device)
+            cost[name], latency = cm.wire(n.out_bytes, src, n.device)
             resource[name] = f"{src}->{n.device}"
             key = (src, n.device)
             links[key] = links.get(key, 0) + n.out_bytes * times
             cpu = cm.transfer_cpu(n.out_bytes, src, n.device)
-            if cpu:
-                unpack[name] = (cpu, n.device)
-                busy[n.device] += cpu * times
+            busy[n.device] += cpu * times
+            steps = _arrival_steps(name, latency, cpu, n.device, cost, resource, index, idle)
+            if steps:
+                arrival[name] = steps
         elif kind in ("send", "loop"):
             cpu = cm.transfer_cpu(n.out_bytes, n.device, n.data.to) if kind == "send" else 0.0
             cost[name], resource[name] = cpu, n.device
@@ -334,20 +399,31 @@ def simulate(
                 if t > before:
                     before = t
             within[name] = best + before
-    succ = _with_unpacks(succ_of(g), unpack, cost, resource, index)
-    prologue = _simulate_scope(inside[""], succ, cost, resource, idle, "", 0.0, slots, index, unpack)
+    succ = _chained(succ_of(g), arrival)
+    prologue = _simulate_scope(inside[""], succ, cost, resource, idle, "", 0.0, slots, index, arrival)
     iteration = (
-        _simulate_scope(inside["loop"], succ, cost, resource, idle, "loop", prologue, slots, index, unpack)
+        _simulate_scope(inside["loop"], succ, cost, resource, idle, "loop", prologue, slots, index, arrival)
         if loop
         else 0.0
     )
+    tasks = len({task_of(n.device) for n in inside["loop"].values() if n.device})
+    counts = {scope: sum(1 for n in inside[scope].values() if n.kind != "variable") for scope in inside}
+    _, extra = overheads(cm, (counts[""], prologue), (counts["loop"], iteration), tasks, iters)
     lb = 0.0
     if bound:
         for scope, times in (("", 1), ("loop", iters)):
             path = max(longest[scope].values(), default=0.0)
             lb += times * max(path, _work_bound(total[scope]))
+        # what any placement pays: the runs' round trips, the first runs of the nodes
+        # that are not transfers, the loop's control among the fewest tasks it can span
+        bare = {
+            scope: sum(1 for n in inside[scope].values() if n.kind not in ("variable", "send", "recv"))
+            for scope in inside
+        }
+        least = _fewest_tasks(inside["loop"].values(), table)
+        lb += overheads(cm, (bare[""], prologue), (bare["loop"], iteration), least, iters)[1]
     return Schedule(
-        prologue + iters * iteration,
+        prologue + iters * iteration + extra,
         lb,
         prologue,
         iteration,
@@ -359,4 +435,5 @@ def simulate(
         sum(links.values()),
         slots or [],
         max(init.values(), default=0.0),
+        extra,
     )

@@ -46,7 +46,7 @@ PIPELINE: tuple[Pass, ...] = (
         "where its registry entry says how (fft_merge of cyclic tiles)",
         fuse,
     ),
-    Pass("place", "map every node to a device (heft, round-robin, greedy-bytes or manual)", place),
+    Pass("place", "map every node to a device (heft, round-robin, greedy-bytes, owner-computes or manual)", place),
     Pass(
         "collective",
         "a queue's via: reductions become all-reduces among the devices holding the partials "

@@ -303,16 +303,17 @@ class _Heft:
     def ship(self, preds: list[tuple], d: str, links: dict) -> float:
         """When the inputs ``preds`` (name, bytes, device, done) are all on ``d``: each
         transfer starts once its sender has spent its end's CPU (bytes * cpu), waits for
-        its link (``links``, updated) and takes latency + bytes / bandwidth (``cm.transfer``,
-        with the links looked up once)."""
+        its link (``links``, updated), occupies it gap + bytes / bandwidth and arrives
+        latency later (the cost model's transfer, with the links looked up once)."""
         ready = 0.0
         for _, b, src, t in preds:
             if src != d and b:
                 busy = links.get((src, d), 0.0)
                 wire = self.wires[(src, d)]
-                t += b * wire.cpu
-                t = (t if t > busy else busy) + (wire.latency + b / wire.bandwidth)
+                t += wire.ends(b)
+                t = (t if t > busy else busy) + wire.wire(b)
                 links[(src, d)] = t
+                t += wire.latency
             if t > ready:
                 ready = t
         return ready
@@ -380,8 +381,9 @@ def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
     compared on what the plan will be, after the later passes (the combiner changes the
     traffic a placement causes, and the collective pass the reductions it makes, which the
     search's predictor does not see). Every candidate is a HEFT schedule (compute placed by
-    earliest finish time), but for one: where a queue's reductions may become all-reduces,
-    greedy-bytes' placement competes in that final comparison (:func:`_may_all_reduce`)."""
+    earliest finish time), but for two: owner-computes' placement (the data stays, the
+    computation goes to it) competes in that final comparison, and where a queue's
+    reductions may become all-reduces, greedy-bytes' too (:func:`_may_all_reduce`)."""
     from ..cost.simulate import Predictor
 
     size = g.number_of_nodes()
@@ -395,6 +397,7 @@ def heft(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
     if size > SEARCH_LIMIT:
         return candidates[i]
     candidates.append(refine(g, devs, candidates[i], makespan, predict, budget=min(128, 60_000 // max(size, 1))))
+    candidates.append(owner_computes(g, cm, devs))
     if _may_all_reduce(g):
         candidates.append(greedy_bytes(g, cm, devs))
     return min(reversed(candidates), key=lambda where: _final_makespan(g, cm, devs, where))
@@ -514,6 +517,34 @@ def greedy_bytes(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignm
     return where
 
 
+def owner_computes(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
+    """Data stays where it lives and the computation goes to it: tiles no constraint pins
+    are dealt over the devices in turn (block-cyclic, by construction order), and each op
+    runs on the allowed device that holds the most bytes of its inputs (ties: the one
+    with least work so far, by the cost model). An op with no inputs there (a ``rand``)
+    goes to the least loaded device; a write runs where its variable lives."""
+    where: Assignment = {}
+    load = {d: 0.0 for d in devs}
+    turn: dict[tuple, int] = {}
+    for n in topo(g):
+        if n.kind == "const":
+            continue
+        pool = _candidates(g, n, devs, where)
+        if n.kind == "variable":
+            k = turn.get(pool, 0)
+            turn[pool] = k + 1
+            where[n.name] = pool[k % len(pool)]
+            continue
+        held = {d: 0 for d in pool}
+        for i in n.inputs:
+            if where.get(i) in held:
+                held[where[i]] += g.nodes[i]["node"].out_bytes
+        d = min(pool, key=lambda x: (-held[x], load[x], devs.index(x)))
+        where[n.name] = d
+        load[d] += cm.compute(n, d)
+    return where
+
+
 def manual(g: nx.DiGraph, cm: CostModel, devs: tuple[str, ...]) -> Assignment:
     where: Assignment = {}
     for n in topo(g):
@@ -526,6 +557,7 @@ STRATEGIES: dict[str, Callable[[nx.DiGraph, CostModel, tuple[str, ...]], Assignm
     "heft": heft,
     "round-robin": round_robin,
     "greedy-bytes": greedy_bytes,
+    "owner-computes": owner_computes,
     "manual": manual,
 }
 

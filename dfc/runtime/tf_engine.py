@@ -261,14 +261,8 @@ def _drive(
     saver=None,
     resume: bool = False,
 ) -> Result:
-    from tensorflow.core.protobuf import rewriter_config_pb2
-
     ms = int(timeout * 1000)
-    config = tf.compat.v1.ConfigProto(operation_timeout_in_ms=ms, allow_soft_placement=False)
-    config.experimental.collective_group_leader = group_leader(g.graph["facts"].cluster)
-    # No constant folding: it made the master evaluate the (constant-input) random tiles
-    # and ship them to their owners (docs/running.md, "Measurements behind the choices").
-    config.graph_options.rewrite_options.constant_folding = rewriter_config_pb2.RewriterConfig.OFF
+    config = session_config(tf, g, timeout)
     options = tf.compat.v1.RunOptions(timeout_in_ms=ms)
     traced = tf.compat.v1.RunOptions(timeout_in_ms=ms, trace_level=tf.compat.v1.RunOptions.FULL_TRACE)
 
@@ -324,6 +318,18 @@ def _drive(
         runner.close()
         # after a failure the servers are stopped next: a close would wait on a lost one
         close_within(sess, 10.0 if finished else 0.0)
+
+
+def session_config(tf, g, timeout: float):
+    """The session's configuration for a placed IR ``g`` (also what ``dfc calibrate`` runs under)."""
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    config = tf.compat.v1.ConfigProto(operation_timeout_in_ms=int(timeout * 1000), allow_soft_placement=False)
+    config.experimental.collective_group_leader = group_leader(g.graph["facts"].cluster)
+    # No constant folding: it made the master evaluate the (constant-input) random tiles
+    # and ship them to their owners (docs/running.md, "Measurements behind the choices").
+    config.graph_options.rewrite_options.constant_folding = rewriter_config_pb2.RewriterConfig.OFF
+    return config
 
 
 def _iterations(done: int, k: int) -> str:

@@ -152,9 +152,11 @@ def test_placement_search_predicts_what_the_simulator_says(name, sets):
 
 
 def test_loop_body_appears_once():
-    spec = load_spec(ROOT / "specs" / "cg.yaml", ["N=64", "iterations=5"])
-    more = load_spec(ROOT / "specs" / "cg.yaml", ["N=64", "iterations=500"])
-    assert compile_spec(spec).number_of_nodes() == compile_spec(more).number_of_nodes()
+    # (not 5 against 500: the passes may weigh a short loop otherwise, the graph's first
+    # run against the loop's control)
+    spec = load_spec(ROOT / "specs" / "cg.yaml", ["N=64", "iterations=500"])
+    more = load_spec(ROOT / "specs" / "cg.yaml", ["N=64", "iterations=50000"])
+    assert compile_spec(spec, "round-robin").number_of_nodes() == compile_spec(more, "round-robin").number_of_nodes()
 
 
 def test_ir_nodes_carry_yaml_positions():
@@ -571,7 +573,8 @@ tasks:
         h.pin_data()
         h.project_work()
         h.schedule("")
-        assert max(h.finish.values()) == pytest.approx(s.makespan, rel=1e-12)
+        # (HEFT schedules ops: the runs' and the loop's overheads are the simulator's)
+        assert max(h.finish.values()) == pytest.approx(s.makespan - s.overhead, rel=1e-12)
         runs[cpu] = s
     w0, w1 = sorted(runs[0.0].busy)
     assert runs[1e-9].busy[w0] - runs[0.0].busy[w0] == pytest.approx(nbytes * 1e-9)

@@ -148,7 +148,7 @@ def test_the_profile_example_in_the_docs_loads(tmp_path):
     assert p.cpu_flops["float64"] == 5.0e10 and p.same_host.cpu == 4.0e-10 and p.tasks_per_host == 2
 
 
-def test_plan_sweep_predicts_strong_scaling_over_a_job_or_a_param(capsys, monkeypatch):
+def test_plan_sweep_predicts_strong_scaling_over_a_job_or_a_param(capsys, monkeypatch, tmp_path):
     """`dfc plan --sweep`: a job's tasks or a param, a row per value with the predicted
     makespan, its bound and the speedup over the first; with a profile of nodes (one task
     a node), adding workers adds compute; mistakes are usage errors."""
@@ -161,9 +161,9 @@ def test_plan_sweep_predicts_strong_scaling_over_a_job_or_a_param(capsys, monkey
         "--profile",
         "examples/profiles/cpu-node.yaml",
         "--set",
-        "N=4096",
+        "N=8192",
         "--set",
-        "T=1024",
+        "T=2048",
     ]
     assert main([*args, "--sweep", "worker=1,2,4", "--format", "json"]) == 0
     rows = _json.loads(capsys.readouterr().out)["rows"]
@@ -173,6 +173,11 @@ def test_plan_sweep_predicts_strong_scaling_over_a_job_or_a_param(capsys, monkey
     assert main(["plan", "specs/cg.yaml", "--sweep", "P=2,4"]) == 0
     out = capsys.readouterr().out
     assert "predicted strong scaling over P" in out and "built-in defaults" in out
+    # the plot: a line of the predicted speedups, one point a value, the ideal beside it
+    svg_out = tmp_path / "sweep.svg"
+    assert main([*args, "--sweep", "worker=1,2,4", "--format", "svg", "-o", str(svg_out)]) == 0
+    drawn = svg_out.read_text()
+    assert drawn.startswith("<svg") and drawn.count("<polyline") == 2 and drawn.count("<circle") == 6
     for bad in ("Q=2", "worker=x", "worker="):
         assert main(["plan", "specs/cg.yaml", "--sweep", bad]) == 2
     assert main(["plan", "specs/cg.yaml", "--sweep", "P=2,4", "--format", "dot"]) == 2

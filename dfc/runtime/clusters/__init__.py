@@ -111,14 +111,9 @@ def cost_profile(profile, layout: Layout):
     ``links:``)."""
     from dataclasses import replace
 
-    from ...cost.profile import Link
-
     links = {
-        name: Link(
-            float(v.get("latency", getattr(profile, name).latency)),
-            float(v.get("bandwidth", getattr(profile, name).bandwidth)),
-            getattr(profile, name).cpu,
-        )
+        # the file's figures, not the profile's measured sizes of another link
+        name: replace(getattr(profile, name), sizes=(), **{k: float(v[k]) for k in ("latency", "bandwidth") if k in v})
         for name, v in layout.links.items()
     }
     return replace(profile, hosts=tuple((t.label, machine_of(t.host)) for t in layout.tasks), **links)
