@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         "kernels at the sizes below; predict with it",
     )
     a = p.parse_args(argv)
+    if a.profile:
+        a.profile = str(Path(a.profile).resolve())  # the runs start in folders of their own
     if a.calibrate:
         a.profile = calibrate(a.quick)
     out = []

@@ -650,6 +650,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     import yaml
 
     from .cost.calibrate import STEPS, calibrate, kernel_count, machine_profile, merge_kernels, shipped_specs
+    from .cost.profile import ProfileError, load_profile
     from .outputs import OutputError, write_file
     from .runtime.cluster import ClusterError
 
@@ -672,8 +673,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     existing = None
     if args.add:
-        from .cost.profile import ProfileError, load_profile
-
         try:
             load_profile(path)  # a profile dfc reads, before minutes of measuring
             with open(path, encoding="utf-8") as f:
@@ -717,6 +716,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     except (OutputError, OSError) as e:
         print(f"dfc calibrate: cannot write {path}: {e}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        load_profile(path)  # what calibrate wrote, dfc reads: a figure out of range is a bug
+    except ProfileError as e:
+        print(f"dfc calibrate: wrote a profile dfc cannot read: {e}", file=sys.stderr)
+        return EXIT_FAILED
     if existing is not None:
         print(f"added {added} kernel sizes to {path}")
         return EXIT_OK

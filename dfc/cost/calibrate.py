@@ -161,7 +161,7 @@ class _Base:
     N = 1024  # matmul tiles: n x n
     M = 4 * 2**20  # float64 elements of the vectors added: 32 MiB
     # float64 elements sent whole from one server to the other: 1 to 128 MiB (the CPU per
-    # byte is read during the 64 MiB ones, the bandwidth from the slope to 128 MiB)
+    # byte is read during the 64 MiB ones, the bandwidth from the slope from 16 MiB up)
     SIZES = (2**17, 2**19, 2**21, 2**23, 2**24)
     OPS = (1, 101)  # a chain of scalar products on one server: two ops a link
     HOPS = (1, 33)  # a scalar passed back and forth between two servers
@@ -281,9 +281,16 @@ class _Base:
                     per_byte = (sum(_cpu_seconds(p) for p in pids) - cpu0) / (
                         2 * size * 8 * (len(sent[size].samples) + 1)
                     )
-            whole = [(size * 8, max(m.median - one.median, 1e-7)) for size, m in sent.items()]  # less a run's own
-            (b0, t0), (b1, t1) = whole[-2:]
-            slope = (t1 - t0) / (b1 - b0)
+            whole: list[
+                tuple[int, float]
+            ] = []  # each less a run's own overhead; a larger message never takes less time
+            for size, m in sent.items():
+                whole.append((size * 8, max(m.median - one.median, whole[-1][1] if whole else 1e-7)))
+            # the slope: a least-squares line through the sizes from 16 MiB (past the cache)
+            big = [(b, t) for b, t in whole if b >= 16 * 2**20]
+            mb, mt = statistics.fmean(b for b, _ in big), statistics.fmean(t for _, t in big)
+            slope = sum((b - mb) * (t - mt) for b, t in big) / sum((b - mb) ** 2 for b, _ in big)
+            slope = max(slope, whole[-1][1] / whole[-1][0] / 2)
             # the model runs the two ends one after the other; they overlap (gRPC sends in
             # chunks), so neither end's share may pass half the whole
             per_byte = min(per_byte, 0.45 * slope)
@@ -308,7 +315,8 @@ class _Base:
             for size, m in sent.items():
                 notes.append(_note("same_host.sizes", f"{size * 8 >> 20} MiB from one server to the other", m))
             notes.append(
-                "same_host.sizes: each less a run's overhead; bandwidth: the slope from 64 to 128 MiB less both "
+                "same_host.sizes: each less a run's overhead (never less than a smaller one's); bandwidth: the "
+                "least-squares slope from 16 to 128 MiB less both "
                 "ends' CPU (the wire's own); cpu: the servers' CPU seconds during the 64 MiB sends, per byte and "
                 "end (at most 45 % of the slope: the two ends overlap)"
             )
@@ -355,14 +363,15 @@ FIRST_RUN_LOOP = """loop:
 
 def _first_runs(tf, target: str, say, notes: list[str]) -> dict:
     """``first_run``, ``first_run_node`` and ``first_run_loop``, ``first_run_loop_node``:
-    the seconds a graph's first ``session.run`` takes over its later runs, fixed and per IR
-    node of it (not a variable): the line through two sizes of :data:`FIRST_RUN`, its
-    tasks once and in a loop (one iteration a run)."""
+    the seconds a graph's first ``session.run`` takes over its later runs (the median of
+    three sessions), fixed and per IR node it builds: the line through two sizes of
+    :data:`FIRST_RUN`, its tasks once and in a loop (one iteration a run)."""
     from ..ir.node import each_node
     from ..lang import load_spec_text
     from ..lower import lower
     from ..passes import compile_spec
     from ..runtime.tf_engine import session_config
+    from .simulate import UNBUILT
 
     out = {}
     for key, body, scope in (("first_run_node", FIRST_RUN_ONCE, ""), ("first_run_loop_node", FIRST_RUN_LOOP, "loop")):
@@ -371,19 +380,21 @@ def _first_runs(tf, target: str, say, notes: list[str]) -> dict:
             say(f"first runs of a graph of {m} tasks" + (" in a loop" if scope else ""))
             text = FIRST_RUN.replace("M: 32", f"M: {m}") + body
             g = compile_spec(load_spec_text(text.encode(), "first-run.yaml", local=True))
-            nodes = sum(1 for n in each_node(g) if n.kind not in ("const", "variable") and n.scope == scope)
+            nodes = sum(1 for n in each_node(g) if n.kind not in UNBUILT and n.scope == scope)
             low = lower(g)
             fetch = low.loop if scope else low.prologue
             feed = {low.chunk: 1} if scope and low.chunk is not None else None
             if scope and low.done is not None:
                 feed = {**(feed or {}), low.done: 0}
-            with tf.compat.v1.Session(target, graph=low.graph, config=session_config(tf, g, 120)) as sess:
-                sess.run(low.init)
-                t = time.perf_counter()
-                sess.run(fetch, feed)
-                first = time.perf_counter() - t
-                later = timed(lambda: sess.run(fetch, feed), 3).median
-            cost.append((nodes, first - later))
+            extra = []
+            for _ in range(3):  # each session partitions and registers the graph anew
+                with tf.compat.v1.Session(target, graph=low.graph, config=session_config(tf, g, 120)) as sess:
+                    sess.run(low.init)
+                    t = time.perf_counter()
+                    sess.run(fetch, feed)
+                    first = time.perf_counter() - t
+                    extra.append(first - timed(lambda: sess.run(fetch, feed), 3).median)
+            cost.append((nodes, statistics.median(extra)))
         (n0, t0), (n1, t1) = cost
         out[key] = per = _fig(max(t1 - t0, 0.0) / (n1 - n0))
         out[key.replace("_node", "")] = _fig(max(t0 - per * n0, 0.0))  # and a graph's, whatever its size

@@ -1,7 +1,8 @@
 """Op and transfer costs for a cluster under a profile.
 
 An op costs ``max(flops / rate, bytes / memory bandwidth) + overhead`` on a device; the
-tasks of one host share its cores and memory bandwidth, so each gets ``1/k`` of them. A
+tasks of one host share its cores and memory bandwidth, so each gets ``1/k`` of them
+(placed, :meth:`CostModel.sharing`: ``k`` counts each task by its share of the work). A
 transfer occupies the link between the two devices ``gap + bytes / bandwidth`` and arrives
 ``latency`` later (LogGP: other messages use the link meanwhile), and costs ``bytes * cpu``
 of the device's time at each end (gRPC copies and serialises on both sides: on a host with
@@ -38,6 +39,25 @@ class CostModel:
         self._mean_transfer: dict[int, float] = {}
         self._compute: dict[tuple, float] = {}  # (what a node's cost depends on, device or "mean"/"min")
         self._rows: dict[tuple, dict[str, float]] = {}  # the same, -> its cost on each device
+        self._shared: dict[tuple, CostModel] = {}  # sharing()'s models, by each host's competing tasks
+
+    def sharing(self, work: dict[str, float]) -> CostModel:
+        """This model with each host shared among its CPU tasks by the ``work`` placed on
+        them (seconds, under this model): a task competes for the host as fully as its work
+        nears the busiest task's there, so a host's ``k`` tasks count as ``sum(w / w_max)``
+        (processor sharing, averaged over the run): tasks that idle (a reducer waiting on
+        its queue) leave the cores to those that compute."""
+        competing: dict[str, float] = {}
+        for host in dict.fromkeys(self.host.values()):
+            ws = [work.get(d, 0.0) for d in self.devices if self.host[d] == host and "GPU" not in d]
+            top = max(ws, default=0.0)
+            competing[host] = round(sum(w / top for w in ws), 3) if top > 0 else float(len(ws) or 1)
+        key = tuple(sorted(competing.items()))
+        model = self._shared.get(key)
+        if model is None:
+            model = self._shared[key] = CostModel(self.profile, self.devices)
+            model.share = {d: 1.0 / competing[self.host[d]] if "GPU" not in d else 1.0 for d in self.devices}
+        return model
 
     def rate(self, device: str, dtype: str) -> float:
         table = self.profile.gpu_flops if "GPU" in device else self.profile.cpu_flops

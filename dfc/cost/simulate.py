@@ -218,7 +218,8 @@ class Predictor:
         self.index = {k: i for i, k in enumerate(node_table(g))}
 
     def __call__(self, where: dict[str, str]) -> float:
-        cm, nodes = self.cm, self.nodes
+        nodes = self.nodes
+        cm = self.cm.sharing(_work(self.made_order, self.cm, self.iterations, lambda n: where.get(n.name, "")))
         succ: dict = {}
         cost: dict = {}
         resource: dict = {}
@@ -276,10 +277,10 @@ class Predictor:
         order = {scope: scope_order(scope) for scope in ("", "loop")}
         prologue = _list_schedule(order[""], cost, resource, succ, idle, index)
         iteration = _list_schedule(order["loop"], cost, resource, succ, idle, index) if self.iterations else 0.0
-        # the IR nodes comm would make: the scope's own, a send and a recv per transfer
+        # the IR nodes a first run builds: the scope's own, a recv per transfer
         counts = {
-            scope: sum(1 for t in names if not isinstance(t, tuple) and nodes[t].kind != "variable")
-            + 2 * sum(1 for t in names if isinstance(t, tuple) and t[0] == "send")
+            scope: sum(1 for t in names if not isinstance(t, tuple) and nodes[t].kind not in UNBUILT)
+            + sum(1 for t in names if isinstance(t, tuple) and t[0] == "send")
             for scope, names in order.items()
         }
         tasks = len({task_of(where[k]) for k in self.scopes["loop"] if where.get(k)})
@@ -297,6 +298,23 @@ def _work_bound(work: dict[frozenset, float]) -> float:
         inside = sum(w for a, w in work.items() if a <= s)
         best = max(best, inside / len(s))
     return best
+
+
+#: Kinds whose time is not a device's computing (sharing the host's cores).
+NOT_WORK = frozenset({"const", "task", "variable", "loop", "send", "recv"})
+#: Kinds a graph's first run does not build: variables (the init phase did), sends (a
+#: recv's lowering is the transfer; TF adds its own send and receive to it).
+UNBUILT = frozenset({"const", "variable", "send"})
+
+
+def _work(nodes, cm: CostModel, iters: int, device_of: Callable) -> dict[str, float]:
+    """Seconds of work each device is given (its ops, the loop's ``iters`` times), under ``cm``."""
+    work: dict[str, float] = {}
+    for n in nodes:
+        d = device_of(n)
+        if d and n.kind not in NOT_WORK:
+            work[d] = work.get(d, 0.0) + cm.compute(n, d) * (iters if n.scope == "loop" else 1)
+    return work
 
 
 def _fewest_tasks(nodes, table) -> int:
@@ -348,6 +366,7 @@ def simulate(
     longest: dict[str, dict[str, float]] = {"": {}, "loop": {}}  # paths within each scope
     total: dict[str, dict[frozenset, float]] = {"": {}, "loop": {}}  # work, by the devices it may run on
     arrival: dict[str, list[tuple]] = {}  # recv -> its flight and unpack steps
+    cm = cm.sharing(_work(order, cm, iters, lambda n: n.device))  # the host's cores go to the tasks that compute
     pred = pred_of(g)
     table = node_table(g)
     everywhere = frozenset(cm.devices)
@@ -407,7 +426,7 @@ def simulate(
         else 0.0
     )
     tasks = len({task_of(n.device) for n in inside["loop"].values() if n.device})
-    counts = {scope: sum(1 for n in inside[scope].values() if n.kind != "variable") for scope in inside}
+    counts = {scope: sum(1 for n in inside[scope].values() if n.kind not in UNBUILT) for scope in inside}
     _, extra = overheads(cm, (counts[""], prologue), (counts["loop"], iteration), tasks, iters)
     lb = 0.0
     if bound:

@@ -590,9 +590,38 @@ def test_a_profile_refuses_link_keys_it_does_not_know(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text("same_host: {latency: 1e-4, cpu: 2e-10}\n")
     assert load_profile(str(p)).same_host.cpu == 2e-10
-    bad_values = ("{cpu: -1}", "{cpu: .nan}", "{cpu: .inf}", "{cpu: true}", "{cpu: x}", "{bandwidth: 0}")
+    bad_values = ("{cpu: -1}", "{cpu: .nan}", "{cpu: .inf}", "{cpu: true}", "{cpu: x}", "{bandwidth: 0}", "{gap: -1}")
     for bad, why in (("{latency: 1e-4, cpus: 1}", "same_host.cpus"), *((b, "bad value") for b in bad_values)):
         p.write_text(f"same_host: {bad}\n")
+        with pytest.raises(ProfileError, match=why):
+            load_profile(str(p))
+    # measured sizes: [bytes, seconds], bytes growing, times positive
+    p.write_text("same_host: {sizes: [[1000, 1.0e-4], [4000, 3.0e-4]]}\n")
+    assert load_profile(str(p)).same_host.sizes == ((1000, 1e-4), (4000, 3e-4))
+    for bad in ("[[4000, 1.0e-4], [1000, 3.0e-4]]", "[[1000, 0]]", "[[1000]]", "x", "[[-1, 1.0]]"):
+        p.write_text(f"same_host: {{sizes: {bad}}}\n")
+        with pytest.raises(ProfileError, match="sizes"):
+            load_profile(str(p))
+
+
+def test_a_profile_takes_measured_kernels_of_known_ops_only(tmp_path):
+    from dfc.cost.profile import ProfileError, load_profile
+
+    p = tmp_path / "p.yaml"
+    p.write_text("kernels: {matmul: [{dtype: float32, bytes: 12, flops: 34, seconds: 1.0e-3}]}\nkernel_tasks: 3\n")
+    prof = load_profile(str(p))
+    assert prof.kernels["matmul"][0].seconds == 1e-3 and prof.kernel_tasks == 3
+    assert prof.to_json()["kernels"] == {"matmul": [{"dtype": "float32", "bytes": 12, "flops": 34, "seconds": 1e-3}]}
+    for bad, why in (
+        ("kernels: {matmull: []}", "names no op 'matmull'"),
+        ("kernels: {matmul: {}}", "must be a list"),
+        ("kernels: {matmul: [{dtype: float32, bytes: 1, flops: 1}]}", "exactly dtype, bytes, flops, seconds"),
+        ("kernels: {matmul: [{dtype: float32, bytes: 1, flops: 1, seconds: 0}]}", "bad entry"),
+        ("kernels: {matmul: [{dtype: float32, bytes: x, flops: 1, seconds: 1}]}", "bad entry"),
+        ("kernels: []", "must map an op"),
+        ("kernel_tasks: 0", "kernel_tasks"),
+    ):
+        p.write_text(bad + "\n")
         with pytest.raises(ProfileError, match=why):
             load_profile(str(p))
 

@@ -49,18 +49,19 @@ def _schedule(text: str, **kw):
 
 
 def test_a_transfer_then_an_op_then_its_write():
-    """x (8000 bytes) crosses from worker 0 to worker 1, is doubled there and written."""
+    """x (8000 bytes) crosses from worker 0 to worker 1, is doubled there and written.
+    Worker 0 computes nothing, so worker 1 has the host to itself (1 GFLOP/s, 10 GB/s)."""
     s, _ = _schedule(ONE_TRANSFER)
     send = 8000 * 1e-9  # the sender's CPU
     wire = 1e-4 + 8000 / 1e9  # latency + bytes / bandwidth
     unpack = 8000 * 1e-9  # the receiver's CPU
-    # 1000 flops at 0.5 GFLOP/s = 2 us; it reads 8000 + 8 and writes 8000 bytes (16008)
-    # at 5 GB/s = 3.2016 us: memory-bound, plus the overhead
-    mul = max(1000 / 5e8, 16008 / 5e9) + 1e-5
-    assign = 2 * 8000 / 5e9 + 1e-5  # an assign reads and writes its tile
-    # one session.run, whose graph runs for the first time: the multiply, the write, the
-    # send and the recv (the variables were made by the init phase)
-    first = 1e-3 + 2e-3 + 4 * 5e-5
+    # 1000 flops at 1 GFLOP/s = 1 us; it reads 8000 + 8 and writes 8000 bytes (16008)
+    # at 10 GB/s = 1.6008 us: memory-bound, plus the overhead
+    mul = max(1000 / 1e9, 16008 / 1e10) + 1e-5
+    assign = 2 * 8000 / 1e10 + 1e-5  # an assign reads and writes its tile
+    # one session.run, whose graph runs for the first time: the multiply, the write and
+    # the recv (the variables were made by the init phase; a send is the recv's)
+    first = 1e-3 + 2e-3 + 3 * 5e-5
     assert s.overhead == pytest.approx(first, rel=1e-12)
     assert s.makespan == pytest.approx(send + wire + unpack + mul + assign + first, rel=1e-12)
     assert s.bytes_moved == 8000
@@ -88,12 +89,13 @@ tasks:
 
 def test_work_confined_to_one_device_runs_one_op_at_a_time_and_bounds_the_schedule():
     """Four independent squares and their writes, all pinned to worker 0: they run one
-    after another there; the bound divides that work by one device, not two."""
+    after another there, with the host to themselves (worker 1 computes nothing); the
+    bound divides that work by one device, not two."""
     s, _ = _schedule(TWO_DEVICES)
     # a square reads its operand as both inputs and writes its result: 3 x 8000 bytes at
-    # 5 GB/s = 4.8 us, above its 2 us of flops; then the overhead
-    square = max(1000 / 5e8, 24000 / 5e9) + 1e-5
-    assign = 2 * 8000 / 5e9 + 1e-5
+    # 10 GB/s = 2.4 us, above its 1 us of flops; then the overhead
+    square = max(1000 / 1e9, 24000 / 1e10) + 1e-5
+    assign = 2 * 8000 / 1e10 + 1e-5
     first = 1e-3 + 2e-3 + 8 * 5e-5  # one run; four squares and four writes run the first time
     assert s.bytes_moved == 0
     assert s.makespan == pytest.approx(4 * (square + assign) + first, rel=1e-12)
@@ -118,8 +120,9 @@ placement: {strategy: manual}
 
 
 def test_a_loop_across_two_tasks_pays_its_control_every_iteration_and_runs_in_chunks():
-    """Twenty iterations of two independent products, one on each worker: each iteration
-    costs one product and its write (both run at once) and 300 us of the loop's control;
+    """Twenty iterations of two independent products, one on each worker (each has half
+    the host): each iteration costs one product and its write (both run at once) and
+    300 us of the loop's control;
     the engine runs one iteration, then as many as take half a second but at most 8 times
     more each run (8, then the 11 left), so three session.runs; the loop's graph runs
     first once: its 5 nodes (two products, two writes, the loop's control)."""
