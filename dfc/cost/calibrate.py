@@ -456,9 +456,11 @@ KERNEL_BYTES = 2**28
 
 
 def _kernels(tf, target: str, repeats: int, say, programs: Iterable) -> dict:
-    """op -> [{dtype, bytes, flops, seconds}]: each distinct kernel of the programs, timed
-    as ``copies`` copies on each of two servers at once (distinct inputs: nothing to
-    merge), through dfc's lowering (``Lowering.apply``), less a run of nothing on both."""
+    """op -> [{dtype, bytes, flops, seconds, alone}]: each distinct kernel of the programs,
+    timed as ``copies`` copies on each of two servers at once (``seconds``) and on one
+    while the other idles (``alone``: what the op gains from the whole host), with
+    distinct inputs (nothing to merge), through dfc's lowering (``Lowering.apply``), less
+    a run of nothing."""
     from ..lower.state import Lowering
     from ..runtime.tf_engine import session_config
     from .model import CostModel
@@ -514,13 +516,19 @@ def _kernels(tf, target: str, repeats: int, say, programs: Iterable) -> dict:
         try:
             with tf.compat.v1.Session(target, graph=graph, config=session_config(tf, g, 120)) as sess:
                 sess.run(init)
-                m = timed(lambda: sess.run(run), repeats)
+                both = timed(lambda: sess.run(run), repeats)
+                alone = timed(lambda: sess.run(run[0]), repeats)
                 base = timed(lambda: sess.run(nothing), repeats)
         finally:
             tf.compat.v1.Session.reset(target, [container])
-        seconds = max(m.median - base.median, 1e-7) / copies
         out.setdefault(n.op, []).append(
-            {"dtype": n.dtype, "bytes": n.mem_bytes, "flops": n.flops, "seconds": _fig(seconds)}
+            {
+                "dtype": n.dtype,
+                "bytes": n.mem_bytes,
+                "flops": n.flops,
+                "seconds": _fig(max(both.median - base.median, 1e-7) / copies),
+                "alone": _fig(max(alone.median - base.median, 1e-7) / copies),
+            }
         )
     return out
 

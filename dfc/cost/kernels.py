@@ -11,8 +11,10 @@ dtype by the ratio of their rooflines (the work grows as the roofline says, the 
 efficiency is the measured one); an op never measured keeps the roofline.
 
 Entries were timed with ``kernel_tasks`` tasks sharing the host (each running its copies
-at once, as a program's tasks do); on a device with another share of its host, the part
-above the per-op overhead scales with the share.
+at once, as a program's tasks do) and, ``alone``, with one task on it: between the two, a
+device's share of its host interpolates (an op that threads well nearly halves alone, one
+that does not gains little); with less share than the measurement's, the part above the
+per-op overhead scales with the share.
 """
 
 from __future__ import annotations
@@ -25,20 +27,26 @@ from ..ir.node import Node
 
 @dataclass(frozen=True)
 class Kernel:
-    """One measured size of an op: seconds per execution."""
+    """One measured size of an op: seconds per execution with ``kernel_tasks`` tasks at
+    once on the host, and (where measured) with one task alone on it."""
 
     op: str
     dtype: str
     bytes: int
     flops: int
     seconds: float
+    alone: float = 0.0  # 0: not measured
 
     def to_yaml(self) -> dict:
-        return {"dtype": self.dtype, "bytes": self.bytes, "flops": self.flops, "seconds": float(f"{self.seconds:.4g}")}
+        out = {"dtype": self.dtype, "bytes": self.bytes, "flops": self.flops, "seconds": float(f"{self.seconds:.4g}")}
+        if self.alone:
+            out["alone"] = float(f"{self.alone:.4g}")
+        return out
 
 
-#: the fields of one entry of a profile's ``kernels`` (op -> list of entries)
+#: the fields of one entry of a profile's ``kernels`` (op -> list of entries), and the optional one
 KERNEL_KEYS = ("dtype", "bytes", "flops", "seconds")
+KERNEL_OPTIONAL = ("alone",)
 
 
 def signature(n: Node) -> tuple[str, str, int, int]:

@@ -102,12 +102,20 @@ class CostModel:
         measured = self.kernels.nearest(node) if node.kind in ("compute", "reduce") and "GPU" not in device else None
         if measured is None:
             return roof + overhead
-        # the measured time, scaled to this node's size by the roofline and to this
-        # device's share of its host (above the per-op overhead, which neither changes)
+        # the measured time at this device's share of its host: between the measurement
+        # alone (the whole host) and with kernel_tasks tasks, interpolated in the number
+        # of tasks competing; below, scaled by the share (all above the per-op overhead,
+        # which neither changes); then to this node's size by the roofline
+        k, tasks = 1.0 / self.share[device], self.profile.kernel_tasks
         above = max(measured.seconds - overhead, 0.0)
+        if measured.alone and k < tasks:
+            alone = max(measured.alone - overhead, 0.0)
+            above = alone + (above - alone) * (k - 1) / (tasks - 1)
+        else:
+            above *= k / tasks
         if (measured.bytes, measured.flops) != (node.mem_bytes, node.flops):
             above *= roof / max(self.roofline(measured.flops, measured.bytes, node.dtype, device), 1e-12)
-        return overhead + above / (self.profile.kernel_tasks * self.share[device])
+        return overhead + above
 
     def roofline(self, flops: int, nbytes: int, dtype: str, device: str) -> float:
         """Seconds of ``flops`` and ``nbytes`` of memory traffic at the device's peak rates."""

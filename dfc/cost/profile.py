@@ -222,7 +222,7 @@ def _sizes(path, key: str, value) -> tuple:
 def _kernels(path, value) -> dict:
     """A profile's ``kernels``: op -> a list of {dtype, bytes, flops, seconds}."""
     from ..ops import REGISTRY
-    from .kernels import KERNEL_KEYS, Kernel
+    from .kernels import KERNEL_KEYS, KERNEL_OPTIONAL, Kernel
 
     if not isinstance(value, dict):
         raise ProfileError(f"profile '{path}': 'kernels' must map an op to its measured sizes")
@@ -236,14 +236,19 @@ def _kernels(path, value) -> dict:
             raise ProfileError(f"profile '{path}': 'kernels.{op}' must be a list of {{{', '.join(KERNEL_KEYS)}}}")
         ks = []
         for e in entries:
-            if not isinstance(e, dict) or set(e) != set(KERNEL_KEYS):
+            if not isinstance(e, dict) or not set(KERNEL_KEYS) <= set(e) <= {*KERNEL_KEYS, *KERNEL_OPTIONAL}:
                 raise ProfileError(
-                    f"profile '{path}': each entry of 'kernels.{op}' has exactly {', '.join(KERNEL_KEYS)}"
+                    f"profile '{path}': each entry of 'kernels.{op}' has exactly {', '.join(KERNEL_KEYS)} "
+                    f"(and may have {', '.join(KERNEL_OPTIONAL)})"
                 )
             try:
-                k = Kernel(op, str(e["dtype"]), int(e["bytes"]), int(e["flops"]), float(e["seconds"]))
+                k = Kernel(
+                    op, str(e["dtype"]), int(e["bytes"]), int(e["flops"]), float(e["seconds"]), float(e.get("alone", 0))
+                )
             except (TypeError, ValueError):
                 raise ProfileError(f"profile '{path}': bad entry in 'kernels.{op}': {e!r}") from None
+            if not (math.isfinite(k.alone) and k.alone >= 0):
+                raise ProfileError(f"profile '{path}': bad entry in 'kernels.{op}': {e!r}")
             if min(k.bytes, k.flops) < 0 or not (math.isfinite(k.seconds) and k.seconds > 0):
                 raise ProfileError(f"profile '{path}': bad entry in 'kernels.{op}': {e!r}")
             ks.append(k)

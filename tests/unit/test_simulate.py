@@ -191,6 +191,13 @@ def test_a_measured_kernel_prices_its_size_and_scales_to_others():
     assert two.compute(same, dev) == pytest.approx(5e-5, rel=1e-12)
     assert two.compute(double, dev) == pytest.approx(1e-5 + 2 * 4e-5, rel=1e-12)
     assert one.compute(same, dev) == pytest.approx(1e-5 + 4e-5 / 2, rel=1e-12)
+    # measured alone too (35 us: it gains little from the whole host): a task alone on
+    # its host pays that, one sharing it with a task half as busy (1.5 competing) pays
+    # halfway between alone and two at once
+    both = _replace(profile, kernels={"add": (_replace(measured, alone=3.5e-5),)})
+    assert CostModel(both, one.devices).compute(same, dev) == pytest.approx(3.5e-5, rel=1e-12)
+    halfway = CostModel(both, two.devices).sharing({dev: 2.0, "/job:worker/task:1/device:CPU:0": 1.0})
+    assert halfway.compute(same, dev) == pytest.approx(1e-5 + (2.5e-5 + 4e-5) / 2, rel=1e-12)
     # an op never measured keeps the roofline: 48000 bytes at 5 GB/s, plus the overhead
     other = double.evolve(name="c", op="sub")
     assert two.compute(other, dev) == pytest.approx(48_000 / 5e9 + 1e-5, rel=1e-12)
