@@ -81,6 +81,7 @@ class Plan:
             "prologue_s": s.prologue,
             "iteration_s": s.iteration,
             "iterations": s.iterations,
+            "overhead_s": s.overhead,
             "bytes_moved": s.bytes_moved,
             "devices": self.device_rows(),
             "links": self.link_rows(),

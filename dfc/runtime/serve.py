@@ -28,6 +28,7 @@ from .checkpoint import fsync_folder
 from .cluster import _die_with_parent
 from .clusters import Layout, TaskSlot
 from .remote import SILENT_S, identity, identity_handle, release_queue, synced_queue
+from .server import group_leader
 from .trust import interface_addresses
 from .watch import exit_reason
 
@@ -103,9 +104,14 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
     tf.compat.v1.disable_eager_execution()
     reachable = ", ".join(f"{name} {a}" for name, ips in sorted(interface_addresses().items()) for a in ips)
     say(f"dfc serve: {me.label} of '{layout.source}' cluster on port {me.port}, reachable on: {reachable}")
+    # the task that forms collective groups (all-reduces): the one every server and the
+    # client name (server.group_leader); without it a server never joins a group, and an
+    # all-reduce on a cluster of `dfc serve` servers waits until the run's timeout
+    config = tf.compat.v1.ConfigProto()
+    config.experimental.collective_group_leader = group_leader(layout.cluster_dict())
     try:
         server = tf.distribute.Server(
-            tf.train.ClusterSpec(layout.cluster_dict()), job_name=me.job, task_index=me.index, start=True
+            tf.train.ClusterSpec(layout.cluster_dict()), job_name=me.job, task_index=me.index, config=config, start=True
         )
     except tf.errors.OpError as e:
         taken = "Could not start gRPC server" in str(e)

@@ -71,8 +71,10 @@ def render(plan: Plan, width: int = 110, color: bool = False) -> str:
             links.add_row(short(row["from"]), short(row["to"]), si(row["bytes"], "B"))
         console.print(links)
 
-    loop = f" = {seconds(s.prologue)} + {s.iterations} x {seconds(s.iteration)}" if s.iterations else ""
-    console.print(f"predicted makespan {seconds(s.makespan)}{loop}")
+    parts = [seconds(s.prologue)] + ([f"{s.iterations} x {seconds(s.iteration)}"] if s.iterations else [])
+    if s.overhead:
+        parts.append(f"{seconds(s.overhead)} of runs, first runs and loop control")
+    console.print(f"predicted makespan {seconds(s.makespan)}" + (f" = {' + '.join(parts)}" if len(parts) > 1 else ""))
     console.print(
         f"lower bound        {seconds(s.lower_bound)}  (max of critical path, work / the devices it may run on)"
     )
