@@ -4,6 +4,7 @@ comes up is named within the deadline; every server exits when released or left 
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import random
@@ -173,6 +174,32 @@ def test_a_cluster_file_gives_the_local_clusters_answers_bit_for_bit(
     assert remote.returncode == 0, remote.stderr
     assert s.exited(), "a server did not exit when released"
     assert_same_answers(tmp_path, local_answers(tmp_path_factory, name, sets))
+
+
+def test_an_all_reduce_runs_on_a_cluster_of_dfc_serve_servers(tmp_path, servers):
+    """CG with its dot products all-reduced among the workers (`via: collective`) on the
+    servers of examples/cluster.yaml: `dfc serve` names the collective group leader as the
+    client does (without it the all-reduce waited for its group until the timeout), and
+    the answers are the local cluster's, bit for bit."""
+    text = (ROOT / "specs" / "cg.yaml").read_text()
+    spec = tmp_path / "cg-collective.yaml"
+    spec.write_text(
+        text.replace("reduce: {op: sum, broadcast: worker}", "reduce: {op: sum, broadcast: worker, via: collective}")
+    )
+    assert "via: collective" in spec.read_text()
+    sets = ["N=256"]
+    flags = [a for v in sets for a in ("--set", v)]
+    plan = subprocess.run(
+        [sys.executable, "-m", "dfc", "plan", str(spec), *flags, "--format", "json"], capture_output=True, text=True
+    )
+    assert plan.returncode == 0 and {r["form"] for r in json.loads(plan.stdout)["reductions"]} == {"collective"}
+    s = servers(str(spec), {"worker": 2, "reducer": 1}, sets, file=ROOT / "examples" / "cluster.yaml")
+    remote, local = tmp_path / "remote", tmp_path / "local"
+    got = run(str(spec), *flags, "--cluster", str(s.file), "--out", str(remote), "--timeout", "60")
+    assert got.returncode == 0, got.stderr
+    assert s.exited(), "a server did not exit when released"
+    assert run(str(spec), *flags, "--out", str(local)).returncode == 0
+    assert_same_answers(remote, local)
 
 
 def test_the_tf_config_example_gives_the_same_answers(tmp_path, tmp_path_factory):
