@@ -297,7 +297,11 @@ mkdir -p "$RO" && mount -t tmpfs -o ro tmpfs "$RO"
 pid=$!
 while [ ! -f "$FULL/ck/slot-1/manifest.json" ]; do sleep 0.05; kill -0 $pid; done
 head -c 100000000 /dev/zero > "$FULL/filler" 2>/dev/null || true
+# and keep it full: space a failed save frees must not let the run's --out through
+( while kill -0 $pid 2>/dev/null; do head -c 100000000 /dev/zero >> "$FULL/filler" 2>/dev/null || true; sleep 0.01; done ) &
+keep=$!
 wait $pid || echo $? > "$LOG/full.rc"
+wait $keep || true
 cp -r "$FULL/ck" "$LOG/ck"
 rm -f "$FULL/filler"
 "$PY" -m dfc run "$CG" $PARAMS --resume "$FULL/ck" > "$LOG/resume.out" 2> "$LOG/resume.err" || echo $? > "$LOG/resume.rc"
