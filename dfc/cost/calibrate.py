@@ -129,10 +129,10 @@ def calibrate(
         kernels = _kernels(tf, cluster.target, repeats, say, programs)
         if kernels:
             out["kernels"] = kernels
-            out["kernel_tasks"] = 2
+            out["kernel_tasks"] = KERNEL_TASKS
             notes.append(
                 f"kernels: {sum(map(len, kernels.values()))} sizes of {len(kernels)} ops, timed through dfc's "
-                "lowering, copies on two servers at once (kernel_tasks: 2), less a run's overhead"
+                "lowering, copies on two servers at once (kernel_tasks: 2) and on one alone, less a run of nothing"
             )
     finally:
         cluster.stop()
@@ -422,7 +422,7 @@ def merge_kernels(profile: dict, measured: dict) -> dict:
         *profile.get("notes", []),
         *(f"(added {date}) {n}" for n in measured.get("notes", []) if n.startswith("kernels")),
     ]
-    return {**profile, "kernels": kernels, "kernel_tasks": 2, "notes": notes}
+    return {**profile, "kernels": kernels, "kernel_tasks": KERNEL_TASKS, "notes": notes}
 
 
 def kernel_count(programs: Iterable) -> int:
@@ -449,6 +449,8 @@ def _inputs_made(g, n) -> bool:
     return all(g.nodes[i]["node"].kind != "dequeue" for i in n.inputs)
 
 
+#: The servers a kernel's copies run on at once (a profile's ``kernel_tasks``).
+KERNEL_TASKS = 2
 #: A kernel's copies on each server take about this long a run (fewer for large tiles).
 KERNEL_RUN_SECONDS = 0.01
 #: ... and their inputs hold at most this many bytes on each server.
@@ -469,7 +471,7 @@ def _kernels(tf, target: str, repeats: int, say, programs: Iterable) -> dict:
     sigs = _signatures(programs)
     if not sigs:
         return {}
-    devs = [f"/job:worker/task:{i}/device:CPU:0" for i in range(2)]
+    devs = [f"/job:worker/task:{i}/device:CPU:0" for i in range(KERNEL_TASKS)]
     rough = CostModel(Profile(), tuple(devs))
     out: dict[str, list] = {}
     for sig, (g, n) in sigs.items():

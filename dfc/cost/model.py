@@ -128,10 +128,10 @@ class CostModel:
             return 0.0
         return self.profile.loop_overhead + (tasks - 2) * self.profile.loop_overhead_task
 
-    def calls(self, prologue: bool, iterations: int, per_iteration: float) -> tuple[int, int]:
-        """(``session.run`` calls, of which first calls of a graph) of a run: the first pass,
-        and the loop in chunks as the TF engine runs it (dfc/runtime/tf_engine.Chunks: one
-        iteration, then as many as take about half a second)."""
+    def calls(self, prologue: bool, iterations: int, per_iteration: float) -> int:
+        """The ``session.run`` calls of a run: the first pass, and the loop in chunks as the
+        TF engine runs it (dfc/runtime/tf_engine.Chunks: one iteration, then as many as
+        take about half a second)."""
         from ..runtime.tf_engine import Chunks
 
         chunks, done, runs = Chunks(0), 0, 0
@@ -139,7 +139,7 @@ class CostModel:
             k = chunks.next(done, iterations)
             chunks.took(k, k * per_iteration)
             done, runs = done + k, runs + 1
-        return int(prologue) + runs, int(prologue) + (runs > 0)
+        return int(prologue) + runs
 
     def all_reduce(self, nbytes: int, members: tuple[str, ...]) -> float:
         """A ring all-reduce among ``members`` (TensorFlow's CPU collective): 2(k-1) steps,

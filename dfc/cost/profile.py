@@ -7,6 +7,7 @@ use it when no other is given."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -35,6 +36,7 @@ class Link:
     # along its last segment), and its parts fitted into it
     sizes: tuple = ()
 
+    @functools.lru_cache(maxsize=4096)  # (a few links, each immutable: the cost model asks per message)
     def whole(self, nbytes: int) -> float:
         """Seconds from the sender's first CPU to the receiver's last, the link free."""
         if not self.sizes:
@@ -45,6 +47,7 @@ class Link:
                 break
         return t0 + (t1 - t0) * (nbytes - b0) / (b1 - b0)
 
+    @functools.lru_cache(maxsize=4096)  # (a few links, each immutable: the cost model asks per message)
     def ends(self, nbytes: int) -> float:
         """Seconds of CPU the message costs at each end."""
         cpu = nbytes * self.cpu
@@ -52,6 +55,7 @@ class Link:
             cpu = min(cpu, 0.45 * max(self.whole(nbytes) - self.latency, 0.0))
         return cpu
 
+    @functools.lru_cache(maxsize=4096)  # (a few links, each immutable: the cost model asks per message)
     def wire(self, nbytes: int) -> float:
         """Seconds a message of ``nbytes`` occupies the link."""
         if not self.sizes:

@@ -65,7 +65,7 @@ def overheads(cm: CostModel, prologue: tuple[int, float], loop: tuple[int, float
     loop in chunks as the engine runs it) and each graph's first run, by its nodes."""
     p = cm.profile
     per_iteration = cm.loop_overhead(tasks) if iters else 0.0
-    calls, _ = cm.calls(prologue[0] > 0, iters, loop[1] + per_iteration)
+    calls = cm.calls(prologue[0] > 0, iters, loop[1] + per_iteration)
     first = (p.first_run + p.first_run_node * prologue[0] if prologue[0] else 0.0) + (
         p.first_run_loop + p.first_run_loop_node * loop[0] if iters else 0.0
     )
@@ -227,7 +227,7 @@ class Predictor:
         index: dict = dict(self.index)  # names, then the (send, ...) and transfer keys
         sent: dict[str, list[tuple]] = {}  # source -> its sends and transfers, in order
         made: set[tuple] = set()
-        arrived: dict[tuple, list] = {}  # transfer -> the consumers that wait for it
+        arrival: dict = {}  # transfer -> its flight and unpack steps
         for n in self.made_order:
             d = where.get(n.name, "")
             succ.setdefault(n.name, [])
@@ -257,12 +257,10 @@ class Predictor:
                         idle.add(send)
                     steps = _arrival_steps(key, latency, cpu, d, cost, resource, index, idle)
                     sent.setdefault(src, []).extend((send, key, *steps))
-                    prev = key
-                    for step in steps:
-                        succ[prev] = [step]
-                        prev = step
-                    succ[prev] = arrived[key] = []
-                arrived[key].append(n.name)
+                    succ[key] = []
+                    if steps:
+                        arrival[key] = steps
+                succ[key].append(n.name)
 
         def scope_of(t: tuple) -> str:
             return t[1][-1] if t[0] in ("unpack", "wait") else t[-1]
@@ -274,6 +272,7 @@ class Predictor:
                 out.extend(t for t in sent.get(name, ()) if scope_of(t) == scope)
             return out
 
+        succ = _chained(succ, arrival)  # each transfer's consumers wait for its arrival
         order = {scope: scope_order(scope) for scope in ("", "loop")}
         prologue = _list_schedule(order[""], cost, resource, succ, idle, index)
         iteration = _list_schedule(order["loop"], cost, resource, succ, idle, index) if self.iterations else 0.0
