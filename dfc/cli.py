@@ -649,28 +649,38 @@ def _plan_sweep(args: argparse.Namespace, program, profile) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import yaml
 
-    from .cost.calibrate import STEPS, calibrate, kernel_count, machine_profile, merge_kernels, shipped_specs
-    from .cost.profile import ProfileError, load_profile
+    from .cost.calibrate import (
+        STEPS,
+        CalibrateError,
+        calibrate,
+        kernel_count,
+        machine_profile,
+        merge_kernels,
+        shipped_specs,
+    )
+    from .cost.profile import Profile, ProfileError, load_profile
     from .outputs import OutputError, write_file
     from .runtime.cluster import ClusterError
+    from .runtime.tf_engine import RunError
 
-    if args.cluster != "local":
-        print(
-            f"dfc calibrate: --cluster {args.cluster}: only the local cluster is measured for now "
-            "(a profile for other machines: write one, docs/compiler.md, 'Profiles')",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+    remote = args.cluster != "local"
     if args.repeats < 3:
         print("dfc calibrate: --repeats must be at least 3 (a median of fewer is no median)", file=sys.stderr)
         return EXIT_USAGE
-    path = args.output or str(machine_profile())
-    programs = []
-    from .cost.profile import Profile
-
     if args.add and not args.specs:
         print("dfc calibrate: --add times the kernels of the specs it is given: name one or more", file=sys.stderr)
         return EXIT_USAGE
+    if remote and not args.specs:
+        print(
+            f"dfc calibrate: --cluster {args.cluster}: name the spec whose `dfc serve` servers to measure on "
+            "(its cluster gives the jobs: dfc calibrate SPEC --cluster ...)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if remote and args.add and not args.output:
+        print("dfc calibrate: --add --cluster: name the profile to add to with -o PROFILE", file=sys.stderr)
+        return EXIT_USAGE
+    path = args.output or (None if remote else str(machine_profile()))  # a cluster's: named after its host
     existing = None
     if args.add:
         try:
@@ -683,30 +693,55 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_USAGE
+    programs, loaded = [], []
     for file in args.specs or shipped_specs():
-        program = _load(argparse.Namespace(file=str(file), set=args.set))
+        program = _load(argparse.Namespace(file=str(file), set=args.set), local=not remote)
         if program is None:
             return EXIT_USAGE
+        loaded.append(program)
         programs.append(program.compile(profile=Profile()))
+    cluster = None
+    if remote:
+        from .runtime.remote import RemoteCluster
+
+        layout = _layout("calibrate", args, loaded[0])
+        if layout is None:
+            return EXIT_USAGE
+        if len(layout.tasks) < 2:
+            print(
+                f"dfc calibrate: --cluster {args.cluster}: {args.specs[0]}'s cluster has one task; calibrate "
+                "measures between two (a spec whose cluster has two or more)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        cluster = RemoteCluster(layout)
+        try:
+            cluster.wait()
+        except RunError as e:
+            cluster.stop()
+            print(f"dfc calibrate: --cluster {args.cluster}: {e}", file=sys.stderr)
+            return EXIT_FAILED
     from rich.progress import Progress
 
     try:
         with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
             steps = (0 if args.add else STEPS) + kernel_count(programs)
-            task = bar.add_task("starting three servers", total=steps)
+            task = bar.add_task("connecting" if remote else "starting three servers", total=steps)
 
             def progress(what: str) -> None:
                 bar.update(task, advance=1, description=what)
 
-            profile = calibrate(args.repeats, progress, programs, base=not args.add)
-    except ClusterError as e:
+            profile = calibrate(args.repeats, progress, programs, base=not args.add, cluster=cluster)
+    except (ClusterError, CalibrateError) as e:
         print(f"dfc calibrate: {e}", file=sys.stderr)
         return EXIT_FAILED
+    path = path or str(machine_profile(profile["taken"]["host"]))
     if existing is not None:
         added = sum(map(len, profile.get("kernels", {}).values()))
         profile = merge_kernels(existing, profile)
     notes = profile.pop("notes")
-    head = "# dfc calibrate: this machine's costs for the cost model (docs/compiler.md, 'Profiles')\n" + "".join(
+    whose = f"the servers of --cluster {args.cluster}" if remote else "this machine"
+    head = f"# dfc calibrate: {whose}'s costs for the cost model (docs/compiler.md, 'Profiles')\n" + "".join(
         f"# {n}\n" for n in notes
     )
     text = head + yaml.safe_dump({**profile, "notes": notes}, sort_keys=False, width=100)
@@ -725,12 +760,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         print(f"added {added} kernel sizes to {path}")
         return EXIT_OK
     flops = profile["cpu_flops"]
-    link = profile["same_host"]
+    links = ", ".join(
+        f"{name.replace('_', ' ')} {link['latency'] * 1e3:.2f} ms + {link['bandwidth'] / 1e9:.2f} GB/s"
+        for name in ("same_host", "network")
+        for link in [profile.get(name)]
+        if link
+    )
     print(
         f"wrote {path}: float64 {flops['float64'] / 1e9:.1f} GFLOP/s, float32 {flops['float32'] / 1e9:.1f} GFLOP/s, "
         f"memory {profile['cpu_mem_bandwidth'] / 1e9:.1f} GB/s, op overhead {profile['op_overhead'] * 1e6:.1f} us, "
-        f"between servers {link['latency'] * 1e3:.2f} ms + {link['bandwidth'] / 1e9:.2f} GB/s"
+        f"links: {links}"
     )
+    if remote and os.path.abspath(path) != os.path.abspath(machine_profile()):
+        print(f"  plan and run on that cluster with it: --profile {path}")
     return EXIT_OK
 
 
@@ -889,9 +931,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser(
         "calibrate",
         help="measure this machine's costs for the cost model; write a profile",
-        description="Measure, on a local cluster of three servers, what the cost model needs: flop "
-        "rates, memory bandwidth, per-op, per-run, per-loop-iteration and first-run overheads, the link "
-        "between servers (latency, gap, bandwidth, CPU per byte), and the time of every kernel of the "
+        description="Measure, on a local cluster of three servers (or on the `dfc serve` servers of "
+        "--cluster), what the cost model needs: flop "
+        "rates, memory bandwidth, per-op, per-run, per-loop-iteration and first-run overheads, the links "
+        "between servers of one host and of two hosts (latency, gap, bandwidth, CPU per byte), and the time of every kernel of the "
         "given specs (default: the specs shipped with dfc) at their sizes; write them as a profile "
         "(YAML). dfc plan and dfc run use this machine's profile when no other is given.",
     )
@@ -908,7 +951,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--cluster",
         default="local",
         metavar="SOURCE",
-        help="local only, for now: a local cluster of three servers on this machine",
+        help="where to measure: local (default: three servers on this machine), or a cluster file, tf_config or "
+        "slurm whose `dfc serve` servers of the first SPEC run (the links between its hosts too)",
     )
     c.set_defaults(func=cmd_calibrate)
 

@@ -110,6 +110,7 @@ class RemoteCluster:
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
         self._released = False
+        self.identities: list[dict] = []  # each task's, in task order, once the preflight has read them
 
     @property
     def target(self) -> str:
@@ -152,7 +153,8 @@ class RemoteCluster:
         ms = int(max(self.start_timeout, 10) * 1000)
         config = tf.compat.v1.ConfigProto(operation_timeout_in_ms=ms)
         self._released = True  # until the checks pass: servers this client refuses are left alone
-        self._check(self._identities(tf, config, deadline))
+        self.identities = self._identities(tf, config, deadline)
+        self._check(self.identities)
         self._released = False
         graph = tf.Graph()
         with graph.as_default():

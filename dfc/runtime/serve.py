@@ -132,24 +132,29 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
         message = release_queue(tf, me).dequeue()
         answer = tf.compat.v1.placeholder(tf.string, [])
         reply = synced_queue(tf, me).enqueue(answer)
-    with tf.compat.v1.Session(server.target, graph=graph) as sess:
-        sess.run(known)
-        print("ready", flush=True)
-        waiting, deadline = "a client", idle_timeout
-        while True:
-            t0 = time.monotonic()
-            try:
-                word = sess.run(message, options=tf.compat.v1.RunOptions(timeout_in_ms=int(deadline * 1000)))
-            except tf.errors.DeadlineExceededError:
-                say(f"dfc serve: {me.label}: no word from {waiting} in {deadline:.0f} s; exiting")
-                return 3
-            if word == b"release":
-                say(f"dfc serve: {me.label}: released by the client; exiting")
-                return 0
-            if word == b"restart":
-                return RESTART
-            if word.startswith(b"sync "):  # a checkpoint's files, written here: make them durable
-                sess.run(reply, {answer: fsync_folder(word[5:].decode())})
-            if word == b"hello":
-                waiting = "the client"
-            deadline = SILENT_S if waiting == "the client" else max(idle_timeout - (time.monotonic() - t0), 1.0)
+    sess = tf.compat.v1.Session(server.target, graph=graph)
+    sess.run(known)
+    print("ready", flush=True)
+    waiting, deadline = "a client", idle_timeout
+    while True:
+        t0 = time.monotonic()
+        try:
+            word = sess.run(message, options=tf.compat.v1.RunOptions(timeout_in_ms=int(deadline * 1000)))
+        except tf.errors.DeadlineExceededError:
+            say(f"dfc serve: {me.label}: no word from {waiting} in {deadline:.0f} s; exiting")
+            return 3
+        except tf.errors.CancelledError:  # a client's Session.reset closes every session on the server
+            say(f"dfc serve: {me.label}: a client reset this server; waiting for words again")
+            sess = tf.compat.v1.Session(server.target, graph=graph)
+            sess.run(known)  # the reset dropped its identity (and the queues: new ones are made)
+            continue
+        if word == b"release":
+            say(f"dfc serve: {me.label}: released by the client; exiting")
+            return 0
+        if word == b"restart":
+            return RESTART
+        if word.startswith(b"sync "):  # a checkpoint's files, written here: make them durable
+            sess.run(reply, {answer: fsync_folder(word[5:].decode())})
+        if word == b"hello":
+            waiting = "the client"
+        deadline = SILENT_S if waiting == "the client" else max(idle_timeout - (time.monotonic() - t0), 1.0)

@@ -202,6 +202,41 @@ def test_an_all_reduce_runs_on_a_cluster_of_dfc_serve_servers(tmp_path, servers)
     assert_same_answers(remote, local)
 
 
+def test_calibrate_measures_the_servers_of_a_cluster_file(tmp_path, servers):
+    """`dfc calibrate SPEC --cluster FILE` measures on the `dfc serve` servers of FILE (two
+    tasks of one machine: the host shared, the link between them; no third task for the
+    loops, no second machine for the network, each said) and releases them. A client's
+    reset of a container on a server first closes the server's own session: `dfc serve`
+    waits for words again instead of failing."""
+    from dfc.cost.profile import Profile, load_profile
+
+    import tensorflow as tf
+
+    spec = str(ROOT / "specs" / "stream.yaml")
+    sets = ["MB=2", "reps=3"]
+    s = servers(spec, {"ps": 1, "worker": 1}, sets)
+    ps = next(f"grpc://{h}:{p}" for (job, _), (h, p) in s.address.items() if job == "ps")
+    tf.compat.v1.Session.reset(ps, ["somebody-elses"])
+    out = tmp_path / "cluster-profile.yaml"
+    got = subprocess.run(
+        [sys.executable, "-m", "dfc", "calibrate", spec, *[a for v in sets for a in ("--set", v)]]
+        + ["--cluster", str(s.file), "--repeats", "3", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "DFC_PROFILES": str(tmp_path / "profiles")},
+    )
+    assert got.returncode == 0, got.stderr + s.logs()
+    assert f"wrote {out}" in got.stdout and "same host" in got.stdout and "network" not in got.stdout
+    assert s.exited(), "a server did not exit when released"
+    p, default = load_profile(str(out)), Profile()
+    assert p.taken["host"] == socket.gethostname() and p.kernel_tasks == 2
+    assert len(p.same_host.sizes) == 5 and 1e7 < p.same_host.bandwidth < 1e14 and 0 < p.same_host.cpu < 1e-6
+    assert 1e8 < p.cpu_flops["float64"] < 1e14 and set(p.kernels) >= {"add"}
+    assert p.network == default.network and p.loop_overhead_task == default.loop_overhead_task
+    assert any("not measured here" in n and "network" in n and "loop_overhead_task" in n for n in p.notes)
+
+
 def test_the_tf_config_example_gives_the_same_answers(tmp_path, tmp_path_factory):
     sets = ["N=256", "T=128"]  # examples/tf_config.sh runs specs/matmul.yaml
     env = {**os.environ, "SERVE_OPTIONS": "--trust-network"}
