@@ -680,9 +680,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if remote and args.add and not args.output:
         print("dfc calibrate: --add --cluster: name the profile to add to with -o PROFILE", file=sys.stderr)
         return EXIT_USAGE
-    path = args.output or (None if remote else str(machine_profile()))  # a cluster's: named after its host
+    path: str | None = args.output or (None if remote else str(machine_profile()))  # a cluster's: by its host
     existing = None
     if args.add:
+        assert path is not None  # (--add --cluster needs -o, refused above)
         try:
             load_profile(path)  # a profile dfc reads, before minutes of measuring
             with open(path, encoding="utf-8") as f:

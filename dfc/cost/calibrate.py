@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import socket
 import statistics
 import time
@@ -62,9 +63,11 @@ def shipped_specs() -> list[Path]:
 
 
 def machine_profile(host: str = "") -> Path:
-    """The calibrated profile of this machine (by host name; or of ``host``), whether it
+    """The calibrated profile of this machine (by host name; or of ``host``, the name a
+    server reported: characters a file name should not have become ``_``), whether it
     exists or not."""
-    return profiles_dir() / f"{host or socket.gethostname()}.yaml"
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", host or socket.gethostname()).lstrip(".") or "host"
+    return profiles_dir() / f"{name}.yaml"
 
 
 @dataclass

@@ -208,9 +208,9 @@ def test_calibrate_measures_the_servers_of_a_cluster_file(tmp_path, servers):
     loops, no second machine for the network, each said) and releases them. A client's
     reset of a container on a server first closes the server's own session: `dfc serve`
     waits for words again instead of failing."""
-    from dfc.cost.profile import Profile, load_profile
-
     import tensorflow as tf
+
+    from dfc.cost.profile import Profile, load_profile
 
     spec = str(ROOT / "specs" / "stream.yaml")
     sets = ["MB=2", "reps=3"]

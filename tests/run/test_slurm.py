@@ -178,6 +178,33 @@ def test_the_four_batch_scripts_verify_on_slurm_and_leave_no_process(slurm, tmp_
     assert not no_process_left(), "left behind"
 
 
+@pytest.mark.skipif(shutil.which("dfc") is None, reason="the batch scripts call the dfc command")
+def test_calibrate_sbatch_measures_the_allocation_and_releases_its_servers(slurm, tmp_path):
+    """examples/slurm/calibrate.sbatch: `dfc calibrate specs/cg.yaml --cluster slurm` on the
+    servers srun started (one node here: its tasks share it, so the link between two of them
+    is measured, the network is not), which it releases."""
+    import socket
+
+    from dfc.cost.profile import Profile, load_profile
+
+    mine = f"dfc-test-{os.getpid()}"
+    out, log = tmp_path / "nodes.yaml", tmp_path / "calibrate.out"
+    try:
+        job = sbatch(
+            slurm, "calibrate", log, "--set", "N=256", "--repeats", "3", "-o", str(out), opts=(f"--job-name={mine}",)
+        )
+        code, job_id = finish(slurm, job)
+    finally:
+        subprocess.run(["scancel", f"--name={mine}"], env=slurm, timeout=30)
+    text = log.read_text()
+    assert code == 0, f"job {job_id} exited {code}:\n{text}"
+    assert f"wrote {out}" in text and text.count("released by the client") == 3, text
+    p = load_profile(str(out))
+    assert p.taken["host"] == socket.gethostname() and len(p.same_host.sizes) == 5 and p.kernels
+    assert p.network == Profile().network
+    assert not no_process_left(), "left behind"
+
+
 def test_a_job_cancelled_while_it_runs_leaves_no_process(slurm, tmp_path):
     """`scancel`, what Ctrl-C is to a batch job: the script's trap and Slurm stop the
     client and every server."""

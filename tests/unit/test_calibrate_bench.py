@@ -54,3 +54,11 @@ def test_cluster_calls_it_refuses_before_connecting(tmp_path, capsys):
     )
     assert main(["calibrate", str(stream), "--cluster", str(one)]) == 2
     assert "has one task" in capsys.readouterr().err
+
+
+def test_a_reported_host_name_is_a_file_name_in_the_profiles_folder(tmp_path, monkeypatch):
+    from dfc.cost.calibrate import machine_profile
+
+    monkeypatch.setenv("DFC_PROFILES", str(tmp_path))
+    assert machine_profile("node7.cluster") == tmp_path / "node7.cluster.yaml"
+    assert machine_profile("../../etc/x").parent == tmp_path
