@@ -180,9 +180,9 @@ def test_the_four_batch_scripts_verify_on_slurm_and_leave_no_process(slurm, tmp_
 
 @pytest.mark.skipif(shutil.which("dfc") is None, reason="the batch scripts call the dfc command")
 def test_calibrate_sbatch_measures_the_allocation_and_releases_its_servers(slurm, tmp_path):
-    """examples/slurm/calibrate.sbatch: `dfc calibrate specs/cg.yaml --cluster slurm` on the
-    servers srun started (one node here: its tasks share it, so the link between two of them
-    is measured, the network is not), which it releases."""
+    """examples/slurm/calibrate.sbatch: `dfc calibrate SPEC --cluster slurm` on the servers
+    srun started (one node here: its tasks share it, so the link between two of them is
+    measured, the network is not), which it releases."""
     import socket
 
     from dfc.cost.profile import Profile, load_profile
@@ -191,14 +191,19 @@ def test_calibrate_sbatch_measures_the_allocation_and_releases_its_servers(slurm
     out, log = tmp_path / "nodes.yaml", tmp_path / "calibrate.out"
     try:
         job = sbatch(
-            slurm, "calibrate", log, "--set", "N=256", "--repeats", "3", "-o", str(out), opts=(f"--job-name={mine}",)
+            slurm,
+            "calibrate",
+            log,
+            "specs/stream.yaml",
+            *("--set", "MB=2", "--set", "reps=3", "--repeats", "3", "-o", str(out)),
+            opts=(f"--job-name={mine}", "--ntasks=2"),
         )
         code, job_id = finish(slurm, job)
     finally:
         subprocess.run(["scancel", f"--name={mine}"], env=slurm, timeout=30)
     text = log.read_text()
     assert code == 0, f"job {job_id} exited {code}:\n{text}"
-    assert f"wrote {out}" in text and text.count("released by the client") == 3, text
+    assert f"wrote {out}" in text and text.count("released by the client") == 2, text
     p = load_profile(str(out))
     assert p.taken["host"] == socket.gethostname() and len(p.same_host.sizes) == 5 and p.kernels
     assert p.network == Profile().network
