@@ -79,14 +79,17 @@ class Program:
         """The same program with more params overridden (loaded and checked again)."""
         return load(self.file, self.overrides, local=self.local, **params)
 
-    def profile(self, profile: str | Profile | None = None) -> Profile:
-        """The cost model's device profile: given, the spec's ``placement.profile``, this
-        machine's from ``dfc calibrate`` when there is one, or the built-in defaults."""
+    def profile(self, profile: str | Profile | None = None, layout=None) -> Profile:
+        """The cost model's device profile: given, the spec's ``placement.profile``, the
+        calibrated profile (``dfc calibrate``) of the cluster's hosts when ``layout`` (of
+        ``--cluster``) names hosts other than this machine and one has a profile, else
+        this machine's when there is one, or the built-in defaults."""
         if isinstance(profile, Profile):
             return profile
-        from .cost.calibrate import machine_profile
+        from .cost.calibrate import hosts_profile, machine_profile
 
-        mine = machine_profile()
+        mine = hosts_profile([t.host for t in layout.tasks]) if layout is not None else None
+        mine = mine or machine_profile()
         return load_profile(profile or self.spec.placement.profile or (str(mine) if mine.is_file() else None))
 
     def layout(self, cluster: str):
@@ -129,7 +132,7 @@ class Program:
     def _profile(self, profile, layout) -> Profile:
         from .runtime.clusters import cost_profile
 
-        prof = self.profile(profile)
+        prof = self.profile(profile, layout)
         return prof if layout is None else cost_profile(prof, layout)
 
     def run(

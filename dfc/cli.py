@@ -87,15 +87,22 @@ def _load(args, local: bool = True):
         return None
 
 
-def _program_and_profile(args, local: bool = True):
-    """(program, its cost profile) for a command, or None after printing why not."""
+def _program_and_profile(args, local: bool = True, command: str = ""):
+    """(program, its cost profile, the layout of ``--cluster`` or None) for a command, or
+    None after printing why not. ``command``: the command whose ``--cluster`` other than
+    local is resolved here (its hosts' calibrated profile is then the default)."""
     from .cost.profile import ProfileError
 
     program = _load(args, local)
     if program is None:
         return None
+    layout = None
+    if command and args.cluster != "local":
+        layout = _layout(command, args, program)
+        if layout is None:
+            return None
     try:
-        return program, program.profile(getattr(args, "profile", None))
+        return program, program.profile(getattr(args, "profile", None), layout), layout
     except ProfileError as e:
         print(f"dfc: {e}", file=sys.stderr)
         return None
@@ -137,17 +144,14 @@ def _plan(args: argparse.Namespace) -> int:
     if args.print_after and args.print_after not in PASS_NAMES:
         print(f"dfc plan: no pass '{args.print_after}'; the passes are: {', '.join(PASS_NAMES)}", file=sys.stderr)
         return EXIT_USAGE
-    loaded = _program_and_profile(args, local=False)  # plans start no server
+    # plans start no server; with --cluster, the plan the cluster will run: its hosts and links
+    loaded = _program_and_profile(args, local=False, command="" if args.sweep else "plan")
     if loaded is None:
         return EXIT_USAGE
-    program, profile = loaded
+    program, profile, layout = loaded
     if args.sweep:
         return _plan_sweep(args, program, profile)
-    spec, layout = program.spec, None
-    if args.cluster != "local":  # the plan the cluster will run: its hosts and links
-        layout = _layout("plan", args, program)
-        if layout is None:
-            return EXIT_USAGE
+    spec = program.spec
     why = _bad_destinations("plan", args, spec, {"-o": args.output, "--gantt": args.gantt})
     if why:
         print(why, file=sys.stderr)
@@ -291,15 +295,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    loaded = _program_and_profile(args, local=args.engine == "tf" and args.cluster == "local")
+    loaded = _program_and_profile(args, local=args.engine == "tf" and args.cluster == "local", command="run")
     if loaded is None:
         return EXIT_USAGE
-    program, profile = loaded
-    spec, layout = program.spec, None
-    if args.cluster != "local":
-        layout = _layout("run", args, program)
-        if layout is None:
-            return EXIT_USAGE
+    program, profile, layout = loaded
+    spec = program.spec
     from .viz.progress import Progress
 
     progress = Progress(args.quiet)
@@ -773,7 +773,11 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         f"links: {links}"
     )
     if remote and os.path.abspath(path) != os.path.abspath(machine_profile()):
-        print(f"  plan and run on that cluster with it: --profile {path}")
+        host = profile["taken"]["host"]
+        if os.path.abspath(path) == os.path.abspath(machine_profile(host)):
+            print(f"  dfc plan and dfc run --cluster take it for a cluster that names host {host}")
+        else:
+            print(f"  plan and run on that cluster with it: --profile {path}")
     return EXIT_OK
 
 

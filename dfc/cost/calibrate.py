@@ -70,6 +70,22 @@ def machine_profile(host: str = "") -> Path:
     return profiles_dir() / f"{name}.yaml"
 
 
+def hosts_profile(hosts: Iterable[str]) -> Path | None:
+    """The calibrated profile of a cluster's machines: that of the first of ``hosts`` (a
+    cluster's host names; this machine's are skipped) with one in the profiles folder,
+    by its name or its name up to the first dot (the name its servers report)."""
+    from ..runtime.clusters import machine_of
+
+    for host in hosts:
+        if machine_of(host) == "this machine":
+            continue
+        for name in dict.fromkeys((host, host.split(".")[0])):
+            path = machine_profile(name)
+            if path.is_file():
+                return path
+    return None
+
+
 @dataclass
 class Measure:
     """Repeated timings of one thing: the median, after spikes are refused."""

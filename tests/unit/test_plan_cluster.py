@@ -80,3 +80,22 @@ def test_loopback_hosts_are_one_machine_and_names_are_compared_without_case(tmp_
     assert machine_of("Node1") == "node1" and machine_of("::ffff:10.0.0.1") == "10.0.0.1"
     looped = plan(tmp_path, "--cluster", str(ROOT / "examples" / "cluster.yaml"))
     assert {d["host"] for d in looped["devices"]} == {"this machine"}
+
+
+def test_the_calibrated_profile_of_the_clusters_hosts_is_the_default(tmp_path, monkeypatch):
+    """`dfc calibrate SPEC --cluster ...` writes the profile of the host its servers report
+    (`hostname`: the name up to the first dot here); `dfc plan --cluster` finds it by a
+    host of the cluster, and says it used it. Loopback hosts are this machine (its
+    profile; none here: the built-in one); --profile wins over both."""
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    monkeypatch.setenv("DFC_PROFILES", str(profiles))
+    (profiles / "n2.yaml").write_text("cpu_mem_bandwidth: 1.0e9\n")
+    hosts = cluster(tmp_path, "  worker: [n1.site:1, n2.site:1]\n  reducer: [n3:1]\n")
+    assert plan(tmp_path, "--cluster", hosts)["profile"] == str(profiles / "n2.yaml")
+    here = cluster(tmp_path, "  worker: [127.0.0.2:1, 127.0.0.3:2]\n  reducer: [127.0.0.4:3]\n")
+    assert plan(tmp_path, "--cluster", here)["profile"].startswith("built-in defaults")
+    given = tmp_path / "given.yaml"
+    given.write_text("cpu_mem_bandwidth: 2.0e9\n")
+    hosts = cluster(tmp_path, "  worker: [n1.site:1, n2.site:1]\n  reducer: [n3:1]\n")
+    assert plan(tmp_path, "--cluster", hosts, "--profile", str(given))["profile"] == str(given)
