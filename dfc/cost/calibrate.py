@@ -234,6 +234,10 @@ def calibrate(
                 f"kernels: {sum(map(len, kernels.values()))} sizes of {len(kernels)} ops, timed through dfc's "
                 f"lowering, copies on {where} (kernel_tasks: {bench.share}) and on one alone, less a run of nothing"
             )
+    except tf.errors.OpError as e:  # a server died, or did not answer within a call's deadline
+        lines = [ln for ln in (e.message or "").splitlines() if ln.strip() and "Graph execution error" not in ln]
+        first = lines[0] if lines else ""
+        raise CalibrateError(f"a server failed while calibrate measured ({type(e).__name__}: {first})") from None
     finally:
         cluster.stop()
     unmeasured = ["integer and bool rates", "GPUs", "same_task"]

@@ -146,7 +146,7 @@ def serve(layout: Layout, me: TaskSlot, idle_timeout: float, say=print) -> int:
         except tf.errors.CancelledError:  # a client's Session.reset closes every session on the server
             say(f"dfc serve: {me.label}: a client reset this server; waiting for words again")
             sess = tf.compat.v1.Session(server.target, graph=graph)
-            sess.run(known)  # the reset dropped its identity (and the queues: new ones are made)
+            sess.run(known)  # (again: a reset of the default container drops the identity)
             continue
         if word == b"release":
             say(f"dfc serve: {me.label}: released by the client; exiting")
